@@ -1,0 +1,365 @@
+"""Cleaning: every input row ends up kept, merged or rejected with a reason.
+
+Transactions go through the rules below in this order; a row takes the first rule that applies.
+
+====================  ========  ==============================================================
+reason                status    rule
+====================  ========  ==============================================================
+unparseable_date      rejected  the date does not parse (with the source's ``date_format``)
+unparseable_amount    rejected  the amount (or quantity x unit price) does not parse
+missing_customer_id   rejected  no customer id (walk-in / guest purchases)
+future_date           rejected  dated after ``clean.max_date`` (default: the day of the run)
+outside_window        rejected  before ``clean.window.start`` or after ``clean.window.end``
+non_positive_amount   rejected  a sale (not a return) with amount <= 0 (free gifts, errors)
+return_not_negative   rejected  flagged as a return but the amount is >= 0
+outlier               rejected  a sale line whose amount is extreme (``clean.outliers``)
+exact_duplicate       merged    identical in every column to an earlier row of the same file
+cross_source_duplicate merged   the same order in a higher-priority source (same customer,
+                                time within ``time_tolerance_minutes``, amount to the cent)
+return_netted         merged    a return netted against its order (``original_order_id`` when
+                                given, else the customer's latest earlier order with the same
+                                product, else the customer's latest earlier order)
+return_unmatched      rejected  a return with no earlier order of the customer to net against
+fully_returned        rejected  the sale lines and returns of an order whose net amount is <= 0
+====================  ========  ==============================================================
+
+Everything else is kept. Amounts reconcile per source: read = kept + merged + rejected, and the
+clean orders' net total = kept sale lines + netted returns (``reconcile``/``check_reconciliation``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .errors import TierbookError
+from .params import Clean
+
+REASONS = {
+    "unparseable_date": "date does not parse",
+    "unparseable_amount": "amount does not parse",
+    "missing_customer_id": "no customer id",
+    "future_date": "dated in the future",
+    "outside_window": "outside the analysis window",
+    "non_positive_amount": "sale with zero or negative amount",
+    "return_not_negative": "return with a non-negative amount",
+    "outlier": "extreme amount (outlier rule)",
+    "exact_duplicate": "exact duplicate of an earlier row",
+    "cross_source_duplicate": "same order already in another source",
+    "return_netted": "return netted against its order",
+    "return_unmatched": "return without an earlier order to net against",
+    "fully_returned": "order fully returned or cancelled",
+    "duplicate_customer_id": "customer id already in an earlier row (first row kept)",
+    "no_score": "neither NPS nor CSAT answered",
+    "score_out_of_range": "NPS outside 0-10 or CSAT outside 1-5",
+    "missing_variant": "no variant",
+    "several_variants": "customer assigned to more than one variant",
+}
+
+LEDGER_COLUMNS = ["table", "source", "row", "status", "reason", "detail", "customer_id", "order_id", "order_date", "amount"]
+TX_COLUMNS = ["source", "row", "order_id", "customer_id", "order_date", "amount", "quantity", "unit_price",
+              "product_id", "channel", "store", "currency"]
+
+
+class _Ledger:
+    """Assigns each row its first applicable status; later rules never overwrite earlier ones."""
+
+    def __init__(self, index: pd.Index):
+        self.status = pd.Series(pd.NA, index=index, dtype="string")
+        self.reason = pd.Series(pd.NA, index=index, dtype="string")
+        self.detail = pd.Series(pd.NA, index=index, dtype="string")
+
+    @property
+    def open(self) -> pd.Series:
+        return self.status.isna()
+
+    def mark(self, mask: pd.Series, status: str, reason: str, detail: pd.Series | str | None = None, force: bool = False):
+        mask = mask.fillna(False).astype(bool)
+        if not force:
+            mask &= self.open
+        self.status[mask] = status
+        self.reason[mask] = reason
+        if detail is not None:
+            self.detail[mask] = detail[mask] if isinstance(detail, pd.Series) else detail
+
+    def frame(self, table: str, rows: pd.DataFrame) -> pd.DataFrame:
+        if self.status.isna().any():
+            raise AssertionError("cleaning left rows without a status")
+        out = pd.DataFrame({"table": table, "source": rows["source"], "row": rows["row"],
+                            "status": self.status, "reason": self.reason, "detail": self.detail})
+        for column in ("customer_id", "order_id", "order_date", "amount"):
+            out[column] = rows[column] if column in rows else pd.NA
+        return out[LEDGER_COLUMNS]
+
+
+@dataclass
+class CleanTransactions:
+    transactions: pd.DataFrame  # kept sale lines (TX_COLUMNS)
+    orders: pd.DataFrame  # one row per kept order, returns netted
+    ledger: pd.DataFrame  # one row per input row (LEDGER_COLUMNS)
+
+
+def robust_log_z(amount: pd.Series) -> pd.Series:
+    """Robust z-score of log(amount): (log a - median) / (1.4826 MAD). Amounts must be > 0."""
+    logs = np.log(amount)
+    median = logs.median()
+    mad = 1.4826 * (logs - median).abs().median()
+    if not np.isfinite(mad) or mad == 0:
+        return pd.Series(0.0, index=amount.index)
+    return (logs - median) / mad
+
+
+def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], today: dt.date) -> CleanTransactions:
+    """Apply the cleaning rules (module docstring) to the mapped transaction rows of all sources.
+
+    ``tx`` is ``ingest.map_source`` output (source, row, customer_id, order_date, amount,
+    is_return, row_hash, ...). ``priority`` lists source names, highest first, for cross-source
+    duplicates. ``today`` is the default ``max_date``.
+    """
+    tx = tx.reset_index(drop=True)
+    for column in ("order_id", "original_order_id", "product_id", "quantity", "unit_price", "store"):
+        if column not in tx:
+            tx[column] = pd.NA
+    tx["order_id"] = tx["order_id"].astype("string").fillna("row" + tx["row"].astype(str))
+    ledger = _Ledger(tx.index)
+    is_return = tx["is_return"].astype(bool)
+    day = tx["order_date"].dt.normalize()
+
+    ledger.mark(tx["order_date"].isna(), "rejected", "unparseable_date")
+    ledger.mark(tx["amount"].isna(), "rejected", "unparseable_amount")
+    ledger.mark(tx["customer_id"].isna(), "rejected", "missing_customer_id")
+    max_date = pd.Timestamp(rules.max_date or today)
+    ledger.mark(day > max_date, "rejected", "future_date", f"after {max_date.date()}")
+    if rules.window.start:
+        ledger.mark(day < pd.Timestamp(rules.window.start), "rejected", "outside_window", f"before {rules.window.start}")
+    if rules.window.end:
+        ledger.mark(day > pd.Timestamp(rules.window.end), "rejected", "outside_window", f"after {rules.window.end}")
+    ledger.mark(~is_return & (tx["amount"] <= 0), "rejected", "non_positive_amount")
+    ledger.mark(is_return & (tx["amount"] >= 0), "rejected", "return_not_negative")
+    _mark_outliers(tx, ledger, is_return, rules)
+    if rules.exact_duplicates == "merge":
+        _mark_exact_duplicates(tx, ledger)
+
+    sales = ledger.open & ~is_return
+    tx["order_key"] = tx["source"] + "\x1f" + tx["order_id"]
+    orders = _orders(tx[sales])
+    if rules.cross_source_duplicates.enabled:
+        _mark_cross_source_duplicates(tx, orders, ledger, priority, rules.cross_source_duplicates.time_tolerance_minutes)
+        orders = orders[orders.index.isin(tx.loc[ledger.open & ~is_return, "order_key"])]
+
+    returns = ledger.open & is_return
+    matched = _match_returns(tx, returns, ledger.open & ~is_return, orders)
+    ledger.mark(returns & matched.isna(), "rejected", "return_unmatched", "no earlier order of this customer")
+    netted = returns & matched.notna()
+    tx["netted_into"] = matched
+    ledger.mark(netted, "merged", "return_netted", "order " + orders["order_id"].reindex(matched).set_axis(tx.index).fillna(""))
+    returned = tx[netted].groupby("netted_into")["amount"].sum()
+    orders["returned_amount"] = returned.reindex(orders.index).fillna(0.0)
+    orders["net_amount"] = orders["gross_amount"] + orders["returned_amount"]
+    gone = orders.index[orders["net_amount"] <= 0.005]
+    ledger.mark(ledger.open & ~is_return & tx["order_key"].isin(gone), "rejected", "fully_returned", "net amount <= 0 after returns")
+    ledger.mark(netted & tx["netted_into"].isin(gone), "rejected", "fully_returned", "net amount <= 0 after returns", force=True)
+    ledger.mark(ledger.open & ~is_return, "kept", "kept")
+    if ledger.open.any():
+        raise AssertionError("cleaning left rows without a status")
+
+    orders = orders.drop(index=gone).reset_index(drop=True)
+    kept = tx[ledger.status == "kept"]
+    orders = orders[["source", "order_id", "customer_id", "order_date", "gross_amount", "returned_amount", "net_amount",
+                     "n_lines", "channel", "store", "currency"]].sort_values(["order_date", "source", "order_id"], kind="stable")
+    return CleanTransactions(
+        transactions=kept[TX_COLUMNS].reset_index(drop=True),
+        orders=orders.reset_index(drop=True),
+        ledger=ledger.frame("transactions", tx),
+    )
+
+
+def _mark_outliers(tx: pd.DataFrame, ledger: _Ledger, is_return: pd.Series, rules: Clean) -> None:
+    candidates = ledger.open & ~is_return
+    if rules.outliers.method == "none" or not candidates.any():
+        return
+    amount = tx.loc[candidates, "amount"]
+    if rules.outliers.method == "max_amount":
+        flagged = amount > rules.outliers.threshold
+        detail = f"amount above {rules.outliers.threshold:g}"
+    else:
+        z = robust_log_z(amount)
+        flagged = z > rules.outliers.threshold
+        detail = "robust z of log amount " + z.round(1).astype(str)
+    ledger.mark(flagged.reindex(tx.index, fill_value=False), "rejected", "outlier",
+                detail.reindex(tx.index) if isinstance(detail, pd.Series) else detail)
+
+
+def _mark_exact_duplicates(tx: pd.DataFrame, ledger: _Ledger) -> None:
+    open_rows = tx[ledger.open]
+    dup = open_rows.duplicated(["source", "row_hash"], keep="first")
+    first_row = open_rows.groupby(["source", "row_hash"])["row"].transform("first")
+    ledger.mark(dup.reindex(tx.index, fill_value=False), "merged", "exact_duplicate",
+                ("identical to row " + first_row.astype(str)).reindex(tx.index))
+
+
+def _orders(sales: pd.DataFrame) -> pd.DataFrame:
+    """One row per (source, order id): customer, first time, gross amount, number of lines."""
+    grouped = sales.groupby("order_key", sort=False)
+    orders = grouped.agg(
+        source=("source", "first"), order_id=("order_id", "first"), customer_id=("customer_id", "first"),
+        order_date=("order_date", "min"), gross_amount=("amount", "sum"), n_lines=("row", "size"),
+        channel=("channel", "first"), store=("store", "first"), currency=("currency", "first"),
+    )
+    return orders
+
+
+def _mark_cross_source_duplicates(tx, orders, ledger, priority: list[str], minutes: float) -> None:
+    """Orders of a lower-priority source that equal an order of a higher-priority source."""
+    cents = (orders["gross_amount"] * 100).round().astype("int64")
+    keyed = orders.assign(cents=cents, order_key=orders.index).sort_values("order_date")
+    keyed["customer_id"] = keyed["customer_id"].astype(str)
+    tolerance = pd.Timedelta(minutes=minutes)
+    duplicate_of: dict[str, str] = {}
+    for i, source in enumerate(priority[1:], start=1):
+        left = keyed[keyed["source"] == source]
+        right = keyed[keyed["source"].isin(priority[:i]) & ~keyed["order_key"].isin(duplicate_of)]
+        if left.empty or right.empty:
+            continue
+        match = pd.merge_asof(
+            left[["order_date", "customer_id", "cents", "order_key"]],
+            right[["order_date", "customer_id", "cents", "order_key", "source", "order_id"]].rename(
+                columns={"order_key": "ref_key", "source": "ref_source", "order_id": "ref_order_id"}),
+            on="order_date", by=["customer_id", "cents"], tolerance=tolerance, direction="nearest",
+        ).dropna(subset=["ref_key"])
+        duplicate_of.update(zip(match["order_key"], match["ref_source"] + " order " + match["ref_order_id"]))
+    if duplicate_of:
+        detail = "same order as " + tx["order_key"].map(duplicate_of).fillna("")
+        ledger.mark(tx["order_key"].isin(duplicate_of) & ~tx["is_return"].astype(bool), "merged", "cross_source_duplicate", detail)
+
+
+def _match_returns(tx, returns: pd.Series, sale_rows: pd.Series, orders: pd.DataFrame) -> pd.Series:
+    """The order_key each return nets against (NaN when none)."""
+    matched = pd.Series(np.nan, index=tx.index, dtype=object)
+    if not returns.any() or orders.empty:
+        return matched
+    rets = tx[returns]
+    # 1. an explicit reference to the original order, same source first, then the same customer anywhere
+    ref = rets["original_order_id"].astype("string")
+    if ref.notna().any():
+        same_source = (rets["source"] + "\x1f" + ref.fillna("")).where(ref.notna())
+        hit = same_source.where(same_source.isin(orders.index))
+        by_customer = pd.Series(orders.index, index=pd.MultiIndex.from_arrays([orders["customer_id"], orders["order_id"]]))
+        by_customer = by_customer[~by_customer.index.duplicated()]
+        lookup = pd.MultiIndex.from_arrays([rets["customer_id"], ref])
+        hit = hit.fillna(pd.Series(by_customer.reindex(lookup).to_numpy(), index=rets.index))
+        matched.loc[rets.index] = hit
+    # 2. the customer's latest earlier sale line of the same product, 3. latest earlier order
+    sales = tx[sale_rows & tx["order_key"].isin(orders.index)][["order_date", "customer_id", "product_id", "order_key"]]
+    for by in (["customer_id", "product_id"], ["customer_id"]):
+        todo = matched.loc[rets.index].isna()
+        if "product_id" in by and rets["product_id"].isna().all():
+            continue
+        left = rets[todo][["order_date"] + by].dropna().sort_values("order_date")
+        if left.empty:
+            continue
+        right = sales.dropna(subset=by).sort_values("order_date")
+        for column in by:
+            left[column] = left[column].astype(str)
+            right[column] = right[column].astype(str)
+        found = pd.merge_asof(left.reset_index(), right[["order_date"] + by + ["order_key"]], on="order_date", by=by,
+                              direction="backward").set_index("index")["order_key"]
+        matched.loc[found.index] = matched.loc[found.index].fillna(found)
+    return matched
+
+
+# --------------------------------------------------------------------------- other tables
+
+
+def clean_customers(customers: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Customers: ids required and unique (the first row of an id is kept)."""
+    customers = customers.reset_index(drop=True)
+    ledger = _Ledger(customers.index)
+    ledger.mark(customers["customer_id"].isna(), "rejected", "missing_customer_id")
+    open_rows = customers[ledger.open]
+    attributes = [c for c in customers.columns if c not in ("source", "row")]
+    exact = open_rows.duplicated(attributes, keep="first")
+    ledger.mark(exact.reindex(customers.index, fill_value=False), "merged", "exact_duplicate")
+    again = customers[ledger.open].duplicated("customer_id", keep="first")
+    ledger.mark(again.reindex(customers.index, fill_value=False), "merged", "duplicate_customer_id")
+    ledger.mark(ledger.open, "kept", "kept")
+    kept = customers[ledger.status == "kept"].drop(columns=["row"]).reset_index(drop=True)
+    return kept, ledger.frame("customers", customers)
+
+
+def clean_survey(survey: pd.DataFrame, today: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Survey answers: a parseable date, at least one score, scores within their scales."""
+    survey = survey.reset_index(drop=True)
+    for column in ("nps", "csat"):
+        if column not in survey:
+            survey[column] = np.nan
+    ledger = _Ledger(survey.index)
+    ledger.mark(survey["response_date"].isna(), "rejected", "unparseable_date")
+    ledger.mark(survey["response_date"] > pd.Timestamp(today), "rejected", "future_date")
+    ledger.mark(survey["nps"].isna() & survey["csat"].isna(), "rejected", "no_score")
+    bad_nps = survey["nps"].notna() & ~survey["nps"].isin(range(0, 11))
+    bad_csat = survey["csat"].notna() & ~survey["csat"].isin(range(1, 6))
+    ledger.mark(bad_nps | bad_csat, "rejected", "score_out_of_range")
+    columns = [c for c in survey.columns if c not in ("source", "row")]
+    exact = survey[ledger.open].duplicated(columns, keep="first")
+    ledger.mark(exact.reindex(survey.index, fill_value=False), "merged", "exact_duplicate")
+    ledger.mark(ledger.open, "kept", "kept")
+    kept = survey[ledger.status == "kept"].drop(columns=["row"]).reset_index(drop=True)
+    for column in ("nps", "csat"):
+        kept[column] = kept[column].astype("Int64")
+    return kept, ledger.frame("survey", survey)
+
+
+def clean_experiment(experiment: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Experiment assignments: one variant per customer; customers in several variants are rejected."""
+    experiment = experiment.reset_index(drop=True)
+    ledger = _Ledger(experiment.index)
+    ledger.mark(experiment["customer_id"].isna(), "rejected", "missing_customer_id")
+    ledger.mark(experiment["variant"].isna(), "rejected", "missing_variant")
+    open_rows = experiment[ledger.open]
+    n_variants = open_rows.groupby("customer_id")["variant"].transform("nunique")
+    ledger.mark((n_variants > 1).reindex(experiment.index, fill_value=False), "rejected", "several_variants")
+    again = experiment[ledger.open].duplicated("customer_id", keep="first")
+    ledger.mark(again.reindex(experiment.index, fill_value=False), "merged", "exact_duplicate")
+    ledger.mark(ledger.open, "kept", "kept")
+    kept = experiment[ledger.status == "kept"].drop(columns=["row"]).reset_index(drop=True)
+    return kept, ledger.frame("experiment", experiment)
+
+
+# --------------------------------------------------------------------------- reconciliation
+
+
+def reconcile(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Rows and amount totals per table and source: read = kept + merged + rejected."""
+    frame = ledger.assign(amount=ledger["amount"].astype(float).fillna(0.0))
+    rows = frame.pivot_table(index=["table", "source"], columns="status", values="row", aggfunc="size", fill_value=0)
+    amounts = frame.pivot_table(index=["table", "source"], columns="status", values="amount", aggfunc="sum", fill_value=0.0)
+    out = pd.DataFrame(index=rows.index)
+    out["rows_read"] = frame.groupby(["table", "source"]).size()
+    for status in ("kept", "merged", "rejected"):
+        out[f"rows_{status}"] = rows[status] if status in rows else 0
+    out["amount_read"] = frame.groupby(["table", "source"])["amount"].sum()
+    for status in ("kept", "merged", "rejected"):
+        out[f"amount_{status}"] = amounts[status] if status in amounts else 0.0
+    out["balanced"] = (
+        (out["rows_read"] == out["rows_kept"] + out["rows_merged"] + out["rows_rejected"])
+        & ((out["amount_read"] - out["amount_kept"] - out["amount_merged"] - out["amount_rejected"]).abs() < 0.005)
+    )
+    return out.reset_index()
+
+
+def check_reconciliation(recon: pd.DataFrame, orders: pd.DataFrame, ledger: pd.DataFrame, rows_read: dict[str, int]) -> None:
+    """Fail the run when anything does not balance: rows per source against the files, rows and
+    amounts per status, and the clean orders' net total against kept sales + netted returns."""
+    for _, rec in recon.iterrows():
+        if rows_read.get(rec["source"]) != rec["rows_read"]:
+            raise TierbookError(f"reconciliation: source {rec['source']!r} has {rows_read.get(rec['source'])} rows in the file but {rec['rows_read']} in the ledger")
+        if not rec["balanced"]:
+            raise TierbookError(f"reconciliation: source {rec['source']!r} does not balance (read != kept + merged + rejected)")
+    tx = ledger[ledger["table"] == "transactions"]
+    expected = tx.loc[tx["status"] == "kept", "amount"].sum() + tx.loc[tx["reason"] == "return_netted", "amount"].sum()
+    if abs(orders["net_amount"].sum() - expected) > 0.01:
+        raise TierbookError(f"reconciliation: clean orders total {orders['net_amount'].sum():,.2f} != kept sales + netted returns {expected:,.2f}")

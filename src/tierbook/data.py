@@ -1,0 +1,135 @@
+"""The data stage: read every source (``ingest``), clean it (``clean``), check the reconciliation,
+and write the clean tables of the run for the later sections.
+
+Outputs in the run folder:
+``data/transactions.parquet`` (kept sale lines), ``data/orders.parquet`` (orders, returns netted),
+``data/customers.parquet``, ``data/survey.parquet``, ``data/experiment.parquet`` (when declared),
+``data/ledger.parquet`` (every input row with its status), ``rejected.csv`` (row, source, reason),
+``tables/reconciliation.csv``, ``tables/rejection_reasons.csv`` and ``inputs.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from . import clean, ingest
+from .params import Params
+
+
+@dataclass
+class DataStage:
+    inventory: pd.DataFrame  # one row per input file
+    reconciliation: pd.DataFrame  # rows and amounts per table and source
+    reasons: pd.DataFrame  # rows and amounts per status and reason
+    orders: pd.DataFrame
+    transactions: pd.DataFrame
+    tables: dict[str, pd.DataFrame]  # customers / survey / experiment when declared
+
+    @property
+    def period(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return self.orders["order_date"].min(), self.orders["order_date"].max()
+
+
+def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | None = None) -> DataStage:
+    """Read, clean, reconcile and write. Raises TierbookError when an input is unusable or the
+    reconciliation does not balance."""
+    today = today or dt.date.today()
+    mapped, inventory = ingest.read_all(params, root)
+    priority = [s.name for s in params.sources.transactions]
+    result = clean.clean_transactions(mapped["transactions"], params.clean, priority, today)
+    ledgers = [result.ledger]
+    tables: dict[str, pd.DataFrame] = {}
+    cleaners = {
+        "customers": clean.clean_customers,
+        "survey": lambda frame: clean.clean_survey(frame, params.clean.max_date or today),
+        "experiment": clean.clean_experiment,
+    }
+    for name, cleaner in cleaners.items():
+        if name in mapped:
+            tables[name], ledger = cleaner(mapped[name])
+            ledgers.append(ledger)
+    ledger = pd.concat(ledgers, ignore_index=True)
+    reconciliation = clean.reconcile(ledger)
+    clean.check_reconciliation(reconciliation, result.orders, ledger, {rec["source"]: rec["rows"] for rec in inventory})
+
+    reasons = (
+        ledger.assign(amount=ledger["amount"].astype(float).fillna(0.0))
+        .groupby(["table", "status", "reason"], sort=False)
+        .agg(rows=("row", "size"), amount=("amount", "sum"))
+        .reset_index()
+    )
+    stage = DataStage(
+        inventory=pd.DataFrame(inventory), reconciliation=reconciliation, reasons=reasons,
+        orders=result.orders, transactions=result.transactions, tables=tables,
+    )
+    _write(stage, ledger, run_dir)
+    return stage
+
+
+def _write(stage: DataStage, ledger: pd.DataFrame, run_dir: Path) -> None:
+    data_dir = run_dir / "data"
+    tables_dir = run_dir / "tables"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    stage.transactions.to_parquet(data_dir / "transactions.parquet", index=False)
+    stage.orders.to_parquet(data_dir / "orders.parquet", index=False)
+    for name, frame in stage.tables.items():
+        frame.to_parquet(data_dir / f"{name}.parquet", index=False)
+    ledger.to_parquet(data_dir / "ledger.parquet", index=False)
+    rejected = ledger[ledger["status"] == "rejected"]
+    rejected[["source", "row", "reason", "detail", "table", "customer_id", "order_id", "order_date", "amount"]].to_csv(
+        run_dir / "rejected.csv", index=False, encoding="utf-8-sig")
+    stage.reconciliation.to_csv(tables_dir / "reconciliation.csv", index=False, encoding="utf-8-sig")
+    stage.reasons.to_csv(tables_dir / "rejection_reasons.csv", index=False, encoding="utf-8-sig")
+    stage.inventory.to_csv(tables_dir / "inputs.csv", index=False, encoding="utf-8-sig")
+    (run_dir / "inputs.json").write_text(json.dumps(stage.inventory.to_dict("records"), indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def load_clean(run_dir: Path, name: str) -> pd.DataFrame:
+    """A clean table written by the data stage of a run (for the later sections)."""
+    return pd.read_parquet(Path(run_dir) / "data" / f"{name}.parquet")
+
+
+def monthly(orders: pd.DataFrame) -> pd.DataFrame:
+    """Orders, customers and net revenue per calendar month and channel."""
+    month = orders["order_date"].dt.to_period("M").dt.to_timestamp()
+    return (
+        orders.assign(month=month)
+        .groupby(["month", "channel"])
+        .agg(orders=("order_id", "size"), customers=("customer_id", "nunique"), revenue=("net_amount", "sum"))
+        .reset_index()
+    )
+
+
+def narrative(stage: DataStage, currency: str) -> str:
+    """Markdown sentences about the data stage, generated from its numbers."""
+    from .tables import money
+
+    tx = stage.reconciliation[stage.reconciliation["table"] == "transactions"]
+    read, kept = int(tx["rows_read"].sum()), int(tx["rows_kept"].sum())
+    merged, rejected = int(tx["rows_merged"].sum()), int(tx["rows_rejected"].sum())
+    start, end = stage.period
+    n_sources = len(tx)
+    lines = [
+        f"{read:,} transaction rows were read from {n_sources} source{'s' if n_sources != 1 else ''}: "
+        f"{kept:,} kept ({kept / read:.1%}), {merged:,} merged into other rows ({merged / read:.1%}) "
+        f"and {rejected:,} rejected ({rejected / read:.1%}). Every row is accounted for and the amounts reconcile.",
+        f"The clean data holds **{len(stage.orders):,} orders** from **{stage.orders['customer_id'].nunique():,} customers** "
+        f"between {start:%Y-%m-%d} and {end:%Y-%m-%d}, worth **{money(stage.orders['net_amount'].sum(), currency)}** net of returns "
+        f"({money(-stage.orders['returned_amount'].sum(), currency)} returned).",
+    ]
+    top = stage.reasons[(stage.reasons["table"] == "transactions") & (stage.reasons["status"] != "kept")]
+    if len(top):
+        biggest = top.sort_values("rows", ascending=False).iloc[0]
+        from .clean import REASONS
+
+        lines.append(f"The most common reason a row did not stay as it was: {REASONS.get(biggest['reason'], biggest['reason'])} "
+                     f"({int(biggest['rows']):,} rows).")
+    for name, frame in stage.tables.items():
+        lines.append(f"The {name} table has {len(frame):,} clean rows.")
+    return "\n\n".join(lines)

@@ -1,0 +1,30 @@
+"""The report's sections, in order. Adding a section is a notebook in ``notebooks/``, one line
+here, and its helpers (with tests) in ``src/tierbook``.
+
+``depends_on`` names the sections whose outputs (in the run folder) a section reads; sections whose
+dependencies are done run in parallel, up to ``run.parallel`` at a time.
+"""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Section:
+    name: str  # the SECTION= of `make section`, and the stem of its HTML file
+    notebook: str  # file in notebooks/
+    title: str  # shown on the index and in the navigation bar
+    depends_on: tuple[str, ...] = ()
+
+
+SECTIONS: tuple[Section, ...] = (
+    Section("data", "01_data.ipynb", "Data: ingestion and cleaning"),
+)
+
+
+def section_named(name: str) -> Section:
+    for section in SECTIONS:
+        if section.name == name:
+            return section
+    from .errors import TierbookError
+
+    raise TierbookError(f"unknown section {name!r}; sections: {', '.join(s.name for s in SECTIONS)}")

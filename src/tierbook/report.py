@@ -1,0 +1,347 @@
+"""Runs: a versioned folder per ``make report``, sections executed by papermill, offline HTML,
+``manifest.json`` and the ``latest`` link.
+
+Layout of ``reports/<client>/<run-id>/``: ``index.html``, ``<section>.html``, ``notebooks/``
+(executed), ``data/`` (clean Parquet tables), ``tables/`` (CSV results), ``rejected.csv``,
+``params.yaml`` (merged), ``manifest.json``. A run is ``incomplete`` until it ends; only a run
+whose sections all succeeded moves ``latest``; earlier runs are never touched.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import importlib.metadata
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from . import demo, ingest
+from .errors import TierbookError
+from .html import export_section, write_index
+from .params import Params, load_params, params_to_dict
+from .pipeline import SECTIONS, Section, section_named
+
+PACKAGES = ["tierbook", "pandas", "numpy", "scipy", "matplotlib", "seaborn", "pyarrow", "pydantic", "papermill",
+            "nbconvert", "ipykernel", "python-calamine", "openpyxl", "charset-normalizer"]
+
+
+@dataclass
+class Project:
+    """Where a project's params, data, notebooks and reports live (the repository root by default)."""
+
+    root: Path
+    notebooks_dir: Path | None = None
+
+    def __post_init__(self):
+        self.root = Path(self.root).resolve()
+        if self.notebooks_dir is None:
+            local = self.root / "notebooks"
+            self.notebooks_dir = local if local.is_dir() else Path(__file__).resolve().parents[2] / "notebooks"
+
+    @property
+    def params_dir(self) -> Path:
+        return self.root / "params"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    def client_reports(self, client: str) -> Path:
+        return self.reports_dir / client
+
+
+def find_root(start: Path) -> Path:
+    """The project root: the nearest folder at or above ``start`` with ``params/default.yaml``."""
+    for folder in [start.resolve(), *start.resolve().parents]:
+        if (folder / "params" / "default.yaml").exists():
+            return folder
+    raise TierbookError(f"{start}: not inside a Tierbook project (no params/default.yaml here or above)")
+
+
+@dataclass
+class SectionResult:
+    name: str
+    status: str = "pending"  # pending | succeeded | failed | skipped
+    seconds: float = 0.0
+    message: str = ""
+    notebook: str | None = None
+    html: str | None = None
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    status: str
+    sections: dict[str, SectionResult] = field(default_factory=dict)
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def new_run_dir(client_dir: Path) -> Path:
+    """A new, empty run folder named by the time (sortable), unique even for concurrent runs."""
+    client_dir.mkdir(parents=True, exist_ok=True)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
+    for attempt in range(1000):
+        candidate = client_dir / (stamp if attempt == 0 else f"{stamp}-{attempt}")
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise TierbookError(f"{client_dir}: could not create a new run folder")
+
+
+def runs_of(client_dir: Path) -> list[Path]:
+    """Run folders of a client, oldest first."""
+    if not client_dir.is_dir():
+        return []
+    return sorted(p for p in client_dir.iterdir() if p.is_dir() and not p.is_symlink() and (p / "manifest.json").exists())
+
+
+def resolve_run(project: Project, client: str, run_dir: str | Path | None) -> Path:
+    """The run folder a notebook works in: the given one, else the client's newest run."""
+    if run_dir:
+        return Path(run_dir).resolve()
+    runs = runs_of(project.client_reports(client))
+    if not runs:
+        raise TierbookError(f"client {client!r} has no run yet; run `make report CLIENT={client}` first")
+    return runs[-1]
+
+
+def _git_state(root: Path) -> dict:
+    def git(*args):
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {"commit": None, "dirty": None}
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.TimeoutExpired):
+        return {"commit": None, "dirty": None}
+
+
+def _versions() -> dict:
+    out = {"python": sys.version.split()[0]}
+    for name in PACKAGES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def _input_files(params: Params, root: Path) -> list[dict]:
+    sources = list(params.sources.transactions) + [
+        s for s in (params.sources.customers, params.sources.survey, params.sources.experiment) if s is not None]
+    files = []
+    for source in sources:
+        path = params.source_path(root, source)
+        files.append({"source": source.name, "table": source.table, "path": str(path), "sha256": ingest.file_sha256(path)})
+    return files
+
+
+def _write_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _update_latest(client_dir: Path, run_dir: Path) -> None:
+    """Point ``latest`` at run_dir unless a newer successful run already holds it (atomic, locked)."""
+    with open(client_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        latest = client_dir / "latest"
+        current = os.readlink(latest) if latest.is_symlink() else None
+        if current is None or Path(current).name <= run_dir.name:
+            tmp = client_dir / f".latest-{os.getpid()}"
+            if tmp.is_symlink():
+                tmp.unlink()
+            os.symlink(run_dir.name, tmp)
+            os.replace(tmp, latest)
+
+
+def _one_line(error: BaseException) -> str:
+    """The cause of a failed section in plain words (the TierbookError line when there is one)."""
+    ename = getattr(error, "ename", None)
+    evalue = getattr(error, "evalue", None)
+    if ename is not None:
+        text = evalue if ename == "TierbookError" else f"{ename}: {evalue}"
+    else:
+        text = str(error) if isinstance(error, TierbookError) else f"{type(error).__name__}: {error}"
+    lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
+    return lines[0] if lines else type(error).__name__
+
+
+def _execute_section(project: Project, params: Params, run_dir: Path, section: Section) -> SectionResult:
+    import papermill
+
+    result = SectionResult(section.name)
+    source = project.notebooks_dir / section.notebook
+    executed = run_dir / "notebooks" / section.notebook
+    executed.parent.mkdir(exist_ok=True)
+    result.notebook = str(executed.relative_to(run_dir))
+    started = time.perf_counter()
+    try:
+        papermill.execute_notebook(
+            str(source), str(executed),
+            parameters={"client": params.client, "run_dir": str(run_dir), "project_root": str(project.root)},
+            kernel_name="python3", progress_bar=False, log_output=False, cwd=str(project.root),
+            execution_timeout=params.run.cell_timeout_seconds,
+        )
+        html = run_dir / f"{section.name}.html"
+        export_section(executed, html, section, SECTIONS, params, run_dir.name)
+        result.html = html.name
+        result.status = "succeeded"
+    except Exception as exc:  # noqa: BLE001 - any failure of a section is reported in one line
+        result.status = "failed"
+        result.message = _one_line(exc)
+        (run_dir / f"{section.name}.error.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    result.seconds = round(time.perf_counter() - started, 2)
+    return result
+
+
+def _run_sections(project: Project, params: Params, run_dir: Path, sections: list[Section],
+                  results: dict[str, SectionResult], on_done) -> None:
+    """Run sections as their dependencies finish, ``run.parallel`` at a time."""
+    pending = {s.name: s for s in sections}
+    with ThreadPoolExecutor(max_workers=params.run.parallel) as pool:
+        running = {}
+        while pending or running:
+            for name, section in list(pending.items()):
+                deps = [results[d].status for d in section.depends_on if d in results]
+                if any(s in ("failed", "skipped") for s in deps):
+                    results[name] = SectionResult(name, "skipped", message="an upstream section failed")
+                    del pending[name]
+                    on_done(results[name])
+                elif all(s == "succeeded" for s in deps) and len(running) < params.run.parallel:
+                    _say(f"  ▶ {name:<14} running")
+                    running[pool.submit(_execute_section, project, params, run_dir, section)] = name
+                    del pending[name]
+            if not running:
+                continue
+            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for future in done:
+                name = running.pop(future)
+                results[name] = future.result()
+                on_done(results[name])
+
+
+def _report_section(result: SectionResult, run_dir: Path) -> None:
+    if result.status == "succeeded":
+        _say(f"  ✓ {result.name:<14} {result.seconds:6.1f} s")
+    elif result.status == "skipped":
+        _say(f"  - {result.name:<14} skipped: {result.message}")
+    else:
+        _say(f"  ✗ {result.name:<14} {result.seconds:6.1f} s  {result.message}  (details: {run_dir / result.notebook})")
+
+
+def _period(run_dir: Path) -> str | None:
+    path = run_dir / "data" / "orders.parquet"
+    if not path.exists():
+        return None
+    import pandas as pd
+
+    dates = pd.read_parquet(path, columns=["order_date"])["order_date"]
+    return f"{dates.min():%Y-%m-%d} to {dates.max():%Y-%m-%d}" if len(dates) else None
+
+
+def _finish(run_dir: Path, manifest: dict, params: Params, results: dict[str, SectionResult]) -> None:
+    manifest["sections"] = {
+        name: {"status": r.status, "seconds": r.seconds, "message": r.message, "notebook": r.notebook, "html": r.html}
+        for name, r in results.items()
+    }
+    inputs_json = run_dir / "inputs.json"
+    if inputs_json.exists():
+        rows = {rec["source"]: rec["rows"] for rec in json.loads(inputs_json.read_text(encoding="utf-8"))}
+        for rec in manifest["inputs"]:
+            rec["rows"] = rows.get(rec["source"])
+    manifest["data_period"] = _period(run_dir)
+    manifest["status"] = "succeeded" if all(r.status == "succeeded" for r in results.values()) else "failed"
+    manifest["ended_at"] = dt.datetime.now().isoformat(timespec="seconds")
+    write_index(run_dir, manifest, SECTIONS, params)
+    _write_json(run_dir / "manifest.json", manifest)
+
+
+def run_report(project: Project, client: str, overrides: list[str] | None = None, today: dt.date | None = None) -> RunResult:
+    """``make report``: validate params and inputs, then run every section into a new run folder."""
+    started = time.perf_counter()
+    params = load_params(client, project.params_dir, overrides)
+    if params.demo.generate:
+        _say(f"demo data: {params.data_dir(project.root)} (size {params.demo.size}, seed {params.demo.seed})")
+        demo.ensure(params.data_dir(project.root), params.demo.size, params.demo.seed)
+    ingest.check_sources(params, project.root)
+    inputs = _input_files(params, project.root)
+
+    client_dir = project.client_reports(client)
+    run_dir = new_run_dir(client_dir)
+    (run_dir / "params.yaml").write_text(yaml.safe_dump(params_to_dict(params), allow_unicode=True, sort_keys=False), encoding="utf-8")
+    manifest = {
+        "client": client, "run_id": run_dir.name, "status": "incomplete",
+        "started_at": dt.datetime.now().isoformat(timespec="seconds"), "ended_at": None,
+        "today": str(today or dt.date.today()), **_git_state(project.root), "params": params_to_dict(params),
+        "inputs": inputs, "versions": _versions(), "sections": {},
+    }
+    _write_json(run_dir / "manifest.json", manifest)
+    _say(f"run {run_dir}")
+    results: dict[str, SectionResult] = {}
+    try:
+        _run_sections(project, params, run_dir, list(SECTIONS), results, lambda r: _report_section(r, run_dir))
+    except BaseException:
+        manifest["status"] = "interrupted"
+        _write_json(run_dir / "manifest.json", manifest)
+        raise
+    changed = [f["path"] for f in inputs if ingest.file_sha256(Path(f["path"])) != f["sha256"]]
+    if changed:
+        results["data"].status = "failed"
+        results["data"].message = f"input file changed while the run read it: {changed[0]}; run again when it is stable"
+    _finish(run_dir, manifest, params, results)
+    if manifest["status"] == "succeeded":
+        _update_latest(client_dir, run_dir)
+    _say(f"{manifest['status']} in {time.perf_counter() - started:.1f} s: {run_dir / 'index.html'}")
+    return RunResult(run_dir, manifest["status"], results)
+
+
+def run_section(project: Project, client: str, name: str) -> RunResult:
+    """``make section``: re-run one section in the client's newest run, on its upstream outputs."""
+    section = section_named(name)
+    run_dir = resolve_run(project, client, None)
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    for dep in section.depends_on:
+        if manifest["sections"].get(dep, {}).get("status") != "succeeded":
+            raise TierbookError(f"section {name!r} needs {dep!r}, which did not succeed in run {run_dir.name}; run `make report CLIENT={client}`")
+    params = Params.model_validate(manifest["params"])
+    _say(f"run {run_dir} (re-running {name})")
+    result = _execute_section(project, params, run_dir, section)
+    _report_section(result, run_dir)
+    results = {n: SectionResult(n, **{k: v for k, v in rec.items()}) for n, rec in manifest["sections"].items()}
+    results[name] = result
+    manifest.setdefault("reruns", []).append({"section": name, "at": dt.datetime.now().isoformat(timespec="seconds"), "status": result.status})
+    _finish(run_dir, manifest, params, results)
+    if manifest["status"] == "succeeded":
+        _update_latest(project.client_reports(client), run_dir)
+    return RunResult(run_dir, manifest["status"], results)
+
+
+def open_run(client: str, run_dir: str | Path | None = None, project_root: str | Path | None = None) -> tuple[Params, Path, Path]:
+    """For notebooks: the run's merged params, its folder and the project root.
+
+    Under ``make report`` papermill passes ``run_dir``; opened by hand in JupyterLab the notebook
+    works in the client's newest run.
+    """
+    project = Project(Path(project_root) if project_root else find_root(Path.cwd()))
+    folder = resolve_run(project, client, run_dir)
+    params = Params.model_validate(json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["params"])
+    return params, folder, project.root

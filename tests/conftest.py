@@ -1,0 +1,29 @@
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real-data test: {SHARED_DATA} is absent (the shared datasets sit beside the repository)")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def project(tmp_path) -> Path:
+    """An empty project folder with the repository's default params and notebooks."""
+    (tmp_path / "params").mkdir()
+    shutil.copy(REPO / "params" / "default.yaml", tmp_path / "params" / "default.yaml")
+    (tmp_path / "notebooks").symlink_to(REPO / "notebooks")
+    return tmp_path
+
+
+def write_params(project: Path, client: str, text: str) -> Path:
+    path = project / "params" / f"{client}.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -1,0 +1,163 @@
+import datetime as dt
+
+import pandas as pd
+import pytest
+
+from tierbook.clean import clean_customers, clean_experiment, clean_survey, clean_transactions, reconcile
+from tierbook.params import Clean
+
+TODAY = dt.date(2026, 1, 1)
+
+
+def frame(rows, source="shop"):
+    """Mapped transaction rows as ingest.map_source returns them."""
+    df = pd.DataFrame(rows)
+    df.insert(0, "source", source)
+    df.insert(1, "row", range(1, len(df) + 1))
+    df["order_date"] = pd.to_datetime(df["order_date"])
+    df["customer_id"] = df["customer_id"].astype("string")
+    df["amount"] = df["amount"].astype(float)
+    for column in ("order_id", "original_order_id", "product_id"):
+        if column in df:
+            df[column] = df[column].astype("string")
+    df["is_return"] = df["is_return"].eq(True) if "is_return" in df else False
+    df["channel"], df["currency"] = source, "CNY"
+    raw = df.drop(columns=["source", "row", "is_return", "channel", "currency"]).astype(str)
+    df["row_hash"] = pd.util.hash_pandas_object(raw, index=False).to_numpy()
+    return df
+
+
+def run(tx, priority=("shop",), **rules):
+    return clean_transactions(tx, Clean.model_validate(rules), list(priority), TODAY)
+
+
+def reasons(result):
+    return result.ledger.groupby("reason").size().to_dict()
+
+
+def test_each_rejection_rule_and_its_counts():
+    tx = frame([
+        {"customer_id": "A", "order_id": "1", "order_date": "2025-01-01", "amount": 10},
+        {"customer_id": "A", "order_id": "2", "order_date": None, "amount": 10},  # unparseable date
+        {"customer_id": "A", "order_id": "3", "order_date": "2025-01-02", "amount": None},  # unparseable amount
+        {"customer_id": None, "order_id": "4", "order_date": "2025-01-02", "amount": 10},  # missing id
+        {"customer_id": "B", "order_id": "5", "order_date": "2031-01-01", "amount": 10},  # future
+        {"customer_id": "B", "order_id": "6", "order_date": "2023-12-31", "amount": 10},  # before window
+        {"customer_id": "B", "order_id": "7", "order_date": "2025-03-01", "amount": 0},  # zero
+        {"customer_id": "B", "order_id": "8", "order_date": "2025-03-01", "amount": -5},  # negative, not a return
+        {"customer_id": "B", "order_id": "9", "order_date": "2025-03-02", "amount": 12},
+    ])
+    result = run(tx, window={"start": "2024-01-01"}, outliers={"method": "none"})
+    assert reasons(result) == {"kept": 2, "unparseable_date": 1, "unparseable_amount": 1, "missing_customer_id": 1,
+                               "future_date": 1, "outside_window": 1, "non_positive_amount": 2}
+    assert result.orders["order_id"].tolist() == ["1", "9"]
+    assert result.ledger.set_index("row").loc[5, "detail"] == "after 2026-01-01"
+
+
+def test_exact_duplicates_are_merged_into_the_first_row():
+    base = {"customer_id": "A", "order_id": "1", "order_date": "2025-01-01 10:00", "amount": 10, "product_id": "X"}
+    tx = frame([base, {**base, "product_id": "Y"}, base, base])
+    result = run(tx)
+    ledger = result.ledger.set_index("row")
+    assert ledger["reason"].tolist() == ["kept", "kept", "exact_duplicate", "exact_duplicate"]
+    assert ledger.loc[3, "detail"] == "identical to row 1"
+    assert result.orders["gross_amount"].tolist() == [20.0]  # one order of two distinct lines
+    assert run(tx, exact_duplicates="keep").orders["gross_amount"].tolist() == [40.0]
+
+
+def test_cross_source_duplicates_keep_the_higher_priority_source():
+    online = frame([
+        {"customer_id": "A", "order_id": "E1", "order_date": "2025-01-01 10:00:20", "amount": 99.5},
+        {"customer_id": "A", "order_id": "E2", "order_date": "2025-01-05 10:00:00", "amount": 20},
+    ], source="online")
+    store = frame([
+        {"customer_id": "A", "order_id": "P1", "order_date": "2025-01-01 10:00", "amount": 99.5},  # same as E1
+        {"customer_id": "A", "order_id": "P2", "order_date": "2025-01-05 10:05", "amount": 20},  # 5 minutes off
+        {"customer_id": "B", "order_id": "P3", "order_date": "2025-01-01 10:00", "amount": 99.5},  # other customer
+    ], source="store")
+    result = run(pd.concat([online, store], ignore_index=True), priority=("online", "store"))
+    merged = result.ledger[result.ledger["reason"] == "cross_source_duplicate"]
+    assert merged[["source", "order_id"]].values.tolist() == [["store", "P1"]]
+    assert merged["detail"].tolist() == ["same order as online order E1"]
+    assert sorted(result.orders["order_id"]) == ["E1", "E2", "P2", "P3"]
+    reverse = run(pd.concat([online, store], ignore_index=True), priority=("store", "online"))
+    assert reverse.ledger.loc[reverse.ledger["reason"] == "cross_source_duplicate", "order_id"].tolist() == ["E1"]
+
+
+def test_returns_net_by_reference_then_product_then_latest_order():
+    tx = frame([
+        {"customer_id": "A", "order_id": "1", "order_date": "2025-01-01", "amount": 50, "product_id": "X"},
+        {"customer_id": "A", "order_id": "1", "order_date": "2025-01-01", "amount": 30, "product_id": "Y"},
+        {"customer_id": "A", "order_id": "2", "order_date": "2025-01-10", "amount": 40, "product_id": "Z"},
+        # by reference to order 1 although order 2 is later
+        {"customer_id": "A", "order_id": "R1", "order_date": "2025-01-12", "amount": -30, "is_return": True, "original_order_id": "1"},
+        # by product: Y was bought in order 1
+        {"customer_id": "A", "order_id": "R2", "order_date": "2025-01-12", "amount": -5, "is_return": True, "product_id": "Y"},
+        # no reference, unknown product: the latest earlier order (2)
+        {"customer_id": "A", "order_id": "R3", "order_date": "2025-01-12", "amount": -10, "is_return": True, "product_id": "Q"},
+        # nothing earlier for this customer
+        {"customer_id": "B", "order_id": "R4", "order_date": "2025-01-12", "amount": -10, "is_return": True},
+    ])
+    result = run(tx, outliers={"method": "none"})
+    orders = result.orders.set_index("order_id")
+    assert orders.loc["1", ["gross_amount", "returned_amount", "net_amount"]].tolist() == [80.0, -35.0, 45.0]
+    assert orders.loc["2", ["gross_amount", "returned_amount", "net_amount"]].tolist() == [40.0, -10.0, 30.0]
+    assert reasons(result) == {"kept": 3, "return_netted": 3, "return_unmatched": 1}
+    assert result.ledger.set_index("order_id").loc["R3", "detail"] == "order 2"
+
+
+def test_a_fully_returned_order_is_rejected_with_its_return():
+    tx = frame([
+        {"customer_id": "A", "order_id": "1", "order_date": "2025-01-01", "amount": 25},
+        {"customer_id": "A", "order_id": "C1", "order_date": "2025-01-03", "amount": -25, "is_return": True},
+        {"customer_id": "A", "order_id": "2", "order_date": "2025-01-05", "amount": 60},
+        {"customer_id": "A", "order_id": "C2", "order_date": "2025-01-04", "amount": 10, "is_return": True},
+    ])
+    result = run(tx)
+    assert reasons(result) == {"kept": 1, "fully_returned": 2, "return_not_negative": 1}
+    assert result.orders["order_id"].tolist() == ["2"]
+
+
+def test_outliers_by_robust_z_of_log_amount():
+    rows = [{"customer_id": f"C{i}", "order_id": str(i), "order_date": "2025-01-01", "amount": 100 + (i % 7) * 10} for i in range(200)]
+    rows.append({"customer_id": "Z", "order_id": "big", "order_date": "2025-01-01", "amount": 999_999})
+    result = run(frame(rows))
+    assert result.ledger.loc[result.ledger["reason"] == "outlier", "order_id"].tolist() == ["big"]
+    # 160 (every 7th customer) and the big one are above 150
+    assert run(frame(rows), outliers={"method": "max_amount", "threshold": 150}).ledger["reason"].eq("outlier").sum() == 28 + 1
+
+
+def test_reconciliation_balances_rows_and_amounts():
+    tx = frame([
+        {"customer_id": "A", "order_id": "1", "order_date": "2025-01-01", "amount": 25},
+        {"customer_id": "A", "order_id": "1", "order_date": "2025-01-01", "amount": 25},
+        {"customer_id": "A", "order_id": "C1", "order_date": "2025-01-03", "amount": -5, "is_return": True},
+        {"customer_id": None, "order_id": "3", "order_date": "2025-01-03", "amount": 7},
+    ])
+    result = run(tx)
+    recon = reconcile(result.ledger).iloc[0]
+    assert recon[["rows_read", "rows_kept", "rows_merged", "rows_rejected"]].tolist() == [4, 1, 2, 1]
+    assert recon[["amount_read", "amount_kept", "amount_merged", "amount_rejected"]].tolist() == [52.0, 25.0, 20.0, 7.0]
+    assert bool(recon["balanced"])
+    assert result.orders["net_amount"].sum() == 20.0  # kept 25 + netted return -5
+
+
+def test_customers_survey_experiment_rules():
+    customers = pd.DataFrame({"source": "m", "row": [1, 2, 3, 4], "customer_id": pd.array(["A", "A", "B", None], dtype="string"),
+                              "region": ["东", "东", "西", "西"]})
+    kept, ledger = clean_customers(pd.concat([customers, customers.iloc[[2]].assign(row=5, region="北")]))
+    assert ledger["reason"].tolist() == ["kept", "exact_duplicate", "kept", "missing_customer_id", "duplicate_customer_id"]
+    assert kept["region"].tolist() == ["东", "西"]
+
+    survey = pd.DataFrame({"source": "s", "row": range(1, 6), "customer_id": list("ABCDE"),
+                           "response_date": pd.to_datetime(["2025-01-01", None, "2025-01-01", "2025-01-01", "2025-01-01"]),
+                           "nps": [10, 5, None, 11, 3], "csat": [5, 4, None, 4, None]})
+    kept, ledger = clean_survey(survey, TODAY)
+    assert ledger["reason"].tolist() == ["kept", "unparseable_date", "no_score", "score_out_of_range", "kept"]
+    assert kept["nps"].tolist() == [10, 3]
+
+    experiment = pd.DataFrame({"source": "e", "row": range(1, 6), "customer_id": ["A", "A", "B", "B", "C"],
+                               "variant": ["t", "t", "t", "c", None]})
+    kept, ledger = clean_experiment(experiment)
+    assert ledger["reason"].tolist() == ["kept", "exact_duplicate", "several_variants", "several_variants", "missing_variant"]
+    assert kept["customer_id"].tolist() == ["A"]

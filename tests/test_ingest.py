@@ -1,0 +1,129 @@
+import pandas as pd
+import pytest
+
+from tierbook.errors import TierbookError
+from tierbook.ingest import detect_encoding, map_source, parse_ids, parse_numbers, read_all, read_source
+from tierbook.params import load_params
+
+from .conftest import write_params
+
+GBK_CLIENT = """
+sources:
+  transactions:
+    - name: pos
+      path: pos.csv
+      columns: {会员卡号: customer_id, 交易时间: order_date, 数量: quantity, 单价: unit_price, 单据类型: order_status}
+      date_format: "%Y/%m/%d %H:%M"
+      returns: [{column: order_status, equals: [退货]}]
+"""
+
+
+def _params(project, text, client="acme"):
+    write_params(project, client, text)
+    (project / "data" / client).mkdir(parents=True, exist_ok=True)
+    return load_params(client, project / "params")
+
+
+def test_gbk_csv_with_chinese_headers_is_detected_and_parsed(project):
+    params = _params(project, GBK_CLIENT)
+    text = "会员卡号,交易时间,数量,单价,单据类型\n00012,2024/03/05 14:22,2,19.90,销售\n00012,2024/03/06 10:00,-1,19.90,退货\n,2024/03/07 09:30,1,5.00,销售\n"
+    (project / "data/acme/pos.csv").write_bytes(text.encode("gbk"))
+    tables, inventory = read_all(params, project)
+    tx = tables["transactions"]
+    assert inventory[0]["encoding"] == "gb18030" and inventory[0]["rows"] == 3
+    assert tx["customer_id"].tolist()[:2] == ["00012", "00012"]  # zero-padded ids survive
+    assert pd.isna(tx["customer_id"].iloc[2])
+    assert tx["amount"].round(2).tolist() == [39.8, -19.9, 5.0]
+    assert tx["is_return"].tolist() == [False, True, False]
+    assert tx["order_date"].iloc[0] == pd.Timestamp("2024-03-05 14:22")
+    assert tx["row"].tolist() == [1, 2, 3]
+    assert tx["channel"].tolist() == ["pos"] * 3 and tx["currency"].tolist() == ["CNY"] * 3
+
+
+def test_utf8_bom_header_has_no_bom_and_semicolons_are_sniffed(project):
+    params = _params(project, GBK_CLIENT.replace("pos.csv", "pos_bom.csv"))
+    text = "会员卡号;交易时间;数量;单价;单据类型\nC1;2024/01/02 10:00;1;1,234.50;销售\n"
+    (project / "data/acme/pos_bom.csv").write_bytes(text.encode("utf-8-sig"))
+    tables, inventory = read_all(params, project)
+    assert inventory[0]["encoding"] == "utf-8-sig"
+    assert tables["transactions"]["amount"].tolist() == [1234.5]
+
+
+def test_xlsx_with_title_rows_above_the_header(project):
+    params = _params(project, """
+sources:
+  transactions:
+    - name: shop
+      path: sales.xlsx
+      header_row: 2
+      columns: {客户: customer_id, 日期: order_date, 金额: amount}
+  customers:
+    name: members
+    path: members.xlsx
+    columns: {客户: customer_id, 姓名: name, 手机: phone, 地区: region}
+""")
+    sheet = pd.DataFrame([["销售明细 2024", None, None], [None, None, None], ["客户", "日期", "金额"],
+                          [12345, pd.Timestamp("2024-05-01"), "¥1,000.00"], ["A7", pd.Timestamp("2024-05-02"), 88.5]])
+    sheet.to_excel(project / "data/acme/sales.xlsx", header=False, index=False)
+    pd.DataFrame({"客户": ["12345"], "姓名": ["张三"], "手机": ["13800000000"], "地区": ["华东"]}).to_excel(
+        project / "data/acme/members.xlsx", index=False)
+    tables, _ = read_all(params, project)
+    tx = tables["transactions"]
+    assert tx["customer_id"].tolist() == ["12345", "A7"]  # Excel's 12345.0 becomes "12345"
+    assert tx["amount"].tolist() == [1000.0, 88.5]
+    assert tx["order_date"].tolist() == [pd.Timestamp("2024-05-01"), pd.Timestamp("2024-05-02")]
+    customers = tables["customers"]
+    assert list(customers.columns) == ["source", "row", "customer_id", "region"]  # PII never leaves ingest
+
+
+def test_missing_column_names_file_column_and_closest(project):
+    params = _params(project, GBK_CLIENT)
+    (project / "data/acme/pos.csv").write_bytes("会员号,交易时间,数量,单价,单据类型\nC1,2024/01/02 10:00,1,2,销售\n".encode("gbk"))
+    with pytest.raises(TierbookError) as err:
+        read_all(params, project)
+    message = str(err.value)
+    assert "pos.csv: column '会员卡号' (mapped to customer_id) is not in the file; did you mean '会员号'?" in message
+    assert "\n" not in message
+
+
+def test_mostly_unparseable_dates_stop_with_the_fix(project):
+    params = _params(project, GBK_CLIENT)
+    rows = "".join(f"C{i},05-03-2024,1,2,销售\n" for i in range(5))
+    (project / "data/acme/pos.csv").write_bytes(("会员卡号,交易时间,数量,单价,单据类型\n" + rows).encode("gbk"))
+    with pytest.raises(TierbookError, match=r"column '交易时间' \(mapped to order_date\) parses for only 0% of 5 values .*set `date_format`"):
+        read_all(params, project)
+
+
+def test_missing_and_empty_files_are_one_line_errors(project):
+    params = _params(project, GBK_CLIENT)
+    with pytest.raises(TierbookError, match="pos.csv does not exist"):
+        read_all(params, project)
+    (project / "data/acme/pos.csv").write_bytes(b"")
+    with pytest.raises(TierbookError, match="pos.csv: the file is empty"):
+        read_all(params, project)
+
+
+def test_detect_encoding():
+    assert detect_encoding("客户,金额\n张三,12\n".encode("utf-8")) == "utf-8"
+    assert detect_encoding("\ufeffid,amount\n".encode("utf-8")) == "utf-8-sig"
+    sample = ("会员卡号,门店,交易时间\n" + "C000001,上海徐汇店,2024/03/05 14:22\n" * 20).encode("gbk")
+    assert detect_encoding(sample) == "gb18030"
+
+
+def test_parse_numbers_and_ids():
+    values = pd.Series(["¥1,234.50", "-¥120.00", " 3 ", "12 元", "abc", None], dtype=object)
+    parsed = parse_numbers(values)
+    assert parsed.iloc[:4].tolist() == [1234.5, -120.0, 3.0, 12.0]
+    assert parsed.iloc[4:].isna().all()
+    ids = parse_ids(pd.Series(["00001", 17850.0, " C9 ", "", None], dtype=object))
+    assert ids.iloc[:3].tolist() == ["00001", "17850", "C9"] and ids.iloc[3:].isna().all()
+
+
+def test_reading_never_modifies_the_input(project):
+    params = _params(project, GBK_CLIENT)
+    path = project / "data/acme/pos.csv"
+    path.write_bytes("会员卡号,交易时间,数量,单价,单据类型\nC1,2024/01/02 10:00,1,2,销售\n".encode("gbk"))
+    before = path.read_bytes(), path.stat().st_mtime_ns
+    raw = read_source(params.sources.transactions[0], path)
+    map_source(raw, params.sources.transactions[0], params)
+    assert (path.read_bytes(), path.stat().st_mtime_ns) == before

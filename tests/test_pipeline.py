@@ -1,0 +1,176 @@
+"""End to end: the whole pipeline on a small demo, in a temporary project folder."""
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tierbook.cli import main
+from tierbook.errors import TierbookError
+from tierbook.ingest import file_sha256
+from tierbook.pipeline import SECTIONS
+from tierbook.report import Project, run_report, run_section
+
+from .conftest import REPO
+
+SMALL = ["demo.size=400"]
+EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import""", re.I)
+
+
+def tree_digest(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def demo_project(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    (root / "params").mkdir()
+    for name in ("default.yaml", "demo.yaml"):
+        shutil.copy(REPO / "params" / name, root / "params" / name)
+    (root / "notebooks").symlink_to(REPO / "notebooks")
+    project = Project(root)
+    first = run_report(project, "demo", SMALL)
+    return project, first
+
+
+@pytest.mark.slow
+def test_run_folder_has_everything(demo_project):
+    project, run = demo_project
+    assert run.status == "succeeded"
+    for name in ("index.html", "data.html", "manifest.json", "params.yaml", "rejected.csv", "notebooks/01_data.ipynb",
+                 "tables/reconciliation.csv", "data/orders.parquet", "data/transactions.parquet", "data/customers.parquet"):
+        assert (run.run_dir / name).is_file(), name
+    latest = project.client_reports("demo") / "latest"
+    assert latest.is_symlink() and latest.resolve() == run.run_dir
+
+
+@pytest.mark.slow
+def test_section_html_is_offline_without_code_or_tracebacks(demo_project):
+    _, run = demo_project
+    for page in ["index.html"] + [f"{s.name}.html" for s in SECTIONS]:
+        html = (run.run_dir / page).read_text(encoding="utf-8")
+        assert not EXTERNAL.search(html), f"{page} loads something from the network"
+        assert "<script src" not in html
+        for code in ("open_run(", "import tierbook", "from tierbook", "Traceback", "jp-CodeMirrorEditor jp-Editor", "In&nbsp;["):
+            assert code not in html, f"{page} shows {code!r}"
+    data = (run.run_dir / "data.html").read_text(encoding="utf-8")
+    assert len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", data)) == 2  # the two figures are embedded
+    assert 'href="index.html"' in data
+    index = (run.run_dir / "index.html").read_text(encoding="utf-8")
+    assert 'href="data.html"' in index and "succeeded" in index
+
+
+@pytest.mark.slow
+def test_manifest_records_params_inputs_versions_and_sections(demo_project):
+    project, run = demo_project
+    manifest = json.loads((run.run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["client"] == "demo" and manifest["run_id"] == run.run_dir.name and manifest["status"] == "succeeded"
+    assert manifest["params"]["demo"]["size"] == 400
+    assert {"commit", "dirty", "started_at", "ended_at", "versions", "data_period"} <= set(manifest)
+    assert manifest["versions"]["pandas"] == pd.__version__
+    inputs = {rec["source"]: rec for rec in manifest["inputs"]}
+    assert set(inputs) == {"ecommerce", "pos", "members", "survey", "experiment"}
+    pos = inputs["pos"]
+    assert pos["sha256"] == file_sha256(Path(pos["path"]))
+    assert pos["rows"] == len(pd.read_csv(pos["path"], encoding="gbk"))
+    assert manifest["sections"]["data"]["status"] == "succeeded" and manifest["sections"]["data"]["seconds"] > 0
+
+
+@pytest.mark.slow
+def test_cleaning_recovers_the_planted_dirt(demo_project):
+    project, run = demo_project
+    truth = json.loads((project.root / "data/demo/TRUTH.json").read_text(encoding="utf-8"))
+    dirt = truth["dirt"]
+    ledger = pd.read_parquet(run.run_dir / "data/ledger.parquet")
+    ledger = ledger[ledger["table"] == "transactions"]
+    counts = ledger["reason"].value_counts()
+    assert counts["missing_customer_id"] == dirt["missing_customer_id"]
+    assert counts["exact_duplicate"] == dirt["exact_duplicate_pos_lines"]
+    assert counts["cross_source_duplicate"] == dirt["cross_channel_duplicates"]
+    assert counts["future_date"] == dirt["future_dates"]
+    assert counts["unparseable_date"] == dirt["unparseable_dates"]
+    assert counts["outlier"] == dirt["outliers"]
+    assert counts["non_positive_amount"] == dirt["zero_amount_lines"] + dirt["negative_amount_not_return"]
+    returns = ledger["order_id"].str.startswith("P") & ledger["reason"].isin(["return_netted", "fully_returned"])
+    is_return = ledger["amount"] < 0
+    assert (is_return & ledger["reason"].isin(["return_netted", "fully_returned"])).sum() == dirt["returns"]
+    assert "return_unmatched" not in counts
+    orders = pd.read_parquet(run.run_dir / "data/orders.parquet")
+    assert len(orders) == truth["n_orders"] - dirt["returns_fully_returned_orders"]
+    assert orders["net_amount"].sum() == pytest.approx(truth["total_revenue"] - dirt["returns_amount"], abs=0.01)
+    assert orders["customer_id"].nunique() <= truth["n_customers"]
+    del returns
+
+
+@pytest.mark.slow
+def test_second_run_adds_a_version_and_leaves_the_first_untouched(demo_project):
+    project, first = demo_project
+    before = tree_digest(first.run_dir)
+    second = run_report(project, "demo", SMALL)
+    assert second.status == "succeeded" and second.run_dir != first.run_dir
+    assert second.run_dir.name > first.run_dir.name  # run ids sort by time
+    assert tree_digest(first.run_dir) == before
+    assert (project.client_reports("demo") / "latest").resolve() == second.run_dir
+    # deterministic: the same inputs and params give the same clean tables
+    for table in ("orders", "transactions", "ledger"):
+        pd.testing.assert_frame_equal(pd.read_parquet(first.run_dir / f"data/{table}.parquet"),
+                                      pd.read_parquet(second.run_dir / f"data/{table}.parquet"))
+
+
+@pytest.mark.slow
+def test_section_rerun_updates_the_newest_run(demo_project, capsys):
+    project, _ = demo_project
+    result = run_section(project, "demo", "data")
+    assert result.status == "succeeded"
+    manifest = json.loads((result.run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["reruns"][-1]["section"] == "data" and manifest["reruns"][-1]["status"] == "succeeded"
+    with pytest.raises(TierbookError, match="unknown section 'rfm'; sections: data"):
+        run_section(project, "demo", "rfm")
+
+
+@pytest.mark.slow
+def test_a_failing_section_fails_the_run_in_one_line_and_keeps_latest(demo_project, capsys):
+    project, _ = demo_project
+    latest = project.client_reports("demo") / "latest"
+    latest_before = latest.resolve()
+    broken = (project.params_dir / "demo.yaml").read_text(encoding="utf-8").replace('"%Y-%m-%d %H:%M:%S"', '"%d.%m.%Y"')
+    (project.params_dir / "broken.yaml").write_text(broken.replace("generate: true", "generate: false"), encoding="utf-8")
+    (project.root / "data" / "broken").symlink_to(project.root / "data" / "demo")
+    capsys.readouterr()
+    assert main(["--root", str(project.root), "report", "--client", "broken", "--set", "demo.size=400"]) == 1
+    out = capsys.readouterr().out
+    failure = [line for line in out.splitlines() if "✗" in line]
+    assert len(failure) == 1
+    assert "ecommerce_orders.csv: column 'order_time' (mapped to order_date) parses for only 0%" in failure[0]
+    assert "notebooks/01_data.ipynb" in failure[0] and "Traceback" not in out
+    run_dir = sorted((project.client_reports("broken")).glob("2*"))[-1]
+    manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["status"] == "failed" and manifest["sections"]["data"]["status"] == "failed"
+    assert not (run_dir / "data.html").exists()
+    assert not (project.client_reports("broken") / "latest").exists()
+    assert latest.resolve() == latest_before
+    index = (run_dir / "index.html").read_text(encoding="utf-8")
+    assert "failed" in index and "Traceback" not in index
+
+
+def test_bad_params_and_inputs_stop_before_any_run(tmp_path, capsys):
+    (tmp_path / "params").mkdir()
+    shutil.copy(REPO / "params" / "default.yaml", tmp_path / "params")
+    (tmp_path / "params" / "acme.yaml").write_text(
+        "sources:\n  transactions:\n    - {name: shop, path: shop.csv, columns: {id: customer_id, day: order_date, amt: amount}}\n",
+        encoding="utf-8")
+    assert main(["--root", str(tmp_path), "report", "--client", "nope"]) == 2
+    assert capsys.readouterr().err.strip() == "error: unknown client 'nope': no {}; clients: acme (create params/nope.yaml; params/demo.yaml is a worked example)".format(
+        tmp_path.resolve() / "params" / "nope.yaml")
+    assert main(["--root", str(tmp_path), "report", "--client", "acme"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: source 'shop': file ") and err.endswith("shop.csv does not exist; put the export there or fix `path` in params/acme.yaml")
+    (tmp_path / "data" / "acme").mkdir(parents=True)
+    (tmp_path / "data" / "acme" / "shop.csv").write_text("id,date,amt\n1,2024-01-01,5\n", encoding="utf-8")
+    assert main(["--root", str(tmp_path), "check", "--client", "acme"]) == 2
+    assert "column 'day' (mapped to order_date) is not in the file; did you mean 'date'?" in capsys.readouterr().err
+    assert not (tmp_path / "reports").exists()
