@@ -185,6 +185,18 @@ def _one_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
+def _kernel_manager_class():
+    """Kernels talk to papermill over IPC sockets (local files), not unencrypted TCP ports."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 def _execute_section(project: Project, params: Params, run_dir: Path, section: Section) -> SectionResult:
     import papermill
 
@@ -199,7 +211,7 @@ def _execute_section(project: Project, params: Params, run_dir: Path, section: S
             str(source), str(executed),
             parameters={"client": params.client, "run_dir": str(run_dir), "project_root": str(project.root)},
             kernel_name="python3", progress_bar=False, log_output=False, cwd=str(project.root),
-            execution_timeout=params.run.cell_timeout_seconds,
+            execution_timeout=params.run.cell_timeout_seconds, kernel_manager_class=_kernel_manager_class(),
         )
         html = run_dir / f"{section.name}.html"
         export_section(executed, html, section, SECTIONS, params, run_dir.name)
