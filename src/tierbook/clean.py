@@ -90,8 +90,9 @@ class _Ledger:
             raise AssertionError("cleaning left rows without a status")
         out = pd.DataFrame({"table": table, "source": rows["source"], "row": rows["row"],
                             "status": self.status, "reason": self.reason, "detail": self.detail})
-        for column in ("customer_id", "order_id", "order_date", "amount"):
-            out[column] = rows[column] if column in rows else pd.NA
+        empty = {"customer_id": "string", "order_id": "string", "order_date": "datetime64[ns]", "amount": "float64"}
+        for column, dtype in empty.items():
+            out[column] = rows[column] if column in rows else pd.Series(None, index=rows.index, dtype=dtype)
         return out[LEDGER_COLUMNS]
 
 
@@ -348,6 +349,9 @@ def reconcile(ledger: pd.DataFrame) -> pd.DataFrame:
         (out["rows_read"] == out["rows_kept"] + out["rows_merged"] + out["rows_rejected"])
         & ((out["amount_read"] - out["amount_kept"] - out["amount_merged"] - out["amount_rejected"]).abs() < 0.005)
     )
+    # tables without amounts (customers, survey, experiment) show no amount columns' values
+    no_amounts = ledger.groupby(["table", "source"])["amount"].apply(lambda a: a.isna().all())
+    out.loc[no_amounts[no_amounts].index, [c for c in out.columns if c.startswith("amount_")]] = np.nan
     return out.reset_index()
 
 

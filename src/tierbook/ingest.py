@@ -298,7 +298,8 @@ def read_all(params: Params, root: Path) -> tuple[dict[str, pd.DataFrame], list[
         raw = read_source(source, path)
         inventory.append({
             "source": source.name, "table": source.table, "path": str(path), "sha256": raw.sha256,
-            "rows": len(raw.frame), "columns": len(raw.frame.columns), "encoding": raw.encoding,
+            "format": _format_of(path, source.format), "encoding": raw.encoding,
+            "rows": len(raw.frame), "columns": len(raw.frame.columns),
         })
         tables.setdefault(source.table, []).append(map_source(raw, source, params))
     return {name: pd.concat(frames, ignore_index=True) for name, frames in tables.items()}, inventory

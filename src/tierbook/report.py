@@ -75,6 +75,7 @@ class SectionResult:
     message: str = ""
     notebook: str | None = None
     html: str | None = None
+    seconds_notebook: float | None = None  # executing the notebook (the rest is the HTML export)
 
 
 @dataclass
@@ -93,7 +94,7 @@ def new_run_dir(client_dir: Path) -> Path:
     client_dir.mkdir(parents=True, exist_ok=True)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S-%f")[:-3]
     for attempt in range(1000):
-        candidate = client_dir / (stamp if attempt == 0 else f"{stamp}-{attempt}")
+        candidate = client_dir / (stamp if attempt == 0 else f"{stamp}-{attempt:03d}")
         try:
             candidate.mkdir()
             return candidate
@@ -213,6 +214,7 @@ def _execute_section(project: Project, params: Params, run_dir: Path, section: S
             kernel_name="python3", progress_bar=False, log_output=False, cwd=str(project.root),
             execution_timeout=params.run.cell_timeout_seconds, kernel_manager_class=_kernel_manager_class(),
         )
+        result.seconds_notebook = round(time.perf_counter() - started, 2)
         html = run_dir / f"{section.name}.html"
         export_section(executed, html, section, SECTIONS, params, run_dir.name)
         result.html = html.name
@@ -233,7 +235,7 @@ def _run_sections(project: Project, params: Params, run_dir: Path, sections: lis
         running = {}
         while pending or running:
             for name, section in list(pending.items()):
-                deps = [results[d].status for d in section.depends_on if d in results]
+                deps = [results[d].status if d in results else "pending" for d in section.depends_on]
                 if any(s in ("failed", "skipped") for s in deps):
                     results[name] = SectionResult(name, "skipped", message="an upstream section failed")
                     del pending[name]
@@ -272,7 +274,8 @@ def _period(run_dir: Path) -> str | None:
 
 def _finish(run_dir: Path, manifest: dict, params: Params, results: dict[str, SectionResult]) -> None:
     manifest["sections"] = {
-        name: {"status": r.status, "seconds": r.seconds, "message": r.message, "notebook": r.notebook, "html": r.html}
+        name: {"status": r.status, "seconds": r.seconds, "seconds_notebook": r.seconds_notebook, "message": r.message,
+               "notebook": r.notebook, "html": r.html}
         for name, r in results.items()
     }
     inputs_json = run_dir / "inputs.json"

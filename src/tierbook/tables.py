@@ -16,9 +16,9 @@ def money(value: float, currency: str) -> str:
 
 
 def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), int_cols=(), pct_cols=(),
-           labels: dict[str, str] | None = None, max_rows: int = MAX_ROWS):
-    """A Styler with formatted numbers and readable headers; long tables are cut to ``max_rows``
-    (the full table is in the run's tables/ folder as CSV)."""
+           labels: dict[str, str] | None = None, max_rows: int = MAX_ROWS, csv: str | None = None):
+    """A Styler with formatted numbers and readable headers. A table longer than ``max_rows`` is
+    cut, with a caption saying so and naming ``csv`` (the full table in the run folder)."""
     shown = frame.head(max_rows)
     formats = {}
     for column in money_cols:
@@ -27,7 +27,10 @@ def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), i
         formats[column] = "{:,.0f}"
     for column in pct_cols:
         formats[column] = "{:.1%}"
-    styler = shown.style.format(formats, na_rep="").hide(axis="index")
+    # escape="html": client strings (store names, comments ...) are shown as text, never as markup
+    styler = shown.style.format(formats, na_rep="", escape="html").hide(axis="index")
+    if len(frame) > max_rows:
+        styler = styler.set_caption(f"First {max_rows} of {len(frame):,} rows" + (f"; all rows in {csv}" if csv else ""))
     if labels:
         styler = styler.relabel_index([labels.get(c, c) for c in shown.columns], axis="columns")
     return styler

@@ -1,0 +1,83 @@
+"""The runner's scheduling, run folders and `latest`, without executing notebooks."""
+
+import threading
+import time
+
+import pytest
+
+from tierbook import report
+from tierbook.params import load_params
+from tierbook.pipeline import Section
+from tierbook.report import SectionResult, new_run_dir
+
+from .conftest import REPO
+
+
+def test_run_dirs_are_unique_and_sort_by_time_even_when_concurrent(tmp_path):
+    made = []
+    threads = [threading.Thread(target=lambda: made.append(new_run_dir(tmp_path / "acme"))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({p.name for p in made}) == 8
+    sequence = [new_run_dir(tmp_path / "seq") for _ in range(15)]  # many within one millisecond
+    assert [p.name for p in sequence] == sorted(p.name for p in sequence)
+
+
+def test_latest_never_moves_backwards(tmp_path):
+    client = tmp_path / "acme"
+    older, newer = new_run_dir(client), None
+    time.sleep(0.002)
+    newer = new_run_dir(client)
+    report._update_latest(client, newer)
+    report._update_latest(client, older)  # a slower, older run finishing last
+    assert (client / "latest").resolve() == newer
+
+
+@pytest.fixture
+def fake_sections(monkeypatch):
+    """Replace notebook execution by a timed stub that records start and end times."""
+    log = {}
+
+    def execute(project, params, run_dir, section):
+        log[section.name] = [time.perf_counter()]
+        time.sleep(0.3)
+        log[section.name].append(time.perf_counter())
+        status = "failed" if section.name.startswith("bad") else "succeeded"
+        return SectionResult(section.name, status, 0.3, "boom" if status == "failed" else "")
+
+    monkeypatch.setattr(report, "_execute_section", execute)
+    return log
+
+
+def _run(sections, parallel, tmp_path):
+    params = load_params("demo", REPO / "params", [f"run.parallel={parallel}"])
+    results = {}
+    report._run_sections(None, params, tmp_path, sections, results, lambda r: None)
+    return results
+
+
+def test_independent_sections_run_in_parallel_and_dependents_wait(fake_sections, tmp_path):
+    sections = [Section("a", "a", "A"), Section("b", "b", "B"), Section("c", "c", "C", depends_on=("a", "b"))]
+    results = _run(sections, 2, tmp_path)
+    assert {n: r.status for n, r in results.items()} == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
+    log = fake_sections
+    assert log["b"][0] < log["a"][1] and log["a"][0] < log["b"][1]  # a and b overlapped
+    assert log["c"][0] >= max(log["a"][1], log["b"][1])  # c waited for both
+
+
+def test_one_at_a_time_when_parallel_is_one(fake_sections, tmp_path):
+    _run([Section("a", "a", "A"), Section("b", "b", "B")], 1, tmp_path)
+    log = fake_sections
+    first, second = sorted(log.values())
+    assert second[0] >= first[1]
+
+
+def test_a_failed_section_skips_its_dependents_only(fake_sections, tmp_path):
+    sections = [Section("bad", "x", "X"), Section("ok", "y", "Y"), Section("after_bad", "z", "Z", depends_on=("bad",)),
+                Section("after_ok", "w", "W", depends_on=("ok",))]
+    results = _run(sections, 2, tmp_path)
+    assert {n: r.status for n, r in results.items()} == {
+        "bad": "failed", "ok": "succeeded", "after_bad": "skipped", "after_ok": "succeeded"}
+    assert "after_bad" not in fake_sections
