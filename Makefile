@@ -8,7 +8,7 @@ CLIENT ?=
 SECTION ?=
 SET ?=
 
-.PHONY: help env report section check test lab clean
+.PHONY: help env report section check test bench lab clean
 
 help: ## list the targets (this page)
 	@echo "Tierbook: customer tiering reports. Usage: make <target> [CLIENT=x] [SECTION=y] [SET=\"key=value ...\"]"
@@ -40,6 +40,9 @@ check: $(STAMP) ## validate CLIENT=x's params and input file headers without run
 
 test: $(STAMP) ## run the test suite (unit, end-to-end on a small demo, real data from ../shared when present)
 	@$(PY) -m pytest -q
+
+bench: $(STAMP) ## time the demo report per phase (median and min-max of 3 runs; bench/report_time.py)
+	@$(PY) bench/report_time.py --runs 3
 
 lab: $(STAMP) ## open JupyterLab on the notebooks
 	@$(VENV)/bin/jupyter lab notebooks/
