@@ -1,9 +1,14 @@
 import datetime as dt
 
 import pandas as pd
-import pytest
 
-from tierbook.clean import clean_customers, clean_experiment, clean_survey, clean_transactions, reconcile
+from tierbook.clean import (
+    clean_customers,
+    clean_experiment,
+    clean_survey,
+    clean_transactions,
+    reconcile,
+)
 from tierbook.params import Clean
 
 TODAY = dt.date(2026, 1, 1)

@@ -2,7 +2,14 @@ import pandas as pd
 import pytest
 
 from tierbook.errors import TierbookError
-from tierbook.ingest import detect_encoding, map_source, parse_ids, parse_numbers, read_all, read_source
+from tierbook.ingest import (
+    detect_encoding,
+    map_source,
+    parse_ids,
+    parse_numbers,
+    read_all,
+    read_source,
+)
 from tierbook.params import load_params
 
 from .conftest import write_params
