@@ -19,7 +19,7 @@ def frame(rows, source="shop"):
     df = pd.DataFrame(rows)
     df.insert(0, "source", source)
     df.insert(1, "row", range(1, len(df) + 1))
-    df["order_date"] = pd.to_datetime(df["order_date"])
+    df["order_date"] = pd.to_datetime(df["order_date"], format="mixed")
     df["customer_id"] = df["customer_id"].astype("string")
     df["amount"] = df["amount"].astype(float)
     for column in ("order_id", "original_order_id", "product_id"):
