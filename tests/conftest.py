@@ -3,6 +3,8 @@ from pathlib import Path
 
 import pytest
 
+SMALL = ["demo.size=400"]
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
@@ -27,3 +29,18 @@ def write_params(project: Path, client: str, text: str) -> Path:
     path = project / "params" / f"{client}.yaml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+@pytest.fixture(scope="session")
+def demo_project(tmp_path_factory):
+    """A temporary project with the demo params and one successful small demo run."""
+    from tierbook.report import Project, run_report
+
+    root = tmp_path_factory.mktemp("project")
+    (root / "params").mkdir()
+    for name in ("default.yaml", "demo.yaml"):
+        shutil.copy(REPO / "params" / name, root / "params" / name)
+    (root / "notebooks").symlink_to(REPO / "notebooks")
+    project = Project(root)
+    first = run_report(project, "demo", SMALL)
+    return project, first

@@ -13,28 +13,15 @@ from tierbook.cli import main
 from tierbook.errors import TierbookError
 from tierbook.ingest import file_sha256
 from tierbook.pipeline import SECTIONS
-from tierbook.report import Project, run_report, run_section
+from tierbook.report import run_report, run_section
 
-from .conftest import REPO
+from .conftest import REPO, SMALL
 
-SMALL = ["demo.size=400"]
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import""", re.I)
 
 
 def tree_digest(folder: Path) -> dict:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-@pytest.fixture(scope="module")
-def demo_project(tmp_path_factory):
-    root = tmp_path_factory.mktemp("project")
-    (root / "params").mkdir()
-    for name in ("default.yaml", "demo.yaml"):
-        shutil.copy(REPO / "params" / name, root / "params" / name)
-    (root / "notebooks").symlink_to(REPO / "notebooks")
-    project = Project(root)
-    first = run_report(project, "demo", SMALL)
-    return project, first
 
 
 @pytest.mark.slow
@@ -128,8 +115,8 @@ def test_section_rerun_updates_the_newest_run(demo_project, capsys):
     assert result.status == "succeeded"
     manifest = json.loads((result.run_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["reruns"][-1]["section"] == "data" and manifest["reruns"][-1]["status"] == "succeeded"
-    with pytest.raises(TierbookError, match="unknown section 'rfm'; sections: data"):
-        run_section(project, "demo", "rfm")
+    with pytest.raises(TierbookError, match="unknown section 'clv'; sections: data, rfm"):
+        run_section(project, "demo", "clv")
 
 
 @pytest.mark.slow

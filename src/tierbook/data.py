@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from . import clean, ingest
@@ -76,8 +77,11 @@ def _write(stage: DataStage, ledger: pd.DataFrame, run_dir: Path) -> None:
     tables_dir = run_dir / "tables"
     data_dir.mkdir(parents=True, exist_ok=True)
     tables_dir.mkdir(parents=True, exist_ok=True)
-    stage.transactions.to_parquet(data_dir / "transactions.parquet", index=False)
-    stage.orders.to_parquet(data_dir / "orders.parquet", index=False)
+    # customer ids dictionary-encoded (sorted categories): later sections group by their codes,
+    # which makes the 1M-customer summary 1.2 s instead of 8 s (bench/summary_time.py)
+    for name, frame in (("transactions", stage.transactions), ("orders", stage.orders)):
+        ids = frame["customer_id"].astype(str)
+        frame.assign(customer_id=pd.Categorical(ids, categories=np.sort(ids.unique()))).to_parquet(data_dir / f"{name}.parquet", index=False)
     for name, frame in stage.tables.items():
         frame.to_parquet(data_dir / f"{name}.parquet", index=False)
     ledger.to_parquet(data_dir / "ledger.parquet", index=False)

@@ -171,6 +171,86 @@ class Clean(Strict):
     outliers: Outliers = Outliers()
 
 
+HL_CODES = [r + f + m for r in "HL" for f in "HL" for m in "HL"]
+
+
+class Segment8(Strict):
+    zh: str
+    en: str
+    action: str = ""
+
+
+class NamedSegment(Strict):
+    name: str
+    zh: str
+    r: tuple[int, int]
+    f: tuple[int, int]
+    action: str = ""
+
+
+class RFM(Strict):
+    as_of: dt.date | None = None
+    occasion: Literal["day", "order"] = "day"
+    time_unit: Literal["D", "W", "M", "Q"] = "W"
+    n_scores: int = Field(5, ge=2, le=10)
+    method: Literal["quantile", "thresholds"] = "quantile"
+    thresholds: dict[Literal["recency_days", "purchase_occasions", "monetary_total"], list[float]] | None = None
+    reference: Literal["mean", "median"] = "mean"
+    segments_8: dict[str, Segment8]
+    segments_named: list[NamedSegment]
+
+    @model_validator(mode="after")
+    def _maps(self):
+        if sorted(self.segments_8) != sorted(HL_CODES):
+            missing = sorted(set(HL_CODES) - set(self.segments_8)) or sorted(set(self.segments_8) - set(HL_CODES))
+            raise ValueError(f"segments_8 needs exactly the 8 codes {', '.join(HL_CODES)} (R, F, M as H/L); check {missing[0]!r}")
+        from .rfm import uncovered_cells
+
+        gaps = uncovered_cells([rule.model_dump() for rule in self.segments_named], self.n_scores)
+        if gaps:
+            raise ValueError(f"segments_named leaves R={gaps[0][0]}, F={gaps[0][1]} without a segment; every (R, F) score pair 1..{self.n_scores} needs one")
+        if self.method == "thresholds":
+            for measure in ("recency_days", "purchase_occasions", "monetary_total"):
+                cuts = (self.thresholds or {}).get(measure)
+                if cuts is None or len(cuts) != self.n_scores - 1 or sorted(cuts) != list(cuts):
+                    raise ValueError(f"method: thresholds needs thresholds.{measure}: {self.n_scores - 1} ascending cut points")
+        return self
+
+
+class TierLevel(Strict):
+    name: str
+    zh: str
+    top_share: float | None = Field(None, gt=0, le=1)
+    min_rfm_score: int | None = None
+    segments: list[str] | None = None
+    action: str = ""
+
+
+class Tiers(Strict):
+    basis: Literal["monetary_total", "monetary_mean", "purchase_occasions"] = "monetary_total"
+    window_days: int | None = Field(365, ge=1)
+    levels: list[TierLevel] = Field(min_length=1)
+    migration_days: int = Field(90, ge=1)
+
+    @model_validator(mode="after")
+    def _levels(self):
+        for level in self.levels:
+            rules = [level.top_share is not None, level.min_rfm_score is not None, bool(level.segments)]
+            if sum(rules) > 1:
+                raise ValueError(f"tier {level.name!r} has more than one rule; give one of top_share, min_rfm_score, segments")
+        last = self.levels[-1]
+        if last.top_share is not None or last.min_rfm_score is not None or last.segments:
+            raise ValueError(f"the last tier ({last.name!r}) must have no rule, so that every customer gets a tier")
+        return self
+
+
+class Clustering(Strict):
+    k_min: int = Field(2, ge=2)
+    k_max: int = Field(8, ge=2)
+    sample_size: int = Field(5000, ge=100)
+    seed: int = 0
+
+
 class Run(Strict):
     parallel: int = Field(2, ge=1)
     cell_timeout_seconds: int = Field(1800, ge=10)
@@ -184,6 +264,9 @@ class Params(Strict):
     paths: Paths = Paths()
     sources: Sources
     clean: Clean = Clean()
+    rfm: RFM
+    tiers: Tiers
+    clustering: Clustering = Clustering()
     run: Run = Run()
 
     def data_dir(self, root: Path) -> Path:

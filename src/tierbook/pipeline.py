@@ -18,6 +18,7 @@ class Section:
 
 SECTIONS: tuple[Section, ...] = (
     Section("data", "01_data.ipynb", "Data: ingestion and cleaning"),
+    Section("rfm", "02_rfm.ipynb", "RFM, segments and tiers", depends_on=("data",)),
 )
 
 

@@ -49,3 +49,77 @@ def order_values(orders: pd.DataFrame, currency: str):
     ax.yaxis.set_major_formatter(mticker.StrMethodFormatter("{x:,.0f}"))
     fig.tight_layout()
     return fig
+
+
+def tier_colors(order: list[str]) -> dict[str, str]:
+    """The same colour for a tier in every figure of every section (top tier first)."""
+    return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(order)}
+
+
+def tier_shares(tiers: pd.DataFrame, order: list[str]):
+    """Share of customers and of revenue per tier (``tiers.tier_summary`` output)."""
+    colors = tier_colors(order)
+    long = tiers.melt(id_vars="tier", value_vars=["customer_share", "revenue_share"], var_name="share", value_name="value")
+    long["share"] = long["share"].map({"customer_share": "customers", "revenue_share": "revenue"})
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    sns.barplot(data=long, x="share", y="value", hue="tier", hue_order=order, palette=colors, ax=ax)
+    ax.set(title="Tiers: share of customers and of revenue", xlabel="", ylabel="Share")
+    ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    for container in ax.containers:
+        ax.bar_label(container, labels=[f"{v.get_height():.0%}" for v in container], fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def segment_shares(profile: pd.DataFrame, label: str, title: str):
+    """Horizontal bars of customer share and revenue share per segment."""
+    frame = profile.sort_values("revenue_share")
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(frame) + 1.2))
+    y = np.arange(len(frame))
+    ax.barh(y - 0.2, frame["customer_share"], height=0.4, label="customers", color=PALETTE[0])
+    ax.barh(y + 0.2, frame["revenue_share"], height=0.4, label="revenue", color=PALETTE[1])
+    ax.set_yticks(y, frame[label])
+    ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    ax.set(title=title, xlabel="Share", ylabel="")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def pareto_curve(curve: pd.DataFrame, marks=(0.05, 0.2)):
+    """Cumulative revenue share against cumulative customer share (``rfm.pareto``)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(curve["customer_share"], curve["revenue_share"], color=PALETTE[0])
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    for share in marks:
+        reached = curve.loc[curve["customer_share"] <= share, "revenue_share"]
+        if len(reached):
+            value = reached.iloc[-1]
+            ax.scatter([share], [value], color=PALETTE[1], zorder=3)
+            ax.annotate(f"top {share:.0%} → {value:.0%} of revenue", (share, value), textcoords="offset points", xytext=(8, -12))
+    ax.set(title="Pareto curve: customers ranked by net spend", xlabel="Share of customers", ylabel="Share of revenue")
+    ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    fig.tight_layout()
+    return fig
+
+
+def rf_heatmap(scores: pd.DataFrame, summary: pd.DataFrame, currency: str):
+    """Mean net spend per customer for each R x F score cell (customers in the cell annotated)."""
+    frame = scores[["r_score", "f_score"]].assign(monetary=summary["monetary_total"].to_numpy())
+    mean = frame.pivot_table(index="r_score", columns="f_score", values="monetary", aggfunc="mean").sort_index(ascending=False)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    sns.heatmap(mean, annot=True, fmt=",.0f", cmap="Blues", ax=ax, cbar_kws={"label": f"Mean net spend ({currency})"})
+    ax.set(title="Mean net spend by R and F score", xlabel="F score (frequency)", ylabel="R score (recency, 5 = most recent)")
+    fig.tight_layout()
+    return fig
+
+
+def migration_heatmap(row_share: pd.DataFrame, counts: pd.DataFrame):
+    """Row % of customers moving from the base tier (rows) to the current tier (columns)."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    labels = row_share.map(lambda v: f"{v:.0%}" if pd.notna(v) else "") + "\n" + counts.loc[row_share.index].map(lambda v: f"n={v:,}")
+    sns.heatmap(row_share.astype(float), annot=labels, fmt="", cmap="Greens", vmin=0, vmax=1, ax=ax, cbar_kws={"label": "Share of the base tier"})
+    ax.set(title="Tier migration", xlabel="Tier now", ylabel="Tier at the base date")
+    fig.tight_layout()
+    return fig

@@ -219,6 +219,7 @@ def _execute_section(project: Project, params: Params, run_dir: Path, section: S
         export_section(executed, html, section, SECTIONS, params, run_dir.name)
         result.html = html.name
         result.status = "succeeded"
+        (run_dir / f"{section.name}.error.txt").unlink(missing_ok=True)  # from an earlier failed attempt
     except Exception as exc:  # noqa: BLE001 - any failure of a section is reported in one line
         result.status = "failed"
         result.message = _one_line(exc)

@@ -27,6 +27,9 @@ def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), i
         formats[column] = "{:,.0f}"
     for column in pct_cols:
         formats[column] = "{:.1%}"
+    for column in shown.columns:  # any other float: two decimals with separators
+        if column not in formats and pd.api.types.is_float_dtype(shown[column]):
+            formats[column] = "{:,.2f}"
     # escape="html": client strings (store names, comments ...) are shown as text, never as markup
     styler = shown.style.format(formats, na_rep="", escape="html").hide(axis="index")
     if len(frame) > max_rows:

@@ -1,0 +1,47 @@
+"""The customer-scores export a consultant imports into the client's CRM (Salesforce, HubSpot,
+Zoho, 纷享销客, 简道云 all import CSV and XLSX) to tag customers by tier and segment.
+
+``customer_scores.csv`` is UTF-8 with a BOM so that Excel shows Chinese correctly;
+``customer_scores.xlsx`` has the same rows and a second sheet documenting the columns.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+COLUMNS = {
+    "customer_id": "customer / member id as in the client's data",
+    "as_of": "analysis date: orders before it were counted",
+    "recency_days": "days from the last purchase to as_of",
+    "frequency_occasions": "purchase occasions (distinct purchase days, or orders: rfm.occasion)",
+    "monetary_total": "total net spend (returns netted)",
+    "monetary_mean": "net spend per purchase occasion",
+    "first_purchase": "date of the first purchase",
+    "last_purchase": "date of the last purchase",
+    "r_score": "recency score 1..n (higher = more recent)",
+    "f_score": "frequency score 1..n",
+    "m_score": "monetary score 1..n",
+    "rfm_score": "r_score + f_score + m_score",
+    "segment_zh": "8-segment RFM map, Chinese (重要价值客户 ...)",
+    "segment_en": "8-segment RFM map, English (Key value ...)",
+    "named_segment": "named segment on R and F scores (Champions ... Lost)",
+    "named_segment_zh": "named segment, Chinese",
+    "tier": "business tier (params tiers.levels)",
+    "tier_zh": "business tier, Chinese",
+    "cluster": "behavioural k-means cluster, 1 = highest mean spend",
+}
+
+
+def write_customer_scores(scores: pd.DataFrame, run_dir: Path) -> tuple[Path, Path]:
+    """Write ``customer_scores.csv`` (UTF-8 with BOM) and ``customer_scores.xlsx`` into the run."""
+    unknown = [c for c in scores.columns if c not in COLUMNS]
+    if unknown:
+        raise ValueError(f"customer_scores column {unknown[0]!r} is not documented in tierbook.crm.COLUMNS")
+    csv_path, xlsx_path = run_dir / "customer_scores.csv", run_dir / "customer_scores.xlsx"
+    scores.to_csv(csv_path, index=False, encoding="utf-8-sig")
+    with pd.ExcelWriter(xlsx_path, engine="openpyxl") as writer:
+        scores.to_excel(writer, sheet_name="customer_scores", index=False)
+        pd.DataFrame({"column": list(COLUMNS), "meaning": list(COLUMNS.values())}).to_excel(writer, sheet_name="columns", index=False)
+    return csv_path, xlsx_path

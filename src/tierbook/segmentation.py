@@ -1,0 +1,183 @@
+"""The ``rfm`` section: per-customer summary -> RFM scores -> both segment maps -> business tiers ->
+behavioural clusters -> tier migration, and the customer-scores export for CRM import.
+
+Everything is computed from the data stage's clean orders of the run (``data/orders.parquet``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from .clusters import RFMClusters, crosstab
+from .crm import write_customer_scores
+from .data import load_clean
+from .params import Params
+from .rfm import RFMScorer, segment_profile
+from .summary import customer_summary, default_as_of
+from .tiers import Migration, TierRules, migration, tier_summary
+
+
+@dataclass
+class RFMStage:
+    as_of: pd.Timestamp
+    summary: pd.DataFrame  # one row per customer (tierbook.summary)
+    scores: pd.DataFrame  # scores, segments, tier, cluster; same index as summary
+    scorer: RFMScorer
+    bin_edges: pd.DataFrame
+    profile_8: pd.DataFrame
+    profile_named: pd.DataFrame
+    tiers: pd.DataFrame
+    clusters: RFMClusters
+    cluster_profile: pd.DataFrame
+    cluster_vs_segment: pd.DataFrame
+    migration: Migration | None
+    base_date: pd.Timestamp
+
+    @property
+    def tier_order(self) -> list[str]:
+        return list(self.tiers["tier"])
+
+
+def make_scorer(params: Params) -> RFMScorer:
+    rfm = params.rfm
+    return RFMScorer(
+        n_scores=rfm.n_scores, method=rfm.method, thresholds=rfm.thresholds, reference=rfm.reference,
+        segments_8={code: seg.model_dump() for code, seg in rfm.segments_8.items()},
+        segments_named=[rule.model_dump() for rule in rfm.segments_named],
+    )
+
+
+def make_tiers(params: Params) -> TierRules:
+    return TierRules([level.model_dump() for level in params.tiers.levels], basis=params.tiers.basis)
+
+
+def tier_basis(params: Params, orders: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` with the tier basis column recomputed over the last ``tiers.window_days`` days
+    before as_of (0 for customers without an order in the window)."""
+    window = params.tiers.window_days
+    if window is None:
+        return summary
+    as_of = pd.Timestamp(summary.attrs["as_of"])
+    recent = orders[orders["order_date"] >= as_of - pd.Timedelta(days=window)]
+    basis = params.tiers.basis
+    values = pd.Series(0.0, index=summary["customer_id"])
+    if (recent["order_date"] < as_of).any():
+        windowed = customer_summary(recent, as_of, occasion=params.rfm.occasion).set_index("customer_id")[basis]
+        values = windowed.reindex(summary["customer_id"]).fillna(0.0)
+    return summary.assign(**{basis: values.to_numpy()})
+
+
+def score_customers(params: Params, summary: pd.DataFrame, orders: pd.DataFrame) -> tuple[RFMScorer, pd.DataFrame, TierRules]:
+    """Scores, segments and tiers of one summary, with thresholds fitted on it."""
+    scorer = make_scorer(params).fit(summary)
+    scores = scorer.transform(summary)
+    basis = tier_basis(params, orders, summary)
+    rules = make_tiers(params).fit(basis)
+    scores["tier"] = rules.assign(basis, scores)
+    return scorer, scores, rules
+
+
+def run_rfm_stage(params: Params, run_dir: Path) -> RFMStage:
+    orders = load_clean(run_dir, "orders")
+    rfm = params.rfm
+    as_of = pd.Timestamp(rfm.as_of) if rfm.as_of else default_as_of(orders)
+    summary = customer_summary(orders, as_of, occasion=rfm.occasion, time_unit=rfm.time_unit)
+    scorer, scores, _ = score_customers(params, summary, orders)
+    order = [level.name for level in params.tiers.levels]
+
+    clusters = RFMClusters(k_range=(params.clustering.k_min, params.clustering.k_max), random_state=params.clustering.seed,
+                           sample_size=params.clustering.sample_size).fit(summary)
+    scores["cluster"] = clusters.labels_.reindex(summary.index).to_numpy()
+
+    # migration: tiers at the base date and now, both with the thresholds fitted at the base date
+    base_date = as_of - pd.Timedelta(days=params.tiers.migration_days)
+    moved = None
+    if (orders["order_date"] < base_date).any():
+        base_summary = customer_summary(orders, base_date, occasion=rfm.occasion, time_unit=rfm.time_unit)
+        base_scorer, base_scores, base_rules = score_customers(params, base_summary, orders)
+        current_segments = base_scorer.transform(summary)
+        current_tier = base_rules.assign(tier_basis(params, orders, summary), current_segments)
+        moved = migration(base_scores["tier"].set_axis(base_summary["customer_id"]), current_tier.set_axis(summary["customer_id"]),
+                          order, summary.set_index("customer_id")["monetary_total"])
+
+    actions_8 = {seg.zh: seg.action for seg in rfm.segments_8.values()}
+    actions_named = {rule.name: rule.action for rule in rfm.segments_named}
+    stage = RFMStage(
+        as_of=as_of, summary=summary, scores=scores, scorer=scorer, bin_edges=scorer.bin_edges(summary, scores),
+        profile_8=segment_profile(summary, scores["segment_zh"], actions_8).merge(
+            pd.DataFrame({"segment": [s.zh for s in rfm.segments_8.values()], "segment_en": [s.en for s in rfm.segments_8.values()]}),
+            on="segment", how="left"),
+        profile_named=segment_profile(summary, scores["named_segment"], actions_named),
+        tiers=tier_summary(tier_basis(params, orders, summary), scores["tier"], order).assign(
+            action=[level.action for level in params.tiers.levels], zh=[level.zh for level in params.tiers.levels]),
+        clusters=clusters, cluster_profile=clusters.profile(summary),
+        cluster_vs_segment=crosstab(scores["cluster"], scores["segment_zh"]), migration=moved, base_date=base_date,
+    )
+    _write(stage, params, run_dir)
+    return stage
+
+
+def customer_scores(stage: RFMStage, params: Params) -> pd.DataFrame:
+    """The CRM export: one row per customer (columns documented in ``tierbook.crm``)."""
+    tiers_zh = {level.name: level.zh for level in params.tiers.levels}
+    s, sc = stage.summary, stage.scores
+    return pd.DataFrame({
+        "customer_id": s["customer_id"], "as_of": stage.as_of.date().isoformat(),
+        "recency_days": s["recency_days"], "frequency_occasions": s["purchase_occasions"],
+        "monetary_total": s["monetary_total"].round(2), "monetary_mean": s["monetary_mean"].round(2),
+        "first_purchase": s["first_purchase"].dt.date, "last_purchase": s["last_purchase"].dt.date,
+        "r_score": sc["r_score"], "f_score": sc["f_score"], "m_score": sc["m_score"], "rfm_score": sc["rfm_score"],
+        "segment_zh": sc["segment_zh"], "segment_en": sc["segment_en"],
+        "named_segment": sc["named_segment"], "named_segment_zh": sc["named_segment_zh"],
+        "tier": sc["tier"], "tier_zh": sc["tier"].map(tiers_zh), "cluster": sc["cluster"],
+    })
+
+
+def _write(stage: RFMStage, params: Params, run_dir: Path) -> None:
+    tables = run_dir / "tables"
+    tables.mkdir(exist_ok=True)
+    stage.summary.to_parquet(run_dir / "data" / "customer_summary.parquet", index=False)
+    for name, frame in {
+        "rfm_bin_edges": stage.bin_edges, "segments_8": stage.profile_8, "segments_named": stage.profile_named,
+        "tiers": stage.tiers, "clusters": stage.cluster_profile, "clusters_vs_segments": stage.cluster_vs_segment.reset_index(),
+    }.items():
+        frame.to_csv(tables / f"{name}.csv", index=False, encoding="utf-8-sig")
+    if stage.migration is not None:
+        stage.migration.matrix.rename_axis("base_tier").reset_index().to_csv(tables / "tier_migration.csv", index=False, encoding="utf-8-sig")
+    write_customer_scores(customer_scores(stage, params), run_dir)
+
+
+def narrative(stage: RFMStage, params: Params) -> str:
+    """Findings of the section in sentences generated from its numbers."""
+    from .rfm import pareto
+    from .tables import money
+
+    n = len(stage.summary)
+    top = stage.tiers.iloc[0]
+    one_timers = float((stage.summary["purchase_occasions"] == 1).mean())
+    curve = pareto(stage.summary)
+    top20 = curve.loc[curve["customer_share"] <= 0.2, "revenue_share"].max()
+    biggest = stage.profile_8.iloc[0]
+    window = params.tiers.window_days
+    window_words = f"in the {window} days before as_of" if window else "over the whole history"
+    lines = [
+        f"As of {stage.as_of:%Y-%m-%d}, **{n:,} customers** bought at least once; {one_timers:.0%} of them only once. "
+        f"The top 20% of customers made {top20:.0%} of net revenue.",
+        f"The top tier, **{top['tier']}**, holds {top['customer_share']:.1%} of customers and {top['revenue_share']:.1%} of revenue "
+        f"{window_words} (mean spend {money(top['mean_monetary'], params.currency)}).",
+        f"Among the 8 RFM segments, {biggest['segment']} ({biggest['segment_en']}) brings the most revenue: "
+        f"{biggest['revenue_share']:.1%} from {biggest['customer_share']:.1%} of customers.",
+        f"k-means on log R, F and M chose **{stage.clusters.k_}** clusters (silhouette "
+        f"{stage.clusters.silhouette_.max():.2f})." if len(stage.clusters.silhouette_) else
+        "All customers have the same R, F and M values, so there is a single cluster.",
+    ]
+    if stage.migration is not None:
+        rates = stage.migration.rates
+        lines.append(
+            f"Between {stage.base_date:%Y-%m-%d} and {stage.as_of:%Y-%m-%d}, of the {rates['customers_in_both']:,} customers present at both dates "
+            f"{rates['upgrade']:.1%} moved up a tier, {rates['downgrade']:.1%} moved down and {rates['stay']:.1%} stayed; "
+            f"{rates['new_customers']:,} customers are new.")
+    return "\n\n".join(lines)

@@ -1,0 +1,117 @@
+"""The per-customer summary every section builds on (RFM, CLV, churn): one function, one table.
+
+``customer_summary(orders, as_of)`` returns one row per customer with a purchase before ``as_of``:
+
+* RFM columns: ``recency_days`` is the number of days from the last purchase day to ``as_of``
+  (the RFM sense: 1 = bought the day before as_of), ``purchase_occasions``, ``monetary_total``
+  (net spend), ``monetary_mean``, ``first_purchase``, ``last_purchase``, ``tenure_days``.
+* CLV columns in the convention of lifetimes and PyMC-Marketing, in ``time_unit``:
+  ``frequency`` (repeat purchase occasions), ``recency`` (t_x: **first to last** purchase, the
+  BTYD sense, not days since the last purchase), ``T`` (first purchase to the end of the
+  observation period, the day before as_of: lifetimes' ``observation_period_end``, inclusive) and
+  ``monetary_value`` (mean value of the repeat occasions, 0 when there is none).
+
+A purchase occasion is a calendar day with orders (``occasion="day"``, the BTYD convention: same-day
+orders merge into one occasion worth their sum) or each order (``occasion="order"``).
+
+Speed: one sort of integer (customer, day) keys and ``np.add.reduceat`` over it instead of a pandas
+groupby; the figures are in ``bench/summary_time.py`` (``make bench``).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import TierbookError
+
+DAYS_PER_UNIT = {"D": 1.0, "W": 7.0, "M": 365.25 / 12, "Q": 365.25 / 4}
+COLUMNS = ["customer_id", "first_purchase", "last_purchase", "recency_days", "purchase_occasions", "monetary_total",
+           "monetary_mean", "tenure_days", "frequency", "recency", "T", "monetary_value"]
+
+
+def _sorted_codes(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Renumber factorize codes so that they follow the sorted customer ids (sorting the 1M
+    uniques is far cheaper than ``factorize(sort=True)`` on 10M rows)."""
+    order = np.argsort(uniques, kind="stable")
+    if (order == np.arange(len(order))).all():
+        return codes, uniques  # already sorted (sorted categories)
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return rank[codes], uniques[order]
+
+
+def default_as_of(orders: pd.DataFrame) -> pd.Timestamp:
+    """The day after the last order."""
+    return orders["order_date"].max().normalize() + pd.Timedelta(days=1)
+
+
+def customer_summary(orders: pd.DataFrame, as_of: pd.Timestamp | str | None = None, *,
+                     occasion: Literal["day", "order"] = "day", time_unit: Literal["D", "W", "M", "Q"] = "W") -> pd.DataFrame:
+    """One row per customer from the clean orders (``customer_id``, ``order_date``, ``net_amount``,
+    and ``source``/``order_id`` for ``occasion="order"``); only orders before ``as_of`` count."""
+    as_of = default_as_of(orders) if as_of is None else pd.Timestamp(as_of).normalize()
+    dates = orders["order_date"].to_numpy(dtype="datetime64[ns]")
+    before = dates < as_of.to_datetime64()
+    if not before.any():
+        period = f"{orders['order_date'].min():%Y-%m-%d} to {orders['order_date'].max():%Y-%m-%d}" if len(orders) else "no orders"
+        raise TierbookError(f"no order is before as_of {as_of:%Y-%m-%d} (data period {period}); set rfm.as_of to a later date")
+    ids = orders["customer_id"]
+    all_before = bool(before.all())
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        # the data stage stores ids dictionary-encoded: the codes are free (hashing 10M strings costs ~3 s)
+        codes = ids.cat.codes.to_numpy()
+        codes, customers = _sorted_codes(codes if all_before else codes[before], np.asarray(ids.cat.categories, dtype=object))
+    else:
+        codes, customers = pd.factorize(ids if all_before else ids[before])  # unsorted: hashing only
+        codes, customers = _sorted_codes(codes, np.asarray(customers, dtype=object))
+    day = (dates if all_before else dates[before]).astype("datetime64[D]").astype(np.int64)
+    amount = orders["net_amount"].to_numpy(dtype=float)
+    amount = amount if all_before else amount[before]
+
+    # one sort by (customer, day[, order]); occasions are runs of equal keys
+    if occasion == "day":
+        # one int64 key (customer, day) sorts faster than np.lexsort on two arrays
+        span = int(day.max() - day.min()) + 1
+        order = np.argsort(codes.astype(np.int64) * span + (day - day.min()))
+        c, d, a = codes[order], day[order], amount[order]
+        new_occasion = np.r_[True, (c[1:] != c[:-1]) | (d[1:] != d[:-1])]
+    else:
+        order_key = pd.factorize((orders["source"].astype(str) + "\x1f" + orders["order_id"].astype(str)).to_numpy()[before])[0]
+        order = np.lexsort((order_key, day, codes))
+        c, d, a, k = codes[order], day[order], amount[order], order_key[order]
+        new_occasion = np.r_[True, (c[1:] != c[:-1]) | (k[1:] != k[:-1])]
+    starts = np.flatnonzero(new_occasion)
+    occ_customer, occ_day, occ_value = c[starts], d[starts], np.add.reduceat(a, starts)
+
+    first_of_customer = np.r_[True, occ_customer[1:] != occ_customer[:-1]]
+    cust_starts = np.flatnonzero(first_of_customer)
+    n_occasions = np.diff(np.r_[cust_starts, len(occ_customer)])
+    total = np.add.reduceat(occ_value, cust_starts)
+    first_day = occ_day[cust_starts]
+    last_day = occ_day[np.r_[cust_starts[1:], len(occ_day)] - 1]
+    first_value = occ_value[cust_starts]
+    frequency = n_occasions - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        monetary_value = np.where(frequency > 0, (total - first_value) / np.maximum(frequency, 1), 0.0)
+
+    as_of_day = np.int64(as_of.to_datetime64().astype("datetime64[D]").astype(np.int64))
+    unit = DAYS_PER_UNIT[time_unit]
+    summary = pd.DataFrame({
+        "customer_id": customers[occ_customer[cust_starts]],
+        "first_purchase": first_day.astype("datetime64[D]").astype("datetime64[ns]"),
+        "last_purchase": last_day.astype("datetime64[D]").astype("datetime64[ns]"),
+        "recency_days": (as_of_day - last_day).astype(np.int64),
+        "purchase_occasions": n_occasions.astype(np.int64),
+        "monetary_total": total,
+        "monetary_mean": total / n_occasions,
+        "tenure_days": (as_of_day - first_day).astype(np.int64),
+        "frequency": frequency.astype(np.int64),
+        "recency": (last_day - first_day) / unit,
+        "T": (as_of_day - 1 - first_day) / unit,
+        "monetary_value": monetary_value,
+    })[COLUMNS]
+    summary.attrs.update({"as_of": as_of.date().isoformat(), "time_unit": time_unit, "occasion": occasion})
+    return summary

@@ -1,0 +1,117 @@
+"""Business tiers (分层: VIP / Regular / Potential by default) and tier migration between periods.
+
+Tiers are levels in params, from the top; a customer takes the first level whose rule matches:
+
+* ``top_share: 0.05`` with ``basis`` (default ``monetary_total`` over the last ``window_days``, 365
+  by default, so that customers who stop buying move down): the customer is among the top 5 % of
+  customers by the basis (cumulative from the top:
+  a second level with ``top_share: 0.5`` takes the next 45 %). Ties are never split: a customer is
+  in the top share when the share of customers with a strictly larger basis is below it.
+* ``min_rfm_score: 12``: R + F + M scores at least this.
+* ``segments: [重要价值客户, Champions]``: the customer's segment in either map is listed.
+* no rule: everyone left (the last level must have none, so every customer gets exactly one tier).
+
+A fitted ``TierRules`` freezes the cut-off values (the basis value where each top share starts),
+so tier migration applies the base period's thresholds to both periods: migration then measures
+customers moving, not quantiles drifting.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class TierRules:
+    levels: list[dict]  # [{"name", "zh", "top_share" | "min_rfm_score" | "segments" | none, "action"}]
+    basis: str = "monetary_total"
+
+    def fit(self, summary: pd.DataFrame) -> TierRules:
+        """Learn the basis value at which each ``top_share`` level starts."""
+        values = np.sort(summary[self.basis].to_numpy(dtype=float))[::-1]
+        n = len(values)
+        self.cutoffs_: dict[str, float] = {}
+        for level in self.levels:
+            if level.get("top_share") is not None:
+                # customers with a strictly larger basis than values[k-1] are at most k-1 < share * n,
+                # so values[k-1] (and every tie of it) is in; values below it have k or more above
+                k = min(int(np.ceil(round(level["top_share"] * n, 9))), n)  # round: 0.05 * 20000 = 1000.0000000000001
+                self.cutoffs_[level["name"]] = float(values[k - 1]) if k >= 1 else np.inf
+        return self
+
+    def assign(self, summary: pd.DataFrame, segments: pd.DataFrame | None = None) -> pd.Series:
+        """One tier name per customer (same index as ``summary``)."""
+        tier = pd.Series(pd.NA, index=summary.index, dtype="string")
+        for level in self.levels:
+            open_ = tier.isna()
+            if level.get("top_share") is not None:
+                hit = summary[self.basis] >= self.cutoffs_[level["name"]]
+            elif level.get("min_rfm_score") is not None:
+                hit = segments["rfm_score"] >= level["min_rfm_score"]
+            elif level.get("segments"):
+                listed = set(level["segments"])
+                hit = pd.Series(False, index=summary.index)
+                for column in ("segment_zh", "segment_en", "named_segment", "named_segment_zh"):
+                    if segments is not None and column in segments:
+                        hit |= segments[column].isin(listed).fillna(False).astype(bool)
+            else:
+                hit = pd.Series(True, index=summary.index)
+            tier[open_ & hit] = level["name"]
+        return tier
+
+
+def tier_summary(summary: pd.DataFrame, tier: pd.Series, order: list[str]) -> pd.DataFrame:
+    """Customers, revenue and their shares per tier, in tier order."""
+    frame = summary.assign(tier=tier.to_numpy())
+    out = frame.groupby("tier").agg(customers=("customer_id", "size"), revenue=("monetary_total", "sum"),
+                                    mean_monetary=("monetary_total", "mean"), mean_occasions=("purchase_occasions", "mean"),
+                                    mean_recency_days=("recency_days", "mean"))
+    out = out.reindex(order).fillna(0)
+    out.insert(1, "customer_share", out["customers"] / len(frame))
+    out.insert(3, "revenue_share", out["revenue"] / frame["monetary_total"].sum())
+    return out.rename_axis("tier").reset_index()
+
+
+@dataclass
+class Migration:
+    matrix: pd.DataFrame  # counts: base tier (rows) x current tier (columns), incl. "new" and "inactive"
+    row_share: pd.DataFrame  # row percentages over customers present in the base period
+    rates: dict  # upgrade, downgrade, stay shares among customers in both periods
+    revenue_moved: pd.DataFrame  # current-period revenue of customers by move (up / down / stay / new)
+
+
+def migration(base_tier: pd.Series, current_tier: pd.Series, order: list[str],
+              current_revenue: pd.Series | None = None) -> Migration:
+    """Transition between two tier assignments indexed by customer id.
+
+    ``order`` lists tiers from the top. Customers only in the current period are ``new`` (their
+    first purchase is after the base date); every customer of the base period is in the current one
+    (the data up to the later date contains the earlier data).
+    """
+    both = pd.DataFrame({"base": base_tier, "current": current_tier})
+    both["base"] = both["base"].fillna("new")
+    rows, columns = order + ["new"], order
+    matrix = pd.crosstab(both["base"], both["current"]).reindex(index=rows, columns=columns, fill_value=0)
+    rank = {name: i for i, name in enumerate(order)}
+    stayed = both[both["base"] != "new"]
+    moved = stayed["base"].map(rank) - stayed["current"].map(rank)  # > 0: moved up towards the top
+    n = len(stayed)
+    rates = {
+        "customers_in_both": n,
+        "upgrade": float((moved > 0).sum() / n) if n else float("nan"),
+        "downgrade": float((moved < 0).sum() / n) if n else float("nan"),
+        "stay": float((moved == 0).sum() / n) if n else float("nan"),
+        "new_customers": int((both["base"] == "new").sum()),
+    }
+    row_share = matrix.loc[order].div(matrix.loc[order].sum(axis=1).replace(0, np.nan), axis=0)
+    direction = pd.Series("new", index=both.index)
+    direction[stayed.index] = np.select([moved > 0, moved < 0], ["up", "down"], "stay")
+    if current_revenue is not None:
+        revenue = current_revenue.reindex(both.index).fillna(0.0).groupby(direction).sum()
+    else:
+        revenue = pd.Series(dtype=float)
+    revenue_moved = pd.DataFrame({"customers": direction.value_counts(), "revenue": revenue}).reindex(["up", "stay", "down", "new"]).fillna(0)
+    return Migration(matrix, row_share, rates, revenue_moved.rename_axis("move").reset_index())
