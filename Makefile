@@ -41,8 +41,9 @@ check: $(STAMP) ## validate CLIENT=x's params and input file headers without run
 test: $(STAMP) ## run the test suite (unit, end-to-end on a small demo, real data from ../shared when present)
 	@$(PY) -m pytest -q
 
-bench: $(STAMP) ## time the demo report per phase (median and min-max of 3 runs; bench/report_time.py)
+bench: $(STAMP) ## time the demo report per phase and the 1M-customer summary (medians and min-max; bench/)
 	@$(PY) bench/report_time.py --runs 3
+	@$(PY) bench/summary_time.py --runs 3
 
 lab: $(STAMP) ## open JupyterLab on the notebooks
 	@$(VENV)/bin/jupyter lab notebooks/

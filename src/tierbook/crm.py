@@ -34,14 +34,21 @@ COLUMNS = {
 }
 
 
-def write_customer_scores(scores: pd.DataFrame, run_dir: Path) -> tuple[Path, Path]:
-    """Write ``customer_scores.csv`` (UTF-8 with BOM) and ``customer_scores.xlsx`` into the run."""
+EXCEL_MAX_ROWS = 1_048_575  # an Excel sheet holds 1,048,576 rows including the header
+
+
+def write_customer_scores(scores: pd.DataFrame, run_dir: Path) -> tuple[Path, Path | None]:
+    """Write ``customer_scores.csv`` (UTF-8 with BOM) and, when it fits in one sheet,
+    ``customer_scores.xlsx`` into the run. Returns the paths (None for a skipped xlsx)."""
     unknown = [c for c in scores.columns if c not in COLUMNS]
     if unknown:
         raise ValueError(f"customer_scores column {unknown[0]!r} is not documented in tierbook.crm.COLUMNS")
     csv_path, xlsx_path = run_dir / "customer_scores.csv", run_dir / "customer_scores.xlsx"
     scores.to_csv(csv_path, index=False, encoding="utf-8-sig")
-    with pd.ExcelWriter(xlsx_path, engine="openpyxl") as writer:
+    if len(scores) > EXCEL_MAX_ROWS:
+        return csv_path, None
+    # xlsxwriter: 20,000 customers in about 1 s, where openpyxl took 7-10 s here
+    with pd.ExcelWriter(xlsx_path, engine="xlsxwriter") as writer:
         scores.to_excel(writer, sheet_name="customer_scores", index=False)
         pd.DataFrame({"column": list(COLUMNS), "meaning": list(COLUMNS.values())}).to_excel(writer, sheet_name="columns", index=False)
     return csv_path, xlsx_path
