@@ -25,6 +25,19 @@ def project(tmp_path) -> Path:
     return tmp_path
 
 
+def params_and_run_dir(root: Path, client: str, text: str, overrides: list[str] | None = None):
+    """A project at ``root`` with the default params and ``params/<client>.yaml``; returns the
+    validated params and an empty run folder."""
+    from tierbook.params import load_params
+
+    (root / "params").mkdir(exist_ok=True)
+    shutil.copy(REPO / "params" / "default.yaml", root / "params" / "default.yaml")
+    write_params(root, client, text)
+    run_dir = root / "run"
+    run_dir.mkdir()
+    return load_params(client, root / "params", overrides), run_dir
+
+
 def write_params(project: Path, client: str, text: str) -> Path:
     path = project / "params" / f"{client}.yaml"
     path.write_text(text, encoding="utf-8")

@@ -5,9 +5,8 @@ import datetime as dt
 import pytest
 
 from tierbook.data import run_data_stage
-from tierbook.params import load_params
 
-from .conftest import write_params
+from .conftest import params_and_run_dir
 
 ONLINE_RETAIL = """
 currency: GBP
@@ -34,14 +33,7 @@ sources:
 @pytest.fixture(scope="module")
 def online_retail(shared_data, tmp_path_factory):
     project = tmp_path_factory.mktemp("or")
-    (project / "params").mkdir()
-    from .conftest import REPO
-
-    (project / "params" / "default.yaml").write_text((REPO / "params/default.yaml").read_text(encoding="utf-8"), encoding="utf-8")
-    write_params(project, "online_retail", ONLINE_RETAIL.format(data=shared_data / "online_retail"))
-    params = load_params("online_retail", project / "params")
-    run_dir = project / "run"
-    run_dir.mkdir()
+    params, run_dir = params_and_run_dir(project, "online_retail", ONLINE_RETAIL.format(data=shared_data / "online_retail"))
     return run_data_stage(params, project, run_dir, today=dt.date(2026, 11, 1)), run_dir
 
 

@@ -11,7 +11,7 @@ from tierbook.params import load_params
 from tierbook.segmentation import run_rfm_stage, score_customers
 from tierbook.summary import customer_summary
 
-from .conftest import REPO, write_params
+from .conftest import REPO, params_and_run_dir
 
 
 @pytest.mark.slow
@@ -76,12 +76,7 @@ sources:
 @pytest.mark.realdata
 def test_cdnow_master_runs_through_the_section(shared_data, tmp_path):
     root = tmp_path
-    (root / "params").mkdir()
-    (root / "params" / "default.yaml").write_text((REPO / "params/default.yaml").read_text(encoding="utf-8"), encoding="utf-8")
-    write_params(root, "cdnow", CDNOW.format(data=shared_data / "cdnow"))
-    params = load_params("cdnow", root / "params")
-    run_dir = root / "run"
-    run_dir.mkdir()
+    params, run_dir = params_and_run_dir(root, "cdnow", CDNOW.format(data=shared_data / "cdnow"))
     data = run_data_stage(params, root, run_dir, today=dt.date(2026, 1, 1))
     raw = pd.read_csv(shared_data / "cdnow/CDNOW_master.txt", sep=r"\s+", dtype={"customer_id": str})
     assert data.reconciliation.iloc[0]["rows_read"] == 69_659
