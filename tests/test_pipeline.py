@@ -48,7 +48,8 @@ def test_section_html_is_offline_without_code_or_tracebacks(demo_project):
     assert len(re.findall(r"<img [^>]*src=\"data:image/png;base64,", data)) == 2  # the two figures are embedded
     assert 'href="index.html"' in data
     index = (run.run_dir / "index.html").read_text(encoding="utf-8")
-    assert 'href="data.html"' in index and "succeeded" in index
+    assert 'href="data.html"' in index and 'href="rfm.html"' in index and "succeeded" in index
+    assert 'href="customer_scores.csv"' in index
 
 
 @pytest.mark.slow
