@@ -1,0 +1,87 @@
+"""BG/NBD and Gamma-Gamma against the published CDNOW figures (../shared/data/REFERENCE_FIGURES.md)."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tierbook.clv import fit_bgnbd, fit_gamma_gamma
+from tierbook.errors import TierbookError
+from tierbook.summary import customer_summary
+
+
+@pytest.fixture(scope="module")
+def cdnow_summary(shared_data):
+    """The 39-week calibration summary built from the raw sample transactions with our summary."""
+    raw = pd.read_csv(shared_data / "cdnow/CDNOW_sample.txt", sep=r"\s+", header=None, dtype=str,
+                      names=["master_id", "customer_id", "date", "cds", "dollars"])
+    orders = pd.DataFrame({"customer_id": raw["customer_id"], "order_date": pd.to_datetime(raw["date"], format="%Y%m%d"),
+                           "net_amount": raw["dollars"].astype(float)})
+    return customer_summary(orders, "1997-10-01", time_unit="W")
+
+
+@pytest.fixture(scope="module")
+def bgnbd(cdnow_summary):
+    return fit_bgnbd(cdnow_summary)
+
+
+def test_bgnbd_reproduces_fader_hardie_lee_2005(bgnbd):
+    p = bgnbd.params_
+    # published MLE 0.243, 4.414, 0.793, 2.426; log-likelihood -9582.4
+    assert (round(p["r"], 3), round(p["alpha"], 3), round(p["a"], 3), round(p["b"], 3)) == (0.243, 4.414, 0.793, 2.426)
+    assert bgnbd.log_likelihood_ == pytest.approx(-9582.43, abs=0.01)
+    assert bgnbd.converged_ and bgnbd.n_customers_ == 2357
+    se = bgnbd.summary["standard_error"]
+    assert (se > 0).all() and se["r"] < 0.05 and se["alpha"] < 0.5
+
+
+def test_bgnbd_predictions_match_hardies_spreadsheet(bgnbd):
+    t = [0.1429, 1, 3, 31.8571, 32, 78]
+    expected = [0.0078, 0.0532, 0.1506, 1.0405, 1.0437, 1.8576]
+    assert np.allclose(bgnbd.expected_purchases(t), expected, atol=1e-3)
+    # customer 1: x = 2, t_x = 30.43, T = 38.86 -> E[Y(39)] 1.226, P(alive) 0.7266
+    assert bgnbd.conditional_expected_purchases(39, 2, 30.43, 38.86) == pytest.approx(1.226, abs=1e-3)
+    assert bgnbd.p_alive(2, 30.43, 38.86) == pytest.approx(0.7266, abs=1e-3)
+    assert bgnbd.p_alive(0, 0, 38.86) == 1.0  # no repeat purchase: alive by assumption
+
+
+def test_bgnbd_holdout_conditional_expectation_for_customers_without_repeat(bgnbd, cdnow_summary):
+    # published: the 1,411 customers with x = 0 are expected to make 0.23 purchases each in weeks 40-78
+    zero = cdnow_summary[cdnow_summary["frequency"] == 0]
+    assert len(zero) == 1411
+    expected = bgnbd.conditional_expected_purchases(39, zero["frequency"], zero["recency"], zero["T"]).mean()
+    assert expected == pytest.approx(0.225, abs=0.005)
+
+
+def test_gamma_gamma_reproduces_the_published_fit(cdnow_summary):
+    gg = fit_gamma_gamma(cdnow_summary)
+    p = gg.params_
+    assert (round(p["p"], 2), round(p["q"], 2), round(p["gamma"], 2)) == (6.25, 3.74, 15.44)
+    assert gg.log_likelihood_ == pytest.approx(-4055.92, abs=0.01)
+    assert gg.n_customers_ == 946
+    first_ten = cdnow_summary.head(10)
+    expected = [24.65, 18.91, 35.17, 35.17, 35.17, 71.46, 18.91, 35.17, 27.28, 35.17]
+    assert np.allclose(gg.conditional_expected_average_value(first_ten["frequency"], first_ten["monetary_value"]), expected, atol=0.1)
+
+
+def test_no_repeat_buyers_is_a_plain_error():
+    one_each = pd.DataFrame({"frequency": [0, 0], "recency": [0.0, 0.0], "T": [5.0, 6.0], "monetary_value": [0.0, 0.0]})
+    with pytest.raises(TierbookError, match="no customer made a repeat purchase"):
+        fit_bgnbd(one_each)
+    with pytest.raises(TierbookError, match="fewer than 2 repeat customers"):
+        fit_gamma_gamma(one_each)
+
+
+def test_recovers_the_demo_generators_true_parameters(tmp_path):
+    """The demo's BG/NBD process in days (r 0.75, alpha 6, a 0.8, b 4 per week) and Gamma-Gamma
+    spend (p 6, q 4, gamma 150), from its true purchase occasions (one per customer-day)."""
+    from tierbook import demo
+
+    truth = demo.generate(tmp_path / "demo", 20000, 20240101)
+    orders = pd.read_parquet(tmp_path / "demo/truth_orders.parquet").rename(columns={"amount": "net_amount"})
+    orders["order_date"] = pd.to_datetime(orders["order_date"])
+    summary = customer_summary(orders, "2026-01-01", time_unit="W")
+    for model, true in ((fit_bgnbd(summary), truth["bgnbd"]), (fit_gamma_gamma(summary), truth["gamma_gamma"])):
+        table = model.summary
+        z = (table["estimate"] - pd.Series({k: true[k] for k in table.index})) / table["standard_error"]
+        # within 3 standard errors (the daily Bernoulli purchases approximate the Poisson process)
+        assert (z.abs() < 3).all(), table.assign(z=z)
