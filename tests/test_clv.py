@@ -85,3 +85,32 @@ def test_recovers_the_demo_generators_true_parameters(tmp_path):
         z = (table["estimate"] - pd.Series({k: true[k] for k in table.index})) / table["standard_error"]
         # within 3 standard errors (the daily Bernoulli purchases approximate the Poisson process)
         assert (z.abs() < 3).all(), table.assign(z=z)
+
+
+def test_pareto_nbd_reproduces_the_published_fit_and_btyd_predictions(cdnow_summary):
+    from tierbook.clv import ParetoNBDModel, fit_pareto_nbd
+
+    model = fit_pareto_nbd(cdnow_summary)
+    p = model.params_
+    # published 0.553, 10.578, 0.606, 11.669 (reproduced 0.5533, 10.5776, 0.6062, 11.6679); LL -9595.0
+    assert (round(p["r"], 2), round(p["alpha"], 1), round(p["s"], 2), round(p["beta"], 1)) == (0.55, 10.6, 0.61, 11.7)
+    assert model.log_likelihood_ == pytest.approx(-9594.98, abs=0.05)
+    # BTYD walkthrough: at its parameters, x = 26, t_x = 30.86, T = 31 -> P(alive) 0.9979, E[Y(52)] 25.46
+    btyd = ParetoNBDModel()
+    btyd.params_ = {"r": 0.5534, "alpha": 10.5802, "s": 0.6061, "beta": 11.6562}
+    assert btyd.p_alive(26, 30.86, 31) == pytest.approx(0.9979, abs=1e-4)
+    assert btyd.conditional_expected_purchases(52, 26, 30.86, 31) == pytest.approx(25.46, abs=0.01)
+
+
+def test_bgbb_reproduces_fader_hardie_shang_2010(shared_data):
+    from tierbook.clv import fit_bgbb
+
+    table = pd.read_csv(shared_data / "donations_bgbb/donations.csv")
+    model = fit_bgbb(table)
+    p = model.params_
+    # published 1.204, 0.750, 0.657, 2.783; LL -33,225.6
+    assert (round(p["alpha"], 3), round(p["beta"], 3), round(p["gamma"], 3), round(p["delta"], 3)) == (1.204, 0.750, 0.657, 2.783)
+    assert model.log_likelihood_ == pytest.approx(-33225.58, abs=0.05)
+    assert model.n_customers_ == 11104
+    # P(alive in 2002) for (x, t_x) = (0, 0), (2, 4), (6, 6) after 6 opportunities: 0.11, 0.59, 0.93
+    assert np.round(model.p_alive([0, 2, 6], [0, 4, 6], [6, 6, 6]), 2).tolist() == [0.11, 0.59, 0.93]
