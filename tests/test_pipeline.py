@@ -116,8 +116,8 @@ def test_section_rerun_updates_the_newest_run(demo_project, capsys):
     assert result.status == "succeeded"
     manifest = json.loads((result.run_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["reruns"][-1]["section"] == "data" and manifest["reruns"][-1]["status"] == "succeeded"
-    with pytest.raises(TierbookError, match="unknown section 'clv'; sections: data, rfm"):
-        run_section(project, "demo", "clv")
+    with pytest.raises(TierbookError, match="unknown section 'rmf'; sections: data, rfm, clv"):
+        run_section(project, "demo", "rmf")
 
 
 @pytest.mark.slow

@@ -10,7 +10,8 @@ unparseable_amount    rejected  the amount (or quantity x unit price) does not p
 missing_customer_id   rejected  no customer id (walk-in / guest purchases)
 future_date           rejected  dated after ``clean.max_date`` (default: the day of the run)
 outside_window        rejected  before ``clean.window.start`` or after ``clean.window.end``
-non_positive_amount   rejected  a sale (not a return) with amount <= 0 (free gifts, errors)
+non_positive_amount   rejected  a sale (not a return) with amount < 0, or = 0 unless
+                                ``clean.zero_amount_sales: keep`` (free gifts, errors)
 return_not_negative   rejected  flagged as a return but the amount is >= 0
 outlier               rejected  a sale line whose amount is extreme (``clean.outliers``)
 exact_duplicate       merged    identical in every column to an earlier row of the same file
@@ -20,7 +21,9 @@ return_netted         merged    a return netted against its order (``original_or
                                 given, else the customer's latest earlier order with the same
                                 product, else the customer's latest earlier order)
 return_unmatched      rejected  a return with no earlier order of the customer to net against
-fully_returned        rejected  the sale lines and returns of an order whose net amount is <= 0
+fully_returned        rejected  the sale lines and returns of an order whose returns bring its
+                                net amount to <= 0 (with ``zero_amount_sales: reject``, any order
+                                whose net amount is <= 0)
 ====================  ========  ==============================================================
 
 Everything else is kept. Amounts reconcile per source: read = kept + merged + rejected, and the
@@ -138,7 +141,8 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
         ledger.mark(day < pd.Timestamp(rules.window.start), "rejected", "outside_window", f"before {rules.window.start}")
     if rules.window.end:
         ledger.mark(day > pd.Timestamp(rules.window.end), "rejected", "outside_window", f"after {rules.window.end}")
-    ledger.mark(~is_return & (tx["amount"] <= 0), "rejected", "non_positive_amount")
+    keep_zero = rules.zero_amount_sales == "keep"
+    ledger.mark(~is_return & ((tx["amount"] < 0) if keep_zero else (tx["amount"] <= 0)), "rejected", "non_positive_amount")
     ledger.mark(is_return & (tx["amount"] >= 0), "rejected", "return_not_negative")
     _mark_outliers(tx, ledger, is_return, rules)
     if rules.exact_duplicates == "merge":
@@ -160,7 +164,7 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     returned = tx[netted].groupby("netted_into")["amount"].sum()
     orders["returned_amount"] = returned.reindex(orders.index).fillna(0.0)
     orders["net_amount"] = orders["gross_amount"] + orders["returned_amount"]
-    gone = orders.index[orders["net_amount"] <= 0.005]
+    gone = orders.index[(orders["net_amount"] <= 0.005) & ((orders["returned_amount"] < 0) | (not keep_zero))]
     ledger.mark(ledger.open & ~is_return & tx["order_key"].isin(gone), "rejected", "fully_returned", "net amount <= 0 after returns")
     ledger.mark(netted & tx["netted_into"].isin(gone), "rejected", "fully_returned", "net amount <= 0 after returns", force=True)
     ledger.mark(ledger.open & ~is_return, "kept", "kept")
@@ -182,6 +186,7 @@ def _mark_outliers(tx: pd.DataFrame, ledger: _Ledger, is_return: pd.Series, rule
     candidates = ledger.open & ~is_return
     if rules.outliers.method == "none" or not candidates.any():
         return
+    candidates &= tx["amount"] > 0  # zero-amount sales (clean.zero_amount_sales: keep) have no log
     amount = tx.loc[candidates, "amount"]
     if rules.outliers.method == "max_amount":
         flagged = amount > rules.outliers.threshold

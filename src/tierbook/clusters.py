@@ -61,10 +61,10 @@ def _check(summary: pd.DataFrame) -> None:
         raise TierbookError("clusters: the customer summary has no rows; there is nobody to cluster")
     values = summary[FEATURES].apply(pd.to_numeric, errors="coerce")
     bad = values.isna().any(axis=1) | (values["recency_days"] < 0) | (values["purchase_occasions"] < 1) \
-        | (values["monetary_total"] <= 0)
+        | (values["monetary_total"] < 0)
     if bad.any():
         raise TierbookError(f"clusters: {int(bad.sum())} customer(s), first at index {bad.idxmax()!r}, have a missing or "
-                            "out-of-range value (need recency_days >= 0, purchase_occasions >= 1, monetary_total > 0); "
+                            "out-of-range value (need recency_days >= 0, purchase_occasions >= 1, monetary_total >= 0); "
                             "drop them or fix the summary")
 
 

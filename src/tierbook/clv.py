@@ -124,6 +124,19 @@ class BetaGeoModel(_Fit):
         t = np.asarray(t, dtype=float)
         return (a + b - 1) / (a - 1) * (1 - (alpha / (alpha + t)) ** r * hyp2f1(r, b, a + b - 1, t / (alpha + t)))
 
+    def probability_of_purchases(self, t, n: int) -> np.ndarray:
+        """P(X(t) = n) for a new customer (Fader, Hardie & Lee 2005, eq. 8)."""
+        r, alpha, a, b = self._p
+        t = np.asarray(t, dtype=float)
+        with np.errstate(divide="ignore"):
+            log_q, log_p = np.log(alpha / (alpha + t)), np.log(t / (alpha + t))
+        head = betaln(a, b + n) - betaln(a, b) + gammaln(r + n) - gammaln(r) - gammaln(n + 1) + r * log_q
+        first = np.exp(head + (n * log_p if n > 0 else 0.0))
+        if n == 0:
+            return first
+        partial = sum(np.exp(gammaln(r + j) - gammaln(r) - gammaln(j + 1) + (j * log_p if j > 0 else 0.0)) for j in range(n))
+        return first + np.exp(betaln(a + 1, b + n - 1) - betaln(a, b)) * (1 - np.exp(r * log_q) * partial)
+
     def _odds_dead(self, x, t_x, T):
         r, alpha, a, b = self._p
         x, t_x, T = (np.asarray(v, dtype=float) for v in (x, t_x, T))

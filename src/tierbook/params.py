@@ -165,6 +165,7 @@ class Outliers(Strict):
 
 class Clean(Strict):
     exact_duplicates: Literal["merge", "keep"] = "merge"
+    zero_amount_sales: Literal["reject", "keep"] = "reject"
     cross_source_duplicates: CrossSourceDuplicates = CrossSourceDuplicates()
     window: Window = Window()
     max_date: dt.date | None = None
@@ -227,7 +228,7 @@ class TierLevel(Strict):
 
 
 class Tiers(Strict):
-    basis: Literal["monetary_total", "monetary_mean", "purchase_occasions"] = "monetary_total"
+    basis: Literal["monetary_total", "monetary_mean", "purchase_occasions", "clv"] = "monetary_total"
     window_days: int | None = Field(365, ge=1)
     levels: list[TierLevel] = Field(min_length=1)
     migration_days: int = Field(90, ge=1)
@@ -251,6 +252,18 @@ class Clustering(Strict):
     seed: int = 0
 
 
+class CLV(Strict):
+    time_unit: Literal["D", "W", "M", "Q"] = "M"
+    horizon: int = Field(12, ge=1, le=600)
+    margin: float = Field(0.3, gt=0, le=1)
+    annual_discount_rate: float = Field(0.10, ge=0, lt=1)
+    holdout_days: int | None = Field(180, ge=7)
+    min_customers: int = Field(100, ge=10)
+    min_repeat_customers: int = Field(30, ge=5)
+    max_spend_correlation: float = Field(0.3, gt=0, lt=1)
+    top_n: int = Field(20, ge=1, le=500)
+
+
 class Run(Strict):
     parallel: int = Field(2, ge=1)
     cell_timeout_seconds: int = Field(1800, ge=10)
@@ -267,6 +280,7 @@ class Params(Strict):
     rfm: RFM
     tiers: Tiers
     clustering: Clustering = Clustering()
+    clv: CLV = CLV()
     run: Run = Run()
 
     def data_dir(self, root: Path) -> Path:

@@ -56,14 +56,16 @@ def tier_colors(order: list[str]) -> dict[str, str]:
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(order)}
 
 
-def tier_shares(tiers: pd.DataFrame, order: list[str]):
-    """Share of customers and of revenue per tier (``tiers.tier_summary`` output)."""
+def tier_shares(tiers: pd.DataFrame, order: list[str], value: str = "revenue"):
+    """Share of customers and of revenue (or ``value``: the column ``<value>_share``) per tier
+    (``tiers.tier_summary`` output)."""
     colors = tier_colors(order)
-    long = tiers.melt(id_vars="tier", value_vars=["customer_share", "revenue_share"], var_name="share", value_name="value")
-    long["share"] = long["share"].map({"customer_share": "customers", "revenue_share": "revenue"})
+    label = "CLV" if value == "clv" else value
+    long = tiers.melt(id_vars="tier", value_vars=["customer_share", f"{value}_share"], var_name="share", value_name="value")
+    long["share"] = long["share"].map({"customer_share": "customers", f"{value}_share": label})
     fig, ax = plt.subplots(figsize=(7, 3.5))
     sns.barplot(data=long, x="share", y="value", hue="tier", hue_order=order, palette=colors, ax=ax)
-    ax.set(title="Tiers: share of customers and of revenue", xlabel="", ylabel="Share")
+    ax.set(title=f"Tiers: share of customers and of {label}", xlabel="", ylabel="Share")
     ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     for container in ax.containers:
         ax.bar_label(container, labels=[f"{v.get_height():.0%}" for v in container], fontsize=8)
@@ -121,5 +123,81 @@ def migration_heatmap(row_share: pd.DataFrame, counts: pd.DataFrame):
     labels = row_share.map(lambda v: f"{v:.0%}" if pd.notna(v) else "") + "\n" + counts.loc[row_share.index].map(lambda v: f"n={v:,}")
     sns.heatmap(row_share.astype(float), annot=labels, fmt="", cmap="Greens", vmin=0, vmax=1, ax=ax, cbar_kws={"label": "Share of the base tier"})
     ax.set(title="Tier migration", xlabel="Tier now", ylabel="Tier at the base date")
+    fig.tight_layout()
+    return fig
+
+
+def holdout_by_frequency(by_frequency: pd.DataFrame, holdout_days: int):
+    """Mean holdout purchases per customer by calibration repeat purchases: actual, model, naive."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    x = by_frequency["frequency"]
+    ax.plot(x, by_frequency["actual"], marker="o", color=PALETTE[0], label="actual")
+    ax.plot(x, by_frequency["predicted"], marker="s", linestyle="--", color=PALETTE[1], label="BG/NBD")
+    ax.plot(x, by_frequency["naive"], marker="^", linestyle=":", color="grey", label="naive (calibration rate)")
+    ax.set(title=f"Holdout ({holdout_days} days): purchases per customer", xlabel="Repeat purchases in the calibration period",
+           ylabel="Mean purchases in the holdout")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def tracking(track: pd.DataFrame, calibration_end: pd.Timestamp):
+    """Cumulative repeat purchases of the calibration cohort, actual against the model."""
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    ax.plot(track["week_end"], track["actual"], color=PALETTE[0], label="actual")
+    ax.plot(track["week_end"], track["expected"], color=PALETTE[1], linestyle="--", label="BG/NBD")
+    ax.axvline(calibration_end, color="grey", linestyle=":", linewidth=1)
+    ax.annotate(" holdout →", (calibration_end, 0.05), xycoords=("data", "axes fraction"), color="grey")
+    ax.set(title="Cumulative repeat purchases of the calibration customers", xlabel="Week", ylabel="Repeat purchases")
+    ax.yaxis.set_major_formatter(mticker.StrMethodFormatter("{x:,.0f}"))
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def count_histogram(histogram: pd.DataFrame):
+    """Customers by repeat purchases in the calibration period, observed against the model."""
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(histogram))
+    ax.bar(x - 0.2, histogram["observed"], width=0.4, color=PALETTE[0], label="observed")
+    ax.bar(x + 0.2, histogram["expected"], width=0.4, color=PALETTE[1], label="BG/NBD")
+    ax.set_xticks(x, histogram["repeat_purchases"])
+    ax.set(title="Repeat purchases in the calibration period", xlabel="Repeat purchases", ylabel="Customers")
+    ax.yaxis.set_major_formatter(mticker.StrMethodFormatter("{x:,.0f}"))
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def p_alive_bands(bands: pd.DataFrame):
+    """Share of each tier's customers per P(alive) band (rows: tiers, top first)."""
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(bands) + 1.4))
+    colors = ["#c03d3e", "#e9a66b", "#9cc5e0", "#1f4e79"]
+    left = np.zeros(len(bands))
+    y = np.arange(len(bands))[::-1]
+    for color, column in zip(colors, bands.columns):
+        values = bands[column].to_numpy(dtype=float)
+        ax.barh(y, values, left=left, color=color, label=f"P(alive) {column}")
+        for yi, lo, v in zip(y, left, values):
+            if v >= 0.06:
+                ax.text(lo + v / 2, yi, f"{v:.0%}", ha="center", va="center", fontsize=8, color="white" if color in colors[::3] else "black")
+        left += values
+    ax.set_yticks(y, bands.index)
+    ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    ax.set(title="P(alive) by tier", xlabel="Share of the tier's customers", xlim=(0, 1))
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=4, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def clv_distribution(customers: pd.DataFrame, currency: str, order: list[str]):
+    """CLV per customer by tier (log scale)."""
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    positive = customers[customers["clv"] > 0]
+    if len(positive):
+        bins = np.logspace(np.log10(max(positive["clv"].min(), 0.01)), np.log10(positive["clv"].max()), 50)
+        sns.histplot(data=positive, x="clv", hue="tier", hue_order=order, palette=tier_colors(order), bins=bins, multiple="stack", ax=ax)
+    ax.set_xscale("log")
+    ax.set(title="CLV per customer", xlabel=f"CLV ({currency}, log scale)", ylabel="Customers")
     fig.tight_layout()
     return fig

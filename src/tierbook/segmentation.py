@@ -56,11 +56,16 @@ def make_tiers(params: Params) -> TierRules:
 
 def tier_basis(params: Params, orders: pd.DataFrame, summary: pd.DataFrame) -> pd.DataFrame:
     """``summary`` with the tier basis column recomputed over the last ``tiers.window_days`` days
-    before as_of (0 for customers without an order in the window)."""
+    before as_of (0 for customers without an order in the window), or with the CLV of each
+    customer at as_of when the basis is ``clv``."""
+    as_of = pd.Timestamp(summary.attrs["as_of"])
+    if params.tiers.basis == "clv":
+        from .valuation import clv_basis
+
+        return summary.assign(clv=clv_basis(params, orders, as_of, summary["customer_id"]))
     window = params.tiers.window_days
     if window is None:
         return summary
-    as_of = pd.Timestamp(summary.attrs["as_of"])
     recent = orders[orders["order_date"] >= as_of - pd.Timedelta(days=window)]
     basis = params.tiers.basis
     values = pd.Series(0.0, index=summary["customer_id"])

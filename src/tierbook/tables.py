@@ -37,3 +37,15 @@ def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), i
     if labels:
         styler = styler.relabel_index([labels.get(c, c) for c in shown.columns], axis="columns")
     return styler
+
+
+def mask_ids(ids: pd.Series) -> pd.Series:
+    """Customer ids for a report page: the first two and last two characters kept, the rest
+    starred (``C0012345`` -> ``C0****45``); ids of four characters or fewer keep only the first."""
+    def mask(value) -> str:
+        text = str(value)
+        if len(text) <= 4:
+            return text[:1] + "***"
+        return text[:2] + "*" * (len(text) - 4) + text[-2:]
+
+    return ids.map(mask)

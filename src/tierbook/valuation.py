@@ -1,0 +1,346 @@
+"""The ``clv`` section: BG/NBD and Gamma-Gamma (``tierbook.clv``) on the run's clean orders,
+validated on a holdout, then P(alive), expected purchases, expected spend and discounted CLV for
+every customer, by tier and segment.
+
+Validation: the models are fitted on the orders before ``as_of - clv.holdout_days`` (the
+calibration period) and predict each calibration customer's purchases in the holdout days, which
+are then counted; the naive baseline is each customer repeating their calibration rate
+(frequency / T). Pareto/NBD is fitted on the same calibration summary as the alternative model.
+
+When the data cannot support the models (too few customers or repeat buyers, no convergence, a
+Gamma-Gamma fit with q <= 1, whose mean spend is infinite) ``run_clv_stage`` returns a stage whose
+``problem`` says why in one sentence, and the report goes on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .clv import (
+    BetaGeoModel,
+    GammaGammaModel,
+    discounted_clv,
+    fit_bgnbd,
+    fit_gamma_gamma,
+    fit_pareto_nbd,
+    holdout_actuals,
+    holdout_validation,
+)
+from .crm import write_customer_scores
+from .data import load_clean
+from .errors import TierbookError
+from .params import Params
+from .summary import DAYS_PER_UNIT, customer_summary, default_as_of
+from .tiers import TierRules
+
+UNIT_WORDS = {"D": "days", "W": "weeks", "M": "months", "Q": "quarters"}
+HISTOGRAM_TOP = 7  # the purchase-count histogram groups 7 and more repeat purchases, as Fader, Hardie & Lee (2005)
+P_ALIVE_BANDS = [0.0, 0.25, 0.5, 0.75, 1.0000001]
+P_ALIVE_LABELS = ["< 25%", "25-50%", "50-75%", "≥ 75%"]
+
+
+@dataclass
+class ValueFit:
+    """BG/NBD and Gamma-Gamma fitted on one summary, and their predictions per customer."""
+
+    bg: BetaGeoModel
+    gg: GammaGammaModel
+    customers: pd.DataFrame  # summary columns + p_alive, expected_purchases, expected_spend, clv
+    spend_correlation: float  # Pearson correlation of frequency and monetary_value among repeat buyers
+    repeat_buyers: int  # repeat buyers with positive net spend (the Gamma-Gamma sample)
+    excluded_repeat: int  # repeat buyers whose net repeat spend is zero or negative (returns)
+
+
+def fit_values(summary: pd.DataFrame, params: Params) -> ValueFit:
+    """Fit both models on ``summary`` (in ``clv.time_unit``) and predict every customer's value.
+    Raises TierbookError with a plain reason when the data cannot support the models."""
+    c = params.clv
+    n = len(summary)
+    if n < c.min_customers:
+        raise TierbookError(f"only {n:,} customers bought before {summary.attrs.get('as_of')}; the CLV models need at least "
+                            f"{c.min_customers:,} (clv.min_customers)")
+    repeat = (summary["frequency"] > 0) & (summary["monetary_value"] > 0)
+    if repeat.sum() < c.min_repeat_customers:
+        raise TierbookError(f"only {int(repeat.sum()):,} of {n:,} customers bought again with positive net spend; the CLV models need at "
+                            f"least {c.min_repeat_customers:,} repeat buyers (clv.min_repeat_customers) to learn how often customers return")
+    bg = fit_bgnbd(summary)
+    if not bg.converged_:
+        raise TierbookError("the BG/NBD fit did not converge on this data, so its predictions cannot be trusted")
+    gg = fit_gamma_gamma(summary)
+    if not gg.converged_:
+        raise TierbookError("the Gamma-Gamma spend model did not converge on this data, so its predictions cannot be trusted")
+    if gg.params_["q"] <= 1:
+        raise TierbookError(f"the Gamma-Gamma fit has q = {gg.params_['q']:.2f} <= 1: spend per purchase is too heavy-tailed for the model "
+                            "(its mean is infinite); check the largest orders for outliers")
+    x, t_x, T = (summary[col].to_numpy(dtype=float) for col in ("frequency", "recency", "T"))
+    zbar = np.clip(summary["monetary_value"].to_numpy(dtype=float), 0, None)  # net-of-returns spend below 0 counts as 0
+    horizon = c.horizon
+    clipped = summary.assign(monetary_value=zbar)
+    customers = summary.assign(
+        p_alive=bg.p_alive(x, t_x, T),
+        expected_purchases=bg.conditional_expected_purchases(horizon, x, t_x, T),
+        expected_spend=gg.conditional_expected_average_value(x, zbar),
+        clv=discounted_clv(bg, gg, clipped, horizon, c.margin, c.annual_discount_rate, 365.25 / DAYS_PER_UNIT[c.time_unit]),
+    )
+    rep = summary[repeat]
+    corr = float(np.corrcoef(rep["frequency"], rep["monetary_value"])[0, 1]) if rep["frequency"].nunique() > 1 else float("nan")
+    return ValueFit(bg=bg, gg=gg, customers=customers, spend_correlation=corr, repeat_buyers=int(repeat.sum()),
+                    excluded_repeat=int(((summary["frequency"] > 0) & ~repeat).sum()))
+
+
+def clv_basis(params: Params, orders: pd.DataFrame, as_of: pd.Timestamp, customer_ids: pd.Series) -> np.ndarray:
+    """CLV per customer of ``customer_ids`` at ``as_of`` (for ``tiers.basis: clv``)."""
+    summary = customer_summary(orders, as_of, occasion=params.rfm.occasion, time_unit=params.clv.time_unit)
+    try:
+        fit = fit_values(summary, params)
+    except TierbookError as error:
+        raise TierbookError(f"tiers.basis is clv but at {as_of:%Y-%m-%d} {error}; use tiers.basis: monetary_total") from None
+    return fit.customers.set_index("customer_id")["clv"].reindex(customer_ids.astype(str)).fillna(0.0).to_numpy()
+
+
+# --------------------------------------------------------------------------- validation
+
+
+@dataclass
+class Validation:
+    calibration_end: pd.Timestamp
+    holdout_days: int
+    calibration: pd.DataFrame  # the calibration summary
+    bg: BetaGeoModel
+    metrics: pd.DataFrame  # one row per predictor: BG/NBD, Pareto/NBD, naive
+    by_frequency: pd.DataFrame  # mean actual / BG/NBD / naive holdout purchases by calibration frequency
+    tracking: pd.DataFrame  # week, cumulative actual and expected repeat purchases of the calibration cohort
+    histogram: pd.DataFrame  # repeat purchases in calibration: customers observed vs expected
+    chi2: float
+    chi2_df: int
+    chi2_p: float
+    actual: np.ndarray = field(repr=False)
+
+
+def tracking(orders: pd.DataFrame, calibration: pd.DataFrame, bg: BetaGeoModel, end: pd.Timestamp, occasion: str) -> pd.DataFrame:
+    """Cumulative repeat purchases of the calibration cohort per week, actual and expected
+    (Σ over customers of E[X(t − first purchase)]), from the cohort's first purchase to ``end``."""
+    unit = DAYS_PER_UNIT[calibration.attrs["time_unit"]]
+    ids = calibration["customer_id"].astype(str)
+    frame = orders[(orders["order_date"] < end)]
+    frame = frame[frame["customer_id"].astype(str).isin(set(ids))]
+    day = frame["order_date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    keys = pd.DataFrame({"customer_id": frame["customer_id"].astype(str).to_numpy(), "day": day})
+    if occasion == "order":
+        keys["order"] = frame["source"].astype(str).to_numpy() + "\x1f" + frame["order_id"].astype(str).to_numpy()
+    occasions = keys.drop_duplicates().sort_values(["customer_id", "day"])
+    repeats = occasions[occasions.duplicated("customer_id", keep="first")]  # every occasion after the first
+    first = calibration["first_purchase"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    start, stop = int(first.min()), int(np.datetime64(end, "D").astype(np.int64))
+    week_end = np.minimum(np.arange(start + 7, stop + 7, 7), stop)
+    actual = np.searchsorted(np.sort(repeats["day"].to_numpy()), week_end, side="left")  # repeat occasions before each week end
+    births, counts = np.unique(first, return_counts=True)
+    ages = np.clip(week_end[:, None] - births[None, :] - 1, 0, None) / unit  # T is measured to the day before, as in the summary
+    expected = bg.expected_purchases(ages) @ counts
+    return pd.DataFrame({"week_end": pd.to_datetime(week_end, unit="D"), "actual": actual.astype(float), "expected": expected})
+
+
+def count_histogram(calibration: pd.DataFrame, bg: BetaGeoModel, top: int = HISTOGRAM_TOP) -> tuple[pd.DataFrame, float, int, float]:
+    """Customers by repeat purchases in calibration (0 .. top-1, top+), observed against the model's
+    Σ P(X(T_i) = x), and the chi-square goodness of fit (df = cells − 1 − 4 parameters)."""
+    T_values, per_T = np.unique(calibration["T"].to_numpy(dtype=float), return_counts=True)
+    expected = np.array([float(bg.probability_of_purchases(T_values, k) @ per_T) for k in range(top)])
+    expected = np.r_[expected, len(calibration) - expected.sum()]
+    observed = np.bincount(np.minimum(calibration["frequency"].to_numpy(), top), minlength=top + 1)[: top + 1].astype(float)
+    chi2 = float(((observed - expected) ** 2 / expected).sum())
+    df = top + 1 - 1 - 4
+    labels = [str(k) for k in range(top)] + [f"{top}+"]
+    return (pd.DataFrame({"repeat_purchases": labels, "observed": observed, "expected": expected}), chi2, df,
+            float(stats.chi2.sf(chi2, df)) if df > 0 else float("nan"))
+
+
+def validate(orders: pd.DataFrame, as_of: pd.Timestamp, params: Params) -> tuple[Validation | None, str | None]:
+    """Fit on the calibration period, predict the holdout. Returns (validation, None) or
+    (None, the reason it could not be done)."""
+    c, occasion = params.clv, params.rfm.occasion
+    if not c.holdout_days:
+        return None, "Holdout validation is switched off (clv.holdout_days: null)."
+    cal_end = as_of - pd.Timedelta(days=c.holdout_days)
+    calibration_orders = orders[orders["order_date"] < cal_end]
+    if calibration_orders.empty:
+        return None, (f"No order is before {cal_end:%Y-%m-%d} ({c.holdout_days} days before as_of), so there is nothing to calibrate on; "
+                      "shorten clv.holdout_days.")
+    cal = customer_summary(calibration_orders, cal_end, occasion=occasion, time_unit=c.time_unit)
+    repeat = int(((cal["frequency"] > 0) & (cal["monetary_value"] > 0)).sum())
+    if len(cal) < c.min_customers or repeat < c.min_repeat_customers:
+        return None, (f"The calibration period (before {cal_end:%Y-%m-%d}) has {len(cal):,} customers and {repeat:,} repeat buyers, "
+                      f"fewer than clv.min_customers ({c.min_customers:,}) or clv.min_repeat_customers ({c.min_repeat_customers:,}); "
+                      "shorten clv.holdout_days to validate.")
+    bg = fit_bgnbd(cal)
+    pnbd = fit_pareto_nbd(cal)
+    periods = c.holdout_days / DAYS_PER_UNIT[c.time_unit]
+    actual = holdout_actuals(orders, cal, as_of, occasion)
+    hv = holdout_validation(bg, cal, actual, periods)
+    hp = holdout_validation(pnbd, cal, actual, periods)
+    naive_total = float((cal["frequency"] / np.maximum(cal["T"], 1e-9) * periods).sum())
+    metrics = pd.DataFrame([
+        {"model": "BG/NBD", "log_likelihood": bg.log_likelihood_, "aic": 8 - 2 * bg.log_likelihood_, "predicted": hv["total_predicted"],
+         "actual": hv["total_actual"], "mae": hv["mae"], "correlation": hv["correlation"]},
+        {"model": "Pareto/NBD", "log_likelihood": pnbd.log_likelihood_, "aic": 8 - 2 * pnbd.log_likelihood_,
+         "predicted": hp["total_predicted"], "actual": hp["total_actual"], "mae": hp["mae"], "correlation": hp["correlation"]},
+        {"model": "naive (calibration rate)", "log_likelihood": np.nan, "aic": np.nan, "predicted": naive_total,
+         "actual": hv["total_actual"], "mae": hv["mae_naive"], "correlation": hv["correlation_naive"]},
+    ])
+    metrics["error"] = metrics["predicted"] / metrics["actual"] - 1
+    histogram, chi2, df, p = count_histogram(cal, bg)
+    by_frequency = hv["by_frequency"].assign(frequency=lambda f: f["frequency"].map(lambda k: f"{k}+" if k == 7 else str(k)))
+    return Validation(calibration_end=cal_end, holdout_days=c.holdout_days, calibration=cal, bg=bg, metrics=metrics,
+                      by_frequency=by_frequency, tracking=tracking(orders, cal, bg, as_of, occasion), histogram=histogram,
+                      chi2=chi2, chi2_df=df, chi2_p=p, actual=actual), None
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+@dataclass
+class CLVStage:
+    as_of: pd.Timestamp
+    summary: pd.DataFrame
+    problem: str | None  # why the models cannot be used on this data (then the fields below are None)
+    validation: Validation | None
+    validation_note: str | None  # why there is no validation
+    fit: ValueFit | None
+    customers: pd.DataFrame | None  # per customer: ids, tier, segments, RFM columns and the predictions
+    by_tier: pd.DataFrame | None
+    by_segment: pd.DataFrame | None
+    p_alive_bands: pd.DataFrame | None  # share of each tier's customers per P(alive) band
+    clv_tiers: pd.DataFrame | None  # current tier (rows) x the tier the CLV would give (columns)
+    tier_order: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def _group_values(customers: pd.DataFrame, key: str, order: list[str] | None = None) -> pd.DataFrame:
+    total_clv = customers["clv"].sum()
+    out = customers.groupby(key, observed=True).agg(
+        customers=("customer_id", "size"), mean_p_alive=("p_alive", "mean"), expected_purchases=("expected_purchases", "sum"),
+        mean_expected_spend=("expected_spend", "mean"), clv=("clv", "sum"), mean_clv=("clv", "mean"), median_clv=("clv", "median"),
+        revenue_to_date=("monetary_total", "sum"))
+    out["customer_share"] = out["customers"] / out["customers"].sum()
+    out["clv_share"] = out["clv"] / total_clv if total_clv else np.nan
+    out = out.reindex(order) if order else out.sort_values("clv", ascending=False)
+    return out.dropna(subset=["customers"]).rename_axis(key).reset_index()
+
+
+def clv_tiers(params: Params, customers: pd.DataFrame, order: list[str]) -> pd.DataFrame:
+    """Customers by their current tier (rows) and the tier the same levels would give with CLV as
+    the basis (columns): how the business-tier rule would change with ``tiers.basis: clv``."""
+    rules = TierRules([level.model_dump() for level in params.tiers.levels], basis="clv").fit(customers)
+    by_clv = rules.assign(customers, customers)
+    table = pd.crosstab(pd.Categorical(customers["tier"], order), pd.Categorical(by_clv, order), dropna=False)
+    table.index.name, table.columns.name = "tier now", "tier by CLV"
+    return table
+
+
+def run_clv_stage(params: Params, run_dir: Path) -> CLVStage:
+    orders = load_clean(run_dir, "orders")
+    as_of = pd.Timestamp(params.rfm.as_of) if params.rfm.as_of else default_as_of(orders)
+    summary = customer_summary(orders, as_of, occasion=params.rfm.occasion, time_unit=params.clv.time_unit)
+    order = [level.name for level in params.tiers.levels]
+    empty = dict(validation=None, validation_note=None, fit=None, customers=None, by_tier=None, by_segment=None,
+                 p_alive_bands=None, clv_tiers=None, tier_order=order)
+    try:
+        fit = fit_values(summary, params)
+    except TierbookError as error:
+        return CLVStage(as_of=as_of, summary=summary, problem=f"The CLV models cannot be used on this data: {error}.", **empty)
+    validation, note = validate(orders, as_of, params)
+    scores = pd.read_parquet(run_dir / "data" / "customer_scores.parquet")
+    scores["customer_id"] = scores["customer_id"].astype(str)
+    customers = fit.customers.assign(customer_id=fit.customers["customer_id"].astype(str)).merge(
+        scores[["customer_id", "tier", "segment_zh", "segment_en", "named_segment", "rfm_score"]], on="customer_id", how="left")
+    bands = pd.cut(customers["p_alive"], P_ALIVE_BANDS, labels=P_ALIVE_LABELS, right=False)
+    p_alive_bands = pd.crosstab(pd.Categorical(customers["tier"], order), bands, normalize="index").rename_axis("tier")
+    stage = CLVStage(
+        as_of=as_of, summary=summary, problem=None, validation=validation, validation_note=note, fit=fit, customers=customers,
+        by_tier=_group_values(customers, "tier", order), by_segment=_group_values(customers, "segment_zh"),
+        p_alive_bands=p_alive_bands, clv_tiers=clv_tiers(params, customers, order), tier_order=order)
+    _write(stage, scores, run_dir)
+    return stage
+
+
+CRM_COLUMNS = ["p_alive", "expected_purchases", "expected_spend", "clv"]
+
+
+def _write(stage: CLVStage, scores: pd.DataFrame, run_dir: Path) -> None:
+    tables = run_dir / "tables"
+    tables.mkdir(exist_ok=True)
+    fit = stage.fit
+    parameters = pd.concat([fit.bg.summary.assign(model="BG/NBD"), fit.gg.summary.assign(model="Gamma-Gamma")]).rename_axis("parameter")
+    frames = {"clv_parameters": parameters.reset_index(), "clv_by_tier": stage.by_tier, "clv_by_segment": stage.by_segment,
+              "clv_top_customers": top_customers(stage, len(stage.customers))}
+    if stage.validation is not None:
+        frames.update({"clv_holdout_metrics": stage.validation.metrics, "clv_holdout_by_frequency": stage.validation.by_frequency,
+                       "clv_tracking": stage.validation.tracking, "clv_count_histogram": stage.validation.histogram})
+    for name, frame in frames.items():
+        frame.to_csv(tables / f"{name}.csv", index=False, encoding="utf-8-sig")
+    values = stage.customers.set_index("customer_id")[CRM_COLUMNS].round({"p_alive": 4, "expected_purchases": 3, "expected_spend": 2,
+                                                                          "clv": 2})
+    merged = scores.drop(columns=[c for c in CRM_COLUMNS if c in scores]).join(values, on="customer_id")
+    write_customer_scores(merged, run_dir)
+
+
+def top_customers(stage: CLVStage, n: int) -> pd.DataFrame:
+    columns = ["customer_id", "tier", "segment_zh", "purchase_occasions", "monetary_total", "recency_days", "p_alive",
+               "expected_purchases", "expected_spend", "clv"]
+    return stage.customers.nlargest(n, "clv")[columns].reset_index(drop=True)
+
+
+# --------------------------------------------------------------------------- prose
+
+
+def narrative(stage: CLVStage, params: Params) -> str:
+    """Findings of the section in sentences generated from its numbers."""
+    from .tables import money
+
+    if not stage.ok:
+        return stage.problem
+    c, cur = params.clv, params.currency
+    unit = UNIT_WORDS[c.time_unit]
+    customers, fit = stage.customers, stage.fit
+    bg, gg = fit.bg.params_, fit.gg.params_
+    total = customers["clv"].sum()
+    top = stage.by_tier.iloc[0]
+    dead = float((customers["p_alive"] < 0.5).mean())
+    lines = [
+        f"As of {stage.as_of:%Y-%m-%d}, the {len(customers):,} customers are expected to make "
+        f"**{customers['expected_purchases'].sum():,.0f} purchases in the next {c.horizon} {unit}**, worth a CLV of "
+        f"**{money(total, cur)}** at a {c.margin:.0%} margin and a {c.annual_discount_rate:.0%} annual discount rate "
+        f"(mean {money(customers['clv'].mean(), cur)} per customer).",
+        f"The top tier, **{top['tier']}**, holds {top['customer_share']:.1%} of customers and {top['clv_share']:.1%} of the CLV. "
+        f"{dead:.0%} of customers are more likely gone than alive (P(alive) < 50%).",
+        f"Spend: Gamma-Gamma on the {fit.repeat_buyers:,} repeat buyers with positive net spend gives a mean spend per purchase of "
+        f"{money(gg['p'] * gg['gamma'] / (gg['q'] - 1), cur)}"
+        + (f" ({fit.excluded_repeat:,} repeat buyers whose returns cancel their repeat spend are left out of the fit)." if fit.excluded_repeat else "."),
+    ]
+    corr = fit.spend_correlation
+    if np.isfinite(corr) and abs(corr) > c.max_spend_correlation:
+        lines.append(f"**Warning:** among repeat buyers, spend per purchase and purchase frequency are correlated (r = {corr:.2f}, "
+                     f"above clv.max_spend_correlation {c.max_spend_correlation}). Gamma-Gamma assumes they are independent, so the CLV of "
+                     "frequent buyers is likely {}; rank customers by CLV with care.".format("understated" if corr > 0 else "overstated"))
+    else:
+        lines.append(f"Spend per purchase barely depends on purchase frequency (r = {corr:.2f}), as Gamma-Gamma assumes.")
+    v = stage.validation
+    if v is None:
+        lines.append(stage.validation_note)
+    else:
+        m = v.metrics.set_index("model")
+        b, naive = m.loc["BG/NBD"], m.loc["naive (calibration rate)"]
+        lines.append(
+            f"**Validation:** fitted on the orders before {v.calibration_end:%Y-%m-%d} and asked to predict the following {v.holdout_days} days, "
+            f"BG/NBD predicted {b['predicted']:,.0f} purchases by the calibration customers against {b['actual']:,.0f} made ({b['error']:+.1%}); "
+            f"per customer its mean absolute error is {b['mae']:.3f} against {naive['mae']:.3f} for the naive forecast "
+            f"(each customer repeating their calibration rate), correlation with the actual counts {b['correlation']:.2f} against "
+            f"{naive['correlation']:.2f}. The purchase-count histogram fit: χ²({v.chi2_df}) = {v.chi2:.1f}, p = {v.chi2_p:.3f}.")
+    return "\n\n".join(lines)

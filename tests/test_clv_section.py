@@ -1,0 +1,201 @@
+"""The clv section end to end: the published CDNOW validation through the pipeline, the demo's
+planted truth, the small demo report, and data the models cannot support."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tierbook.data import run_data_stage
+from tierbook.errors import TierbookError
+from tierbook.params import load_params
+from tierbook.segmentation import run_rfm_stage
+from tierbook.tables import mask_ids
+from tierbook.valuation import run_clv_stage
+
+from .conftest import REPO, params_and_run_dir
+
+CDNOW_SAMPLE = """
+currency: USD
+paths:
+  data: {data}
+sources:
+  transactions:
+    - name: cdnow
+      path: cdnow_sample.txt
+      delimiter: "\\\\s+"
+      columns: {{customer_id: customer_id, date: order_date, dollars: amount, cds: quantity}}
+      date_format: "%Y%m%d"
+clean:
+  zero_amount_sales: keep
+rfm:
+  as_of: 1998-07-01
+clv:
+  time_unit: W
+  holdout_days: 273
+"""
+
+
+@pytest.fixture(scope="module")
+def cdnow_stage(shared_data, tmp_path_factory):
+    """The CDNOW 1/10 sample through the data, rfm and clv stages: as_of 1998-07-01 with a 273-day
+    (39-week) holdout puts the calibration end at 1997-10-01, as in Fader, Hardie & Lee (2005)."""
+    root = tmp_path_factory.mktemp("cdnow")
+    raw = root / "raw"
+    raw.mkdir()
+    text = (shared_data / "cdnow/CDNOW_sample.txt").read_text()
+    (raw / "cdnow_sample.txt").write_text("master_id customer_id date cds dollars\n" + text)  # the file has no header
+    params, run_dir = params_and_run_dir(root, "cdnow", CDNOW_SAMPLE.format(data=raw))
+    run_data_stage(params, root, run_dir, today=dt.date(2026, 1, 1))
+    run_rfm_stage(params, run_dir)
+    return run_clv_stage(params, run_dir), run_dir
+
+
+@pytest.mark.realdata
+def test_cdnow_through_the_pipeline_reproduces_the_published_validation(cdnow_stage):
+    stage, _ = cdnow_stage
+    v = stage.validation
+    assert stage.ok and len(v.calibration) == 2357
+    p = v.bg.params_
+    assert (round(p["r"], 3), round(p["alpha"], 3), round(p["a"], 3), round(p["b"], 3)) == (0.243, 4.414, 0.793, 2.426)
+    m = v.metrics.set_index("model")
+    assert m.loc["BG/NBD", "log_likelihood"] == pytest.approx(-9582.4, abs=0.05)
+    assert m.loc["Pareto/NBD", "log_likelihood"] == pytest.approx(-9595.0, abs=0.05)
+    assert m.loc["BG/NBD", "actual"] == 1882  # repeat purchases in weeks 40-78
+    assert round(m.loc["BG/NBD", "correlation"], 3) == 0.626 and round(m.loc["Pareto/NBD", "correlation"], 3) == 0.630
+    assert m.loc["BG/NBD", "mae"] < m.loc["naive (calibration rate)", "mae"]
+    # the histogram fit: chi-square(3) = 4.82, p = 0.19 (0..6 and 7+ repeat purchases)
+    assert v.chi2_df == 3 and round(v.chi2, 2) == 4.82 and round(v.chi2_p, 2) == 0.19
+    assert v.histogram["observed"].tolist()[:2] == [1411, 439]
+    # cumulative tracking: 2,457 repeat purchases in weeks 1-39; BG/NBD under-forecasts week 78 by 4%
+    track = v.tracking.set_index("week_end")
+    assert track.loc["1997-10-01", "actual"] == 2457
+    assert track["expected"].iloc[-1] / track["actual"].iloc[-1] - 1 == pytest.approx(-0.04, abs=0.005)
+
+
+@pytest.mark.realdata
+def test_cdnow_customer_scores_get_the_value_columns(cdnow_stage):
+    stage, run_dir = cdnow_stage
+    scores = pd.read_csv(run_dir / "customer_scores.csv", encoding="utf-8-sig", dtype={"customer_id": str})
+    assert len(scores) == 2357 and {"p_alive", "expected_purchases", "expected_spend", "clv", "tier"} <= set(scores.columns)
+    assert scores["clv"].sum() == pytest.approx(stage.by_tier["clv"].sum(), abs=0.005 * len(scores))  # rounded to cents
+    assert stage.by_tier["customers"].sum() == 2357 and stage.by_tier["clv_share"].sum() == pytest.approx(1.0)
+    # customer 0001 (x = 2 repeat occasions, last on 1997-08-02 ...): P(alive) and CLV recomputed by hand
+    one = stage.customers.set_index("customer_id").loc["0001"]
+    bg = stage.fit.bg
+    assert one["p_alive"] == pytest.approx(bg.p_alive(one["frequency"], one["recency"], one["T"])[()])
+    weekly = (1.10 ** (1 / 52.17857) - 1)
+    steps = np.diff(np.r_[0, [bg.conditional_expected_purchases(k, one["frequency"], one["recency"], one["T"]) for k in range(1, 13)]])
+    expected = 0.3 * one["expected_spend"] * (steps / (1 + weekly) ** np.arange(1, 13)).sum()
+    assert one["clv"] == pytest.approx(expected, rel=1e-9)
+
+
+def test_demo_truth_is_recovered_through_the_section(tmp_path):
+    """On the demo's clean orders (returns netted, duplicates merged) the monthly BG/NBD fit lies
+    within 3 standard errors of the generator's weekly truth converted to months, and P(alive)
+    separates the customers who are truly alive at the end from those who dropped out."""
+    from sklearn.metrics import roc_auc_score
+
+    from tierbook import demo
+
+    (tmp_path / "params").mkdir()
+    for name in ("default.yaml", "demo.yaml"):
+        (tmp_path / "params" / name).write_text((REPO / "params" / name).read_text(encoding="utf-8"), encoding="utf-8")
+    params = load_params("demo", tmp_path / "params", ["demo.size=5000"])
+    truth = demo.ensure(params.data_dir(tmp_path), params.demo.size, params.demo.seed)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    run_data_stage(params, tmp_path, run_dir, today=dt.date(2026, 1, 1))
+    run_rfm_stage(params, run_dir)
+    stage = run_clv_stage(params, run_dir)
+    weeks_per_month = 365.25 / 12 / 7
+    true = dict(truth["bgnbd"], alpha=truth["bgnbd"]["alpha"] / weeks_per_month)
+    fit = stage.fit.bg
+    for name in ("r", "alpha", "a", "b"):
+        assert abs(fit.params_[name] - true[name]) < 3 * fit.standard_errors_[name], (name, fit.params_[name], true[name])
+    members = pd.read_parquet(params.data_dir(tmp_path) / "truth_customers.parquet").set_index("customer_id")
+    alive = members["alive_at_end"].reindex(stage.customers["customer_id"])
+    repeaters = (stage.customers["frequency"] > 0).to_numpy()  # P(alive) is 1 by construction without a repeat purchase
+    auc = roc_auc_score(alive[repeaters], stage.customers["p_alive"][repeaters])
+    assert auc > 0.85
+    m = stage.validation.metrics.set_index("model")
+    assert abs(m.loc["BG/NBD", "error"]) < 0.05 and m.loc["BG/NBD", "mae"] < m.loc["naive (calibration rate)", "mae"]
+    assert stage.validation.chi2_p > 0.01  # the process is BG/NBD: the histogram fits
+
+
+@pytest.mark.slow
+def test_the_demo_report_has_the_clv_section(demo_project):
+    project, run = demo_project
+    html = (run.run_dir / "clv.html").read_text(encoding="utf-8")
+    assert "Customer lifetime value" in html and "Holdout" in html and "Traceback" not in html
+    scores = pd.read_csv(run.run_dir / "customer_scores.csv", encoding="utf-8-sig", dtype={"customer_id": str})
+    assert scores["p_alive"].between(0, 1).all() and (scores["clv"] >= 0).all() and scores["expected_purchases"].notna().all()
+    shown = mask_ids(scores.nlargest(3, "clv")["customer_id"])
+    assert all(s in html for s in shown) and not any(c in html for c in scores.nlargest(3, "clv")["customer_id"])
+    columns = pd.read_excel(run.run_dir / "customer_scores.xlsx", sheet_name="columns")
+    assert list(columns["column"]) == list(scores.columns)
+
+
+ONE_TIMERS = """
+sources:
+  transactions:
+    - name: shop
+      path: orders.csv
+      columns: {{cid: customer_id, day: order_date, amt: amount}}
+{extra}
+"""
+
+
+def _one_timer_run(root, extra=""):
+    data = root / "data" / "shop"
+    data.mkdir(parents=True)
+    n = 150
+    frame = pd.DataFrame({"cid": [f"c{i}" for i in range(n)], "day": pd.date_range("2025-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+                          "amt": np.linspace(10, 200, n).round(2)})
+    frame = pd.concat([frame, frame.head(10).assign(day="2025-06-15")])  # only 10 repeat buyers
+    frame.to_csv(data / "orders.csv", index=False)
+    params, run_dir = params_and_run_dir(root, "shop", ONE_TIMERS.format(extra=extra))
+    run_data_stage(params, root, run_dir, today=dt.date(2026, 1, 1))
+    return params, run_dir
+
+
+def test_data_without_enough_repeat_buyers_gets_a_plain_paragraph(tmp_path):
+    params, run_dir = _one_timer_run(tmp_path)
+    run_rfm_stage(params, run_dir)
+    stage = run_clv_stage(params, run_dir)
+    assert not stage.ok and stage.customers is None
+    assert stage.problem == ("The CLV models cannot be used on this data: only 10 of 150 customers bought again with positive net spend; "
+                             "the CLV models need at least 30 repeat buyers (clv.min_repeat_customers) to learn how often customers return.")
+    assert "p_alive" not in pd.read_parquet(run_dir / "data/customer_scores.parquet").columns
+
+
+def test_tiers_by_clv_cannot_silently_fall_back(tmp_path):
+    params, run_dir = _one_timer_run(tmp_path, "tiers:\n  basis: clv")
+    with pytest.raises(TierbookError, match=r"tiers.basis is clv but at 2025-06-16 only 10 of 150 customers .*use tiers.basis: monetary_total"):
+        run_rfm_stage(params, run_dir)
+
+
+def test_tiers_by_clv_rank_customers_by_predicted_value(tmp_path):
+    """With ``tiers.basis: clv`` the top tier is exactly the top 5% by the clv section's CLV."""
+    from tierbook import demo
+
+    (tmp_path / "params").mkdir()
+    for name in ("default.yaml", "demo.yaml"):
+        (tmp_path / "params" / name).write_text((REPO / "params" / name).read_text(encoding="utf-8"), encoding="utf-8")
+    params = load_params("demo", tmp_path / "params", ["demo.size=1000", "tiers.basis=clv"])
+    demo.ensure(params.data_dir(tmp_path), params.demo.size, params.demo.seed)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    run_data_stage(params, tmp_path, run_dir, today=dt.date(2026, 1, 1))
+    rfm = run_rfm_stage(params, run_dir)
+    stage = run_clv_stage(params, run_dir)
+    tiers = rfm.scores["tier"].set_axis(rfm.summary["customer_id"].astype(str))
+    clv = stage.customers.set_index("customer_id")["clv"]
+    top = set(clv.nlargest(int(np.ceil(0.05 * len(clv)))).index)
+    assert set(tiers[tiers == "VIP"].index) == top
+    assert np.trace(stage.clv_tiers.to_numpy()) == len(clv)  # tiers by CLV = tiers now
+
+
+def test_mask_ids():
+    assert mask_ids(pd.Series(["C0012345", "00001", "ab", "客户12345"])).tolist() == ["C0****45", "00*01", "a***", "客户***45"]
