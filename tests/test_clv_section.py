@@ -199,3 +199,16 @@ def test_tiers_by_clv_rank_customers_by_predicted_value(tmp_path):
 
 def test_mask_ids():
     assert mask_ids(pd.Series(["C0012345", "00001", "ab", "客户12345"])).tolist() == ["C0****45", "00*01", "a***", "客户***45"]
+
+
+@pytest.mark.slow
+def test_the_report_still_runs_when_the_models_cannot(project):
+    """The clv page says why in one paragraph; the run succeeds and the other sections are whole."""
+    from tierbook.report import Project, run_report
+
+    _one_timer_run(project)  # writes data/shop/orders.csv and params/shop.yaml
+    result = run_report(Project(project), "shop")
+    assert result.status == "succeeded"
+    html = (result.run_dir / "clv.html").read_text(encoding="utf-8")
+    assert "only 10 of 150 customers bought again with positive net spend" in html and "Traceback" not in html
+    assert "<img" not in html  # no empty figures

@@ -309,7 +309,7 @@ def narrative(stage: CLVStage, params: Params) -> str:
     c, cur = params.clv, params.currency
     unit = UNIT_WORDS[c.time_unit]
     customers, fit = stage.customers, stage.fit
-    bg, gg = fit.bg.params_, fit.gg.params_
+    gg = fit.gg.params_
     total = customers["clv"].sum()
     top = stage.by_tier.iloc[0]
     dead = float((customers["p_alive"] < 0.5).mean())
