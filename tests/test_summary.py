@@ -75,3 +75,14 @@ def test_reproduces_the_published_cdnow_calibration_summary(shared_data):
     assert np.abs(ours["recency"] - published["t_x"]).max() <= 0.005
     assert np.abs(ours["T"] - published["T"]).max() <= 0.005
     assert np.abs(ours["monetary_value"] - published["zbar"]).max() <= 0.005 + 1e-9  # published values are rounded to cents
+
+
+def test_integer_ids_give_the_same_summary_as_their_strings():
+    """Integer ids skip hashing (their own codes); the summary is the string-id one with int ids,
+    sorted by number (10 before 9000000000, the largest within 2**40 of the smallest)."""
+    numbered = ORDERS.assign(customer_id=ORDERS["customer_id"].map({"A": 9_000_000_000, "B": 10}))
+    by_number = customer_summary(numbered, "2024-03-01", time_unit="D")
+    assert by_number["customer_id"].tolist() == [10, 9_000_000_000]
+    assert all(type(v) is int for v in by_number["customer_id"])  # Python ints, as factorized ids are
+    by_name = customer_summary(ORDERS, "2024-03-01", time_unit="D").set_index("customer_id").loc[["B", "A"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(by_number.drop(columns="customer_id"), by_name)

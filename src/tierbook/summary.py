@@ -43,6 +43,17 @@ def _sorted_codes(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, n
     return rank[codes], uniques[order]
 
 
+class _IntegerIds:
+    """Integer customer ids as codes offset by the smallest id: ``ids[codes]`` gives the ids back
+    (as Python ints in an object array, as the factorized ids were)."""
+
+    def __init__(self, lowest):
+        self.lowest = lowest
+
+    def __getitem__(self, codes):
+        return (codes + self.lowest).astype(object)
+
+
 def default_as_of(orders: pd.DataFrame) -> pd.Timestamp:
     """The day after the last order."""
     return orders["order_date"].max().normalize() + pd.Timedelta(days=1)
@@ -60,14 +71,21 @@ def customer_summary(orders: pd.DataFrame, as_of: pd.Timestamp | str | None = No
         raise TierbookError(f"no order is before as_of {as_of:%Y-%m-%d} (data period {period}); set rfm.as_of to a later date")
     ids = orders["customer_id"]
     all_before = bool(before.all())
-    if isinstance(ids.dtype, pd.CategoricalDtype):
+    raw = ids.to_numpy() if not isinstance(ids.dtype, pd.CategoricalDtype) else None
+    if raw is not None and raw.dtype.kind in "iu" and len(raw) and int(raw.max()) - int(raw.min()) < 2**40:
+        # integer ids are their own codes: no hashing (pd.factorize took 0.17-0.37 s on 5.4M orders)
+        lowest = raw.min()
+        codes = (raw if all_before else raw[before]) - lowest
+        customers = _IntegerIds(lowest)
+    elif isinstance(ids.dtype, pd.CategoricalDtype):
         # the data stage stores ids dictionary-encoded: the codes are free (hashing 10M strings costs ~3 s)
         codes = ids.cat.codes.to_numpy()
         codes, customers = _sorted_codes(codes if all_before else codes[before], np.asarray(ids.cat.categories, dtype=object))
     else:
         codes, customers = pd.factorize(ids if all_before else ids[before])  # unsorted: hashing only
         codes, customers = _sorted_codes(codes, np.asarray(customers, dtype=object))
-    day = (dates if all_before else dates[before]).astype("datetime64[D]").astype(np.int64)
+    # whole days since 1970 by integer division (3x faster than astype("datetime64[D]"))
+    day = (dates if all_before else dates[before]).view(np.int64) // 86_400_000_000_000
     amount = orders["net_amount"].to_numpy(dtype=float)
     amount = amount if all_before else amount[before]
 
@@ -75,7 +93,13 @@ def customer_summary(orders: pd.DataFrame, as_of: pd.Timestamp | str | None = No
     if occasion == "day":
         # one int64 key (customer, day) sorts faster than np.lexsort on two arrays
         span = int(day.max() - day.min()) + 1
-        order = np.argsort(codes.astype(np.int64) * span + (day - day.min()))
+        key = codes.astype(np.int64) * span + (day - day.min())
+        row_bits = max(int(len(key)).bit_length(), 1)
+        if (int(key.max()) + 1) < 2 ** (63 - row_bits):
+            # the row number packed into the low bits: np.sort of one int64 array is 2x faster than np.argsort (52 vs 115 ms on 5.4M)
+            order = np.sort((key << row_bits) | np.arange(len(key))) & ((1 << row_bits) - 1)
+        else:
+            order = np.argsort(key)
         c, d, a = codes[order], day[order], amount[order]
         new_occasion = np.r_[True, (c[1:] != c[:-1]) | (d[1:] != d[:-1])]
     else:
@@ -112,6 +136,6 @@ def customer_summary(orders: pd.DataFrame, as_of: pd.Timestamp | str | None = No
         "recency": (last_day - first_day) / unit,
         "T": (as_of_day - 1 - first_day) / unit,
         "monetary_value": monetary_value,
-    })[COLUMNS]
+    })  # already in COLUMNS' order (selecting them again copied 1M x 12 values)
     summary.attrs.update({"as_of": as_of.date().isoformat(), "time_unit": time_unit, "occasion": occasion})
     return summary
