@@ -145,3 +145,77 @@ def test_discounted_clv_by_hand(bgnbd, cdnow_summary):
     assert value[0] == pytest.approx(0.5 * spend * purchases)  # no discounting: margin x spend x purchases
     discounted = discounted_clv(bgnbd, gg, one, horizon=2, margin=0.5, annual_discount_rate=0.1, periods_per_year=52)
     assert value[0] * (1.1 ** (-2 / 52)) < discounted[0] < value[0]
+
+
+def test_probability_of_purchases_matches_the_btyd_manual():
+    """P(X(39) = 0) = 0.5737864 at the CDNOW fit (R BTYD's bgnbd.pmf; lifetimes' test), and the
+    probabilities over n sum to 1."""
+    from tierbook.clv import BetaGeoModel
+
+    model = BetaGeoModel()
+    model.params_ = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
+    assert model.probability_of_purchases(39, 0) == pytest.approx(0.5737864, abs=1e-7)
+    assert sum(float(model.probability_of_purchases(39, n)) for n in range(300)) == pytest.approx(1.0, abs=1e-9)
+    assert np.allclose(model.probability_of_purchases(np.array([39.0, 39.0]), 3), model.probability_of_purchases(39, 3))
+
+
+def _finite_differences(likelihood, theta, step=1e-6):
+    """Central differences of the value (the gradient) and of the gradient (the Hessian)."""
+    k = len(theta)
+    gradient, hessian = np.zeros(k), np.zeros((k, k))
+    for i in range(k):
+        e = np.zeros(k)
+        e[i] = step * theta[i]
+        gradient[i] = (likelihood(theta + e)[0] - likelihood(theta - e)[0]) / (2 * e[i])
+        hessian[i] = (likelihood(theta + e)[1] - likelihood(theta - e)[1]) / (2 * e[i])
+    return gradient, hessian
+
+
+def test_analytic_derivatives_match_finite_differences(cdnow_summary):
+    from tierbook.clv import BetaGeoModel, GammaGammaModel, _BetaGeoLikelihood, _GammaGammaLikelihood
+
+    x, t_x, T, zbar = (cdnow_summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "monetary_value"))
+    repeat = x > 0
+    for likelihood, theta, per_customer in (
+            (_BetaGeoLikelihood(x, t_x, T), np.array([0.3, 5.0, 0.7, 2.0]), lambda th: BetaGeoModel.log_likelihood(th, x, t_x, T)),
+            (_GammaGammaLikelihood(x[repeat], zbar[repeat]), np.array([5.0, 3.0, 12.0]),
+             lambda th: GammaGammaModel.log_likelihood(th, x[repeat], zbar[repeat]))):
+        value, gradient, hessian = likelihood(theta, hessian=True)
+        assert value == pytest.approx(per_customer(theta).sum(), rel=1e-12)  # the distinct-value form is the same sum
+        numeric_gradient, numeric_hessian = _finite_differences(likelihood, theta)
+        assert np.allclose(gradient, numeric_gradient, rtol=1e-5, atol=1e-3)
+        assert np.allclose(hessian, numeric_hessian, rtol=1e-5, atol=1e-2)
+        assert np.allclose(hessian, hessian.T)
+
+
+def test_distinct_rows_and_the_shortcuts_on_them_agree_with_the_plain_computation(bgnbd, cdnow_summary):
+    from tierbook.clv import _distinct_rows
+
+    x, t_x, T = (cdnow_summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    (ux, ix), (ut, it), (uT, iT) = _distinct_rows([x, t_x, T])[0]
+    weights, row_of = _distinct_rows([x, t_x, T])[1:]
+    assert weights.sum() == len(x) and len(weights) == len(set(zip(x, t_x, T)))
+    assert (ux[ix][row_of] == x).all() and (ut[it][row_of] == t_x).all() and (uT[iT][row_of] == T).all()
+    # conditional expectations on 23,570 customers (computed once per distinct (x, T)) equal the per-customer formula
+    many = pd.concat([cdnow_summary] * 10, ignore_index=True)
+    fast = bgnbd.conditional_expected_purchases(39, many["frequency"], many["recency"], many["T"])
+    plain = bgnbd._purchases_if_alive(39, many["frequency"].to_numpy(float), many["T"].to_numpy(float)) * bgnbd.p_alive(
+        many["frequency"], many["recency"], many["T"])
+    assert len(many) > 10_000 and np.allclose(fast, plain, rtol=1e-13)
+    assert fast[:len(cdnow_summary)].sum() == pytest.approx(bgnbd.conditional_expected_purchases(
+        39, cdnow_summary["frequency"], cdnow_summary["recency"], cdnow_summary["T"]).sum(), rel=1e-13)
+
+
+def test_discounted_clv_in_periods_of_several_units_is_lifetimes_monthly_sum(bgnbd, cdnow_summary):
+    """12 months of 4 weeks discounted monthly at 1 %: lifetimes' customer_lifetime_value sum."""
+    from tierbook.clv import discounted_clv, fit_gamma_gamma
+
+    gg = fit_gamma_gamma(cdnow_summary)
+    ours = discounted_clv(bgnbd, gg, cdnow_summary, horizon=12, margin=1.0, annual_discount_rate=1.01**12 - 1, periods_per_year=12,
+                          period_length=4)
+    x, t_x, T = (cdnow_summary[c] for c in ("frequency", "recency", "T"))
+    spend = gg.conditional_expected_average_value(x, cdnow_summary["monetary_value"])
+    by_hand = sum(spend * (bgnbd.conditional_expected_purchases(4 * k, x, t_x, T) - bgnbd.conditional_expected_purchases(4 * (k - 1), x, t_x, T))
+                  / 1.01**k for k in range(1, 13))
+    assert np.allclose(ours, by_hand, rtol=1e-12)
+    assert ours.sum() == pytest.approx(by_hand.sum(), rel=1e-12) and ours.sum() > 0

@@ -25,20 +25,49 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 from scipy.optimize import minimize
-from scipy.special import betaln, gammaln, hyp2f1
+from scipy.special import betaln, digamma, gammaln, hyp2f1, polygamma
 
 from .errors import TierbookError
 
 
+def _dot(weights: np.ndarray, values: np.ndarray) -> float:
+    """Sum of weights x values over many rows, without BLAS: with OpenBLAS's threads a 493k-row dot
+    took up to 7.6 ms instead of 0.15 ms on this 2-core machine while another process ran."""
+    return float(np.einsum("i,i->", weights, values))
+
+
+def _distinct_rows(columns: list[np.ndarray]) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray, np.ndarray]:
+    """The distinct rows of ``columns`` (equal-length 1-D arrays; NaN counts as a value): per column
+    its distinct values and each distinct row's index into them; how many input rows share each
+    distinct row; and each input row's distinct row. Hashing each column (``pd.factorize``) and then
+    one packed integer key: 0.12 s for (x, t_x, T) of 1M customers, against 0.70 s for the pandas
+    groupby it replaces (best of 3, same run)."""
+    factorized = [pd.factorize(np.asarray(c, dtype=float), use_na_sentinel=False) for c in columns]  # NaN: a value of its own
+    key = np.zeros(len(columns[0]), dtype=np.int64)
+    for codes, uniques in factorized:
+        key = key * len(uniques) + codes  # < 2**63 while the distinct counts multiply to less
+    row_of, keys = pd.factorize(key)
+    weights = np.bincount(row_of).astype(float)
+    per_column = []
+    for codes, uniques in reversed(factorized):
+        per_column.append((np.asarray(uniques, dtype=float), keys % len(uniques)))
+        keys = keys // len(uniques)
+    return per_column[::-1], weights, row_of
+
+
 def _unique_rows(summary: pd.DataFrame, columns: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of ``columns`` and how many customers share each (the fit's weights)."""
-    grouped = summary.groupby(columns, sort=True).size()
-    rows = np.array(grouped.index.tolist(), dtype=float).reshape(len(grouped), len(columns))
-    return rows, grouped.to_numpy(dtype=float)
+    """Distinct rows of ``columns`` (rows with a missing value dropped) and how many customers
+    share each (the fit's weights)."""
+    values = [summary[c].to_numpy(dtype=float) for c in columns]
+    complete = ~np.any([np.isnan(v) for v in values], axis=0) if len(summary) else np.zeros(0, dtype=bool)
+    if not complete.any():
+        return np.zeros((0, len(columns))), np.zeros(0)
+    per_column, weights, _ = _distinct_rows([v[complete] for v in values])
+    return np.column_stack([uniques[index] for uniques, index in per_column]), weights
 
 
 def _hessian(fun, x: np.ndarray, step: float = 1e-4) -> np.ndarray:
-    """Central-difference Hessian of a scalar function."""
+    """Central-difference Hessian of a scalar function (for the models without a gradient)."""
     n = len(x)
     h = np.zeros((n, n))
     for i in range(n):
@@ -59,17 +88,49 @@ class _Fit:
     n_customers_: int = 0
 
     def _optimise(self, neg_ll, start: np.ndarray) -> None:
+        """Minimise ``neg_ll(log_params)`` without derivatives (Pareto/NBD, BG/BB)."""
         # tight tolerances: the default ftol stops BG/BB on donations at delta 2.7840 instead of 2.7834
         result = minimize(neg_ll, np.log(start), method="L-BFGS-B", options={"ftol": 1e-15, "gtol": 1e-9, "maxiter": 5000})
         if not result.success:
             result = minimize(neg_ll, result.x, method="Nelder-Mead", options={"maxiter": 20000, "xatol": 1e-10, "fatol": 1e-10})
-        theta = np.exp(result.x)
+        self._store(result.x, -float(result.fun), bool(result.success), lambda: _hessian(neg_ll, result.x))
+
+    def _optimise_newton(self, log_likelihood, start: np.ndarray, n: float) -> None:
+        """Maximise ``log_likelihood(params, hessian) -> (value, gradient, Hessian)`` (natural
+        parameters) over the log parameters by a trust-region Newton method with the analytic
+        derivatives. The optimiser sees the mean per customer, so that one tolerance fits 2,357
+        customers and 1M alike. On the 1M benchmark: 8-9 likelihood evaluations instead of
+        18-51 with L-BFGS-B and the analytic gradient, and the Hessian for the standard errors is exact."""
+        cache: dict = {}
+
+        def evaluate(log_params):
+            key = log_params.tobytes()
+            if key not in cache:
+                cache.clear()
+                theta = np.exp(log_params)
+                with np.errstate(all="ignore"):
+                    value, g, h = log_likelihood(theta, hessian=True)
+                if not (np.isfinite(value) and np.isfinite(g).all() and np.isfinite(h).all()):
+                    cache[key] = 1e300, np.zeros_like(theta), np.eye(len(theta))  # outside the domain: the step is refused
+                else:  # chain rule to the log parameters
+                    g_log = g * theta
+                    cache[key] = -value / n, -g_log / n, -(h * np.outer(theta, theta) + np.diag(g_log)) / n
+            return cache[key]
+
+        result = minimize(lambda v: evaluate(v)[0], np.log(start), jac=lambda v: evaluate(v)[1], hess=lambda v: evaluate(v)[2],
+                          method="trust-exact", options={"gtol": 1e-9, "maxiter": 500})
+        # trust-exact can stop with "a bad approximation" once the gradient is at rounding level (GG on 1M: 1e-9)
+        converged = bool(result.success) or bool(np.max(np.abs(evaluate(result.x)[1])) < 1e-7)
+        self._store(result.x, -float(evaluate(result.x)[0]) * n, converged, lambda: evaluate(result.x)[2] * n)
+
+    def _store(self, log_params: np.ndarray, log_likelihood: float, converged: bool, hessian) -> None:
+        theta = np.exp(log_params)
         self.params_ = dict(zip(self.names, theta))
-        self.log_likelihood_ = -float(result.fun)
-        self.converged_ = bool(result.success)
+        self.log_likelihood_ = log_likelihood
+        self.converged_ = converged
         # standard errors: inverse Hessian in log space, delta method back to the parameters
         try:
-            cov_log = np.linalg.inv(_hessian(neg_ll, result.x))
+            cov_log = np.linalg.inv(hessian())
             se = theta * np.sqrt(np.clip(np.diag(cov_log), 0, None))
         except np.linalg.LinAlgError:
             se = np.full(len(theta), np.nan)
@@ -83,6 +144,94 @@ class _Fit:
         return pd.DataFrame({"estimate": est, "standard_error": se, "lower_95": est - 1.96 * se, "upper_95": est + 1.96 * se})
 
 
+class _BetaGeoLikelihood:
+    """The BG/NBD log-likelihood of a summary with its analytic gradient and Hessian, each term
+    computed once per distinct value it depends on: gammaln/betaln/digamma per distinct x (356 on
+    the 1M benchmark), log(alpha + T) per distinct T (731) and log(alpha + t_x) per distinct t_x
+    (820). Only the log-sum-exp of the two ways to have seen (x, t_x, T) is per distinct row with
+    x > 0 (493k rows for 1M customers); customers with x = 0 contribute -r log(alpha + T), per
+    distinct T."""
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray):
+        ((self.x, ix), (self.t_x, it), (self.T, iT)), weights, _ = _distinct_rows([x, t_x, T])
+        self.n = weights.sum()
+        self.per_x = np.bincount(ix, weights, len(self.x))
+        none = self.x[ix] == 0
+        self.none_per_T = np.bincount(iT[none], weights[none], len(self.T))
+        some = ~none
+        self.ix, self.it, self.iT, self.w = ix[some], it[some], iT[some], weights[some]
+        self.row_x = self.x[self.ix]
+        self.repeat_x = np.where(self.x > 0, self.x, 1.0)  # b + x - 1 appears only where x > 0
+
+    def __call__(self, theta: np.ndarray, hessian: bool = False):
+        """Log-likelihood and gradient at the natural parameters, and the Hessian when asked."""
+        r, alpha, a, b = theta
+        x, per_x, n = self.x, self.per_x, self.n
+        nT, ntx, nx = len(self.T), len(self.t_x), len(x)
+        # terms in x alone: gammaln(r + x) - gammaln(r) + r log(alpha) + betaln(a, b + x) - betaln(a, b)
+        ll = per_x @ (gammaln(r + x) + betaln(a, b + x)) + n * (r * np.log(alpha) - gammaln(r) - betaln(a, b))
+        psi_ab, psi_abx = digamma(a + b), digamma(a + b + x)
+        g = np.array([per_x @ digamma(r + x) + n * (np.log(alpha) - digamma(r)), n * r / alpha,
+                      per_x @ (psi_ab - psi_abx), per_x @ (digamma(b + x) - psi_abx) + n * (psi_ab - digamma(b))])
+        h = np.zeros((4, 4))
+        if hessian:
+            tri_ab, tri_abx = n * polygamma(1, a + b), per_x @ polygamma(1, a + b + x)
+            h[0, 0] = per_x @ polygamma(1, r + x) - n * polygamma(1, r)
+            h[0, 1], h[1, 1] = n / alpha, -n * r / alpha**2
+            h[2, 2] = h[2, 3] = tri_ab - tri_abx
+            h[3, 3] = per_x @ polygamma(1, b + x) - tri_abx - n * polygamma(1, b) + tri_ab
+        # no repeat purchase: alive at T, -r log(alpha + T)
+        log_T, inv_T, inv_tx = np.log(alpha + self.T), 1 / (alpha + self.T), 1 / (alpha + self.t_x)
+        ll -= r * (self.none_per_T @ log_T)
+        g[0] -= self.none_per_T @ log_T
+        g[1] -= r * (self.none_per_T @ inv_T)
+        if hessian:
+            h[0, 1] -= self.none_per_T @ inv_T
+            h[1, 1] += r * (self.none_per_T @ inv_T**2)
+        # x > 0: log(exp(A3) + exp(A4)), A3 = -(r + x) log(alpha + T) (alive at T),
+        # A4 = log a - log(b + x - 1) - (r + x) log(alpha + t_x) (dropped out after the last purchase)
+        rx = r + self.row_x
+        row_log_T, row_log_tx = log_T[self.iT], np.log(alpha + self.t_x)[self.it]
+        inv_b = 1 / (b + self.repeat_x - 1)
+        a3 = -rx * row_log_T
+        a4 = (np.log(a) + np.log(inv_b))[self.ix] - rx * row_log_tx
+        # log(exp(a3) + exp(a4)) = max + log1p(exp(-|a3 - a4|)): np.logaddexp is not vectorised
+        # (10.5 ms on 493k rows against 2 ms for these passes)
+        diff = a3 - a4
+        small = np.exp(-np.abs(diff))
+        ll += _dot(self.w, np.maximum(a3, a4) + np.log1p(small))
+        share = np.where(diff >= 0, 1.0, small) / (1.0 + small)  # exp(A3) / (exp(A3) + exp(A4)): P(alive at T | row)
+        alive = self.w * share
+        dropped = self.w - alive
+        alive_rx_T, dropped_rx_tx = np.bincount(self.iT, alive * rx, nT), np.bincount(self.it, dropped * rx, ntx)
+        dropped_per_x = np.bincount(self.ix, dropped, nx)
+        g[0] -= _dot(alive, row_log_T) + _dot(dropped, row_log_tx)
+        g[1] -= alive_rx_T @ inv_T + dropped_rx_tx @ inv_tx
+        g[2] += dropped_per_x.sum() / a
+        g[3] -= dropped_per_x @ inv_b
+        if hessian:
+            # share x Hessian(A3) + (1 - share) x Hessian(A4) + share (1 - share) D D', D = grad A3 - grad A4
+            #   = (log(alpha + t_x) - log(alpha + T), (r + x) (1/(alpha + t_x) - 1/(alpha + T)), -1/a, 1/(b + x - 1))
+            h[0, 1] -= np.bincount(self.iT, alive, nT) @ inv_T + np.bincount(self.it, dropped, ntx) @ inv_tx
+            h[1, 1] += alive_rx_T @ inv_T**2 + dropped_rx_tx @ inv_tx**2
+            h[2, 2] -= dropped_per_x.sum() / a**2
+            h[3, 3] += dropped_per_x @ inv_b**2
+            v = alive * (1 - share)
+            d_r, d_alpha = row_log_tx - row_log_T, rx * (inv_tx[self.it] - inv_T[self.iT])
+            v_r, v_alpha = v * d_r, v * d_alpha
+            h[0, 0] += _dot(v_r, d_r)
+            h[0, 1] += _dot(v_r, d_alpha)
+            h[1, 1] += _dot(v_alpha, d_alpha)
+            v_x, v_r_x, v_alpha_x = (np.bincount(self.ix, weights, nx) for weights in (v, v_r, v_alpha))
+            h[0, 2], h[1, 2] = -v_r_x.sum() / a, -v_alpha_x.sum() / a
+            h[0, 3], h[1, 3] = v_r_x @ inv_b, v_alpha_x @ inv_b
+            h[2, 2] += v_x.sum() / a**2
+            h[2, 3] -= v_x @ inv_b / a
+            h[3, 3] += v_x @ inv_b**2
+            h = np.triu(h) + np.triu(h, 1).T
+        return float(ll), g, h
+
+
 @dataclass
 class BetaGeoModel(_Fit):
     """BG/NBD (Fader, Hardie & Lee 2005): purchases while alive ~ Poisson(lambda), lambda ~
@@ -92,6 +241,7 @@ class BetaGeoModel(_Fit):
 
     @staticmethod
     def log_likelihood(params, x, t_x, T) -> np.ndarray:
+        """Each customer's log-likelihood (the straightforward form; the fit uses ``_BetaGeoLikelihood``)."""
         r, alpha, a, b = params
         a1 = gammaln(r + x) - gammaln(r) + r * np.log(alpha)
         a2 = betaln(a, b + x) - betaln(a, b)
@@ -101,17 +251,13 @@ class BetaGeoModel(_Fit):
         return a1 + a2 + np.logaddexp(a3, a4)
 
     def fit(self, summary: pd.DataFrame) -> BetaGeoModel:
-        rows, weights = _unique_rows(summary, ["frequency", "recency", "T"])
-        if len(rows) == 0 or (rows[:, 0] > 0).sum() == 0:
+        x, t_x, T = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+        complete = ~(np.isnan(x) | np.isnan(t_x) | np.isnan(T))
+        if not (x[complete] > 0).any():
             raise TierbookError("BG/NBD: no customer made a repeat purchase; the model cannot be fitted on this data")
-        x, t_x, T = rows.T
-
-        def neg_ll(log_params):
-            value = -(weights * self.log_likelihood(np.exp(log_params), x, t_x, T)).sum()
-            return value if np.isfinite(value) else 1e300
-
-        self._optimise(neg_ll, np.array([1.0, max(T.mean(), 1.0), 1.0, 1.0]))
-        self.n_customers_ = int(weights.sum())
+        likelihood = _BetaGeoLikelihood(x[complete], t_x[complete], T[complete])
+        self._optimise_newton(likelihood, np.array([1.0, max(likelihood.T.mean(), 1.0), 1.0, 1.0]), likelihood.n)
+        self.n_customers_ = int(likelihood.n)
         return self
 
     @property
@@ -148,13 +294,60 @@ class BetaGeoModel(_Fit):
         """P(alive at T | x, t_x, T)."""
         return 1.0 / (1.0 + self._odds_dead(frequency, recency, T))
 
+    def _purchases_if_alive(self, t, x, T) -> np.ndarray:
+        """E[Y(t) | x, T, alive at T]: depends on x and T only, not on t_x."""
+        r, alpha, a, b = self._p
+        return (a + b + x - 1) / (a - 1) * (1 - ((alpha + T) / (alpha + T + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T + t)))
+
     def conditional_expected_purchases(self, t, frequency, recency, T) -> np.ndarray:
         """E[Y(t) | x, t_x, T]: expected purchases in the next t time units."""
-        r, alpha, a, b = self._p
         x, T_ = np.asarray(frequency, dtype=float), np.asarray(T, dtype=float)
-        first = (a + b + x - 1) / (a - 1)
-        second = 1 - ((alpha + T_) / (alpha + T_ + t)) ** (r + x) * hyp2f1(r + x, b + x, a + b + x - 1, t / (alpha + T_ + t))
-        return first * second / (1 + self._odds_dead(frequency, recency, T))
+        if np.ndim(t) == 0 and x.ndim == 1 and x.shape == T_.shape and len(x) > 10_000:
+            # hyp2f1 once per distinct (x, T): 40k of 1M customers on the benchmark, 0.13 s -> 0.03 s
+            ((ux, ix), (uT, iT)), _, row_of = _distinct_rows([x, T_])
+            if_alive = self._purchases_if_alive(t, ux[ix], uT[iT])[row_of]
+        else:
+            if_alive = self._purchases_if_alive(t, x, T_)
+        return if_alive / (1 + self._odds_dead(frequency, recency, T))
+
+
+class _GammaGammaLikelihood:
+    """The Gamma-Gamma log-likelihood of repeat customers and its analytic gradient: gammaln/digamma
+    per distinct x, the terms in log(zbar) summed once, and log(gamma + x zbar) per distinct
+    (x, zbar) row (244k of 666k repeat customers on the 1M benchmark, spend in cents)."""
+
+    def __init__(self, x: np.ndarray, zbar: np.ndarray):
+        ((self.x, ix), (z, iz)), weights, _ = _distinct_rows([x, zbar])
+        self.n = weights.sum()
+        self.per_x = np.bincount(ix, weights, len(self.x))
+        row_x, row_z = self.x[ix], z[iz]
+        self.w, self.wx = weights, weights * row_x
+        self.spend = row_x * row_z  # x zbar: the customer's repeat spend
+        self.log_z, self.x_log_z = weights @ np.log(row_z), self.wx @ np.log(row_z)
+
+    def __call__(self, theta: np.ndarray, hessian: bool = False):
+        """Log-likelihood and gradient at the natural parameters, and the Hessian when asked."""
+        p, q, gamma = theta
+        x, per_x, n = self.x, self.per_x, self.n
+        px = p * x
+        # gammaln(px + q) - gammaln(px) - gammaln(q) + q log(gamma) + (px - 1) log(zbar) + px log(x) - (px + q) log(gamma + x zbar)
+        log_spend = np.log(gamma + self.spend)
+        wx_log, w_log = _dot(self.wx, log_spend), _dot(self.w, log_spend)
+        ll = (per_x @ (gammaln(px + q) - gammaln(px) + px * np.log(x)) + n * (q * np.log(gamma) - gammaln(q))
+              + p * self.x_log_z - self.log_z - p * wx_log - q * w_log)
+        psi = digamma(px + q)
+        inverse = 1 / (gamma + self.spend)
+        wx_inv, w_inv = _dot(self.wx, inverse), _dot(self.w, inverse)
+        g = np.array([per_x @ (x * (psi - digamma(px) + np.log(x))) + self.x_log_z - wx_log,
+                      per_x @ psi + n * (np.log(gamma) - digamma(q)) - w_log,
+                      n * q / gamma - p * wx_inv - q * w_inv])
+        h = np.zeros((3, 3))
+        if hessian:
+            tri, inverse2 = polygamma(1, px + q), inverse**2
+            h[0] = [per_x @ (x**2 * (tri - polygamma(1, px))), per_x @ (x * tri), -wx_inv]
+            h[1] = [h[0, 1], per_x @ tri - n * polygamma(1, q), n / gamma - w_inv]
+            h[2] = [h[0, 2], h[1, 2], -n * q / gamma**2 + p * _dot(self.wx, inverse2) + q * _dot(self.w, inverse2)]
+        return float(ll), g, h
 
 
 @dataclass
@@ -166,24 +359,20 @@ class GammaGammaModel(_Fit):
 
     @staticmethod
     def log_likelihood(params, x, zbar) -> np.ndarray:
+        """Each repeat customer's log-likelihood (the fit uses ``_GammaGammaLikelihood``)."""
         p, q, gamma = params
         px = p * x
         return (gammaln(px + q) - gammaln(px) - gammaln(q) + q * np.log(gamma) + (px - 1) * np.log(zbar)
                 + px * np.log(x) - (px + q) * np.log(gamma + x * zbar))
 
     def fit(self, summary: pd.DataFrame) -> GammaGammaModel:
-        repeat = summary[(summary["frequency"] > 0) & (summary["monetary_value"] > 0)]
-        if len(repeat) < 2:
+        x, zbar = summary["frequency"].to_numpy(dtype=float), summary["monetary_value"].to_numpy(dtype=float)
+        repeat = (x > 0) & (zbar > 0)
+        if repeat.sum() < 2:
             raise TierbookError("Gamma-Gamma: fewer than 2 repeat customers with positive spend; the model cannot be fitted")
-        rows, weights = _unique_rows(repeat, ["frequency", "monetary_value"])
-        x, zbar = rows.T
-
-        def neg_ll(log_params):
-            value = -(weights * self.log_likelihood(np.exp(log_params), x, zbar)).sum()
-            return value if np.isfinite(value) else 1e300
-
-        self._optimise(neg_ll, np.array([1.0, 1.0, max(zbar.mean(), 1.0)]))
-        self.n_customers_ = int(weights.sum())
+        likelihood = _GammaGammaLikelihood(x[repeat], zbar[repeat])
+        self._optimise_newton(likelihood, np.array([1.0, 1.0, max(zbar[repeat].mean(), 1.0)]), likelihood.n)
+        self.n_customers_ = int(likelihood.n)
         return self
 
     def conditional_expected_average_value(self, frequency, monetary_value) -> np.ndarray:
@@ -323,19 +512,24 @@ def fit_gamma_gamma(summary: pd.DataFrame) -> GammaGammaModel:
 
 
 def discounted_clv(bg: BetaGeoModel, gg: GammaGammaModel, summary: pd.DataFrame, horizon: int, margin: float,
-                   annual_discount_rate: float, periods_per_year: float) -> np.ndarray:
-    """CLV over ``horizon`` periods of the summary's time unit: margin x E[spend] x expected
-    purchases in each period, discounted per period at the annual rate converted to the unit."""
+                   annual_discount_rate: float, periods_per_year: float, period_length: float = 1.0) -> np.ndarray:
+    """CLV over ``horizon`` periods of ``period_length`` units of the summary's time unit (default
+    one unit): margin x E[spend] x expected purchases in each period, discounted per period at the
+    annual rate converted to the period (``periods_per_year`` of them in a year)."""
     rate = (1 + annual_discount_rate) ** (1 / periods_per_year) - 1
     x, t_x, T = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
     spend = gg.conditional_expected_average_value(x, summary["monetary_value"].to_numpy(dtype=float))
-    value = np.zeros(len(summary))
-    previous = np.zeros(len(summary))
+    # E[Y(t) | x, t_x, T] = P(alive) x E[Y(t) | x, T, alive]; the second factor, the costly hyp2f1,
+    # once per distinct (x, T) and period: 40k pairs of 1M customers on the benchmark, 12 periods 1.5 s -> 0.1 s
+    ((ux, ix), (uT, iT)), _, row_of = _distinct_rows([x, T])
+    ux, uT = ux[ix], uT[iT]
+    value = np.zeros(len(ux))
+    previous = np.zeros(len(ux))
     for k in range(1, horizon + 1):
-        cumulative = bg.conditional_expected_purchases(k, x, t_x, T)
+        cumulative = bg._purchases_if_alive(k * period_length, ux, uT)
         value += (cumulative - previous) / (1 + rate) ** k
         previous = cumulative
-    return margin * spend * value
+    return margin * spend * value[row_of] * bg.p_alive(x, t_x, T)
 
 
 def holdout_actuals(orders: pd.DataFrame, calibration: pd.DataFrame, holdout_end: pd.Timestamp,
