@@ -28,6 +28,7 @@ import pandas as pd
 from .errors import TierbookError
 
 DAYS_PER_UNIT = {"D": 1.0, "W": 7.0, "M": 365.25 / 12, "Q": 365.25 / 4}
+NS_PER_DAY = 86_400_000_000_000
 COLUMNS = ["customer_id", "first_purchase", "last_purchase", "recency_days", "purchase_occasions", "monetary_total",
            "monetary_mean", "tenure_days", "frequency", "recency", "T", "monetary_value"]
 
@@ -85,30 +86,44 @@ def customer_summary(orders: pd.DataFrame, as_of: pd.Timestamp | str | None = No
         codes, customers = pd.factorize(ids if all_before else ids[before])  # unsorted: hashing only
         codes, customers = _sorted_codes(codes, np.asarray(customers, dtype=object))
     # whole days since 1970 by integer division (3x faster than astype("datetime64[D]"))
-    day = (dates if all_before else dates[before]).view(np.int64) // 86_400_000_000_000
+    day = (dates if all_before else dates[before]).view(np.int64) // NS_PER_DAY
     amount = orders["net_amount"].to_numpy(dtype=float)
     amount = amount if all_before else amount[before]
 
     # one sort by (customer, day[, order]); occasions are runs of equal keys
     if occasion == "day":
-        # one int64 key (customer, day) sorts faster than np.lexsort on two arrays
-        span = int(day.max() - day.min()) + 1
-        key = codes.astype(np.int64) * span + (day - day.min())
+        # one int64 key (customer, day), built and sorted in place: occasions are runs of equal keys
+        # and the key itself gives back customer and day at their starts (no gather of either)
+        lowest_day = int(day.min())
+        span = int(day.max()) - lowest_day + 1
+        key = codes.astype(np.int64)
+        key *= span
+        key += day - lowest_day
         row_bits = max(int(len(key)).bit_length(), 1)
         if (int(key.max()) + 1) < 2 ** (63 - row_bits):
             # the row number packed into the low bits: np.sort of one int64 array is 2x faster than np.argsort (52 vs 115 ms on 5.4M)
-            order = np.sort((key << row_bits) | np.arange(len(key))) & ((1 << row_bits) - 1)
+            key <<= row_bits
+            key |= np.arange(len(key))
+            key.sort()
+            order = key & ((1 << row_bits) - 1)
+            key >>= row_bits
         else:
             order = np.argsort(key)
-        c, d, a = codes[order], day[order], amount[order]
-        new_occasion = np.r_[True, (c[1:] != c[:-1]) | (d[1:] != d[:-1])]
+            key = key[order]
+        a = amount[order]
+        new_occasion = np.empty(len(key), dtype=bool)
+        new_occasion[0] = True
+        np.not_equal(key[1:], key[:-1], out=new_occasion[1:])
+        starts = np.flatnonzero(new_occasion)
+        occ_customer, occ_day = np.divmod(key[starts], span)
+        occ_day += lowest_day
     else:
         order_key = pd.factorize((orders["source"].astype(str) + "\x1f" + orders["order_id"].astype(str)).to_numpy()[before])[0]
         order = np.lexsort((order_key, day, codes))
         c, d, a, k = codes[order], day[order], amount[order], order_key[order]
-        new_occasion = np.r_[True, (c[1:] != c[:-1]) | (k[1:] != k[:-1])]
-    starts = np.flatnonzero(new_occasion)
-    occ_customer, occ_day, occ_value = c[starts], d[starts], np.add.reduceat(a, starts)
+        starts = np.flatnonzero(np.r_[True, (c[1:] != c[:-1]) | (k[1:] != k[:-1])])
+        occ_customer, occ_day = c[starts], d[starts]
+    occ_value = np.add.reduceat(a, starts)
 
     first_of_customer = np.r_[True, occ_customer[1:] != occ_customer[:-1]]
     cust_starts = np.flatnonzero(first_of_customer)
@@ -125,8 +140,8 @@ def customer_summary(orders: pd.DataFrame, as_of: pd.Timestamp | str | None = No
     unit = DAYS_PER_UNIT[time_unit]
     summary = pd.DataFrame({
         "customer_id": customers[occ_customer[cust_starts]],
-        "first_purchase": first_day.astype("datetime64[D]").astype("datetime64[ns]"),
-        "last_purchase": last_day.astype("datetime64[D]").astype("datetime64[ns]"),
+        "first_purchase": (first_day * NS_PER_DAY).view("datetime64[ns]"),
+        "last_purchase": (last_day * NS_PER_DAY).view("datetime64[ns]"),
         "recency_days": (as_of_day - last_day).astype(np.int64),
         "purchase_occasions": n_occasions.astype(np.int64),
         "monetary_total": total,
@@ -136,6 +151,6 @@ def customer_summary(orders: pd.DataFrame, as_of: pd.Timestamp | str | None = No
         "recency": (last_day - first_day) / unit,
         "T": (as_of_day - 1 - first_day) / unit,
         "monetary_value": monetary_value,
-    })  # already in COLUMNS' order (selecting them again copied 1M x 12 values)
+    }, copy=False)  # fresh arrays, already in COLUMNS' order: no copy into blocks (120 ms of 0.4 s on 1M customers)
     summary.attrs.update({"as_of": as_of.date().isoformat(), "time_unit": time_unit, "occasion": occasion})
     return summary
