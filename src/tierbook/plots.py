@@ -14,8 +14,17 @@ from .tables import SYMBOLS
 PALETTE = ["#1f4e79", "#e07b39", "#3a923a", "#c03d3e", "#7f5fa8", "#8c6d31"]
 
 
+CJK_FONTS = ["Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei", "PingFang SC", "SimHei"]
+
+
 def set_theme() -> None:
-    sns.set_theme(style="whitegrid", palette=PALETTE, rc={"figure.dpi": 110, "axes.titleweight": "bold"})
+    """Seaborn's whitegrid with the report palette; Chinese labels fall back glyph by glyph to the
+    first installed CJK font (Debian: fonts-noto-cjk), else matplotlib draws boxes."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    fonts = ["DejaVu Sans"] + [name for name in CJK_FONTS if name in installed]
+    sns.set_theme(style="whitegrid", palette=PALETTE, rc={"figure.dpi": 110, "axes.titleweight": "bold", "font.sans-serif": fonts})
 
 
 def _money_axis(ax, currency: str) -> None:
@@ -199,5 +208,86 @@ def clv_distribution(customers: pd.DataFrame, currency: str, order: list[str]):
         sns.histplot(data=positive, x="clv", hue="tier", hue_order=order, palette=tier_colors(order), bins=bins, multiple="stack", ax=ax)
     ax.set_xscale("log")
     ax.set(title="CLV per customer", xlabel=f"CLV ({currency}, log scale)", ylabel="Customers")
+    fig.tight_layout()
+    return fig
+
+
+def churn_rates(rates: pd.DataFrame, label: str, title: str, colors: dict | None = None):
+    """Churn rate per group with the number of customers on each bar."""
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rates) + 1.3))
+    y = np.arange(len(rates))[::-1]
+    bar_colors = [colors.get(g, PALETTE[0]) for g in rates[label]] if colors else PALETTE[0]
+    ax.barh(y, rates["churn_rate"], color=bar_colors)
+    for yi, rate, n in zip(y, rates["churn_rate"], rates["customers"]):
+        ax.text(rate + 0.01, yi, f"{rate:.0%}  (n={n:,})", va="center", fontsize=8)
+    ax.set_yticks(y, rates[label])
+    ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    ax.set(title=title, xlabel="Churned", xlim=(0, min(1.0, rates["churn_rate"].max() * 1.35 + 0.05)))
+    fig.tight_layout()
+    return fig
+
+
+def survival_curves(curves: pd.DataFrame, title: str, colors: dict | None = None):
+    """Kaplan–Meier curves (index: days since the first purchase; one column per group)."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for i, column in enumerate(curves.columns):
+        ax.step(curves.index, curves[column], where="post", label=column,
+                color=(colors or {}).get(column, PALETTE[i % len(PALETTE)]))
+    ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    ax.set(title=title, xlabel="Days since the first purchase", ylabel="Still active", ylim=(0, 1.02))
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def cohort_heatmap(cohorts: pd.DataFrame):
+    """Share of each monthly acquisition cohort buying in each later month."""
+    table = cohorts.drop(columns="customers")
+    table = table.drop(columns=[c for c in table.columns if c == 0])
+    fig, ax = plt.subplots(figsize=(min(14, 0.45 * table.shape[1] + 3), 0.32 * len(table) + 1.6))
+    sns.heatmap(table.astype(float), annot=table.shape[1] <= 24, fmt=".0%", annot_kws={"fontsize": 6}, cmap="Blues", ax=ax,
+                cbar_kws={"label": "Share of the cohort buying"})
+    ax.set_yticks(np.arange(len(table)) + 0.5, [f"{c} (n={n:,})" for c, n in zip(cohorts.index, cohorts["customers"])], rotation=0, fontsize=7)
+    ax.set(title="Monthly cohorts: share buying again, by months since the first purchase", xlabel="Months since the first month",
+           ylabel="First purchase month")
+    fig.tight_layout()
+    return fig
+
+
+def hazard_ratios(table: pd.DataFrame):
+    """Cox hazard ratios with 95% intervals on a log axis (1 = no difference from the reference)."""
+    frame = table.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(frame) + 1.3))
+    y = np.arange(len(frame))
+    ax.errorbar(frame["hazard_ratio"], y, xerr=[frame["hazard_ratio"] - frame["lower_95"], frame["upper_95"] - frame["hazard_ratio"]],
+                fmt="o", color=PALETTE[0], ecolor="grey", capsize=3)
+    ax.axvline(1, color="grey", linestyle=":")
+    ax.set_xscale("log")
+    ax.set_yticks(y, frame["covariate"])
+    ax.set(title="Cox model: hazard of churn against the reference", xlabel="Hazard ratio (log scale; < 1 = stays longer)")
+    fig.tight_layout()
+    return fig
+
+
+def model_checks(lift: pd.DataFrame, calibration: pd.DataFrame):
+    """Lift by decile of predicted risk and the calibration of each model."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    sns.lineplot(data=lift, x="decile", y="lift", hue="model", marker="o", ax=axes[0])
+    axes[0].axhline(1, color="grey", linestyle=":")
+    axes[0].set(title="Lift by decile of predicted risk", xlabel="Decile (1 = highest risk)", ylabel="Churn rate / base rate")
+    axes[0].set_xticks(range(1, 11))
+    sns.lineplot(data=calibration, x="predicted", y="observed", hue="model", marker="o", ax=axes[1])
+    axes[1].plot([0, 1], [0, 1], color="grey", linestyle=":")
+    axes[1].set(title="Calibration (10 bins)", xlabel="Predicted churn probability", ylabel="Observed churn rate")
+    fig.tight_layout()
+    return fig
+
+
+def importance(table: pd.DataFrame):
+    """Permutation importance: drop in ROC AUC when a feature is shuffled."""
+    frame = table.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(frame) + 1.2))
+    ax.barh(frame["feature"].str.replace("_", " "), frame["importance"], xerr=frame["std"], color=PALETTE[0])
+    ax.set(title="What the model uses", xlabel="Drop in ROC AUC when the feature is shuffled")
     fig.tight_layout()
     return fig
