@@ -512,3 +512,60 @@ def narrative(stage: SatisfactionStage, params: Params) -> str:
     if stage.terms_note:
         lines.append(stage.terms_note)
     return "\n\n".join(lines)
+
+
+# --------------------------------------------------------------------------- display
+
+SCORE_LABELS = {"responses": "responses", "respondents": "respondents", "n_nps": "NPS answers", "nps": "NPS", "nps_lower": "NPS from",
+                "nps_upper": "NPS to", "promoter_share": "promoters", "passive_share": "passives", "detractor_share": "detractors",
+                "n_csat": "CSAT answers", "csat": "CSAT", "csat_lower": "CSAT from", "csat_upper": "CSAT to", "mean_csat": "mean CSAT",
+                "segment_zh": "segment", "value_decile": "decile", "value_from": "value from", "value_to": "value to"}
+SCORE_COLUMNS = ["responses", "respondents", "n_nps", "nps", "nps_lower", "nps_upper", "promoter_share", "passive_share", "detractor_share",
+                 "n_csat", "csat", "csat_lower", "csat_upper"]
+
+
+def format_p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def styled_scores(table: pd.DataFrame, label: str | None = None, extra: list[str] = (), csv: str | None = None, csat: bool = True,
+                  currency: str | None = None):
+    """A score table for the page: n, NPS and CSAT with their intervals; rows below
+    satisfaction.min_n in grey (display only, like ``tierbook.tables``)."""
+    from .tables import styled
+
+    shown = SCORE_COLUMNS if csat else SCORE_COLUMNS[:9]
+    columns = ([label] if label else []) + list(extra) + shown
+    frame = table[columns].copy()
+    for column in ("nps", "nps_lower", "nps_upper"):
+        frame[column] = frame[column].round(0)
+    styler = styled(frame, int_cols=["responses", "respondents", "n_nps", "n_csat", "nps", "nps_lower", "nps_upper"],
+                    pct_cols=["promoter_share", "passive_share", "detractor_share", "csat", "csat_lower", "csat_upper"], labels=SCORE_LABELS,
+                    max_rows=40, csv=csv, currency=currency, money_cols=[c for c in extra if c in ("value_from", "value_to")])
+    small = table["nps_below_min_n"].to_numpy()[:40]
+    return styler.apply(lambda row: ["color: #9a9a9a" if small[row.name] else ""] * len(row), axis=1) if small.any() else styler
+
+
+def styled_pairwise(pairwise: pd.DataFrame):
+    """The pairwise NPS comparisons for the page (differences in whole points, p-values readable)."""
+    from .tables import styled
+
+    frame = pairwise.round({"nps_a": 0, "nps_b": 0, "difference": 0, "lower": 0, "upper": 0}).assign(
+        p_value=pairwise["p_value"].map(format_p), p_adjusted=pairwise["p_adjusted"].map(format_p),
+        significant=pairwise["significant"].map({True: "yes", False: "no"}))
+    return styled(frame, int_cols=["n_a", "n_b", "nps_a", "nps_b", "difference", "lower", "upper"],
+                  labels={"group_a": "tier", "group_b": "against", "n_a": "n", "n_b": "n against", "nps_a": "NPS", "nps_b": "NPS against",
+                          "lower": "difference from", "upper": "difference to", "p_value": "p", "p_adjusted": "adjusted p"})
+
+
+def terms_side_by_side(terms: pd.DataFrame) -> pd.DataFrame:
+    """The top terms of each NPS category in one table: one column per category, each cell
+    ``term (share of the category's comments)``."""
+    columns = {}
+    for category in CATEGORIES:
+        part = terms[terms["category"] == category]
+        if len(part):
+            header = f"{category}s ({int(part['category_comments'].iloc[0]):,} comments)"
+            columns[header] = [f"{t} ({s:.0%})" for t, s in zip(part["term"], part["share"])]
+    width = max((len(v) for v in columns.values()), default=0)
+    return pd.DataFrame({k: v + [""] * (width - len(v)) for k, v in columns.items()})
