@@ -449,6 +449,10 @@ def _write(stage: SatisfactionStage, run_dir: Path) -> None:
 # --------------------------------------------------------------------------- prose
 
 
+def _p_text(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"= {p:.3f}"
+
+
 def _nps_text(row) -> str:
     return f"{row['nps']:+.0f} ({row['nps_lower']:+.0f} to {row['nps_upper']:+.0f}, n = {int(row['n_nps']):,})"
 
@@ -481,7 +485,7 @@ def narrative(stage: SatisfactionStage, params: Params) -> str:
         t = stage.tier_test
         if t is not None:
             verdict = "differs between tiers" if t.p_value < 1 - s.confidence else "does not differ detectably between tiers"
-            lines.append(f"The mix of promoters, passives and detractors {verdict} (χ²({t.df}) = {t.chi2:.1f}, p = {t.p_value:.3g}, "
+            lines.append(f"The mix of promoters, passives and detractors {verdict} (χ²({t.df}) = {t.chi2:.1f}, p {_p_text(t.p_value)}, "
                          f"n = {t.n:,}, Cramér's V = {t.cramers_v:.2f})."
                          + (" Some expected counts are below 5, so read the p-value with care." if t.min_expected < 5 else ""))
         pw = stage.pairwise
@@ -489,7 +493,7 @@ def narrative(stage: SatisfactionStage, params: Params) -> str:
             sig = pw[pw["significant"]]
             method = {"holm": "Holm", "bonferroni": "Bonferroni", "bh": "Benjamini-Hochberg"}[s.p_adjust]
             lines.append(f"Pairwise NPS differences, {method}-adjusted for {len(pw)} comparisons: "
-                         + ("; ".join(f"{r.group_a} − {r.group_b} = {r.difference:+.0f} points (adjusted p = {r.p_adjusted:.3g})"
+                         + ("; ".join(f"{r.group_a} − {r.group_b} = {r.difference:+.0f} points (adjusted p {_p_text(r.p_adjusted)})"
                                       for r in sig.itertuples()) if len(sig) else "none is significant") + ".")
     rr = stage.response_rates
     if rr is not None and len(rr):
@@ -538,7 +542,7 @@ def styled_scores(table: pd.DataFrame, label: str | None = None, extra: list[str
     columns = ([label] if label else []) + list(extra) + shown
     frame = table[columns].copy()
     for column in ("nps", "nps_lower", "nps_upper"):
-        frame[column] = frame[column].round(0)
+        frame[column] = frame[column].round(0) + 0.0  # + 0.0: no "-0"
     styler = styled(frame, int_cols=["responses", "respondents", "n_nps", "n_csat", "nps", "nps_lower", "nps_upper"],
                     pct_cols=["promoter_share", "passive_share", "detractor_share", "csat", "csat_lower", "csat_upper"], labels=SCORE_LABELS,
                     max_rows=40, csv=csv, currency=currency, money_cols=[c for c in extra if c in ("value_from", "value_to")])
@@ -550,7 +554,8 @@ def styled_pairwise(pairwise: pd.DataFrame):
     """The pairwise NPS comparisons for the page (differences in whole points, p-values readable)."""
     from .tables import styled
 
-    frame = pairwise.round({"nps_a": 0, "nps_b": 0, "difference": 0, "lower": 0, "upper": 0}).assign(
+    whole = ["nps_a", "nps_b", "difference", "lower", "upper"]
+    frame = pairwise.assign(**{c: pairwise[c].round(0) + 0.0 for c in whole}).assign(
         p_value=pairwise["p_value"].map(format_p), p_adjusted=pairwise["p_adjusted"].map(format_p),
         significant=pairwise["significant"].map({True: "yes", False: "no"}))
     return styled(frame, int_cols=["n_a", "n_b", "nps_a", "nps_b", "difference", "lower", "upper"],
