@@ -508,8 +508,8 @@ def narrative(stage: SatisfactionStage, params: Params) -> str:
     if stage.drivers is not None:
         d = stage.drivers.summary.iloc[1:].sort_values("estimate", ascending=False)
         top = d.iloc[0]
-        lines.append(f"Drivers: with the other items held fixed, one point more on **{top['item']}** goes with {top['estimate']:+.2f} NPS points on "
-                     f"the 0-10 scale ({top['lower']:+.2f} to {top['upper']:+.2f}); the items explain {stage.drivers.r_squared_:.0%} of the "
+        lines.append(f"Drivers: with the other items held fixed, one point more on **{top['item']}** goes with {top['estimate']:+.2f} points on "
+                     f"the 0-10 recommendation score ({top['lower']:+.2f} to {top['upper']:+.2f}); the items explain {stage.drivers.r_squared_:.0%} of the "
                      f"variance of the score (n = {stage.drivers.n_:,}).")
     else:
         lines.append(stage.drivers_note)
