@@ -81,3 +81,35 @@ def test_a_failed_section_skips_its_dependents_only(fake_sections, tmp_path):
     assert {n: r.status for n, r in results.items()} == {
         "bad": "failed", "ok": "succeeded", "after_bad": "skipped", "after_ok": "succeeded"}
     assert "after_bad" not in fake_sections
+
+
+def test_parallel_kernels_get_private_sockets_that_are_removed_after_shutdown(tmp_path, monkeypatch):
+    """Two kernels started together must not share jupyter_client's default ``kernel-ipc-<n>`` path
+    in the working directory (they read each other's messages: 'Invalid Signature')."""
+    import asyncio
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    manager_class = report._kernel_manager_class()
+
+    async def start_run_stop():
+        km = manager_class(kernel_name="python3")
+        await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=60)
+        reply = await kc.execute_interactive("import os; os.getpid()", store_history=False, timeout=60)
+        kc.stop_channels()
+        socket_dir = km._socket_dir
+        assert os.path.isdir(socket_dir) and km.ip.startswith(socket_dir)
+        await km.shutdown_kernel(now=True)
+        return socket_dir, reply["content"]["status"]
+
+    async def both():
+        return await asyncio.gather(start_run_stop(), start_run_stop())
+
+    (dir_a, status_a), (dir_b, status_b) = asyncio.run(both())
+    assert status_a == status_b == "ok"
+    assert dir_a != dir_b
+    assert not os.path.exists(dir_a) and not os.path.exists(dir_b)
+    assert not list(tmp_path.glob("kernel-ipc-*"))

@@ -58,6 +58,13 @@ SURVEY = _cols(
     Column("csat", "integer", "optional", "satisfaction, 1-5"),
     Column("comment", "text", "optional", "free-text comment"),
     Column("channel", "text", "optional", "channel of the survey or of the purchase"),
+    # item scores (any one scale for all, e.g. 1-5): the satisfaction section regresses the 0-10 score on those mapped
+    Column("item_product", "number", "optional", "item score: product / quality"),
+    Column("item_service", "number", "optional", "item score: service"),
+    Column("item_delivery", "number", "optional", "item score: delivery / logistics"),
+    Column("item_price", "number", "optional", "item score: price / value for money"),
+    Column("item_staff", "number", "optional", "item score: staff"),
+    Column("item_experience", "number", "optional", "item score: store or app experience"),
 )
 
 EXPERIMENT = _cols(

@@ -35,6 +35,9 @@ COLUMNS = {
     "expected_purchases": "expected purchase occasions in the next clv.horizon periods (BG/NBD)",
     "expected_spend": "expected net spend per purchase (Gamma-Gamma; the population mean for one-time buyers)",
     "clv": "customer lifetime value over clv.horizon periods: margin x expected spend x discounted expected purchases",
+    "churned": "True when the customer has not bought for churn days (the churn section states the threshold)",
+    "churn_risk": "predicted probability of no purchase in the next churn.prediction_days (active customers only)",
+    "last_nps": "the customer's last NPS answer (0-10) before as_of, blank without one",
 }
 
 

@@ -264,6 +264,27 @@ class CLV(Strict):
     top_n: int = Field(20, ge=1, le=500)
 
 
+class Satisfaction(Strict):
+    min_responses: int = Field(30, ge=1)
+    min_n: int = Field(30, ge=1)
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    p_adjust: Literal["holm", "bonferroni", "bh"] = "holm"
+    value_bins: int = Field(10, ge=2, le=20)
+    top_terms: int = Field(10, ge=1, le=50)
+    stop_words: list[str] = []
+
+
+class Churn(Strict):
+    churn_days: int | None = Field(None, ge=1)
+    churn_days_quantile: float = Field(0.9, ge=0.5, lt=1)
+    prediction_days: int | None = Field(None, ge=7)
+    min_customers: int = Field(200, ge=20)
+    at_risk_value_share: float = Field(0.2, gt=0, le=1)
+    at_risk_min_risk: float = Field(0.5, gt=0, lt=1)
+    top_n: int = Field(30, ge=1, le=500)
+    seed: int = 0
+
+
 class Run(Strict):
     parallel: int = Field(2, ge=1)
     cell_timeout_seconds: int = Field(1800, ge=10)
@@ -281,6 +302,8 @@ class Params(Strict):
     tiers: Tiers
     clustering: Clustering = Clustering()
     clv: CLV = CLV()
+    satisfaction: Satisfaction = Satisfaction()
+    churn: Churn = Churn()
     run: Run = Run()
 
     def data_dir(self, root: Path) -> Path:

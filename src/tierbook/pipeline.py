@@ -20,6 +20,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("data", "01_data.ipynb", "Data: ingestion and cleaning"),
     Section("rfm", "02_rfm.ipynb", "RFM, segments and tiers", depends_on=("data",)),
     Section("clv", "03_clv.ipynb", "Customer lifetime value", depends_on=("rfm",)),
+    Section("satisfaction", "04_satisfaction.ipynb", "Satisfaction (NPS and CSAT)", depends_on=("clv",)),
+    Section("churn", "05_churn.ipynb", "Churn", depends_on=("clv",)),
 )
 
 

@@ -14,8 +14,17 @@ from .tables import SYMBOLS
 PALETTE = ["#1f4e79", "#e07b39", "#3a923a", "#c03d3e", "#7f5fa8", "#8c6d31"]
 
 
+CJK_FONTS = ["Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei", "PingFang SC", "SimHei"]
+
+
 def set_theme() -> None:
-    sns.set_theme(style="whitegrid", palette=PALETTE, rc={"figure.dpi": 110, "axes.titleweight": "bold"})
+    """Seaborn's whitegrid with the report palette; Chinese labels fall back glyph by glyph to the
+    first installed CJK font (Debian: fonts-noto-cjk), else matplotlib draws boxes."""
+    from matplotlib import font_manager
+
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    fonts = ["DejaVu Sans"] + [name for name in CJK_FONTS if name in installed]
+    sns.set_theme(style="whitegrid", palette=PALETTE, rc={"figure.dpi": 110, "axes.titleweight": "bold", "font.sans-serif": fonts})
 
 
 def _money_axis(ax, currency: str) -> None:
@@ -199,5 +208,212 @@ def clv_distribution(customers: pd.DataFrame, currency: str, order: list[str]):
         sns.histplot(data=positive, x="clv", hue="tier", hue_order=order, palette=tier_colors(order), bins=bins, multiple="stack", ax=ax)
     ax.set_xscale("log")
     ax.set(title="CLV per customer", xlabel=f"CLV ({currency}, log scale)", ylabel="Customers")
+    fig.tight_layout()
+    return fig
+
+
+def churn_rates(rates: pd.DataFrame, label: str, title: str, colors: dict | None = None):
+    """Churn rate per group with the number of customers on each bar."""
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rates) + 1.3))
+    y = np.arange(len(rates))[::-1]
+    bar_colors = [colors.get(g, PALETTE[0]) for g in rates[label]] if colors else PALETTE[0]
+    ax.barh(y, rates["churn_rate"], color=bar_colors)
+    for yi, rate, n in zip(y, rates["churn_rate"], rates["customers"]):
+        ax.text(rate + 0.01, yi, f"{rate:.0%}  (n={n:,})", va="center", fontsize=8)
+    ax.set_yticks(y, rates[label])
+    ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    ax.set(title=title, xlabel="Churned", xlim=(0, min(1.0, rates["churn_rate"].max() * 1.35 + 0.05)))
+    fig.tight_layout()
+    return fig
+
+
+def survival_curves(curves: pd.DataFrame, title: str, colors: dict | None = None):
+    """Kaplan–Meier curves (index: days since the first purchase; one column per group)."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for i, column in enumerate(curves.columns):
+        ax.step(curves.index, curves[column], where="post", label=column,
+                color=(colors or {}).get(column, PALETTE[i % len(PALETTE)]))
+    ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    ax.set(title=title, xlabel="Days since the first purchase", ylabel="Still active", ylim=(0, 1.02))
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def cohort_heatmap(cohorts: pd.DataFrame):
+    """Share of each monthly acquisition cohort buying in each later month."""
+    table = cohorts.drop(columns="customers")
+    table = table.drop(columns=[c for c in table.columns if c == 0])
+    fig, ax = plt.subplots(figsize=(min(14, 0.45 * table.shape[1] + 3), 0.32 * len(table) + 1.6))
+    sns.heatmap(table.astype(float), annot=table.shape[1] <= 24, fmt=".0%", annot_kws={"fontsize": 6}, cmap="Blues", ax=ax,
+                cbar_kws={"label": "Share of the cohort buying"})
+    ax.set_yticks(np.arange(len(table)) + 0.5, [f"{c} (n={n:,})" for c, n in zip(cohorts.index, cohorts["customers"])], rotation=0, fontsize=7)
+    ax.set(title="Monthly cohorts: share buying again, by months since the first purchase", xlabel="Months since the first month",
+           ylabel="First purchase month")
+    fig.tight_layout()
+    return fig
+
+
+def hazard_ratios(table: pd.DataFrame):
+    """Cox hazard ratios with 95% intervals on a log axis (1 = no difference from the reference)."""
+    frame = table.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.35 * len(frame) + 1.3))
+    y = np.arange(len(frame))
+    ax.errorbar(frame["hazard_ratio"], y, xerr=[frame["hazard_ratio"] - frame["lower_95"], frame["upper_95"] - frame["hazard_ratio"]],
+                fmt="o", color=PALETTE[0], ecolor="grey", capsize=3)
+    ax.axvline(1, color="grey", linestyle=":")
+    ax.set_xscale("log")
+    ax.set_yticks(y, frame["covariate"])
+    ax.set(title="Cox model: hazard of churn against the reference", xlabel="Hazard ratio (log scale; < 1 = stays longer)")
+    fig.tight_layout()
+    return fig
+
+
+def model_checks(lift: pd.DataFrame, calibration: pd.DataFrame):
+    """Lift by decile of predicted risk and the calibration of each model."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
+    sns.lineplot(data=lift, x="decile", y="lift", hue="model", marker="o", ax=axes[0])
+    axes[0].axhline(1, color="grey", linestyle=":")
+    axes[0].set(title="Lift by decile of predicted risk", xlabel="Decile (1 = highest risk)", ylabel="Churn rate / base rate")
+    axes[0].set_xticks(range(1, 11))
+    sns.lineplot(data=calibration, x="predicted", y="observed", hue="model", marker="o", ax=axes[1])
+    axes[1].plot([0, 1], [0, 1], color="grey", linestyle=":")
+    axes[1].set(title="Calibration (10 bins)", xlabel="Predicted churn probability", ylabel="Observed churn rate")
+    fig.tight_layout()
+    return fig
+
+
+def importance(table: pd.DataFrame):
+    """Permutation importance: drop in ROC AUC when a feature is shuffled."""
+    frame = table.iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.32 * len(frame) + 1.2))
+    ax.barh(frame["feature"].str.replace("_", " "), frame["importance"], xerr=frame["std"], color=PALETTE[0])
+    ax.set(title="What the model uses", xlabel="Drop in ROC AUC when the feature is shuffled")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- satisfaction
+
+SMALL_GROUP = "#c9c9c9"  # groups with fewer answers than satisfaction.min_n
+NPS_COLORS = {"detractor": "#c03d3e", "passive": "#e9c46a", "promoter": "#3a923a"}
+
+
+def _group_colors(table: pd.DataFrame, label: str, small: str, colors: dict | None) -> list[str]:
+    return [SMALL_GROUP if is_small else (colors or {}).get(group, PALETTE[0]) for group, is_small in zip(table[label], table[small])]
+
+
+def nps_by_group(table: pd.DataFrame, label: str, title: str, colors: dict | None = None, display_labels=None):
+    """NPS per group (a ``satisfaction.score_table``) with its interval and n; groups below
+    satisfaction.min_n in grey."""
+    frame = table[table["n_nps"] > 0]
+    fig, ax = plt.subplots(figsize=(8, 0.42 * len(frame) + 1.4))
+    y = np.arange(len(frame))[::-1]
+    ax.barh(y, frame["nps"], color=_group_colors(frame, label, "nps_below_min_n", colors), height=0.6)
+    ax.errorbar(frame["nps"], y, xerr=[frame["nps"] - frame["nps_lower"], frame["nps_upper"] - frame["nps"]], fmt="none", ecolor="#444", capsize=3,
+                linewidth=1)
+    for yi, upper, n, small in zip(y, frame["nps_upper"], frame["n_nps"], frame["nps_below_min_n"]):
+        ax.text(max(upper, 0) + 2, yi, f"n={n:,}" + (" (few)" if small else ""), va="center", fontsize=8, color="#777" if small else "#222")
+    ax.axvline(0, color="grey", linewidth=0.8)
+    ax.set_yticks(y, display_labels if display_labels is not None else frame[label])
+    ax.set(title=title, xlabel="NPS (−100 to 100), with its interval", xlim=(max(-100, frame["nps_lower"].min() - 8),
+                                                                             min(100, frame["nps_upper"].max() + 22)))
+    fig.tight_layout()
+    return fig
+
+
+def nps_mix(table: pd.DataFrame, label: str, title: str, display_labels=None):
+    """Share of detractors, passives and promoters per group (100% bars, n on the right; groups
+    below satisfaction.min_n faded)."""
+    frame = table[table["n_nps"] > 0]
+    fig, ax = plt.subplots(figsize=(8, 0.42 * len(frame) + 1.6))
+    y = np.arange(len(frame))[::-1]
+    left = np.zeros(len(frame))
+    alpha = np.where(frame["nps_below_min_n"], 0.35, 1.0)
+    for category, column in (("detractor", "detractor_share"), ("passive", "passive_share"), ("promoter", "promoter_share")):
+        values = frame[column].to_numpy(dtype=float)
+        for yi, lo, v, a in zip(y, left, values, alpha):
+            ax.barh(yi, v, left=lo, color=NPS_COLORS[category], alpha=a, height=0.6)
+            if v >= 0.08:
+                ax.text(lo + v / 2, yi, f"{v:.0%}", ha="center", va="center", fontsize=8)
+        left += values
+    for yi, n, small in zip(y, frame["n_nps"], frame["nps_below_min_n"]):
+        ax.text(1.01, yi, f"n={n:,}" + (" (few)" if small else ""), va="center", fontsize=8, color="#777" if small else "#222")
+    ax.set_yticks(y, display_labels if display_labels is not None else frame[label])
+    ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    ax.set(title=title, xlabel="Share of NPS answers", xlim=(0, 1.14))
+    handles = [plt.Rectangle((0, 0), 1, 1, color=NPS_COLORS[c]) for c in ("detractor", "passive", "promoter")]
+    ax.legend(handles, ["detractors (0-6)", "passives (7-8)", "promoters (9-10)"], loc="upper center", bbox_to_anchor=(0.45, -0.5 / (0.42 * len(frame) + 1.6) - 0.12),
+              ncol=3, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def satisfaction_trend(monthly: pd.DataFrame):
+    """Monthly NPS and CSAT with their intervals (months below satisfaction.min_n as hollow
+    markers) and the responses behind each month."""
+    fig, axes = plt.subplots(3, 1, figsize=(10, 7), sharex=True, gridspec_kw={"height_ratios": [3, 3, 1.6]})
+    x = monthly["month"]
+    for ax, value, lower, upper, small, name, color in (
+            (axes[0], monthly["nps"], monthly["nps_lower"], monthly["nps_upper"], monthly["nps_below_min_n"], "NPS", PALETTE[0]),
+            (axes[1], monthly["csat"], monthly["csat_lower"], monthly["csat_upper"], monthly["csat_below_min_n"], "CSAT (4-5 of 5)", PALETTE[1])):
+        ax.fill_between(x, lower, upper, color=color, alpha=0.15, linewidth=0)
+        ax.plot(x, value, color=color)
+        ax.scatter(x[~small], value[~small], color=color, zorder=3, s=18)
+        ax.scatter(x[small], value[small], facecolors="white", edgecolors=color, zorder=3, s=18, label="few answers")
+        ax.set(ylabel=name)
+    axes[0].axhline(0, color="grey", linewidth=0.8)
+    axes[1].yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    if monthly["nps_below_min_n"].any() or monthly["csat_below_min_n"].any():
+        axes[0].legend(loc="lower left", fontsize=8)
+    axes[0].set_title("NPS and CSAT per month (shaded: interval)")
+    axes[2].bar(x, monthly["responses"], width=20, color="grey")
+    axes[2].set(ylabel="Responses", xlabel="Month of the response")
+    axes[2].yaxis.set_major_formatter(mticker.StrMethodFormatter("{x:,.0f}"))
+    fig.tight_layout()
+    return fig
+
+
+def response_rates(rates: pd.DataFrame, label: str, colors: dict | None = None):
+    """Share of each group's customers who answered the survey, with its interval."""
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(rates) + 1.3))
+    y = np.arange(len(rates))[::-1]
+    ax.barh(y, rates["response_rate"], color=[(colors or {}).get(g, PALETTE[0]) for g in rates[label]], height=0.6)
+    ax.errorbar(rates["response_rate"], y, xerr=[rates["response_rate"] - rates["rate_lower"], rates["rate_upper"] - rates["response_rate"]],
+                fmt="none", ecolor="#444", capsize=3, linewidth=1)
+    for yi, upper, rate, k, n in zip(y, rates["rate_upper"], rates["response_rate"], rates["respondents"], rates["customers"]):
+        ax.text(upper + 0.01, yi, f"{rate:.0%} ({k:,} of {n:,})", va="center", fontsize=8)
+    ax.set_yticks(y, rates[label])
+    ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
+    ax.set(title="Who answers the survey", xlabel="Customers who answered at least once", xlim=(0, min(1.0, rates["rate_upper"].max() * 1.4 + 0.05)))
+    fig.tight_layout()
+    return fig
+
+
+def nps_by_value(deciles: pd.DataFrame, measure: str):
+    """NPS by value decile of the respondents (1 = lowest value), with intervals and n."""
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    x = deciles["value_decile"]
+    colors = [SMALL_GROUP if s else PALETTE[0] for s in deciles["nps_below_min_n"]]
+    ax.bar(x, deciles["nps"], color=colors)
+    ax.errorbar(x, deciles["nps"], yerr=[deciles["nps"] - deciles["nps_lower"], deciles["nps_upper"] - deciles["nps"]], fmt="none", ecolor="#444",
+                capsize=3, linewidth=1)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set_xticks(x, [f"{d}\nn={n}" for d, n in zip(x, deciles["n_nps"])], fontsize=8)
+    ax.set(title=f"NPS by {measure} decile of the respondents", xlabel=f"{measure} decile (1 = lowest)", ylabel="NPS")
+    fig.tight_layout()
+    return fig
+
+
+def driver_effects(summary: pd.DataFrame):
+    """OLS coefficients of the item scores on the 0-10 score, with their intervals."""
+    frame = summary[summary["item"] != "intercept"].sort_values("estimate")
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(frame) + 1.4))
+    y = np.arange(len(frame))
+    ax.errorbar(frame["estimate"], y, xerr=[frame["estimate"] - frame["lower"], frame["upper"] - frame["estimate"]], fmt="o", color=PALETTE[0],
+                ecolor="grey", capsize=3)
+    ax.axvline(0, color="grey", linestyle=":")
+    ax.set_yticks(y, frame["item"])
+    ax.set(title="What moves the 0-10 score", xlabel="Points on the 0-10 score per item point (others held fixed)")
     fig.tight_layout()
     return fig

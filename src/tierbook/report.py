@@ -187,13 +187,28 @@ def _one_line(error: BaseException) -> str:
 
 
 def _kernel_manager_class():
-    """Kernels talk to papermill over IPC sockets (local files), not unencrypted TCP ports."""
+    """Kernels talk to papermill over IPC sockets (local files), not unencrypted TCP ports.
+
+    Each kernel gets its own private socket folder: jupyter_client's default IPC path is
+    ``kernel-ipc-<n>`` in the working directory, and two kernels started at the same moment (two
+    sections running in parallel) could pick the same ``n`` and read each other's messages
+    ("Invalid Signature")."""
+    import shutil
+    import tempfile
+
     from jupyter_client.manager import AsyncKernelManager
 
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             kwargs.setdefault("transport", "ipc")
+            self._socket_dir = tempfile.mkdtemp(prefix="tierbook-kernel-")  # mode 0700: only this user can connect
+            kwargs.setdefault("ip", os.path.join(self._socket_dir, "ipc"))
             super().__init__(**kwargs)
+
+        async def _async_cleanup_resources(self, restart: bool = False) -> None:
+            await super()._async_cleanup_resources(restart=restart)
+            if not restart:
+                shutil.rmtree(self._socket_dir, ignore_errors=True)
 
     return IPCKernelManager
 

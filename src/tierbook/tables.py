@@ -15,12 +15,19 @@ def money(value: float, currency: str) -> str:
     return f"{sign}{symbol}{abs(value):,.2f}"
 
 
-def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), int_cols=(), pct_cols=(),
+def p_value(value: float) -> str:
+    """A p-value as a reader expects it: ``<0.001`` below one in a thousand, else three decimals."""
+    if pd.isna(value):
+        return ""
+    return "<0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), int_cols=(), pct_cols=(), p_cols=(),
            labels: dict[str, str] | None = None, max_rows: int = MAX_ROWS, csv: str | None = None):
     """A Styler with formatted numbers and readable headers. A table longer than ``max_rows`` is
     cut, with a caption saying so and naming ``csv`` (the full table in the run folder)."""
     shown = frame.head(max_rows)
-    formats = {}
+    formats = {column: p_value for column in p_cols}
     for column in money_cols:
         formats[column] = (lambda v, c=currency: money(v, c) if pd.notna(v) else "") if currency else "{:,.2f}"
     for column in int_cols:

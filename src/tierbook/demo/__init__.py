@@ -24,7 +24,8 @@ Raw exports (what the analysis reads):
   ``app`` / ``web`` / ``mini-program``, ref_order_id = the refunded order_id on refunds.
 * ``members.xlsx`` -- sheet ``会员``, header in row 1: ``会员卡号, 姓名, 手机号, 邮箱, 注册日期, 地区,
   注册渠道, 会员等级``.  注册日期 are real Excel date cells (yyyy-mm-dd); 手机号 is text.
-* ``survey.csv`` -- UTF-8 **with BOM**: ``customer_id, response_date, nps, csat, comment``.
+* ``survey.csv`` -- UTF-8 **with BOM**: ``customer_id, response_date, nps, csat, comment, item_delivery,
+  item_product, item_service``.
 * ``experiment.csv`` -- UTF-8: ``customer_id, variant, assigned_date, tier, revenue_30d,
   converted_30d``.
 
@@ -97,10 +98,16 @@ purchase day itself when the purchase is on 2025-12-31).  Planted driver: satisf
 the dropout probability p::
 
     nps_latent = 9 - 12 p
-    nps  = clip(rint(nps_latent + e), 0, 10),          e ~ N(0, 1.5^2)
+    e    = 0.3 (delivery - 3.65) + 0.7 (product - 3.65) + 0.5 (service - 3.65) + u,   u ~ N(0, 1.109^2)
+    nps  = clip(rint(nps_latent + e), 0, 10)
     csat = clip(rint(1 + (nps_latent + e) / 2.5 + h), 1, 5),   h ~ N(0, 0.5^2)
 
-so a customer is a detractor (nps <= 6) with probability Phi((6.5 - nps_latent) / 1.5).  High-p
+The item scores item_delivery, item_product, item_service (1-5, P = .05/.10/.25/.35/.25, mean 3.65,
+variance 1.2275) are independent of each other and of p, drawn from their own random stream
+(SeedSequence [seed, 3]) so that no other file changes with them; ITEM_WEIGHTS are the planted NPS
+points per item point (an OLS of nps on the items recovers them, attenuated a little by the
+rounding and the clipping at 10). e keeps its SD of 1.5, so a customer is still a detractor
+(nps <= 6) with probability about Phi((6.5 - nps_latent) / 1.5).  High-p
 customers (p above the sample median of p over ALL customers) are far more often detractors:
 TRUTH ``survey`` records the realised detractor share among respondents with an nps in each half
 and the expected (model) share over all customers of each half.  max(1, round(0.02 rows)) rows
@@ -166,15 +173,16 @@ cleaning stage can reconcile to the cent:
 Dirt amounts are as they appear in the file (so ``negative_amount_not_return_amount`` is
 negative), except the ``returns_*amount`` keys, which are positive amounts returned.
 
-Example: the default demo (size=20000, seed=20240101, generator_version 2), ~1.5 s to generate
+Example: the default demo (size=20000, seed=20240101, generator_version 3), ~1.5 s to generate
 --------------------------------------------------------------------------------------------
 102,724 true orders (51,189 POS / 51,535 online), total_revenue 31,097,438.33, 11,492 customers
 alive at the end, 3,260 with a single order.  Rows: POS 91,163 (86,765 true sale lines), e-commerce
 53,596, members 20,100, survey 5,000, experiment 12,417.  Dirt: returns 4,109 (2,056 POS + 2,053
 e-com, 930,508.18 returned, 2,029 fully returned), cross-channel duplicates 773, exact duplicate
 POS lines 434, missing member id 868, zero-amount lines 260, duplicate member rows 100, blank nps
-100, plus the fixed 5 / 4 / 3 / 3.  Survey: median p 0.1198, detractor share 62.8 % (high p) vs
-11.8 % (low p).  Experiment arms (control / vip_coupon): 金卡 293/293, 银卡 1056/1056, 普通 4860/4859.
+100, plus the fixed 5 / 4 / 3 / 3.  Survey: median p 0.1198, detractor share 62.1 % (high p) vs
+11.3 % (low p); OLS of nps on the items: delivery 0.32, product 0.71, service 0.43 (truth 0.3, 0.7,
+0.5).  Experiment arms (control / vip_coupon): 金卡 293/293, 银卡 1056/1056, 普通 4860/4859.
 Caveat for analysts: with ~300 金卡 customers per arm and heavy-tailed spend, revenue_30d is noisy:
 in this draw the treated 金卡 mean is 688.13 against 509.53 in control, of which the lift itself
 added 550.50 -> 688.13 (+25 %); the rest is chance (see ``experiment.observed``).
@@ -295,6 +303,7 @@ def generate(out_dir: Path, size: int = 20000, seed: int = 20240101) -> dict:
         "nps": pd.array(np.where(S["blank"], 0, S["nps"]), dtype="Int64"),
         "csat": S["csat"],
         "comment": S["comment"],
+        **{f"item_{name}": scores for name, scores in S["items"].items()},
     })
     survey_df.loc[S["blank"], "nps"] = pd.NA
     survey_df = survey_df.sort_values(["response_date", "customer_id"], kind="stable").reset_index(drop=True)

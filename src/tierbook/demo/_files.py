@@ -19,6 +19,8 @@ from ._common import (
     DROPOUT_AFTER_FIRST_PURCHASE,
     GAMMA_GAMMA,
     GENERATOR_VERSION,
+    ITEM_PROBS,
+    ITEM_WEIGHTS,
     LIFT,
     LIFT_TIER,
     NPS_INTERCEPT,
@@ -252,8 +254,10 @@ def _truth(S, size, seed, pos_df, ecom_df, n_member_rows, survey_df, exp_df, rev
         "share_customers": RATES["survey_share"],
         "n_responses": int(resp.size),
         "blank_nps": dirt["blank_nps"],
-        "formula": "nps = clip(rint(9 - 12*p + e), 0, 10), e ~ N(0, 1.5^2); "
+        "formula": "nps = clip(rint(9 - 12*p + e), 0, 10), e = sum_k w_k (item_k - 3.65) + u, u ~ N(0, 1.109^2); "
                    "csat = clip(rint(1 + (9 - 12*p + e)/2.5 + h), 1, 5), h ~ N(0, 0.5^2)",
+        "item_weights": dict(ITEM_WEIGHTS),
+        "item_probs": list(ITEM_PROBS),
         "nps_intercept": NPS_INTERCEPT,
         "nps_slope_p": NPS_SLOPE_P,
         "nps_noise_sd": NPS_NOISE_SD,

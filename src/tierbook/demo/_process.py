@@ -22,6 +22,8 @@ from ._common import (
     GAMMA_GAMMA,
     GARBAGE_TIMES,
     GIVEN,
+    ITEM_PROBS,
+    ITEM_WEIGHTS,
     LIFT,
     LIFT_TIER,
     NPS_INTERCEPT,
@@ -314,7 +316,15 @@ def _simulate(size: int, seed: int):
     resp_day = np.minimum(o_day[k_ord] + rng.integers(1, 15, resp.size), _END)
     nps_latent = NPS_INTERCEPT + NPS_SLOPE_P * p_drop
     eps = rng.normal(0, NPS_NOISE_SD, resp.size)
-    cont = nps_latent[resp] + eps
+    # item scores come from their own stream so that every other draw (and file) is unchanged
+    item_rng = np.random.default_rng([seed, 3])
+    levels = np.arange(1, 6)
+    probs = np.array(ITEM_PROBS)
+    item_mean, item_var = float(levels @ probs), float((levels - levels @ probs) ** 2 @ probs)
+    items = {name: item_rng.choice(levels, size=resp.size, p=probs) for name in ITEM_WEIGHTS}
+    residual_sd = np.sqrt(NPS_NOISE_SD ** 2 - sum(w * w for w in ITEM_WEIGHTS.values()) * item_var)
+    cont = (nps_latent[resp] + sum(w * (items[name] - item_mean) for name, w in ITEM_WEIGHTS.items())
+            + eps * residual_sd / NPS_NOISE_SD)
     nps = np.clip(np.rint(cont), 0, 10).astype(int)
     csat = np.clip(np.rint(1 + cont / 2.5 + rng.normal(0, CSAT_NOISE_SD, resp.size)), 1, 5).astype(int)
     n_blank = _count(RATES["blank_nps"], resp.size)
@@ -357,7 +367,7 @@ def _simulate(size: int, seed: int):
         ret=ret, ret_pos=ret_pos, ret_ec=ret_ec, r_line=r_line, l_qty=l_qty, l_unit=l_unit,
         r_full=r_full, ref_cents=ref_cents, ref_full=ref_full, cd=cd, rB=rB, gift_ord=gift_ord,
         dup_lines=dup_lines, l_part=l_part, walk_cents=walk_cents, fut=fut, outl=outl, neg=neg, unp=unp,
-        P=P, E=E, resp=resp, resp_day=resp_day, nps=nps, csat=csat, blank=blank, comment=comment,
+        P=P, E=E, resp=resp, resp_day=resp_day, nps=nps, csat=csat, blank=blank, comment=comment, items=items,
         sur=sur, g1=g1, g2=g2, two=two, phone_pre=phone_pre, phone_rest=phone_rest, dom=dom, qq=qq,
         py1=py1, py2=py2, em_num=em_num, reg_ch=reg_ch, mdup=mdup,
     )

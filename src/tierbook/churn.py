@@ -1,0 +1,522 @@
+"""The ``churn`` section: who has stopped buying, how long customers stay, what predicts leaving,
+and which valuable customers to call first.
+
+Definition (a non-contractual business has no cancellation date): a customer has **churned** when
+they have not bought for ``churn.churn_days`` days; by default that is the
+``churn.churn_days_quantile`` (0.9) quantile of the days between consecutive purchase occasions, so
+that 90 % of returning customers come back sooner. BG/NBD P(alive) (the clv section) is the
+model-based second view.
+
+Survival: each customer's time from the first purchase to the day churn is declared (the last
+purchase + churn_days), censored at as_of for customers still active; Kaplan–Meier by tier and
+by NPS category with log-rank tests, and a Cox model (lifelines) with hazard ratios and a
+proportional-hazards test.
+
+Prediction without leakage: features are computed from the data before a cutoff, the label is
+"no purchase in the ``prediction_days`` after it". The models are trained at cutoff
+``as_of − 2 × prediction_days``, evaluated at ``as_of − prediction_days`` (whose window ends at
+as_of), then the better one is refitted at the evaluation cutoff and scores every active customer
+at as_of: ``churn_risk`` in ``customer_scores``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .crm import write_customer_scores
+from .data import load_clean
+from .errors import TierbookError
+from .params import Params
+from .summary import customer_summary, default_as_of
+
+NPS_CATEGORIES = ["detractor", "passive", "promoter", "no answer"]
+NUMERIC_FEATURES = ["recency_days", "purchase_occasions", "monetary_total", "monetary_mean", "tenure_days",
+                    "days_per_occasion", "occasions_last_90d", "spend_last_90d", "last_nps"]
+CATEGORICAL_FEATURES = ["main_channel", "region"]
+
+
+# --------------------------------------------------------------------------- definition
+
+
+def purchase_gaps(orders: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
+    """Days between consecutive purchase days of the same customer, before as_of."""
+    before = orders[orders["order_date"] < as_of]
+    days = pd.DataFrame({"c": before["customer_id"].astype(str).to_numpy(),
+                         "d": before["order_date"].to_numpy().astype("datetime64[D]").astype(np.int64)}).drop_duplicates()
+    days = days.sort_values(["c", "d"])
+    same = days["c"].to_numpy()[1:] == days["c"].to_numpy()[:-1]
+    return np.diff(days["d"].to_numpy())[same]
+
+
+def churn_days(orders: pd.DataFrame, as_of: pd.Timestamp, params: Params) -> tuple[int, str]:
+    """The churn threshold in days and a sentence saying where it comes from."""
+    c = params.churn
+    if c.churn_days:
+        return c.churn_days, f"{c.churn_days} days (churn.churn_days)"
+    gaps = purchase_gaps(orders, as_of)
+    if len(gaps) < 20:
+        raise TierbookError(f"only {len(gaps)} repeat purchases before {as_of:%Y-%m-%d}: too few to derive churn.churn_days from the "
+                            "time between purchases; set churn.churn_days")
+    days = int(np.ceil(np.quantile(gaps, c.churn_days_quantile)))
+    return days, (f"{days} days: the {c.churn_days_quantile:.0%} quantile of the {len(gaps):,} gaps between a customer's consecutive "
+                  f"purchase days (median gap {np.median(gaps):.0f} days), so {c.churn_days_quantile:.0%} of returning customers came back sooner")
+
+
+def main_channel(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
+    """Each customer's channel with the most orders before as_of (ties: the first in name order)."""
+    before = orders[orders["order_date"] < as_of]
+    counts = before.groupby([before["customer_id"].astype(str), "channel"], observed=True).size().rename("n").reset_index()
+    counts = counts.sort_values(["customer_id", "n", "channel"], ascending=[True, False, True])
+    return counts.drop_duplicates("customer_id").set_index("customer_id")["channel"].astype(str)
+
+
+def last_answers(survey: pd.DataFrame | None, before: pd.Timestamp) -> pd.DataFrame:
+    """Each respondent's last NPS answer before a date: ``last_nps`` and ``nps_category``."""
+    if survey is None or "nps" not in survey or survey["customer_id"].isna().all():
+        return pd.DataFrame(columns=["last_nps", "nps_category"], index=pd.Index([], name="customer_id"))
+    answered = survey[(survey["response_date"] < before) & survey["nps"].notna() & survey["customer_id"].notna()]
+    last = answered.sort_values("response_date").drop_duplicates("customer_id", keep="last")
+    out = pd.DataFrame({"last_nps": last["nps"].astype(float).to_numpy()}, index=pd.Index(last["customer_id"].astype(str), name="customer_id"))
+    out["nps_category"] = nps_category(out["last_nps"])
+    return out
+
+
+def nps_category(nps: pd.Series) -> pd.Series:
+    """0-6 detractor, 7-8 passive, 9-10 promoter, missing: no answer."""
+    out = pd.Series("no answer", index=nps.index, dtype=object)
+    out[nps <= 6] = "detractor"
+    out[(nps >= 7) & (nps <= 8)] = "passive"
+    out[nps >= 9] = "promoter"
+    return out
+
+
+# --------------------------------------------------------------------------- rates and cohorts
+
+
+def churn_rates(frame: pd.DataFrame, by: str, order: list[str] | None = None) -> pd.DataFrame:
+    """Customers, churned customers and the churn rate per group (``frame`` has ``churned``)."""
+    out = frame.groupby(by, observed=True)["churned"].agg(customers="size", churned="sum")
+    out["churn_rate"] = out["churned"] / out["customers"]
+    out = out.reindex(order).dropna() if order else out.sort_values("customers", ascending=False)
+    return out.astype({"customers": int, "churned": int}).rename_axis(by).reset_index()
+
+
+def cohort_retention(orders: pd.DataFrame, as_of: pd.Timestamp, max_cohorts: int = 24) -> pd.DataFrame:
+    """Share of each monthly acquisition cohort buying in each month since its first month
+    (month 0 = 100 %); cohorts are the last ``max_cohorts`` months with new customers."""
+    before = orders[orders["order_date"] < as_of]
+    month = before["order_date"].dt.to_period("M")
+    frame = pd.DataFrame({"c": before["customer_id"].astype(str).to_numpy(), "m": month.to_numpy()}).drop_duplicates()
+    first = frame.groupby("c")["m"].transform("min")
+    frame["cohort"] = first
+    frame["age"] = (frame["m"] - frame["cohort"]).map(lambda d: d.n)
+    sizes = frame[frame["age"] == 0].groupby("cohort").size()
+    last_month = (as_of - pd.Timedelta(days=1)).to_period("M")
+    ages = range(0, max((last_month - sizes.index.min()).n + 1, 1))
+    active = frame.groupby(["cohort", "age"]).size().unstack("age").reindex(columns=ages).fillna(0)
+    table = active.div(sizes, axis=0)
+    observable = np.array([[age <= (last_month - cohort).n for age in ages] for cohort in table.index])
+    table = table.where(observable).iloc[-max_cohorts:]  # months after the data ends are blank, months without a buyer 0
+    table.index = table.index.astype(str)
+    table.insert(0, "customers", sizes.reindex(table.index.map(pd.Period)).to_numpy())
+    return table
+
+
+# --------------------------------------------------------------------------- survival
+
+
+def survival_table(summary: pd.DataFrame, churn_after: int) -> pd.DataFrame:
+    """Duration (days from the first purchase to declared churn, or to as_of when still active)
+    and the event flag, per customer."""
+    as_of = pd.Timestamp(summary.attrs["as_of"])
+    declared = summary["last_purchase"] + pd.Timedelta(days=churn_after)
+    event = declared <= as_of
+    end = declared.where(event, as_of)
+    return pd.DataFrame({"customer_id": summary["customer_id"].astype(str).to_numpy(),
+                         "duration": (end - summary["first_purchase"]).dt.days.to_numpy(), "event": event.to_numpy()})
+
+
+@dataclass
+class KaplanMeier:
+    curves: pd.DataFrame  # index: days; one survival column per group
+    medians: pd.DataFrame  # group, customers, events, median_days (inf when never below 50 %)
+    logrank_statistic: float
+    logrank_df: int
+    logrank_p: float
+
+
+def kaplan_meier(durations, events, groups, order: list[str] | None = None) -> KaplanMeier:
+    """Kaplan–Meier curves per group and the multivariate log-rank test (lifelines)."""
+    from lifelines import KaplanMeierFitter
+    from lifelines.statistics import multivariate_logrank_test
+
+    durations, events, groups = (pd.Series(np.asarray(v)) for v in (durations, events, groups))
+    names = [g for g in (order or sorted(groups.unique())) if (groups == g).any()]
+    curves, rows = {}, []
+    for name in names:
+        mask = groups == name
+        kmf = KaplanMeierFitter().fit(durations[mask], events[mask], label=str(name))
+        curves[str(name)] = kmf.survival_function_[str(name)]
+        rows.append({"group": name, "customers": int(mask.sum()), "events": int(events[mask].sum()), "median_days": kmf.median_survival_time_})
+    test = multivariate_logrank_test(durations, groups, events)
+    return KaplanMeier(curves=pd.DataFrame(curves).ffill(), medians=pd.DataFrame(rows), logrank_statistic=float(test.test_statistic),
+                       logrank_df=int(test.degrees_of_freedom), logrank_p=float(test.p_value))
+
+
+@dataclass
+class CoxResult:
+    table: pd.DataFrame  # covariate, hazard_ratio, lower_95, upper_95, p, ph_p (proportional-hazards test)
+    concordance: float
+    customers: int
+    events: int
+
+
+def cox_model(frame: pd.DataFrame, categorical: dict[str, str], numeric: list[str] = (), penalizer: float = 0.01) -> CoxResult:
+    """Cox proportional hazards on ``duration``/``event`` with one-hot categorical covariates
+    (``{column: reference level}``) and numeric ones, hazard ratios with 95 % intervals and the
+    Schoenfeld-residual test of proportional hazards (rank time transform) per covariate."""
+    from lifelines import CoxPHFitter
+    from lifelines.statistics import proportional_hazard_test
+
+    design = frame[["duration", "event", *numeric]].astype(float).copy()
+    for column, reference in categorical.items():
+        levels = [v for v in pd.Series(frame[column]).astype(str).unique() if v != reference]
+        for level in sorted(levels):
+            design[f"{column}: {level}"] = (frame[column].astype(str) == level).astype(float)
+    design = design.loc[:, design.std() > 0]
+    fitter = CoxPHFitter(penalizer=penalizer).fit(design, "duration", "event")
+    s = fitter.summary
+    ph = proportional_hazard_test(fitter, design, time_transform="rank").summary["p"]
+    table = pd.DataFrame({"covariate": s.index, "hazard_ratio": s["exp(coef)"].to_numpy(), "lower_95": s["exp(coef) lower 95%"].to_numpy(),
+                          "upper_95": s["exp(coef) upper 95%"].to_numpy(), "p": s["p"].to_numpy(), "ph_p": ph.reindex(s.index).to_numpy()})
+    return CoxResult(table=table, concordance=float(fitter.concordance_index_), customers=len(design), events=int(design["event"].sum()))
+
+
+# --------------------------------------------------------------------------- prediction
+
+
+def features_at(orders: pd.DataFrame, cutoff: pd.Timestamp, churn_after: int, survey: pd.DataFrame | None,
+                regions: pd.Series | None, occasion: str = "day") -> pd.DataFrame:
+    """One row per customer **active** at ``cutoff`` (bought before it, within ``churn_after``
+    days), with features from the data before the cutoff only."""
+    summary = customer_summary(orders, cutoff, occasion=occasion)
+    active = summary[summary["recency_days"] <= churn_after].reset_index(drop=True)
+    ids = active["customer_id"].astype(str)
+    recent = orders[(orders["order_date"] >= cutoff - pd.Timedelta(days=90)) & (orders["order_date"] < cutoff)]
+    recent_summary = (customer_summary(recent, cutoff, occasion=occasion).assign(customer_id=lambda f: f["customer_id"].astype(str))
+                      .set_index("customer_id") if len(recent) else None)
+    out = pd.DataFrame({
+        "customer_id": ids, "recency_days": active["recency_days"].to_numpy(float), "purchase_occasions": active["purchase_occasions"].to_numpy(float),
+        "monetary_total": active["monetary_total"].to_numpy(float), "monetary_mean": active["monetary_mean"].to_numpy(float),
+        "tenure_days": active["tenure_days"].to_numpy(float),
+        "days_per_occasion": (active["tenure_days"] / active["purchase_occasions"]).to_numpy(float),
+    })
+    for column, source in (("occasions_last_90d", "purchase_occasions"), ("spend_last_90d", "monetary_total")):
+        out[column] = recent_summary[source].reindex(ids).fillna(0).to_numpy(float) if recent_summary is not None else 0.0
+    out["last_nps"] = last_answers(survey, cutoff)["last_nps"].reindex(ids).to_numpy(float)
+    out["main_channel"] = main_channel(orders, cutoff).reindex(ids).fillna("unknown").to_numpy()
+    out["region"] = regions.reindex(ids).fillna("unknown").astype(str).to_numpy() if regions is not None else "unknown"
+    return out
+
+
+def label_after(orders: pd.DataFrame, customer_ids: pd.Series, cutoff: pd.Timestamp, days: int) -> np.ndarray:
+    """1 when the customer made no purchase in [cutoff, cutoff + days), else 0."""
+    window = orders[(orders["order_date"] >= cutoff) & (orders["order_date"] < cutoff + pd.Timedelta(days=days))]
+    bought = set(window["customer_id"].astype(str))
+    return (~customer_ids.astype(str).isin(bought)).to_numpy(dtype=int)
+
+
+def churn_models(seed: int, numeric: list[str] = NUMERIC_FEATURES, categorical: list[str] = CATEGORICAL_FEATURES) -> dict:
+    """Logistic regression (log1p, median imputation with missing indicators, standardised;
+    one-hot categories) and gradient boosting (native categories), as unfitted pipelines."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, OrdinalEncoder, StandardScaler
+
+    scaled = make_pipeline(SimpleImputer(strategy="median", add_indicator=True),
+                           FunctionTransformer(lambda x: np.sign(x) * np.log1p(np.abs(x)), feature_names_out="one-to-one"), StandardScaler())
+    linear = ColumnTransformer([("num", scaled, list(numeric)),
+                                ("cat", OneHotEncoder(handle_unknown="infrequent_if_exist", min_frequency=20), list(categorical))])
+    trees = ColumnTransformer([("num", "passthrough", list(numeric)),
+                               ("cat", OrdinalEncoder(handle_unknown="use_encoded_value", unknown_value=-1, encoded_missing_value=-1),
+                                list(categorical))])
+    return {
+        "logistic regression": make_pipeline(linear, LogisticRegression(max_iter=2000)),
+        "gradient boosting": make_pipeline(trees, HistGradientBoostingClassifier(
+            max_iter=200, learning_rate=0.05, categorical_features=list(range(len(numeric), len(numeric) + len(categorical))),
+            random_state=seed)),
+    }
+
+
+def evaluate(y: np.ndarray, scores: dict[str, np.ndarray]) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """ROC AUC, PR AUC; calibration (10 quantile bins) and lift by decile per predictor."""
+    from sklearn.metrics import average_precision_score, roc_auc_score
+
+    rows, calibration, lift = [], [], []
+    for name, score in scores.items():
+        rows.append({"model": name, "roc_auc": roc_auc_score(y, score), "pr_auc": average_precision_score(y, score), "base_rate": y.mean()})
+        decile = pd.qcut(pd.Series(score).rank(method="first", ascending=False), 10, labels=range(1, 11))
+        by = pd.DataFrame({"decile": decile, "y": y, "score": score}).groupby("decile", observed=True)
+        lift.append(pd.DataFrame({"model": name, "decile": range(1, 11), "churn_rate": by["y"].mean().to_numpy(),
+                                  "lift": by["y"].mean().to_numpy() / y.mean()}))
+        if name != "BG/NBD 1 − P(alive)":
+            bins = pd.qcut(pd.Series(score).rank(method="first"), 10, labels=False)
+            cal = pd.DataFrame({"bin": bins, "y": y, "score": score}).groupby("bin")
+            calibration.append(pd.DataFrame({"model": name, "predicted": cal["score"].mean().to_numpy(), "observed": cal["y"].mean().to_numpy()}))
+    return pd.DataFrame(rows), pd.concat(calibration, ignore_index=True), pd.concat(lift, ignore_index=True)
+
+
+@dataclass
+class Prediction:
+    train_cutoff: pd.Timestamp
+    eval_cutoff: pd.Timestamp
+    days: int
+    n_train: int
+    n_eval: int
+    metrics: pd.DataFrame
+    calibration: pd.DataFrame
+    lift: pd.DataFrame
+    importance: pd.DataFrame  # feature, importance (drop in ROC AUC when permuted), std
+    chosen: str
+    risk: pd.Series  # churn risk at as_of per active customer id
+
+
+def predict_churn(orders, as_of, churn_after, days, survey, regions, params: Params) -> tuple[Prediction | None, str | None]:
+    """Train, evaluate against P(alive) and score; or (None, the reason it could not be done)."""
+    from sklearn.inspection import permutation_importance
+
+    from .clv import fit_bgnbd
+
+    seed = params.churn.seed
+    eval_cutoff = as_of - pd.Timedelta(days=days)
+    train_cutoff = eval_cutoff - pd.Timedelta(days=days)
+    if not (orders["order_date"] < train_cutoff).any():
+        return None, (f"No order is before the training cutoff {train_cutoff:%Y-%m-%d} (twice the {days}-day prediction window before as_of): "
+                      "the history is too short to train and evaluate a churn model; set a shorter churn.prediction_days.")
+    train = features_at(orders, train_cutoff, churn_after, survey, regions, params.rfm.occasion)
+    test = features_at(orders, eval_cutoff, churn_after, survey, regions, params.rfm.occasion)
+    y_train = label_after(orders, train["customer_id"], train_cutoff, days)
+    y_test = label_after(orders, test["customer_id"], eval_cutoff, days)
+    minimum = params.churn.min_customers
+    if len(train) < minimum or len(test) < minimum or min(y_train.mean(), 1 - y_train.mean()) * len(train) < 10 or len(set(y_test)) < 2:
+        return None, (f"Too few active customers or too few churners to learn from ({len(train):,} active at {train_cutoff:%Y-%m-%d}, "
+                      f"{len(test):,} at {eval_cutoff:%Y-%m-%d}; churn.min_customers is {minimum:,}).")
+    features = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+    scores, fitted = {}, {}
+    for name, model in churn_models(seed).items():
+        fitted[name] = model.fit(train[features], y_train)
+        scores[name] = model.predict_proba(test[features])[:, 1]
+    cal_summary = customer_summary(orders, eval_cutoff, occasion=params.rfm.occasion, time_unit=params.clv.time_unit)
+    try:
+        bg = fit_bgnbd(cal_summary)
+        alive = pd.Series(bg.p_alive(cal_summary["frequency"], cal_summary["recency"], cal_summary["T"]),
+                          index=cal_summary["customer_id"].astype(str))
+        scores["BG/NBD 1 − P(alive)"] = 1 - alive.reindex(test["customer_id"]).to_numpy()
+    except TierbookError:
+        pass
+    metrics, calibration, lift = evaluate(y_test, scores)
+    candidates = metrics[metrics["model"].isin(list(fitted))]
+    chosen = str(candidates.sort_values("roc_auc", ascending=False)["model"].iloc[0])
+    imp = permutation_importance(fitted[chosen], test[features], y_test, scoring="roc_auc", n_repeats=5, random_state=seed)
+    importance = pd.DataFrame({"feature": features, "importance": imp.importances_mean, "std": imp.importances_std}).sort_values(
+        "importance", ascending=False, ignore_index=True)
+    # the chosen model refitted on the latest labelled window, scoring the customers active now
+    final = churn_models(seed)[chosen].fit(test[features], y_test)
+    now = features_at(orders, as_of, churn_after, survey, regions, params.rfm.occasion)
+    risk = pd.Series(final.predict_proba(now[features])[:, 1], index=now["customer_id"].to_numpy(), name="churn_risk")
+    return Prediction(train_cutoff=train_cutoff, eval_cutoff=eval_cutoff, days=days, n_train=len(train), n_eval=len(test), metrics=metrics,
+                      calibration=calibration, lift=lift, importance=importance, chosen=chosen, risk=risk), None
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+@dataclass
+class ChurnStage:
+    as_of: pd.Timestamp
+    tier_order: list[str]
+    problem: str | None = None  # why churn cannot be defined on this data (then the fields below are empty)
+    churn_days: int = 0
+    churn_days_note: str = ""
+    customers: pd.DataFrame | None = None  # customer_id, tier, segment_zh, main_channel, region, nps_category, last_nps, churned ...
+    by_tier: pd.DataFrame | None = None
+    by_segment: pd.DataFrame | None = None
+    by_channel: pd.DataFrame | None = None
+    by_nps: pd.DataFrame | None = None
+    cohorts: pd.DataFrame | None = None
+    km_tier: KaplanMeier | None = None
+    km_nps: KaplanMeier | None = None
+    cox: CoxResult | None = None
+    cox_note: str | None = None
+    prediction: Prediction | None = None
+    prediction_note: str | None = None
+    at_risk: pd.DataFrame | None = None
+    has_survey: bool = False
+    value_column: str = "monetary_total"
+
+    @property
+    def ok(self) -> bool:
+        return self.problem is None
+
+
+def _read_optional(run_dir: Path, name: str) -> pd.DataFrame | None:
+    path = run_dir / "data" / f"{name}.parquet"
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
+    orders = load_clean(run_dir, "orders")
+    as_of = pd.Timestamp(params.rfm.as_of) if params.rfm.as_of else default_as_of(orders)
+    order = [level.name for level in params.tiers.levels]
+    try:
+        days, note = churn_days(orders, as_of, params)
+    except TierbookError as error:
+        return ChurnStage(as_of=as_of, problem=f"Churn cannot be defined on this data: {error}.", tier_order=order)
+    summary = customer_summary(orders, as_of, occasion=params.rfm.occasion)
+    survey, members = _read_optional(run_dir, "survey"), _read_optional(run_dir, "customers")
+    regions = None
+    if members is not None and "region" in members and members["region"].notna().any():
+        regions = members.assign(customer_id=members["customer_id"].astype(str)).drop_duplicates("customer_id").set_index("customer_id")["region"]
+    scores = pd.read_parquet(run_dir / "data" / "customer_scores.parquet")
+    scores["customer_id"] = scores["customer_id"].astype(str)
+    ids = summary["customer_id"].astype(str)
+    answers = last_answers(survey, as_of)
+    customers = pd.DataFrame({
+        "customer_id": ids.to_numpy(), "recency_days": summary["recency_days"].to_numpy(),
+        "purchase_occasions": summary["purchase_occasions"].to_numpy(), "monetary_total": summary["monetary_total"].to_numpy(),
+        "churned": (summary["recency_days"] > days).to_numpy(),
+        "main_channel": main_channel(orders, as_of).reindex(ids).fillna("unknown").to_numpy(),
+        "region": regions.reindex(ids).fillna("unknown").astype(str).to_numpy() if regions is not None else "unknown",
+        "last_nps": answers["last_nps"].reindex(ids).to_numpy(float),
+    })
+    customers["nps_category"] = nps_category(customers["last_nps"]).to_numpy()
+    keep = [c for c in ("tier", "segment_zh", "p_alive", "clv") if c in scores]
+    customers = customers.merge(scores[["customer_id"] + keep], on="customer_id", how="left")
+    has_survey = bool((customers["nps_category"] != "no answer").any())
+
+    surv = survival_table(summary, days)
+    customers["duration"], customers["event"] = surv["duration"].to_numpy(), surv["event"].to_numpy()
+    km_tier = kaplan_meier(customers["duration"], customers["event"], customers["tier"], order)
+    km_nps = kaplan_meier(customers["duration"], customers["event"], customers["nps_category"], NPS_CATEGORIES) if has_survey else None
+    categorical = {"tier": order[-1]}
+    if has_survey:
+        categorical["nps_category"] = "no answer"
+    if customers["main_channel"].nunique() > 1:
+        categorical["main_channel"] = customers["main_channel"].value_counts().index[0]
+    if customers["region"].nunique() > 1:
+        top = customers["region"].value_counts()
+        customers["region_group"] = customers["region"].where(customers["region"].isin(top.index[:6]), "other")
+        categorical["region_group"] = top.index[0]
+    cox, cox_note = None, None
+    try:
+        cox = cox_model(customers, categorical)
+    except Exception as error:  # lifelines raises ConvergenceError and numpy errors on degenerate designs
+        cox_note = f"The Cox model could not be fitted on this data ({type(error).__name__}: {str(error).splitlines()[0][:160]})."
+
+    prediction, prediction_note = predict_churn(orders, as_of, days, params.churn.prediction_days or days, survey, regions, params)
+    at_risk = None
+    value_column = "clv" if "clv" in customers and customers["clv"].notna().any() else "monetary_total"
+    if prediction is not None:
+        customers["churn_risk"] = prediction.risk.reindex(customers["customer_id"]).to_numpy()
+        at_risk = at_risk_list(customers, value_column, params)
+    stage = ChurnStage(
+        as_of=as_of, churn_days=days, churn_days_note=note, customers=customers,
+        by_tier=churn_rates(customers, "tier", order), by_segment=churn_rates(customers, "segment_zh"),
+        by_channel=churn_rates(customers, "main_channel"), by_nps=churn_rates(customers, "nps_category", NPS_CATEGORIES) if has_survey else None,
+        cohorts=cohort_retention(orders, as_of), km_tier=km_tier, km_nps=km_nps, cox=cox, cox_note=cox_note, prediction=prediction,
+        prediction_note=prediction_note, at_risk=at_risk, tier_order=order, has_survey=has_survey, value_column=value_column)
+    _write(stage, scores, run_dir)
+    return stage
+
+
+def at_risk_list(customers: pd.DataFrame, value_column: str, params: Params) -> pd.DataFrame:
+    """Active customers in the top ``at_risk_value_share`` by value whose churn risk is at least
+    ``at_risk_min_risk``, by value at risk (value x risk)."""
+    c = params.churn
+    active = customers[~customers["churned"] & customers["churn_risk"].notna()]
+    cut = active[value_column].quantile(1 - c.at_risk_value_share)
+    risky = active[(active[value_column] >= cut) & (active["churn_risk"] >= c.at_risk_min_risk)]
+    columns = ["customer_id", "tier", "segment_zh", "last_nps", "recency_days", "purchase_occasions", "monetary_total"]
+    columns += (["clv"] if value_column == "clv" else []) + ["churn_risk"]
+    out = risky[columns].assign(value_at_risk=risky[value_column] * risky["churn_risk"])
+    return out.sort_values("value_at_risk", ascending=False, ignore_index=True)
+
+
+CRM_COLUMNS = ["churned", "churn_risk", "last_nps"]
+
+
+def _write(stage: ChurnStage, scores: pd.DataFrame, run_dir: Path) -> None:
+    tables = run_dir / "tables"
+    tables.mkdir(exist_ok=True)
+    frames = {"churn_by_tier": stage.by_tier, "churn_by_segment": stage.by_segment, "churn_by_channel": stage.by_channel,
+              "churn_cohorts": stage.cohorts.rename_axis("cohort").reset_index(), "churn_km_tier": stage.km_tier.medians}
+    if stage.by_nps is not None:
+        frames["churn_by_nps"] = stage.by_nps
+    if stage.cox is not None:
+        frames["churn_cox"] = stage.cox.table
+    if stage.prediction is not None:
+        frames.update({"churn_model_metrics": stage.prediction.metrics, "churn_lift": stage.prediction.lift,
+                       "churn_feature_importance": stage.prediction.importance, "churn_at_risk": stage.at_risk})
+    for name, frame in frames.items():
+        frame.to_csv(tables / f"{name}.csv", index=False, encoding="utf-8-sig")
+    values = stage.customers.set_index("customer_id")[[c for c in CRM_COLUMNS if c in stage.customers]]
+    if "churn_risk" in values:
+        values = values.assign(churn_risk=values["churn_risk"].round(4))
+    merged = scores.drop(columns=[c for c in CRM_COLUMNS if c in scores]).join(values, on="customer_id")
+    write_customer_scores(merged, run_dir)
+
+
+# --------------------------------------------------------------------------- prose
+
+
+def narrative(stage: ChurnStage, params: Params) -> str:
+    from .tables import money
+
+    if not stage.ok:
+        return stage.problem
+    customers = stage.customers
+    rate = customers["churned"].mean()
+    top, bottom = stage.by_tier.iloc[0], stage.by_tier.iloc[-1]
+    lines = [
+        f"A customer counts as churned after **{stage.churn_days_note}**. As of {stage.as_of:%Y-%m-%d}, "
+        f"**{rate:.1%} of the {len(customers):,} customers have churned**: {top['churn_rate']:.1%} in the top tier ({top['tier']}) "
+        f"against {bottom['churn_rate']:.1%} in {bottom['tier']}.",
+        f"Kaplan–Meier by tier: the log-rank test gives χ²({stage.km_tier.logrank_df}) = {stage.km_tier.logrank_statistic:,.1f}, "
+        f"p = {stage.km_tier.logrank_p:.2g}" + (" — tiers differ in how long customers stay." if stage.km_tier.logrank_p < 0.05 else
+                                              " — no evidence that tiers differ in how long customers stay."),
+    ]
+    if stage.by_nps is not None:
+        nps = stage.by_nps.set_index("nps_category")
+        if {"detractor", "promoter"} <= set(nps.index):
+            d, p = nps.loc["detractor"], nps.loc["promoter"]
+            lines.append(f"Satisfaction and churn: {d['churn_rate']:.1%} of detractors (n = {int(d['customers']):,}) have churned against "
+                         f"{p['churn_rate']:.1%} of promoters (n = {int(p['customers']):,}); log-rank p = {stage.km_nps.logrank_p:.2g}.")
+    else:
+        lines.append("There is no survey with NPS answers for this client, so churn is not linked to satisfaction here.")
+    pred = stage.prediction
+    if pred is None:
+        lines.append(stage.prediction_note)
+    else:
+        m = pred.metrics.set_index("model")
+        best = m.loc[pred.chosen]
+        baseline = m.loc["BG/NBD 1 − P(alive)"] if "BG/NBD 1 − P(alive)" in m.index else None
+        lines.append(
+            f"**Churn prediction:** trained on the customers active at {pred.train_cutoff:%Y-%m-%d} and tested on those active at "
+            f"{pred.eval_cutoff:%Y-%m-%d} (whether they bought in the next {pred.days} days), {pred.chosen} ranks churners with ROC AUC "
+            f"{best['roc_auc']:.3f} (PR AUC {best['pr_auc']:.3f}, base rate {best['base_rate']:.1%})"
+            + (f", against {baseline['roc_auc']:.3f} for BG/NBD P(alive)." if baseline is not None else ".")
+            + f" The strongest signal is {pred.importance['feature'].iloc[0].replace('_', ' ')}.")
+        if stage.at_risk is not None:
+            value = "CLV" if stage.value_column == "clv" else "net spend to date"
+            total = stage.at_risk[stage.value_column].sum()
+            lines.append(f"**At risk:** {len(stage.at_risk):,} active customers are in the top {params.churn.at_risk_value_share:.0%} by {value} "
+                         f"and have a churn risk of at least {params.churn.at_risk_min_risk:.0%}; together they hold "
+                         f"{money(total, params.currency)} of {value}.")
+    return "\n\n".join(lines)

@@ -1,0 +1,181 @@
+"""The churn section: definition and labels on toy timelines, survival against lifelines' own
+examples, the demo's planted satisfaction effect, IBM Telco as a contractual example, the report."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tierbook.churn import (
+    churn_days,
+    churn_models,
+    cohort_retention,
+    cox_model,
+    evaluate,
+    features_at,
+    kaplan_meier,
+    label_after,
+    last_answers,
+    nps_category,
+    purchase_gaps,
+    run_churn_stage,
+    survival_table,
+)
+from tierbook.data import run_data_stage
+from tierbook.params import load_params
+from tierbook.segmentation import run_rfm_stage
+from tierbook.summary import customer_summary
+from tierbook.valuation import run_clv_stage
+
+from .conftest import REPO
+
+
+def _orders(rows):
+    frame = pd.DataFrame(rows, columns=["customer_id", "order_date", "net_amount"])
+    frame["order_date"] = pd.to_datetime(frame["order_date"])
+    return frame.assign(channel="store", source="pos", order_id=[f"o{i}" for i in range(len(frame))])
+
+
+TOY = _orders([
+    ("a", "2025-01-01", 10), ("a", "2025-01-11", 20), ("a", "2025-01-11", 5), ("a", "2025-03-01", 30),  # gaps 10, 49 (same day merged)
+    ("b", "2025-01-05", 50),                                                                          # one purchase
+    ("c", "2025-02-01", 10), ("c", "2025-02-21", 10), ("c", "2025-06-10", 10),                         # gaps 20, 109
+])
+
+
+def test_gaps_and_the_derived_threshold():
+    assert sorted(purchase_gaps(TOY, pd.Timestamp("2025-07-01")).tolist()) == [10, 20, 49, 109]
+    assert sorted(purchase_gaps(TOY, pd.Timestamp("2025-06-01")).tolist()) == [10, 20, 49]  # c's last purchase is after the date
+    params = load_params("demo", REPO / "params", ["churn.churn_days=45"])
+    assert churn_days(TOY, pd.Timestamp("2025-07-01"), params)[0] == 45
+    with pytest.raises(Exception, match="only 4 repeat purchases .* set churn.churn_days"):
+        churn_days(TOY, pd.Timestamp("2025-07-01"), load_params("demo", REPO / "params"))
+
+
+def test_labels_features_and_survival_on_a_toy_timeline():
+    cutoff = pd.Timestamp("2025-03-01")  # a bought 2025-01-11 (49 days before), b 55 days before, c 8 days before
+    feats = features_at(TOY, cutoff, 50, None, None)
+    assert feats["customer_id"].tolist() == ["a", "c"]  # b has not bought for 55 > 50 days: already churned, not scored
+    a = feats.set_index("customer_id").loc["a"]
+    assert (a["recency_days"], a["purchase_occasions"], a["monetary_total"], a["tenure_days"]) == (49, 2, 35, 59)
+    assert a["occasions_last_90d"] == 2 and np.isnan(a["last_nps"]) and a["main_channel"] == "store"
+    # label: no purchase in [cutoff, cutoff + 60 days): a bought on the cutoff day, c not until 2025-06-10
+    assert label_after(TOY, feats["customer_id"], cutoff, 60).tolist() == [0, 1]
+    assert label_after(TOY, feats["customer_id"], cutoff, 101).tolist() == [0, 1]  # the window ends the day before 2025-06-10
+    assert label_after(TOY, feats["customer_id"], cutoff, 102).tolist() == [0, 0]
+    surv = survival_table(customer_summary(TOY, "2025-07-01"), 60).set_index("customer_id")
+    # a: last 2025-03-01 + 60 = 2025-04-30 <= as_of -> churned, 119 days after 2025-01-01
+    assert surv.loc["a"].tolist() == [119, True]
+    assert surv.loc["b"].tolist() == [60, True]
+    assert surv.loc["c"].tolist() == [150, False]  # censored at as_of: 2025-02-01 .. 2025-07-01
+
+
+def test_nps_categories_and_the_last_answer():
+    assert nps_category(pd.Series([0, 6, 7, 8, 9, 10, np.nan])).tolist() == [
+        "detractor", "detractor", "passive", "passive", "promoter", "promoter", "no answer"]
+    survey = pd.DataFrame({"customer_id": ["a", "a", "b", None], "response_date": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-03-01", "2025-01-01"]),
+                           "nps": pd.array([3, 9, 7, 10], dtype="Int64")})
+    last = last_answers(survey, pd.Timestamp("2025-02-15"))
+    assert last.to_dict("index") == {"a": {"last_nps": 9.0, "nps_category": "promoter"}}
+
+
+def test_cohort_retention_by_hand():
+    table = cohort_retention(TOY, pd.Timestamp("2025-07-01"))
+    # cohort 2025-01: a and b; a buys again in month 2 (March). cohort 2025-02: c, again in months 0 and 4 (June)
+    assert table.loc["2025-01", "customers"] == 2 and table.loc["2025-01", 2] == 0.5 and table.loc["2025-01", 1] == 0
+    assert table.loc["2025-02", 4] == 1.0 and table.loc["2025-02", 3] == 0 and pd.isna(table.loc["2025-02", 5])  # June is the last month
+    assert list(table.columns) == ["customers", 0, 1, 2, 3, 4, 5]
+
+
+def test_kaplan_meier_and_log_rank_reproduce_lifelines_waltons():
+    from lifelines.datasets import load_waltons
+
+    w = load_waltons()
+    km = kaplan_meier(w["T"], w["E"], w["group"])
+    assert km.logrank_statistic == pytest.approx(122.25, abs=0.01) and km.logrank_df == 1  # lifelines docs
+    medians = km.medians.set_index("group")
+    assert medians["customers"].to_dict() == {"control": 129, "miR-137": 34} and medians["events"].sum() == w["E"].sum()
+    for group, row in medians.iterrows():  # the median is where each group's own curve first reaches 50 %
+        curve = km.curves[group].dropna()
+        assert row["median_days"] == curve.index[curve <= 0.5][0]
+
+
+def test_cox_reproduces_lifelines_rossi():
+    from lifelines.datasets import load_rossi
+
+    rossi = load_rossi().rename(columns={"week": "duration", "arrest": "event"})
+    result = cox_model(rossi, {}, numeric=["fin", "age", "race", "wexp", "mar", "paro", "prio"], penalizer=0.0)
+    hr = result.table.set_index("covariate")["hazard_ratio"]
+    # lifelines' documented fit: coef fin -0.38, age -0.06, prio 0.09; concordance 0.64
+    assert np.log(hr["fin"]) == pytest.approx(-0.379, abs=0.001) and np.log(hr["prio"]) == pytest.approx(0.091, abs=0.001)
+    assert result.concordance == pytest.approx(0.640, abs=0.001)
+    assert result.table.set_index("covariate").loc["age", "ph_p"] < 0.05  # age violates proportional hazards (lifelines' own example)
+
+
+def test_evaluate_by_hand():
+    y = np.array([1, 1, 0, 0] * 5)
+    metrics, _, lift = evaluate(y, {"perfect": y * 0.9 + 0.05, "reversed": 1 - y * 0.9})
+    m = metrics.set_index("model")
+    assert m.loc["perfect", "roc_auc"] == 1.0 and m.loc["reversed", "roc_auc"] == 0.0 and m.loc["perfect", "base_rate"] == 0.5
+    assert lift[lift["model"] == "perfect"]["lift"].tolist()[:5] == [2.0] * 5
+
+
+@pytest.mark.realdata
+def test_telco_churn_as_a_contractual_example(shared_data):
+    """IBM Telco (7,043 customers, 26.54% churned): the section's models on the file's own columns."""
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    telco = pd.read_csv(shared_data / "telco_churn/WA_Fn-UseC_-Telco-Customer-Churn.csv")
+    telco["TotalCharges"] = pd.to_numeric(telco["TotalCharges"], errors="coerce")  # 11 blanks (tenure 0)
+    y = (telco["Churn"] == "Yes").to_numpy(int)
+    assert len(telco) == 7043 and round(y.mean(), 4) == 0.2654
+    numeric = ["tenure", "MonthlyCharges", "TotalCharges", "SeniorCitizen"]
+    categorical = ["Contract", "InternetService", "PaymentMethod", "OnlineSecurity", "TechSupport", "PaperlessBilling"]
+    x_train, x_test, y_train, y_test = train_test_split(telco[numeric + categorical], y, test_size=0.3, random_state=0, stratify=y)
+    aucs = {name: roc_auc_score(y_test, model.fit(x_train, y_train).predict_proba(x_test)[:, 1])
+            for name, model in churn_models(0, numeric, categorical).items()}
+    print("Telco ROC AUC", {k: round(v, 3) for k, v in aucs.items()})
+    assert 0.82 < aucs["logistic regression"] < 0.88 and 0.80 < aucs["gradient boosting"] < 0.88  # the usual 0.83-0.85
+
+
+def test_demo_detractors_churn_more_and_the_model_beats_p_alive(tmp_path):
+    """The generator ties NPS to the drop-out probability (TRUTH.json 'survey'): detractors churn
+    more than promoters, and the churn model ranks churners better than BG/NBD P(alive)."""
+    from tierbook import demo
+
+    (tmp_path / "params").mkdir()
+    for name in ("default.yaml", "demo.yaml"):
+        (tmp_path / "params" / name).write_text((REPO / "params" / name).read_text(encoding="utf-8"), encoding="utf-8")
+    params = load_params("demo", tmp_path / "params", ["demo.size=5000"])
+    demo.ensure(params.data_dir(tmp_path), params.demo.size, params.demo.seed)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    run_data_stage(params, tmp_path, run_dir, today=dt.date(2026, 1, 1))
+    run_rfm_stage(params, run_dir)
+    run_clv_stage(params, run_dir)
+    stage = run_churn_stage(params, run_dir)
+    nps = stage.by_nps.set_index("nps_category")["churn_rate"]
+    assert nps["detractor"] > nps["passive"] > nps["promoter"] and nps["detractor"] - nps["promoter"] > 0.15
+    assert stage.km_nps.logrank_p < 1e-6
+    m = stage.prediction.metrics.set_index("model")["roc_auc"]
+    assert m[stage.prediction.chosen] > 0.65 and m[stage.prediction.chosen] > m["BG/NBD 1 − P(alive)"] + 0.05
+    assert stage.by_tier.set_index("tier")["churn_rate"].is_monotonic_increasing  # VIP churns least
+    scores = pd.read_parquet(run_dir / "data/customer_scores.parquet")
+    assert scores.loc[scores["churned"], "churn_risk"].isna().all() and scores.loc[~scores["churned"], "churn_risk"].notna().all()
+    assert set(stage.at_risk["customer_id"]) <= set(scores.loc[~scores["churned"], "customer_id"].astype(str))
+
+
+@pytest.mark.slow
+def test_the_demo_report_has_the_churn_section(demo_project):
+    project, run = demo_project
+    html = (run.run_dir / "churn.html").read_text(encoding="utf-8")
+    assert "A customer counts as churned after" in html and "Traceback" not in html
+    scores = pd.read_csv(run.run_dir / "customer_scores.csv", encoding="utf-8-sig", dtype={"customer_id": str})
+    assert {"churned", "last_nps"} <= set(scores.columns)
+    # 400 customers: fewer than churn.min_customers are active at the training cutoff, so no model and no churn_risk
+    assert "churn_risk" not in scores.columns and "Too few active customers or too few churners to learn from" in html
+    survey = pd.read_parquet(run.run_dir / "data/survey.parquet")
+    respondents = set(survey.dropna(subset=["customer_id", "nps"])["customer_id"].astype(str)) & set(scores["customer_id"])
+    assert scores["last_nps"].notna().sum() == len(respondents) > 50
