@@ -378,9 +378,9 @@ def test_experiment_truth(big):
     assert (to["lifted"] == expected).all() and to["lifted"].sum() == t["n_lifted_orders"] > 0
     added = (to.loc[to["lifted"], "amount"] * (t["lift"] / (1 + t["lift"]))).sum()
     assert added == pytest.approx(t["lift_revenue_added"], abs=0.01 * t["n_lifted_orders"])
-    assert t["effect_by_tier"] == {"金卡会员": 0.25, "银卡会员": 0.0, "普通会员": 0.0}
+    assert t["effect_by_tier"] == {"金卡会员": 0.5, "银卡会员": 0.0, "普通会员": 0.0}
     gold = t["observed"]["金卡会员"]["vip_coupon"]
-    assert gold["mean_revenue_30d"] / gold["mean_revenue_30d_without_lift"] == pytest.approx(1.25, abs=0.005)
+    assert gold["mean_revenue_30d"] / gold["mean_revenue_30d_without_lift"] == pytest.approx(1.5, abs=0.005)
 
 
 def test_ensure(tmp_path):

@@ -273,6 +273,8 @@ def test_the_report_still_runs_without_a_survey(project):
     assert "Traceback" not in html and "<img" not in html and "<table" not in html
     assert not list((result.run_dir / "tables").glob("satisfaction_*"))
     assert (result.run_dir / "clv.html").exists()
+    ab = (result.run_dir / "ab_test.html").read_text(encoding="utf-8")  # no experiment either: one sentence, no tables
+    assert "This client has no experiment table (<code>sources.experiment</code> in params)" in ab and "<table" not in ab
 
 
 @pytest.mark.slow

@@ -73,6 +73,7 @@ EXPERIMENT = _cols(
     Column("assigned_date", "date", "optional", "date of assignment"),
     Column("stratum", "text", "optional", "stratum / tier at assignment"),
     Column("cost", "number", "optional", "cost per treated customer"),
+    Column("pre_value", "number", "optional", "pre-period spend (or another measure taken before assignment): the CUPED covariate"),
 )
 
 TABLES = {

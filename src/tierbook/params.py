@@ -285,6 +285,33 @@ class Churn(Strict):
     seed: int = 0
 
 
+class ABTest(Strict):
+    control: str | None = None
+    planned_split: dict[str, float] | None = None
+    strata: Literal["auto", "stratum", "tier", "segment", "none"] = "auto"
+    primary: str | None = None
+    outcome_window_days: int = Field(30, ge=1)
+    pre_period_days: int = Field(365, ge=1)
+    covariate: Literal["auto", "none"] = "auto"
+    correction: Literal["holm", "bonferroni", "bh"] = "holm"
+    confidence: float = Field(0.95, gt=0.5, lt=1)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    winsorize: float | None = Field(None, gt=0.5, lt=1)
+    bootstrap_resamples: int = Field(2000, ge=0)
+    power: float = Field(0.8, gt=0.5, lt=1)
+    target_lift: float = Field(0.05, gt=0)
+    cost_per_treated: dict[str, float] = {}
+    margin: float | None = Field(None, gt=0, le=1)
+    min_n: int = Field(30, ge=2)
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _split(self):
+        if self.planned_split is not None and (not self.planned_split or any(v <= 0 for v in self.planned_split.values())):
+            raise ValueError("planned_split needs a positive share for every arm, e.g. {control: 0.5, treatment: 0.5}")
+        return self
+
+
 class Run(Strict):
     parallel: int = Field(2, ge=1)
     cell_timeout_seconds: int = Field(1800, ge=10)
@@ -304,6 +331,7 @@ class Params(Strict):
     clv: CLV = CLV()
     satisfaction: Satisfaction = Satisfaction()
     churn: Churn = Churn()
+    ab_test: ABTest = ABTest()
     run: Run = Run()
 
     def data_dir(self, root: Path) -> Path:

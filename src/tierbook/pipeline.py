@@ -22,6 +22,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("clv", "03_clv.ipynb", "Customer lifetime value", depends_on=("rfm",)),
     Section("satisfaction", "04_satisfaction.ipynb", "Satisfaction (NPS and CSAT)", depends_on=("clv",)),
     Section("churn", "05_churn.ipynb", "Churn", depends_on=("clv",)),
+    Section("ab_test", "06_ab_test.ipynb", "A/B test of tier strategies", depends_on=("rfm",)),
 )
 
 

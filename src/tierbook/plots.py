@@ -17,14 +17,30 @@ PALETTE = ["#1f4e79", "#e07b39", "#3a923a", "#c03d3e", "#7f5fa8", "#8c6d31"]
 CJK_FONTS = ["Noto Sans CJK SC", "Noto Sans CJK JP", "Source Han Sans SC", "WenQuanYi Zen Hei", "Microsoft YaHei", "PingFang SC", "SimHei"]
 
 
+def _add_cjk_fonts(font_manager) -> None:
+    """matplotlib caches its font list on first import (~/.cache/matplotlib); a CJK font installed
+    after that (apt-get install fonts-noto-cjk) is invisible to it until the cache is rebuilt.
+    Register the system's CJK font files directly instead."""
+    for path in font_manager.findSystemFonts():
+        name = path.rsplit("/", 1)[-1].lower()
+        if any(key in name for key in ("notosanscjk", "sourcehansans", "wqy-zenhei", "msyh", "pingfang", "simhei")):
+            try:
+                font_manager.fontManager.addfont(path)
+            except (OSError, RuntimeError, ValueError):  # an unreadable font file: skip it
+                continue
+
+
 def set_theme() -> None:
     """Seaborn's whitegrid with the report palette; Chinese labels fall back glyph by glyph to the
     first installed CJK font (Debian: fonts-noto-cjk), else matplotlib draws boxes."""
     from matplotlib import font_manager
 
     installed = {f.name for f in font_manager.fontManager.ttflist}
+    if not installed & set(CJK_FONTS):
+        _add_cjk_fonts(font_manager)
+        installed = {f.name for f in font_manager.fontManager.ttflist}
     fonts = ["DejaVu Sans"] + [name for name in CJK_FONTS if name in installed]
-    sns.set_theme(style="whitegrid", palette=PALETTE, rc={"figure.dpi": 110, "axes.titleweight": "bold", "font.sans-serif": fonts})
+    sns.set_theme(style="whitegrid", palette=PALETTE, rc={"figure.dpi": 110, "axes.titleweight": "bold", "font.sans-serif": fonts, "font.family": fonts})
 
 
 def _money_axis(ax, currency: str) -> None:
@@ -289,6 +305,56 @@ def importance(table: pd.DataFrame):
     fig, ax = plt.subplots(figsize=(7, 0.32 * len(frame) + 1.2))
     ax.barh(frame["feature"].str.replace("_", " "), frame["importance"], xerr=frame["std"], color=PALETTE[0])
     ax.set(title="What the model uses", xlabel="Drop in ROC AUC when the feature is shuffled")
+    fig.tight_layout()
+    return fig
+
+
+# --------------------------------------------------------------------------- A/B tests
+
+
+def ab_effects(effects: pd.DataFrame, outcome: str, currency: str, title: str):
+    """Forest plot of treatment − control on one outcome, overall and per stratum: the plain estimate
+    (grey) and the CUPED estimate (blue) with their intervals; rates in percentage points."""
+    frame = effects[(effects["outcome"] == outcome) & effects["ci_low"].notna()].iloc[::-1]
+    binary = bool((frame["kind"] == "binary").any())
+    scale = 100 if binary else 1
+    several = frame["treatment"].nunique() > 1
+    labels = [f"{s} · {t}" if several else str(s) for s, t in zip(frame["stratum"], frame["treatment"])]
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(frame) + 1.5))
+    y = np.arange(len(frame), dtype=float)
+    has_cuped = "cuped_difference" in frame and frame["cuped_difference"].notna().any()
+    offset = 0.15 if has_cuped else 0.0
+    d = frame["difference"] * scale
+    ax.errorbar(d, y + offset, xerr=[d - frame["ci_low"] * scale, frame["ci_high"] * scale - d], fmt="o", color="#888888",
+                ecolor="#aaaaaa", capsize=3, label="difference of means")
+    if has_cuped:
+        c = frame["cuped_difference"] * scale
+        ax.errorbar(c, y - offset, xerr=[c - frame["cuped_ci_low"] * scale, frame["cuped_ci_high"] * scale - c], fmt="s", color=PALETTE[0],
+                    ecolor=PALETTE[0], capsize=3, label="CUPED (pre-period adjusted)")
+    ax.axvline(0, color="grey", linestyle=":")
+    ax.set_yticks(y, labels)
+    unit = "percentage points" if binary else f"{currency} per customer"
+    ax.set(title=title, xlabel=f"Treatment − control ({unit}), 95% interval")
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def ab_arm_means(effects: pd.DataFrame, outcome: str, currency: str, title: str):
+    """Mean outcome per arm and stratum (the numbers behind the differences), with n under each group."""
+    frame = effects[effects["outcome"] == outcome]
+    binary = bool((frame["kind"] == "binary").any())
+    scale = 100 if binary else 1
+    control = frame[["stratum", "mean_control", "n_control"]].drop_duplicates("stratum").rename(
+        columns={"mean_control": "mean", "n_control": "n"}).assign(arm="control")
+    treated = frame[["stratum", "treatment", "mean_treatment", "n_treatment"]].rename(
+        columns={"treatment": "arm", "mean_treatment": "mean", "n_treatment": "n"})
+    long = pd.concat([control, treated], ignore_index=True).assign(mean=lambda f: f["mean"] * scale)
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    sns.barplot(data=long, x="stratum", y="mean", hue="arm", ax=ax)
+    sizes = long.groupby("stratum", sort=False)["n"].sum()
+    ax.set_xticks(range(len(sizes)), [f"{s}\nn={n:,}" for s, n in sizes.items()])
+    ax.set(title=title, xlabel="", ylabel=f"{outcome} ({'%' if binary else currency})")
     fig.tight_layout()
     return fig
 

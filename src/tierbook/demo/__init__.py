@@ -119,10 +119,10 @@ Assigned 2025-10-01.  Eligible = customers alive on 2025-10-01 (alive at the end
 dropout purchase is on/after 2025-10-01; all were born before).  Within each tier (the 会员等级
 above) eligible customers are shuffled and split 50/50 (odd one to control): ``control`` /
 ``vip_coupon``.  Planted effect: for treated 金卡会员 only, every true order total dated
-2025-10-01 .. 2025-10-30 is multiplied by 1.25 (rint to the cent) -- the exports carry the lifted
+2025-10-01 .. 2025-10-30 is multiplied by 1.5 (rint to the cent) -- the exports carry the lifted
 amounts; zero effect in 银卡会员 / 普通会员 and no effect on purchase frequency.  revenue_30d = sum of
 the customer's true (gross, lifted) order totals in that window, converted_30d = 1 if any order.
-TRUTH ``experiment`` records lift 0.25, lift tier, effect by tier, per-tier-per-arm n and the
+TRUTH ``experiment`` records lift 0.5, lift tier, effect by tier, per-tier-per-arm n and the
 realised per-arm means.
 
 Planted dirt (exact counts in TRUTH ``dirt``; categories are disjoint)
@@ -173,20 +173,23 @@ cleaning stage can reconcile to the cent:
 Dirt amounts are as they appear in the file (so ``negative_amount_not_return_amount`` is
 negative), except the ``returns_*amount`` keys, which are positive amounts returned.
 
-Example: the default demo (size=20000, seed=20240101, generator_version 3), ~1.5 s to generate
+Example: the default demo (size=20000, seed=20240101, generator_version 4), ~1.5 s to generate
 --------------------------------------------------------------------------------------------
-102,724 true orders (51,189 POS / 51,535 online), total_revenue 31,097,438.33, 11,492 customers
+102,724 true orders (51,189 POS / 51,535 online), total_revenue 31,137,762.63, 11,492 customers
 alive at the end, 3,260 with a single order.  Rows: POS 91,163 (86,765 true sale lines), e-commerce
 53,596, members 20,100, survey 5,000, experiment 12,417.  Dirt: returns 4,109 (2,056 POS + 2,053
-e-com, 930,508.18 returned, 2,029 fully returned), cross-channel duplicates 773, exact duplicate
+e-com, 932,902.63 returned, 2,029 fully returned), cross-channel duplicates 773, exact duplicate
 POS lines 434, missing member id 868, zero-amount lines 260, duplicate member rows 100, blank nps
 100, plus the fixed 5 / 4 / 3 / 3.  Survey: median p 0.1198, detractor share 62.1 % (high p) vs
 11.3 % (low p); OLS of nps on the items: delivery 0.32, product 0.71, service 0.43 (truth 0.3, 0.7,
 0.5).  Experiment arms (control / vip_coupon): 金卡 293/293, 银卡 1056/1056, 普通 4860/4859.
 Caveat for analysts: with ~300 金卡 customers per arm and heavy-tailed spend, revenue_30d is noisy:
-in this draw the treated 金卡 mean is 688.13 against 509.53 in control, of which the lift itself
-added 550.50 -> 688.13 (+25 %); the rest is chance (see ``experiment.observed``).
-An analysis should report a confidence interval, not expect the point estimate to hit 25 %.
+in this draw the treated 金卡 mean is 825.75 against 509.53 in control, of which the lift itself
+added 550.50 -> 825.75 (+50 %); the rest is chance (see ``experiment.observed``).  The lift is
++50 % (version 3 planted +25 %, which ~300 customers per arm cannot detect: minimum detectable
+effect about +47 % at 80 % power); 银卡 shows a chance dip of -30 CNY (raw p 0.04) that a
+multiple-testing correction must not call an effect.  An analysis should report a confidence
+interval, not expect the point estimate to hit 50 %.
 """
 
 from __future__ import annotations

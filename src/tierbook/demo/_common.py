@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-GENERATOR_VERSION = 3
+GENERATOR_VERSION = 4
 
 EXPECTED_FILES = (
     "pos_transactions.csv",
@@ -40,7 +40,7 @@ NPS_INTERCEPT, NPS_SLOPE_P, NPS_NOISE_SD, CSAT_NOISE_SD = 9.0, -12.0, 1.5, 0.5
 # SD at NPS_NOISE_SD: residual SD = sqrt(1.5^2 - sum(w^2) x Var(item)) = 1.109.
 ITEM_WEIGHTS = {"delivery": 0.3, "product": 0.7, "service": 0.5}
 ITEM_PROBS = (0.05, 0.10, 0.25, 0.35, 0.25)  # P(item = 1 .. 5): mean 3.65, variance 1.2275
-LIFT, LIFT_TIER = 0.25, "金卡会员"
+LIFT, LIFT_TIER = 0.5, "金卡会员"
 
 RATES = {
     "returns": 0.04,

@@ -1,0 +1,467 @@
+"""A/B evaluation of tier strategies: pure functions of an experiment table (one row per customer).
+
+The table has a ``variant`` column (a control and one or more treatments), outcome columns
+(binary 0/1 such as conversion, or continuous such as revenue per customer), optionally a stratum
+(the tier) and a pre-period covariate (spend before assignment). Every function returns a
+DataFrame, one row per stratum x treatment x outcome where it applies; the overall result is the
+stratum ``"all"``.
+
+Choices, with the reason:
+
+* Sample ratio mismatch: Pearson chi-square of the arm counts against the planned split, flagged
+  at p < 0.001 (GrowthBook's and Eppo's threshold: SRM checks run on every experiment, so a
+  loose threshold would cry wolf).
+* Binary outcomes: difference of rates with the unpooled Wald interval and the pooled two-
+  proportion z-test (statsmodels ``proportions_ztest``), the textbook pair.
+* Continuous outcomes: Welch's t-test and interval (unequal variances; revenue arms rarely share
+  one), plus a seeded BCa bootstrap interval (scipy) because revenue per customer is mostly zeros
+  with a heavy tail. Optional winsorisation caps both arms at a pooled quantile first.
+* Relative lift: treatment mean / control mean − 1, interval by the delta method on the ratio
+  of two independent means.
+* CUPED (Deng et al. 2013): Y − θ(X − mean X) with θ = cov(X, Y) / var(X) pooled over the arms;
+  the variance reduction reported is 1 − var(Y_cuped) / var(Y), i.e. ρ².
+* Per-stratum effects form one family corrected with ``correction`` (holm, bonferroni or bh =
+  Benjamini–Hochberg), named explicitly because statsmodels' default is Holm–Šidák; the overall
+  rows are a second family. Whether the effect differs by stratum: a Wald test of the
+  treatment x stratum interaction terms of an OLS with heteroscedasticity-robust (HC3) errors.
+* Bayesian view: Beta(1, 1) priors and Monte Carlo draws for rates; a normal approximation of
+  the difference for continuous outcomes. P(treatment beats control) and the expected loss of
+  shipping the treatment, E[max(control − treatment, 0)].
+* Power: statsmodels' ``NormalIndPower`` (Cohen's h for rates, d for means) for the minimum
+  detectable effect at the achieved sizes and the size per arm needed for a target lift.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .errors import TierbookError
+
+ALL = "all"
+CORRECTIONS = {"holm": "holm", "bonferroni": "bonferroni", "bh": "fdr_bh"}
+CORRECTION_NAMES = {"holm": "Holm", "bonferroni": "Bonferroni", "bh": "Benjamini–Hochberg"}
+SRM_THRESHOLD = 0.001
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def is_binary(values) -> bool:
+    """True when every non-missing value is 0 or 1 (and there is at least one)."""
+    v = pd.Series(values).dropna()
+    return len(v) > 0 and bool(v.isin([0, 1]).all())
+
+
+def _control(experiment: pd.DataFrame, variant: str, control: str | None) -> str:
+    if variant not in experiment:
+        raise TierbookError(f"experiment: no column {variant!r}; map the arm column to `variant`")
+    arms = experiment[variant].dropna().astype(str).unique().tolist()
+    if control is None:
+        named = [a for a in arms if a.lower() in ("control", "ctrl", "holdout", "a", "no e-mail", "对照组", "对照")]
+        if len(named) != 1:
+            raise TierbookError(f"experiment: cannot tell which arm is the control among {sorted(arms)}; set ab_test.control")
+        return named[0]
+    if str(control) not in arms:
+        raise TierbookError(f"experiment: control arm {control!r} is not among the variants {sorted(arms)}; fix ab_test.control")
+    return str(control)
+
+
+def adjust(p_values, correction: str = "holm") -> np.ndarray:
+    """p-values adjusted across one family: holm, bonferroni or bh (Benjamini–Hochberg)."""
+    from statsmodels.stats.multitest import multipletests
+
+    if correction not in CORRECTIONS:
+        raise TierbookError(f"unknown multiple-testing correction {correction!r}; use one of {', '.join(CORRECTIONS)}")
+    p = np.asarray(p_values, dtype=float)
+    out = np.full_like(p, np.nan)
+    ok = ~np.isnan(p)
+    if ok.any():
+        out[ok] = multipletests(p[ok], method=CORRECTIONS[correction])[1]
+    return out
+
+
+def winsorize(values: np.ndarray, quantile: float | None) -> tuple[np.ndarray, float | None]:
+    """Cap values above the pooled ``quantile`` (None = unchanged); returns the values and the cap."""
+    if quantile is None:
+        return values, None
+    cap = float(np.quantile(values, quantile))
+    return np.minimum(values, cap), cap
+
+
+def cuped(y: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, float, float]:
+    """CUPED-adjusted outcome, θ, and the variance reduction 1 − var(Y_adj)/var(Y)."""
+    vx = np.var(x, ddof=1)
+    if not np.isfinite(vx) or vx == 0:
+        return y, 0.0, 0.0
+    theta = np.cov(x, y, ddof=1)[0, 1] / vx
+    adjusted = y - theta * (x - x.mean())
+    vy = np.var(y, ddof=1)
+    return adjusted, float(theta), float(1 - np.var(adjusted, ddof=1) / vy) if vy > 0 else 0.0
+
+
+def _ratio_interval(mt: float, mc: float, se_t: float, se_c: float, z: float) -> tuple[float, float, float]:
+    """Relative lift mt/mc − 1 with a delta-method interval (independent means)."""
+    if mc == 0:
+        return np.nan, np.nan, np.nan
+    lift = mt / mc - 1
+    se = np.sqrt(se_t**2 / mc**2 + mt**2 * se_c**2 / mc**4)
+    return lift, lift - z * se, lift + z * se
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def srm_check(experiment: pd.DataFrame, variant: str = "variant", planned: dict[str, float] | None = None,
+              strata: str | None = None, threshold: float = SRM_THRESHOLD) -> pd.DataFrame:
+    """Sample ratio mismatch: chi-square of the arm counts against the planned split.
+
+    ``planned`` maps each arm to its planned weight (normalised; None = equal split). One row per
+    stratum (``all`` first) with ``n_<arm>`` and ``expected_<arm>`` columns, chi2, dof, p_value and
+    ``srm`` (p < threshold)."""
+    arms = sorted(experiment[variant].dropna().astype(str).unique())
+    if planned:
+        missing = sorted(set(arms) - set(map(str, planned)))
+        if missing:
+            raise TierbookError(f"experiment: arm {missing[0]!r} has no planned share; add it to ab_test.planned_split")
+        weights = np.array([float(planned[a]) for a in arms])
+    else:
+        weights = np.ones(len(arms))
+    weights = weights / weights.sum()
+    groups = [(ALL, experiment)]
+    if strata is not None:
+        groups += [(str(k), g) for k, g in experiment.groupby(strata, sort=True, observed=True)]
+    rows = []
+    for name, frame in groups:
+        counts = frame[variant].astype(str).value_counts().reindex(arms, fill_value=0).to_numpy()
+        n = counts.sum()
+        expected = n * weights
+        chi2, p = stats.chisquare(counts, expected) if n > 0 and len(arms) > 1 else (np.nan, np.nan)
+        row = {"stratum": name, "n": int(n)}
+        row.update({f"n_{a}": int(c) for a, c in zip(arms, counts)})
+        row.update({f"expected_{a}": float(e) for a, e in zip(arms, expected)})
+        row.update({"chi2": float(chi2), "dof": len(arms) - 1, "p_value": float(p), "srm": bool(p < threshold)})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def balance(experiment: pd.DataFrame, covariates: list[str], variant: str = "variant", control: str | None = None) -> pd.DataFrame:
+    """Standardised mean differences (treatment − control) / sqrt((s²_t + s²_c)/2) of pre-period
+    covariates; |SMD| above 0.1 is the usual sign of imbalance."""
+    control = _control(experiment, variant, control)
+    arm = experiment[variant].astype(str)
+    rows = []
+    for treatment in sorted(set(arm.dropna()) - {control}):
+        for column in covariates:
+            xc = experiment.loc[arm == control, column].astype(float).dropna()
+            xt = experiment.loc[arm == treatment, column].astype(float).dropna()
+            pooled = np.sqrt((xt.var(ddof=1) + xc.var(ddof=1)) / 2)
+            smd = (xt.mean() - xc.mean()) / pooled if pooled > 0 else 0.0
+            rows.append({"treatment": treatment, "covariate": column, "mean_control": xc.mean(), "mean_treatment": xt.mean(),
+                         "smd": float(smd), "imbalanced": bool(abs(smd) > 0.1)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- effects
+
+
+def _binary(yt: np.ndarray, yc: np.ndarray, z: float) -> dict:
+    from statsmodels.stats.proportion import proportions_ztest
+
+    nt, nc = len(yt), len(yc)
+    pt, pc = yt.mean(), yc.mean()
+    se = np.sqrt(pt * (1 - pt) / nt + pc * (1 - pc) / nc)
+    diff = pt - pc
+    if 0 < yt.sum() + yc.sum() < nt + nc:
+        _, p = proportions_ztest([yt.sum(), yc.sum()], [nt, nc])
+    else:
+        p = 1.0  # nobody or everybody converted in both arms: no difference to test
+    lift, lift_low, lift_high = _ratio_interval(pt, pc, np.sqrt(pt * (1 - pt) / nt), np.sqrt(pc * (1 - pc) / nc), z)
+    return {"difference": diff, "se": se, "ci_low": diff - z * se, "ci_high": diff + z * se, "p_value": float(p),
+            "relative_lift": lift, "lift_ci_low": lift_low, "lift_ci_high": lift_high, "test": "two-proportion z"}
+
+
+def _continuous(yt: np.ndarray, yc: np.ndarray, confidence: float, z: float) -> dict:
+    nt, nc = len(yt), len(yc)
+    vt, vc = yt.var(ddof=1), yc.var(ddof=1)
+    se = np.sqrt(vt / nt + vc / nc)
+    diff = yt.mean() - yc.mean()
+    if se > 0:
+        result = stats.ttest_ind(yt, yc, equal_var=False)
+        ci = result.confidence_interval(confidence)
+        p, low, high = float(result.pvalue), float(ci.low), float(ci.high)
+    else:
+        p, low, high = (1.0 if diff == 0 else 0.0), diff, diff
+    lift, lift_low, lift_high = _ratio_interval(yt.mean(), yc.mean(), np.sqrt(vt / nt), np.sqrt(vc / nc), z)
+    return {"difference": diff, "se": se, "ci_low": low, "ci_high": high, "p_value": p,
+            "relative_lift": lift, "lift_ci_low": lift_low, "lift_ci_high": lift_high, "test": "Welch t"}
+
+
+def bootstrap_interval(yt: np.ndarray, yc: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000,
+                       seed: int = 0) -> tuple[float, float]:
+    """BCa bootstrap interval of the difference of means (arms resampled independently; seeded)."""
+    if len(yt) < 2 or len(yc) < 2 or (np.ptp(yt) == 0 and np.ptp(yc) == 0):
+        d = float(np.mean(yt) - np.mean(yc))
+        return d, d
+    result = stats.bootstrap((yt, yc), lambda a, b, axis: a.mean(axis) - b.mean(axis), method="BCa",
+                             confidence_level=confidence, n_resamples=n_resamples, rng=np.random.default_rng(seed), batch=100)
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+def evaluate(experiment: pd.DataFrame, outcome: str | list[str], variant: str = "variant", control: str | None = None,
+             strata: str | None = None, covariate: str | None = None, correction: str = "holm", confidence: float = 0.95,
+             winsorize_quantile: float | None = None, bootstrap: bool = True, n_resamples: int = 2000, seed: int = 0,
+             min_n: int = 2) -> pd.DataFrame:
+    """Effects of each treatment against ``control``, overall (stratum ``all``) and per stratum.
+
+    One row per stratum x treatment x outcome: n and mean per arm, difference with its interval
+    (Wald for rates, Welch for means) and p-value, relative lift with a delta-method interval,
+    ``boot_ci_low/high`` (BCa, continuous outcomes), and with a covariate the CUPED estimate
+    (``cuped_*``) and its ``variance_reduction``. ``p_adjusted`` (and ``cuped_p_adjusted``) are
+    corrected with ``correction`` within two families: the overall rows, and the per-stratum rows.
+    Rows with a missing outcome are left out of that outcome; arms with fewer than ``min_n``
+    customers give a row without a test.
+    """
+    outcomes = [outcome] if isinstance(outcome, str) else list(outcome)
+    experiment = experiment.reset_index(drop=True)  # rows are addressed by position-like labels below
+    control = _control(experiment, variant, control)
+    for column in outcomes + ([strata] if strata else []) + ([covariate] if covariate else []):
+        if column not in experiment:
+            raise TierbookError(f"experiment: no column {column!r}; map it in the experiment source or fix ab_test")
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    arm = experiment[variant].astype(str)
+    treatments = sorted(set(arm.dropna()) - {control})
+    if not treatments:
+        raise TierbookError(f"experiment: only the control arm {control!r} is present; an A/B test needs a treatment arm")
+    groups = [(ALL, experiment.index)]
+    if strata is not None:
+        groups += [(str(k), g.index) for k, g in experiment.groupby(strata, sort=True, observed=True)]
+    rows = []
+    for name in outcomes:
+        kind = "binary" if is_binary(experiment[name]) else "continuous"
+        y_all = experiment[name].astype(float)
+        cap = None
+        if kind == "continuous" and winsorize_quantile is not None:
+            capped, cap = winsorize(y_all.dropna().to_numpy(), winsorize_quantile)
+            y_all = y_all.clip(upper=cap)
+        for stratum, index in groups:
+            for k, treatment in enumerate(treatments):
+                frame = experiment.loc[index]
+                keep = frame[name].notna() & frame[variant].astype(str).isin([control, treatment])
+                if covariate:
+                    keep &= frame[covariate].notna()
+                frame = frame[keep]
+                is_t = (frame[variant].astype(str) == treatment).to_numpy()
+                y = y_all.loc[frame.index].to_numpy()
+                yt, yc = y[is_t], y[~is_t]
+                row = {"stratum": stratum, "treatment": treatment, "outcome": name, "kind": kind,
+                       "n_control": len(yc), "n_treatment": len(yt),
+                       "mean_control": yc.mean() if len(yc) else np.nan, "mean_treatment": yt.mean() if len(yt) else np.nan,
+                       "winsorized_at": cap}
+                if len(yt) < min_n or len(yc) < min_n:
+                    rows.append(row)
+                    continue
+                row.update(_binary(yt, yc, z) if kind == "binary" else _continuous(yt, yc, confidence, z))
+                if kind == "continuous" and bootstrap:
+                    row["boot_ci_low"], row["boot_ci_high"] = bootstrap_interval(yt, yc, confidence, n_resamples, seed + k)
+                if covariate:
+                    adjusted, theta, reduction = cuped(y, frame[covariate].astype(float).to_numpy())
+                    c = _continuous(adjusted[is_t], adjusted[~is_t], confidence, z)
+                    row.update({"cuped_difference": c["difference"], "cuped_ci_low": c["ci_low"], "cuped_ci_high": c["ci_high"],
+                                "cuped_p_value": c["p_value"], "cuped_theta": theta, "variance_reduction": reduction})
+                rows.append(row)
+    out = pd.DataFrame(rows)
+    for column in ("difference", "se", "ci_low", "ci_high", "p_value", "relative_lift", "lift_ci_low", "lift_ci_high", "test"):
+        if column not in out:
+            out[column] = np.nan
+    overall = (out["stratum"] == ALL).to_numpy()
+    for source, target in (("p_value", "p_adjusted"), ("cuped_p_value", "cuped_p_adjusted")):
+        if source in out:
+            out[target] = np.nan
+            for family in (overall, ~overall):
+                if family.any():
+                    out.loc[family, target] = adjust(out.loc[family, source].to_numpy(float), correction)
+    out["correction"] = CORRECTION_NAMES[correction]
+    return out
+
+
+def interaction_test(experiment: pd.DataFrame, outcome: str, strata: str, variant: str = "variant",
+                     control: str | None = None, covariate: str | None = None) -> pd.DataFrame:
+    """Does the effect differ by stratum? OLS of the outcome on arm x stratum (plus the covariate),
+    HC3 errors, Wald chi-square test that every arm x stratum interaction is zero; one row per
+    treatment."""
+    import statsmodels.formula.api as smf
+
+    experiment = experiment.reset_index(drop=True)
+    control = _control(experiment, variant, control)
+    rows = []
+    arm = experiment[variant].astype(str)
+    for treatment in sorted(set(arm.dropna()) - {control}):
+        keep = arm.isin([control, treatment]) & experiment[outcome].notna()
+        frame = pd.DataFrame({"y": experiment.loc[keep, outcome].astype(float),
+                              "t": (arm[keep] == treatment).astype(float),
+                              "s": experiment.loc[keep, strata].astype(str)})
+        if covariate:
+            frame["x"] = experiment.loc[keep, covariate].astype(float)
+            frame = frame.dropna()
+        levels = frame["s"].nunique()
+        if levels < 2:
+            continue
+        formula = "y ~ t * C(s)" + (" + x" if covariate else "")
+        fit = smf.ols(formula, data=frame).fit(cov_type="HC3")
+        names = [n for n in fit.params.index if n.startswith("t:")]
+        test = fit.wald_test(" = 0, ".join(names) + " = 0", scalar=True, use_f=False)
+        rows.append({"treatment": treatment, "outcome": outcome, "strata": levels, "chi2": float(test.statistic),
+                     "dof": len(names), "p_value": float(test.pvalue)})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- Bayesian view and power
+
+
+def bayes(experiment: pd.DataFrame, outcome: str, variant: str = "variant", control: str | None = None,
+          strata: str | None = None, draws: int = 100_000, seed: int = 0) -> pd.DataFrame:
+    """P(treatment beats control) and the expected loss of shipping it, E[max(control − treatment, 0)],
+    per stratum x treatment: Beta(1, 1)–Binomial posteriors (Monte Carlo, seeded) for a binary
+    outcome, a normal approximation of the difference of means otherwise."""
+    experiment = experiment.reset_index(drop=True)
+    control = _control(experiment, variant, control)
+    arm = experiment[variant].astype(str)
+    binary = is_binary(experiment[outcome])
+    groups = [(ALL, experiment.index)] + ([(str(k), g.index) for k, g in experiment.groupby(strata, sort=True, observed=True)]
+                                        if strata else [])
+    rng = np.random.default_rng(seed)
+    rows = []
+    for stratum, index in groups:
+        for treatment in sorted(set(arm.dropna()) - {control}):
+            y = experiment.loc[index, outcome]
+            yt = y[arm.loc[index] == treatment].dropna().astype(float).to_numpy()
+            yc = y[arm.loc[index] == control].dropna().astype(float).to_numpy()
+            if len(yt) < 2 or len(yc) < 2:
+                continue
+            if binary:
+                t = rng.beta(1 + yt.sum(), 1 + len(yt) - yt.sum(), draws)
+                c = rng.beta(1 + yc.sum(), 1 + len(yc) - yc.sum(), draws)
+                prob, loss = float((t > c).mean()), float(np.maximum(c - t, 0).mean())
+            else:
+                d = yt.mean() - yc.mean()
+                s = np.sqrt(yt.var(ddof=1) / len(yt) + yc.var(ddof=1) / len(yc))
+                if s == 0:
+                    prob, loss = float(d > 0), float(max(-d, 0))
+                else:
+                    prob = float(stats.norm.cdf(d / s))
+                    loss = float(s * stats.norm.pdf(d / s) - d * stats.norm.cdf(-d / s))
+            rows.append({"stratum": stratum, "treatment": treatment, "outcome": outcome,
+                         "prob_beats_control": prob, "expected_loss": loss})
+    return pd.DataFrame(rows)
+
+
+def power(effects: pd.DataFrame, experiment: pd.DataFrame, variant: str = "variant", control: str | None = None,
+          alpha: float = 0.05, target_power: float = 0.8, target_lift: float = 0.05) -> pd.DataFrame:
+    """Minimum detectable effect at the achieved arm sizes and the customers per arm needed to detect
+    a relative lift of ``target_lift``, both at ``alpha`` (two-sided) and ``target_power``, for each
+    row of :func:`evaluate` that has a test (Cohen's h for rates, d for means; statsmodels)."""
+    from statsmodels.stats.power import NormalIndPower
+
+    solver = NormalIndPower()
+    rows = []
+    for row in effects.itertuples(index=False):
+        if pd.isna(row.p_value):
+            continue
+        ratio = row.n_treatment / row.n_control
+        es = solver.solve_power(nobs1=row.n_control, alpha=alpha, power=target_power, ratio=ratio, alternative="two-sided")
+        pc = row.mean_control
+        target = pc * (1 + target_lift)
+        if row.kind == "binary":
+            # h = 2 asin(sqrt(p_t)) − 2 asin(sqrt(p_c)); invert h for the detectable treatment rate
+            phi = 2 * np.arcsin(np.sqrt(pc)) + es
+            mde = (np.sin(min(phi, np.pi) / 2) ** 2 - pc) if phi <= np.pi else np.nan
+            target_es = abs(2 * np.arcsin(np.sqrt(min(target, 1.0))) - 2 * np.arcsin(np.sqrt(pc)))
+        else:
+            sd = np.sqrt((row.se**2) / (1 / row.n_treatment + 1 / row.n_control))  # the common sd the Welch se implies
+            mde = es * sd
+            target_es = abs(target - pc) / sd if sd > 0 else np.nan
+        needed = (solver.solve_power(effect_size=target_es, alpha=alpha, power=target_power, ratio=1.0, alternative="two-sided")
+                  if target_es and np.isfinite(target_es) else np.nan)
+        rows.append({"stratum": row.stratum, "treatment": row.treatment, "outcome": row.outcome,
+                     "mde_absolute": float(mde), "mde_relative": float(mde / pc) if pc else np.nan,
+                     "target_lift": target_lift, "n_per_arm_needed": float(np.ceil(needed)) if np.isfinite(needed) else np.nan,
+                     "n_per_arm_achieved": int(min(row.n_control, row.n_treatment))})
+    return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- business
+
+
+def roi(effects: pd.DataFrame, revenue_outcome: str, cost_per_treated: dict[str, float] | float, margin: float) -> pd.DataFrame:
+    """Incremental revenue, incremental margin, cost and ROI per stratum x treatment from the
+    revenue-per-customer effect (CUPED estimate when present); intervals from the effect's interval
+    (ROI is monotone in it). ROI = (incremental margin − cost) / cost."""
+    rows = []
+    for row in effects[effects["outcome"] == revenue_outcome].itertuples(index=False):
+        use_cuped = hasattr(row, "cuped_difference") and pd.notna(getattr(row, "cuped_difference", np.nan))
+        d = row.cuped_difference if use_cuped else row.difference
+        low = row.cuped_ci_low if use_cuped else row.ci_low
+        high = row.cuped_ci_high if use_cuped else row.ci_high
+        if pd.isna(d):
+            continue
+        unit = cost_per_treated.get(row.treatment, 0.0) if isinstance(cost_per_treated, dict) else float(cost_per_treated)
+        n = row.n_treatment
+        cost = unit * n
+        out = {"stratum": row.stratum, "treatment": row.treatment, "n_treated": n,
+               "incremental_revenue": d * n, "incremental_revenue_low": low * n, "incremental_revenue_high": high * n,
+               "incremental_margin": d * n * margin, "cost": cost}
+        if cost > 0:
+            out.update({"roi": (d * n * margin - cost) / cost, "roi_low": (low * n * margin - cost) / cost,
+                        "roi_high": (high * n * margin - cost) / cost})
+        else:
+            out.update({"roi": np.nan, "roi_low": np.nan, "roi_high": np.nan})
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def verdicts(effects: pd.DataFrame, srm: pd.DataFrame, primary: str, returns: pd.DataFrame | None = None,
+             alpha: float = 0.05, currency: str = "") -> pd.DataFrame:
+    """Ship / don't ship / inconclusive per stratum x treatment on the ``primary`` outcome, with the
+    reason in one line. The per-stratum verdicts use the adjusted p-values (CUPED when present).
+    A sample ratio mismatch in the stratum (or overall) overrides everything: don't trust."""
+    failed = set(srm.loc[srm["srm"], "stratum"]) if srm is not None and len(srm) else set()
+    rows = []
+    for row in effects[effects["outcome"] == primary].itertuples(index=False):
+        use_cuped = pd.notna(getattr(row, "cuped_difference", np.nan))
+        d = row.cuped_difference if use_cuped else row.difference
+        low = row.cuped_ci_low if use_cuped else row.ci_low
+        high = row.cuped_ci_high if use_cuped else row.ci_high
+        p = row.cuped_p_adjusted if use_cuped else row.p_adjusted
+        unit = "pp" if row.kind == "binary" else currency
+        scale = 100 if row.kind == "binary" else 1
+
+        def fmt(v):
+            return f"{v * scale:+,.2f} {unit}".strip()
+
+        roi_row = None
+        if returns is not None and len(returns):
+            match = returns[(returns["stratum"] == row.stratum) & (returns["treatment"] == row.treatment)]
+            roi_row = match.iloc[0] if len(match) else None
+        if row.stratum in failed or ALL in failed:
+            verdict, reason = "don't trust", "sample ratio mismatch: the arms are not the planned split, so the effect is biased"
+        elif pd.isna(p):
+            verdict, reason = "inconclusive", "too few customers in an arm to test"
+        elif p < alpha and d > 0:
+            if roi_row is not None and pd.notna(roi_row["roi"]) and roi_row["roi"] < 0:
+                verdict, reason = "don't ship", f"lift {fmt(d)} is real (adjusted p {p:.3g}) but does not pay back its cost (ROI {roi_row['roi']:.0%})"
+            else:
+                verdict, reason = "ship", f"lift {fmt(d)} per customer ({fmt(low)} to {fmt(high)}), adjusted p {p:.2g}"
+                if roi_row is not None and pd.notna(roi_row["roi"]):
+                    reason += f"; ROI {roi_row['roi']:+.0%} ({roi_row['roi_low']:+.0%} to {roi_row['roi_high']:+.0%})"
+        elif p < alpha and d < 0:
+            verdict, reason = "don't ship", f"it hurts: {fmt(d)} per customer ({fmt(low)} to {fmt(high)}), adjusted p {p:.3g}"
+        elif low > 0 or high < 0:
+            verdict, reason = "inconclusive", (f"interval {fmt(low)} to {fmt(high)} excludes 0 only before the correction for multiple "
+                                               f"tests (adjusted p {p:.3f})")
+        else:
+            verdict, reason = "inconclusive", f"interval {fmt(low)} to {fmt(high)} includes 0 (adjusted p {p:.3f})"
+        rows.append({"stratum": row.stratum, "treatment": row.treatment, "outcome": primary, "estimate": "CUPED" if use_cuped else "plain",
+                     "difference": d, "ci_low": low, "ci_high": high, "p_adjusted": p, "verdict": verdict, "reason": reason})
+    return pd.DataFrame(rows)

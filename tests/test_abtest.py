@@ -1,0 +1,360 @@
+"""A/B evaluation: hand-computed small cases, CUPED theory on simulated data, the demo's planted
+lift, and the published Hillstrom and Cookie Cats figures."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import integrate, stats
+
+from tierbook import abtest, demo
+from tierbook.experiment import pre_period
+
+
+def _arms(control: list, treatment: list, **extra) -> pd.DataFrame:
+    frame = pd.DataFrame({"variant": ["control"] * len(control) + ["treatment"] * len(treatment), "y": control + treatment})
+    for name, values in extra.items():
+        frame[name] = values
+    return frame
+
+
+# --------------------------------------------------------------------------- sample ratio
+
+
+def test_srm_equal_split_by_hand():
+    e = pd.DataFrame({"variant": ["control"] * 520 + ["treatment"] * 480})
+    row = abtest.srm_check(e).iloc[0]
+    # chi2 = 2 x 20^2 / 500 = 1.6, 1 dof
+    assert row["chi2"] == pytest.approx(1.6) and row["p_value"] == pytest.approx(0.205903, abs=1e-6) and not row["srm"]
+    assert (row["n_control"], row["n_treatment"], row["expected_control"]) == (520, 480, 500.0)
+
+
+def test_srm_unequal_planned_split_and_a_mismatch_per_stratum():
+    e = pd.DataFrame({"variant": ["control"] * 180 + ["coupon"] * 820, "tier": ["VIP"] * 1000})
+    e2 = pd.DataFrame({"variant": ["control"] * 400 + ["coupon"] * 600, "tier": ["Regular"] * 1000})
+    out = abtest.srm_check(pd.concat([e, e2]), planned={"control": 0.2, "coupon": 0.8}, strata="tier").set_index("stratum")
+    # VIP: expected 200 / 800 -> chi2 = 400/200 + 400/800 = 2.5
+    assert out.loc["VIP", "chi2"] == pytest.approx(2.5) and out.loc["VIP", "p_value"] == pytest.approx(0.113846, abs=1e-6)
+    assert not out.loc["VIP", "srm"]
+    # Regular: 400 / 600 against 200 / 800 -> chi2 = 200 + 50 = 250: a mismatch, flagged (p < 0.001), and so is the whole
+    assert out.loc["Regular", "chi2"] == pytest.approx(250.0) and out.loc["Regular", "srm"] and out.loc["all", "srm"]
+    with pytest.raises(abtest.TierbookError, match="coupon"):
+        abtest.srm_check(e, planned={"control": 1.0})
+
+
+# --------------------------------------------------------------------------- effects
+
+
+def test_binary_effect_by_hand():
+    e = _arms([1] * 50 + [0] * 450, [1] * 75 + [0] * 425)
+    row = abtest.evaluate(e, "y").iloc[0]
+    se = np.sqrt(0.1 * 0.9 / 500 + 0.15 * 0.85 / 500)  # 0.0208567
+    assert row["kind"] == "binary" and row["difference"] == pytest.approx(0.05)
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((0.05 - 1.959964 * se, 0.05 + 1.959964 * se), abs=1e-6)
+    z = 0.05 / np.sqrt(0.125 * 0.875 * 2 / 500)  # pooled two-proportion z = 2.3905
+    assert row["p_value"] == pytest.approx(2 * stats.norm.sf(z), rel=1e-9) and row["p_value"] == pytest.approx(0.01683, abs=1e-5)
+    # relative lift 0.5 with the delta-method se sqrt(se_t^2/pc^2 + pt^2 se_c^2/pc^4)
+    lift_se = np.sqrt(0.15 * 0.85 / 500 / 0.01 + 0.0225 * 0.1 * 0.9 / 500 / 1e-4)
+    assert row["relative_lift"] == pytest.approx(0.5) and row["lift_ci_low"] == pytest.approx(0.5 - 1.959964 * lift_se, abs=1e-5)
+
+
+def test_continuous_effect_is_welch_and_the_bootstrap_is_seeded():
+    rng = np.random.default_rng(3)
+    control = list(rng.exponential(10, 300) * (rng.random(300) < 0.3))
+    treatment = list(rng.exponential(12, 200) * (rng.random(200) < 0.3))
+    e = _arms(control, treatment)
+    row = abtest.evaluate(e, "y", n_resamples=999, seed=5).iloc[0]
+    yt, yc = np.array(treatment), np.array(control)
+    vt, vc = yt.var(ddof=1) / 200, yc.var(ddof=1) / 300
+    df = (vt + vc) ** 2 / (vt**2 / 199 + vc**2 / 299)  # Welch-Satterthwaite
+    half = stats.t.ppf(0.975, df) * np.sqrt(vt + vc)
+    assert row["kind"] == "continuous" and row["difference"] == pytest.approx(yt.mean() - yc.mean())
+    assert (row["ci_low"], row["ci_high"]) == pytest.approx((row["difference"] - half, row["difference"] + half), rel=1e-9)
+    assert row["p_value"] == pytest.approx(2 * stats.t.sf(abs(row["difference"]) / np.sqrt(vt + vc), df), rel=1e-9)
+    again = abtest.evaluate(e, "y", n_resamples=999, seed=5).iloc[0]
+    assert (row["boot_ci_low"], row["boot_ci_high"]) == (again["boot_ci_low"], again["boot_ci_high"])
+    assert row["boot_ci_low"] < row["difference"] < row["boot_ci_high"]
+    # the BCa interval is close to Welch's on 500 customers, but not equal (skewed data)
+    assert abs(row["boot_ci_low"] - row["ci_low"]) < 0.3 * half and row["boot_ci_low"] != row["ci_low"]
+
+
+def test_winsorisation_caps_both_arms_at_the_pooled_quantile():
+    e = _arms([0.0] * 98 + [10.0, 1000.0], [0.0] * 97 + [10.0, 10.0, 10.0])
+    row = abtest.evaluate(e, "y", winsorize_quantile=0.99, bootstrap=False).iloc[0]
+    cap = np.quantile(e["y"], 0.99)  # 10.0: the 1000 is capped
+    assert row["winsorized_at"] == cap == 10.0
+    assert row["mean_control"] == pytest.approx(0.2) and row["mean_treatment"] == pytest.approx(0.3)
+
+
+def test_cuped_removes_rho_squared_of_the_variance_and_keeps_the_effect():
+    rng = np.random.default_rng(11)
+    n = 20_000
+    x = rng.gamma(2.0, 50.0, n)
+    treated = rng.random(n) < 0.5
+    rho = 0.6
+    noise_sd = np.std(x) * np.sqrt(1 - rho**2) / rho
+    y = x + rng.normal(0, noise_sd, n) + 5.0 * treated  # corr(x, y) = 0.6 within arms; true effect 5
+    e = pd.DataFrame({"variant": np.where(treated, "treatment", "control"), "y": y, "x": x})
+    row = abtest.evaluate(e, "y", covariate="x", bootstrap=False).iloc[0]
+    assert row["variance_reduction"] == pytest.approx(rho**2, abs=0.02)
+    width, cuped_width = row["ci_high"] - row["ci_low"], row["cuped_ci_high"] - row["cuped_ci_low"]
+    assert cuped_width / width == pytest.approx(np.sqrt(1 - rho**2), abs=0.02)
+    assert row["cuped_ci_low"] < 5.0 < row["cuped_ci_high"]
+    assert row["cuped_theta"] == pytest.approx(1.0, abs=0.05)
+
+
+def test_corrections_are_applied_per_family_and_named():
+    assert abtest.adjust([0.01, 0.04, 0.03], "holm") == pytest.approx([0.03, 0.06, 0.06])
+    assert abtest.adjust([0.01, 0.04, 0.03], "bonferroni") == pytest.approx([0.03, 0.12, 0.09])
+    assert abtest.adjust([0.01, 0.04, 0.03], "bh") == pytest.approx([0.03, 0.04, 0.04])
+    rng = np.random.default_rng(1)
+    e = pd.DataFrame({"variant": rng.choice(["control", "treatment"], 3000), "tier": rng.choice(["A", "B", "C"], 3000),
+                      "y": rng.random(3000) < 0.2, "z": rng.exponential(1.0, 3000)})
+    e["y"] = e["y"].astype(int)
+    out = abtest.evaluate(e, ["y", "z"], strata="tier", correction="bh", bootstrap=False)
+    per = out[out["stratum"] != "all"]
+    assert len(per) == 6 and per["p_adjusted"].to_numpy() == pytest.approx(abtest.adjust(per["p_value"], "bh"))
+    overall = out[out["stratum"] == "all"]
+    assert overall["p_adjusted"].to_numpy() == pytest.approx(abtest.adjust(overall["p_value"], "bh"))
+    assert set(out["correction"]) == {"Benjamini–Hochberg"}
+    with pytest.raises(abtest.TierbookError, match="holm"):
+        abtest.adjust([0.1], "holm-sidak")
+
+
+def test_interaction_test_sees_an_effect_in_one_tier_only():
+    rng = np.random.default_rng(2)
+    n = 6000
+    tier = rng.choice(["A", "B", "C"], n)
+    treated = rng.random(n) < 0.5
+    y = rng.normal(100, 20, n) + np.where(treated & (tier == "A"), 8.0, 0.0)
+    e = pd.DataFrame({"variant": np.where(treated, "t", "control"), "tier": tier, "y": y})
+    hetero = abtest.interaction_test(e, "y", "tier").iloc[0]
+    assert hetero["dof"] == 2 and hetero["p_value"] < 1e-6
+    e["y"] = rng.normal(100, 20, n) + np.where(treated, 8.0, 0.0)  # the same effect everywhere
+    assert abtest.interaction_test(e, "y", "tier").iloc[0]["p_value"] > 0.05
+
+
+def test_bayesian_probability_and_expected_loss():
+    e = _arms([1] * 3 + [0] * 7, [1] * 7 + [0] * 3)
+    row = abtest.bayes(e, "y", draws=400_000, seed=1).iloc[0]
+    t, c = stats.beta(8, 4), stats.beta(4, 8)
+    exact = integrate.quad(lambda v: t.pdf(v) * c.cdf(v), 0, 1)[0]  # P(T > C)
+    loss = integrate.dblquad(lambda ct, tt: max(ct - tt, 0) * t.pdf(tt) * c.pdf(ct), 0, 1, 0, 1)[0]
+    assert row["prob_beats_control"] == pytest.approx(exact, abs=0.003) and exact == pytest.approx(0.95695, abs=1e-5)
+    assert row["expected_loss"] == pytest.approx(loss, abs=0.001)
+    # normal approximation: d = 1, se = 1 -> P = Phi(1), loss = phi(1) - Phi(-1)
+    a = 1 / np.sqrt(2)  # each arm: 2 values with variance 1 -> se^2 0.5; the difference has se 1
+    g = pd.DataFrame({"variant": ["control", "control", "treatment", "treatment"], "y": [-a, a, 1 - a, 1 + a]})
+    row = abtest.bayes(g, "y").iloc[0]
+    assert row["prob_beats_control"] == pytest.approx(stats.norm.cdf(1.0), abs=1e-9)
+    assert row["expected_loss"] == pytest.approx(stats.norm.pdf(1.0) - stats.norm.cdf(-1.0), abs=1e-9)
+
+
+def test_power_minimum_detectable_effect_and_size_needed():
+    rng = np.random.default_rng(4)
+    e = pd.DataFrame({"variant": ["control"] * 1000 + ["treatment"] * 1000,
+                      "y": np.r_[np.repeat([1, 0], [100, 900]), np.repeat([1, 0], [100, 900])]})
+    effects = abtest.evaluate(e, "y")
+    row = abtest.power(effects, e, target_lift=0.2).iloc[0]
+    # arcsine: h = 2.8016 x sqrt(2/1000) = 0.12530 -> p_t = sin^2(asin(sqrt(.1)) + h/2) = 0.1406
+    h = (stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) * np.sqrt(2 / 1000)
+    assert row["mde_absolute"] == pytest.approx(np.sin(np.arcsin(np.sqrt(0.1)) + h / 2) ** 2 - 0.1, abs=2e-4)
+    assert row["mde_absolute"] == pytest.approx(0.0406, abs=1e-4)
+    # +20 % on 10 %: h = 2 asin(sqrt(.12)) - 2 asin(sqrt(.1)) = 0.063982; var(2 asin sqrt(p)) = 1/n per arm, so
+    # n = 2 (2.8016 / h)^2 = 3834.4 -> 3835 (Cohen's table: h = 0.2 needs 392 per arm)
+    target_h = 2 * np.arcsin(np.sqrt(0.12)) - 2 * np.arcsin(np.sqrt(0.1))
+    assert row["n_per_arm_needed"] == np.ceil(2 * ((stats.norm.ppf(0.975) + stats.norm.ppf(0.8)) / target_h) ** 2) == 3835
+    money = pd.DataFrame({"variant": ["control"] * 500 + ["treatment"] * 500, "y": rng.normal(50, 10, 1000)})
+    m = abtest.power(abtest.evaluate(money, "y", bootstrap=False), money).iloc[0]
+    sd = np.sqrt((money["y"][:500].var() + money["y"][500:].var()) / 2)
+    assert m["mde_absolute"] == pytest.approx(2.8016 * sd * np.sqrt(2 / 500), rel=1e-3)
+
+
+def test_verdicts_ship_harm_inconclusive_and_srm_overrides():
+    rng = np.random.default_rng(9)
+    n = 4000
+    tier = np.repeat(["up", "down", "flat"], n)
+    treated = np.tile(np.r_[np.zeros(n // 2, bool), np.ones(n // 2, bool)], 3)
+    effect = np.select([tier == "up", tier == "down"], [20.0, -20.0], 0.0)
+    e = pd.DataFrame({"variant": np.where(treated, "t", "control"), "tier": tier, "y": rng.normal(100, 30, 3 * n) + effect * treated})
+    effects = abtest.evaluate(e, "y", strata="tier", bootstrap=False)
+    srm = abtest.srm_check(e, strata="tier")
+    returns = abtest.roi(effects, "y", {"t": 5.0}, margin=0.5)
+    v = abtest.verdicts(effects, srm, "y", returns, currency="CNY").set_index("stratum")
+    r = returns.set_index("stratum").loc["up"]
+    assert r["roi"] == pytest.approx((effects.set_index("stratum").loc["up", "difference"] * 0.5 - 5) / 5)  # ~ (20 x 0.5 - 5) / 5 = +100 %
+    assert v.loc["up", "verdict"] == "ship" and f"ROI {r['roi']:+.0%}" in v.loc["up", "reason"] and 0.7 < r["roi"] < 1.3
+    assert v.loc["down", "verdict"] == "don't ship" and "hurts" in v.loc["down", "reason"]
+    assert v.loc["flat", "verdict"] == "inconclusive"
+    expensive = abtest.verdicts(effects, srm, "y", abtest.roi(effects, "y", {"t": 50.0}, margin=0.5)).set_index("stratum")
+    assert expensive.loc["up", "verdict"] == "don't ship" and "does not pay back" in expensive.loc["up", "reason"]
+    lopsided = pd.concat([e, e[e["variant"] == "t"].iloc[:600]])  # 600 extra treated rows (a logging bug): chi2 28.6
+    s = abtest.srm_check(lopsided, strata="tier")
+    assert s.set_index("stratum").loc["all", "srm"]
+    v = abtest.verdicts(abtest.evaluate(lopsided, "y", strata="tier", bootstrap=False), s, "y")
+    assert set(v["verdict"]) == {"don't trust"}
+
+
+def test_bad_experiments_get_one_line_errors():
+    e = pd.DataFrame({"variant": ["a1", "b1"], "y": [1.0, 2.0]})
+    with pytest.raises(abtest.TierbookError, match="ab_test.control"):
+        abtest.evaluate(e, "y")
+    with pytest.raises(abtest.TierbookError, match="not among the variants"):
+        abtest.evaluate(e, "y", control="ctrl")
+    with pytest.raises(abtest.TierbookError, match="needs a treatment arm"):
+        abtest.evaluate(pd.DataFrame({"variant": ["control"] * 3, "y": [1.0, 2.0, 3.0]}), "y")
+    one_each = abtest.evaluate(pd.DataFrame({"variant": ["control", "t"], "y": [1.0, 2.0]}), "y").iloc[0]
+    assert one_each["n_control"] == 1 and pd.isna(one_each["p_value"])  # shown, not tested
+
+
+# --------------------------------------------------------------------------- the demo's planted lift
+
+
+@pytest.fixture(scope="module")
+def full_demo(tmp_path_factory):
+    d = tmp_path_factory.mktemp("demo_ab")
+    truth = demo.generate(d, size=20000, seed=20240101)
+    return d, truth
+
+
+def test_the_planted_lift_is_found_in_its_tier_only_after_correction(full_demo):
+    d, truth = full_demo
+    t = truth["experiment"]
+    e = pd.read_csv(d / "experiment.csv", parse_dates=["assigned_date"])
+    orders = pd.read_parquet(d / "truth_orders.parquet")
+    orders = orders.assign(order_date=pd.to_datetime(orders["order_date"]), net_amount=orders["amount"] - orders["returned_amount"])
+    e = pd.concat([e, pre_period(e, orders, 365)], axis=1)
+    out = abtest.evaluate(e, ["revenue_30d", "converted_30d"], strata="tier", covariate="pre_spend", bootstrap=False)
+    rev = out[out["outcome"] == "revenue_30d"].set_index("stratum")
+    lift_tier = t["lift_tier"]
+    planted = t["observed"][lift_tier]["vip_coupon"]["mean_revenue_30d_without_lift"] * t["lift"]  # 275.25 CNY per treated customer
+    assert rev.loc[lift_tier, "cuped_p_adjusted"] < 0.01 and rev.loc[lift_tier, "p_adjusted"] < 0.01
+    assert rev.loc[lift_tier, "cuped_ci_low"] < planted < rev.loc[lift_tier, "cuped_ci_high"]
+    others = out[(out["stratum"] != lift_tier) & (out["stratum"] != "all")]
+    assert (others["p_adjusted"] > 0.05).all() and (others["cuped_p_adjusted"] > 0.05).all()
+    # the correction matters: 银卡's chance dip is "significant" before it
+    assert rev.loc["银卡会员", "p_value"] < 0.05 < rev.loc["银卡会员", "p_adjusted"]
+    srm = abtest.srm_check(e, strata="tier")
+    assert not srm["srm"].any()
+    v = abtest.verdicts(out, srm, "revenue_30d").set_index("stratum")["verdict"]
+    assert v[lift_tier] == "ship" and (v.drop(lift_tier) == "inconclusive").all()
+    hetero = abtest.interaction_test(e, "revenue_30d", "tier", covariate="pre_spend").iloc[0]
+    assert hetero["p_value"] < 0.01
+
+
+# --------------------------------------------------------------------------- real experiments
+
+
+def test_cookie_cats_published_rates_and_the_seven_day_effect(shared_data):
+    cats = pd.read_csv(shared_data / "cookie_cats" / "cookie_cats.csv")
+    for column in ("retention_1", "retention_7"):
+        cats[column] = cats[column].astype(str).str.upper().eq("TRUE").astype(int)
+    cats = cats.rename(columns={"version": "variant"})
+    out = abtest.evaluate(cats, ["retention_1", "retention_7"], control="gate_30").set_index("outcome")
+    assert (out.loc["retention_7", "n_control"], out.loc["retention_7", "n_treatment"]) == (44_700, 45_489)
+    assert out.loc["retention_1", "mean_control"] == pytest.approx(20_034 / 44_700) and out.loc["retention_1", "mean_treatment"] == pytest.approx(20_119 / 45_489)
+    r7 = out.loc["retention_7"]
+    assert (r7["mean_control"], r7["mean_treatment"]) == (8_502 / 44_700, 8_279 / 45_489)
+    # published: -0.82 pp, 95% CI [-1.33, -0.31], p = 0.0016
+    assert round(r7["difference"] * 100, 2) == -0.82
+    assert (round(r7["ci_low"] * 100, 2), round(r7["ci_high"] * 100, 2)) == (-1.33, -0.31)
+    assert round(r7["p_value"], 4) == 0.0016
+    b = abtest.bayes(cats, "retention_7", control="gate_30", seed=3).iloc[0]
+    assert b["prob_beats_control"] < 0.002  # gate_40 beats gate_30 with probability ~0.1 %: DataCamp's ~99.8 % the other way
+
+
+def hillstrom_client(root, shared) -> tuple:
+    """A consultant's set-up for the Hillstrom e-mail test as a client: the experiment file with a
+    customer id, and each customer's past-year spend (`history`, `recency` months ago) as a purchase."""
+    from tierbook.params import load_params
+
+    raw = pd.read_csv(shared / "hillstrom" / "hillstrom.csv")
+    data = root / "data" / "hillstrom"
+    data.mkdir(parents=True)
+    raw.insert(0, "customer_id", [f"H{i:05d}" for i in range(len(raw))])
+    raw.assign(assigned="2008-03-01").to_csv(data / "experiment.csv", index=False)
+    purchase = pd.Timestamp("2008-03-01") - pd.to_timedelta(raw["recency"] * 30, unit="D")
+    pd.DataFrame({"customer": raw["customer_id"], "date": purchase.dt.strftime("%Y-%m-%d"), "amount": raw["history"]}).to_csv(
+        data / "purchases.csv", index=False)
+    (root / "params").mkdir()
+    import shutil
+
+    from .conftest import REPO
+
+    shutil.copy(REPO / "params" / "default.yaml", root / "params" / "default.yaml")
+    (root / "params" / "hillstrom.yaml").write_text("""
+title: MineThatData e-mail test (Hillstrom 2008)
+currency: USD
+sources:
+  transactions:
+    - name: history
+      path: purchases.csv
+      columns: {customer: customer_id, date: order_date, amount: amount}
+  experiment:
+    name: experiment
+    path: experiment.csv
+    columns: {customer_id: customer_id, segment: variant, assigned: assigned_date, history_segment: stratum, history: pre_value}
+    outcomes: {visit: visit, conversion: conversion, spend: spend}
+clean:
+  outliers: {method: none}
+ab_test:
+  control: No E-Mail
+  primary: spend
+  bootstrap_resamples: 300
+  cost_per_treated: {Mens E-Mail: 0.02, Womens E-Mail: 0.02}
+""", encoding="utf-8")
+    return load_params("hillstrom", root / "params")
+
+
+def test_hillstrom_as_a_client_reproduces_the_published_arms(shared_data, tmp_path):
+    from tierbook.data import run_data_stage
+    from tierbook.experiment import run_ab_stage
+
+    params = hillstrom_client(tmp_path, shared_data)
+    run_dir = tmp_path / "reports" / "hillstrom" / "run"
+    run_data_stage(params, tmp_path, run_dir)
+    stage = run_ab_stage(params, run_dir)
+    assert stage.ok and stage.control == "No E-Mail" and stage.covariate == "pre_value" and stage.strata == "stratum"
+    e = stage.effects[stage.effects["stratum"] == "all"].set_index(["treatment", "outcome"])
+    published = {  # REFERENCE_FIGURES.md 3: n, visit, conversion, spend per customer
+        "Mens E-Mail": (21_307, 0.18276, 0.012531, 1.4226), "Womens E-Mail": (21_387, 0.15140, 0.008837, 1.0772)}
+    assert e.loc[("Mens E-Mail", "visit"), "n_control"] == 21_306
+    assert round(e.loc[("Mens E-Mail", "visit"), "mean_control"], 5) == 0.10617
+    assert round(e.loc[("Mens E-Mail", "conversion"), "mean_control"], 6) == 0.005726
+    assert round(e.loc[("Mens E-Mail", "spend"), "mean_control"], 4) == 0.6528
+    for arm, (n, visit, conversion, spend) in published.items():
+        assert e.loc[(arm, "visit"), "n_treatment"] == n
+        assert round(e.loc[(arm, "visit"), "mean_treatment"], 5) == visit
+        assert round(e.loc[(arm, "conversion"), "mean_treatment"], 6) == conversion
+        assert round(e.loc[(arm, "spend"), "mean_treatment"], 4) == spend
+    # the audit note's lifts: Mens +7.66 pp visit, +0.68 pp conversion, +$0.770 spend (t 5.3); Womens +4.52 pp, +0.31 pp, +$0.424
+    assert round(e.loc[("Mens E-Mail", "visit"), "difference"] * 100, 2) == 7.66
+    assert round(e.loc[("Mens E-Mail", "conversion"), "difference"] * 100, 2) == 0.68
+    assert round(e.loc[("Mens E-Mail", "spend"), "difference"], 3) == 0.770
+    assert round(e.loc[("Womens E-Mail", "visit"), "difference"] * 100, 2) == 4.52
+    assert round(e.loc[("Womens E-Mail", "conversion"), "difference"] * 100, 2) == 0.31
+    assert round(e.loc[("Womens E-Mail", "spend"), "difference"], 3) == 0.424
+    t = e.loc[("Mens E-Mail", "spend"), "difference"] / e.loc[("Mens E-Mail", "spend"), "se"]
+    assert round(t, 1) == 5.3
+    assert not stage.srm_failed and len(stage.srm) == 1 + 7  # overall and the 7 history segments
+    v = stage.verdicts.set_index(["stratum", "treatment"])
+    assert v.loc[("all", "Mens E-Mail"), "verdict"] == "ship"
+    assert (run_dir / "tables" / "ab_effects.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+
+
+@pytest.mark.slow
+def test_the_demo_report_has_the_ab_section(demo_project):
+    _, run = demo_project
+    html = (run.run_dir / "ab_test.html").read_text(encoding="utf-8")
+    assert "A/B test: did the tier strategy work?" in html and "Traceback" not in html
+    assert 'data-mime-type="application/vnd.jupyter.stderr"' not in html
+    srm = pd.read_csv(run.run_dir / "tables/ab_srm.csv", encoding="utf-8-sig")
+    overall = srm.iloc[0]
+    assert overall["stratum"] == "all" and f"control {int(overall['n_control']):,}, vip_coupon {int(overall['n_vip_coupon']):,}" in html
+    verdicts = pd.read_csv(run.run_dir / "tables/ab_verdicts.csv", encoding="utf-8-sig")
+    assert set(verdicts["verdict"]) <= {"ship", "don't ship", "inconclusive", "don't trust"}
+    assert set(verdicts["stratum"]) == set(srm["stratum"])  # every stratum gets a verdict, tested or not
+    small = srm[srm[["n_control", "n_vip_coupon"]].min(axis=1) < 30]["stratum"]  # ab_test.min_n on the 400-customer demo
+    assert (verdicts.set_index("stratum").loc[small, "reason"] == "too few customers in an arm to test").all()
+    for name in ("ab_effects", "ab_balance", "ab_bayes", "ab_power", "ab_roi", "ab_interaction"):
+        assert (run.run_dir / "tables" / f"{name}.csv").exists(), name
+    assert html.count("<img") >= 3  # effects on two outcomes and the arm means
