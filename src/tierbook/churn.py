@@ -477,7 +477,7 @@ def _write(stage: ChurnStage, scores: pd.DataFrame, run_dir: Path) -> None:
 
 
 def narrative(stage: ChurnStage, params: Params) -> str:
-    from .tables import money
+    from .tables import money, p_text
 
     if not stage.ok:
         return stage.problem
@@ -489,7 +489,7 @@ def narrative(stage: ChurnStage, params: Params) -> str:
         f"**{rate:.1%} of the {len(customers):,} customers have churned**: {top['churn_rate']:.1%} in the top tier ({top['tier']}) "
         f"against {bottom['churn_rate']:.1%} in {bottom['tier']}.",
         f"Kaplan–Meier by tier: the log-rank test gives χ²({stage.km_tier.logrank_df}) = {stage.km_tier.logrank_statistic:,.1f}, "
-        f"p = {stage.km_tier.logrank_p:.2g}" + (" — tiers differ in how long customers stay." if stage.km_tier.logrank_p < 0.05 else
+        f"{p_text(stage.km_tier.logrank_p)}" + (" — tiers differ in how long customers stay." if stage.km_tier.logrank_p < 0.05 else
                                               " — no evidence that tiers differ in how long customers stay."),
     ]
     if stage.by_nps is not None:
@@ -497,7 +497,7 @@ def narrative(stage: ChurnStage, params: Params) -> str:
         if {"detractor", "promoter"} <= set(nps.index):
             d, p = nps.loc["detractor"], nps.loc["promoter"]
             lines.append(f"Satisfaction and churn: {d['churn_rate']:.1%} of detractors (n = {int(d['customers']):,}) have churned against "
-                         f"{p['churn_rate']:.1%} of promoters (n = {int(p['customers']):,}); log-rank p = {stage.km_nps.logrank_p:.2g}.")
+                         f"{p['churn_rate']:.1%} of promoters (n = {int(p['customers']):,}); log-rank {p_text(stage.km_nps.logrank_p)}.")
     else:
         lines.append("There is no survey with NPS answers for this client, so churn is not linked to satisfaction here.")
     pred = stage.prediction

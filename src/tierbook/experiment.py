@@ -12,6 +12,7 @@ the analysis date from the rfm section.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -216,8 +217,9 @@ def _write(stage: ABStage, run_dir: Path) -> None:
 
 
 def _p(p: float) -> str:
-    """'p = 0.012' or 'p < 0.001'."""
-    return "p < 0.001" if p < 0.001 else f"p = {p:.3f}"
+    from .tables import p_text
+
+    return p_text(p)
 
 
 def narrative(stage: ABStage, params: Params) -> str:
@@ -266,8 +268,13 @@ def narrative(stage: ABStage, params: Params) -> str:
 # --------------------------------------------------------------------------- tables for the page
 
 
+def _nobreak(text: str) -> str:
+    """Keep a figure on one line in a narrow table cell: no break at spaces or after a sign."""
+    return re.sub(r"([+\-−])(\D)", "\\1\u2060\\2", text.replace(" ", "\u00a0"))
+
+
 def _interval(low: float, high: float, fmt) -> str:
-    return "" if pd.isna(low) else f"{fmt(low)} to {fmt(high)}"
+    return "" if pd.isna(low) else _nobreak(f"{fmt(low)} to {fmt(high)}")
 
 
 def effect_table(stage: ABStage, outcome: str, currency: str) -> pd.DataFrame:
@@ -301,7 +308,7 @@ def effect_table(stage: ABStage, outcome: str, currency: str) -> pd.DataFrame:
         out = out.rename(columns={"control": f"mean control ({currency})", "treatment mean": f"mean treatment ({currency})"})
     else:
         out = out.rename(columns={"control": "rate control", "treatment mean": "rate treatment"})
-    return out.reset_index(drop=True)
+    return out.map(lambda v: _nobreak(v) if isinstance(v, str) else v).reset_index(drop=True)
 
 
 def roi_table(stage: ABStage, currency: str) -> pd.DataFrame:
@@ -317,7 +324,7 @@ def roi_table(stage: ABStage, currency: str) -> pd.DataFrame:
         "interval": [f"{cur(lo)} to {cur(hi)}" for lo, hi in zip(r["incremental_revenue_low"], r["incremental_revenue_high"])],
         "incremental margin": r["incremental_margin"].map(cur), "cost": r["cost"].map(cur),
         "ROI": r["roi"].map(pct), "ROI interval": [_interval(lo, hi, pct) for lo, hi in zip(r["roi_low"], r["roi_high"])],
-    }).reset_index(drop=True)
+    }).map(lambda v: _nobreak(v) if isinstance(v, str) else v).reset_index(drop=True)
 
 
 def _unit_formatter(stage: ABStage, outcome: str, currency: str):

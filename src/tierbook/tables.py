@@ -22,6 +22,11 @@ def p_value(value: float) -> str:
     return "<0.001" if value < 0.001 else f"{value:.3f}"
 
 
+def p_text(value: float) -> str:
+    """A p-value for prose: 'p = 0.012' or 'p < 0.001' (a p-value is never 0, and 3.8e-53 says no more)."""
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+
+
 def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), int_cols=(), pct_cols=(), p_cols=(),
            labels: dict[str, str] | None = None, max_rows: int = MAX_ROWS, csv: str | None = None):
     """A Styler with formatted numbers and readable headers. A table longer than ``max_rows`` is
