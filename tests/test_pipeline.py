@@ -98,7 +98,7 @@ def test_cleaning_recovers_the_planted_dirt(demo_project):
 def test_second_run_adds_a_version_and_leaves_the_first_untouched(demo_project):
     project, first = demo_project
     before = tree_digest(first.run_dir)
-    second = run_report(project, "demo", SMALL)
+    second = run_report(project, "demo", SMALL + ["lang=zh"])  # the summary in Chinese; the data are the same
     assert second.status == "succeeded" and second.run_dir != first.run_dir
     assert second.run_dir.name > first.run_dir.name  # run ids sort by time
     assert tree_digest(first.run_dir) == before
@@ -107,6 +107,14 @@ def test_second_run_adds_a_version_and_leaves_the_first_untouched(demo_project):
     for table in ("orders", "transactions", "ledger"):
         pd.testing.assert_frame_equal(pd.read_parquet(first.run_dir / f"data/{table}.parquet"),
                                       pd.read_parquet(second.run_dir / f"data/{table}.parquet"))
+    # the executive summary compares with the first run: same figures, zero deltas, nobody changed tier
+    one = (first.run_dir / "summary.html").read_text(encoding="utf-8")
+    assert "First run for this client: no comparison yet." in one and "Executive summary" in one
+    two = (second.run_dir / "summary.html").read_text(encoding="utf-8")
+    assert "执行摘要" in two and "对比上次运行" in two and "VIP客户" in two and "Traceback" not in two
+    assert json.loads((second.run_dir / "kpis.json").read_text()) == json.loads((first.run_dir / "kpis.json").read_text())
+    customers = json.loads((first.run_dir / "kpis.json").read_text())["customers"]
+    assert f"层级流动：0 位客户升级，0 位降级，{customers:,} 位不变；新增 0 位" in two
 
 
 @pytest.mark.slow
@@ -116,7 +124,7 @@ def test_section_rerun_updates_the_newest_run(demo_project, capsys):
     assert result.status == "succeeded"
     manifest = json.loads((result.run_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["reruns"][-1]["section"] == "data" and manifest["reruns"][-1]["status"] == "succeeded"
-    with pytest.raises(TierbookError, match="unknown section 'rmf'; sections: data, rfm, clv"):
+    with pytest.raises(TierbookError, match="unknown section 'rmf'; sections: summary, data, rfm, clv"):
         run_section(project, "demo", "rmf")
 
 

@@ -321,6 +321,7 @@ class Params(Strict):
     client: str
     title: str | None = None
     currency: str = "CNY"
+    lang: Literal["en", "zh"] = "en"
     demo: Demo = Demo()
     paths: Paths = Paths()
     sources: Sources

@@ -17,6 +17,7 @@ class Section:
 
 
 SECTIONS: tuple[Section, ...] = (
+    Section("summary", "00_summary.ipynb", "Executive summary", depends_on=("data", "rfm", "clv", "satisfaction", "churn", "ab_test")),
     Section("data", "01_data.ipynb", "Data: ingestion and cleaning"),
     Section("rfm", "02_rfm.ipynb", "RFM, segments and tiers", depends_on=("data",)),
     Section("clv", "03_clv.ipynb", "Customer lifetime value", depends_on=("rfm",)),

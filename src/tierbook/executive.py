@@ -1,0 +1,293 @@
+"""The executive summary (section ``summary``, the first page of a run): KPI cards with their change
+against the client's previous successful run, findings generated from the numbers and ranked by
+size, the action per tier from params, tier moves since the previous run, and links into every
+section. Works with whichever sections produced tables; writes ``kpis.json`` for the next run.
+
+Text is in ``params.lang`` (``en`` or ``zh``); tier names follow it (``tiers.levels[].zh``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .params import Params
+from .tables import SYMBOLS, money
+
+TEXT = {
+    "en": {
+        "title": "Executive summary", "customers": "Customers", "active": "Active customers", "revenue": "Net revenue",
+        "period": "{start} to {end}", "nps": "NPS", "csat": "CSAT", "churn": "Churned", "clv": "Mean CLV",
+        "vs": "vs previous run ({date})", "no_previous": "First run for this client: no comparison yet.",
+        "tier_line": "{tier}: {cust:.0%} of customers, {rev:.0%} of revenue",
+        "findings": "Findings", "actions": "Recommended actions per tier", "sections": "Sections",
+        "moves": "Tier moves since the previous run ({date}): {up:,} customers moved up, {down:,} down, {same:,} stayed; {new:,} are new.",
+        "f_concentration": "{tier} customers are {cust:.0%} of customers and bring {rev:.0%} of net revenue ({ratio:.1f}× their share).",
+        "f_clv": "Mean CLV of {top} customers is {top_clv} against {bottom_clv} for {bottom} ({ratio:.0f}×).",
+        "f_churn": "{rate:.0%} of customers have churned: {top_rate:.0%} in {top} against {bottom_rate:.0%} in {bottom}.",
+        "f_nps": "NPS is {nps:+.0f} ({low:+.0f} to {high:+.0f}); by tier it runs from {best_nps:+.0f} ({best}) to {worst_nps:+.0f} ({worst}).",
+        "f_ab_ship": "A/B test: ship {treatment} to {stratum} — {reason}.",
+        "f_ab_none": "A/B test: no tier shows an effect worth shipping for {treatment} ({overall}).",
+        "f_ab_srm": "A/B test: the sample ratio check failed, so its results are not to be trusted.",
+        "f_change": "{label} changed from {before} to {now} since the previous run.",
+        "tier": "tier", "share_customers": "customers", "share_revenue": "revenue", "action": "action",
+    },
+    "zh": {
+        "title": "执行摘要", "customers": "客户数", "active": "活跃客户", "revenue": "净销售额",
+        "period": "{start} 至 {end}", "nps": "净推荐值 NPS", "csat": "满意度 CSAT", "churn": "流失率", "clv": "平均客户终身价值",
+        "vs": "对比上次运行（{date}）", "no_previous": "该客户的首次运行：暂无对比。",
+        "tier_line": "{tier}：客户占 {cust:.0%}，销售额占 {rev:.0%}",
+        "findings": "主要发现", "actions": "各层级建议行动", "sections": "报告章节",
+        "moves": "自上次运行（{date}）以来的层级流动：{up:,} 位客户升级，{down:,} 位降级，{same:,} 位不变；新增 {new:,} 位。",
+        "f_concentration": "{tier}占客户的 {cust:.0%}，贡献 {rev:.0%} 的净销售额（是其客户占比的 {ratio:.1f} 倍）。",
+        "f_clv": "{top}的平均客户终身价值为 {top_clv}，{bottom}为 {bottom_clv}（{ratio:.0f} 倍）。",
+        "f_churn": "{rate:.0%} 的客户已流失：{top}为 {top_rate:.0%}，{bottom}为 {bottom_rate:.0%}。",
+        "f_nps": "净推荐值为 {nps:+.0f}（{low:+.0f} 至 {high:+.0f}）；各层级从 {best}的 {best_nps:+.0f} 到 {worst}的 {worst_nps:+.0f}。",
+        "f_ab_ship": "A/B 测试：建议对{stratum}推行 {treatment} —— {reason}。",
+        "f_ab_none": "A/B 测试：{treatment} 在各层级均无值得推行的效果（{overall}）。",
+        "f_ab_srm": "A/B 测试：样本比例检验未通过，结果不可信。",
+        "f_change": "{label}自上次运行以来从 {before} 变为 {now}。",
+        "tier": "层级", "share_customers": "客户占比", "share_revenue": "销售额占比", "action": "建议行动",
+    },
+}
+
+
+def compact_money(value: float, currency: str, lang: str) -> str:
+    """A large amount short enough for a card: ¥30.2M (en) or ¥3,020.5万 (zh); small amounts in full."""
+    if abs(value) < 100_000:
+        return money(value, currency)
+    symbol = SYMBOLS.get(currency.upper(), currency + " ")
+    sign = "-" if value < 0 else ""
+    units = ((1e8, "亿"), (1e4, "万")) if lang == "zh" else ((1e9, "B"), (1e6, "M"), (1e3, "k"))
+    size, suffix = next((size, suffix) for size, suffix in units if abs(value) >= size)
+    return f"{sign}{symbol}{abs(value) / size:,.1f}{suffix}"
+
+
+def _read(run_dir: Path, name: str) -> pd.DataFrame | None:
+    path = run_dir / "tables" / f"{name}.csv"
+    return pd.read_csv(path, encoding="utf-8-sig") if path.exists() else None
+
+
+def tier_names(params: Params) -> dict[str, str]:
+    """Tier name -> its label in ``params.lang``."""
+    return {level.name: (level.zh or level.name) if params.lang == "zh" else level.name for level in params.tiers.levels}
+
+
+def action_text(action: str, lang: str) -> str:
+    """Params actions read "专属优惠和增值服务: exclusive offers"; show the part in the report's language."""
+    if ": " not in action:
+        return action
+    zh, en = action.split(": ", 1)
+    return zh if lang == "zh" else en
+
+
+def collect_kpis(run_dir: Path) -> dict:
+    """The headline figures of a run, flat (name -> number or text), from the tables the sections wrote."""
+    k: dict = {}
+    orders_path = run_dir / "data" / "orders.parquet"
+    if orders_path.exists():
+        orders = pd.read_parquet(orders_path, columns=["order_date", "net_amount"])
+        k["revenue"] = float(orders["net_amount"].sum())
+        k["period_start"], k["period_end"] = f"{orders['order_date'].min():%Y-%m-%d}", f"{orders['order_date'].max():%Y-%m-%d}"
+    tiers = _read(run_dir, "tiers")
+    if tiers is not None:
+        k["customers"] = int(tiers["customers"].sum())
+        for row in tiers.itertuples():
+            k[f"tier.{row.tier}.customer_share"] = float(row.customer_share)
+            k[f"tier.{row.tier}.revenue_share"] = float(row.revenue_share)
+    clv = _read(run_dir, "clv_by_tier")
+    if clv is not None:
+        k["mean_clv"] = float(clv["clv"].sum() / clv["customers"].sum())
+        for row in clv.itertuples():
+            k[f"tier.{row.tier}.mean_clv"] = float(row.mean_clv)
+    sat = _read(run_dir, "satisfaction_overall")
+    if sat is not None and pd.notna(sat["nps"].iloc[0]):
+        s = sat.iloc[0]
+        k.update({"nps": float(s["nps"]), "nps_lower": float(s["nps_lower"]), "nps_upper": float(s["nps_upper"]), "n_nps": int(s["n_nps"])})
+        if pd.notna(s["csat"]):
+            k.update({"csat": float(s["csat"]), "n_csat": int(s["n_csat"])})
+        by_tier = _read(run_dir, "satisfaction_by_tier")
+        if by_tier is not None:
+            for row in by_tier.itertuples():
+                k[f"tier.{row.tier}.nps"] = float(row.nps)
+    churn = _read(run_dir, "churn_by_tier")
+    if churn is not None:
+        k["churn_rate"] = float(churn["churned"].sum() / churn["customers"].sum())
+        k["active_customers"] = int(churn["customers"].sum() - churn["churned"].sum())
+        for row in churn.itertuples():
+            k[f"tier.{row.tier}.churn_rate"] = float(row.churn_rate)
+    return k
+
+
+def previous_run(run_dir: Path) -> tuple[Path, dict] | None:
+    """The newest earlier run of the same client that succeeded and has kpis.json."""
+    for other in sorted((p for p in run_dir.parent.iterdir() if p.is_dir() and not p.is_symlink() and p.name < run_dir.name), reverse=True):
+        manifest, kpis = other / "manifest.json", other / "kpis.json"
+        if manifest.exists() and kpis.exists():
+            if json.loads(manifest.read_text(encoding="utf-8")).get("status") == "succeeded":
+                return other, json.loads(kpis.read_text(encoding="utf-8"))
+    return None
+
+
+def tier_moves(run_dir: Path, previous: Path, order: list[str]) -> dict | None:
+    """Customers whose tier went up / down / stayed since the previous run, and new customers."""
+    now_path, before_path = run_dir / "data" / "customer_scores.parquet", previous / "data" / "customer_scores.parquet"
+    if not (now_path.exists() and before_path.exists()):
+        return None
+    now = pd.read_parquet(now_path, columns=["customer_id", "tier"]).assign(customer_id=lambda f: f["customer_id"].astype(str))
+    before = pd.read_parquet(before_path, columns=["customer_id", "tier"]).assign(customer_id=lambda f: f["customer_id"].astype(str))
+    rank = {name: i for i, name in enumerate(order)}  # 0 = top tier
+    m = now.merge(before, on="customer_id", how="left", suffixes=("", "_before"))
+    known = m["tier_before"].notna()
+    r_now, r_before = m["tier"].map(rank), m["tier_before"].map(rank)
+    return {"up": int((known & (r_now < r_before)).sum()), "down": int((known & (r_now > r_before)).sum()),
+            "same": int((known & (r_now == r_before)).sum()), "new": int((~known).sum())}
+
+
+@dataclass
+class Card:
+    label: str
+    value: str
+    detail: str = ""
+    delta: str = ""  # "+1.2 pp" against the previous run
+    good: bool | None = None  # is the change good news (None: neutral)
+
+
+@dataclass
+class SummaryStage:
+    lang: str
+    kpis: dict
+    previous: dict | None = None
+    previous_date: str | None = None
+    cards: list[Card] = field(default_factory=list)
+    findings: list[str] = field(default_factory=list)
+    actions: pd.DataFrame | None = None
+    moves: dict | None = None
+    tiers: pd.DataFrame | None = None
+
+
+def _delta(now: float | None, before: float | None, kind: str) -> str:
+    if now is None or before is None or (isinstance(before, float) and np.isnan(before)):
+        return ""
+    d = now - before
+    if kind == "pct":
+        return f"{d * 100:+.1f} pp"
+    if kind == "points":
+        return f"{d:+.1f}"
+    return f"{d / before:+.1%}" if before else ""
+
+
+def build_cards(k: dict, before: dict | None, params: Params) -> list[Card]:
+    t, cur = TEXT[params.lang], params.currency
+    b = before or {}
+    cards = []
+    if "customers" in k:
+        cards.append(Card(t["customers"], f"{k['customers']:,}", delta=_delta(k["customers"], b.get("customers"), "rel")))
+    if "active_customers" in k:
+        cards.append(Card(t["active"], f"{k['active_customers']:,}", delta=_delta(k["active_customers"], b.get("active_customers"), "rel"),
+                          good=(k["active_customers"] >= b["active_customers"]) if "active_customers" in b else None))
+    if "revenue" in k:
+        cards.append(Card(t["revenue"], compact_money(k["revenue"], cur, params.lang), t["period"].format(start=k["period_start"], end=k["period_end"]),
+                          _delta(k["revenue"], b.get("revenue"), "rel"), (k["revenue"] >= b["revenue"]) if "revenue" in b else None))
+    if "mean_clv" in k:
+        cards.append(Card(t["clv"], money(k["mean_clv"], cur), delta=_delta(k["mean_clv"], b.get("mean_clv"), "rel"),
+                          good=(k["mean_clv"] >= b["mean_clv"]) if "mean_clv" in b else None))
+    if "nps" in k:
+        cards.append(Card(t["nps"], f"{k['nps']:+.0f}", f"{k['nps_lower']:+.0f} … {k['nps_upper']:+.0f}, n = {k['n_nps']:,}",
+                          _delta(k["nps"], b.get("nps"), "points"), (k["nps"] >= b["nps"]) if "nps" in b else None))
+    if "csat" in k:
+        cards.append(Card(t["csat"], f"{k['csat']:.0%}", f"n = {k['n_csat']:,}", _delta(k["csat"], b.get("csat"), "pct"),
+                          (k["csat"] >= b["csat"]) if "csat" in b else None))
+    if "churn_rate" in k:
+        cards.append(Card(t["churn"], f"{k['churn_rate']:.1%}", delta=_delta(k["churn_rate"], b.get("churn_rate"), "pct"),
+                          good=(k["churn_rate"] <= b["churn_rate"]) if "churn_rate" in b else None))
+    return cards
+
+
+def build_findings(k: dict, run_dir: Path, params: Params, before: dict | None) -> list[str]:
+    """Sentences from the numbers, ranked by size (how far the figure is from 'nothing to see')."""
+    t, names, cur = TEXT[params.lang], tier_names(params), params.currency
+    order = [level.name for level in params.tiers.levels]
+    ranked: list[tuple[float, str]] = []
+    top, bottom = order[0], order[-1]
+    if f"tier.{top}.revenue_share" in k and k[f"tier.{top}.customer_share"] > 0:
+        cust, rev = k[f"tier.{top}.customer_share"], k[f"tier.{top}.revenue_share"]
+        ranked.append((rev / cust, t["f_concentration"].format(tier=names[top], cust=cust, rev=rev, ratio=rev / cust)))
+    if f"tier.{top}.mean_clv" in k and k.get(f"tier.{bottom}.mean_clv", 0) > 0:
+        ratio = k[f"tier.{top}.mean_clv"] / k[f"tier.{bottom}.mean_clv"]
+        ranked.append((np.log2(ratio), t["f_clv"].format(top=names[top], bottom=names[bottom], top_clv=money(k[f"tier.{top}.mean_clv"], cur),
+                                                         bottom_clv=money(k[f"tier.{bottom}.mean_clv"], cur), ratio=ratio)))
+    if "churn_rate" in k and f"tier.{top}.churn_rate" in k:
+        spread = abs(k[f"tier.{bottom}.churn_rate"] - k[f"tier.{top}.churn_rate"])
+        ranked.append((10 * spread, t["f_churn"].format(rate=k["churn_rate"], top=names[top], bottom=names[bottom],
+                                                        top_rate=k[f"tier.{top}.churn_rate"], bottom_rate=k[f"tier.{bottom}.churn_rate"])))
+    tier_nps = {name: k[f"tier.{name}.nps"] for name in order if f"tier.{name}.nps" in k}
+    if "nps" in k and len(tier_nps) >= 2:
+        best, worst = max(tier_nps, key=tier_nps.get), min(tier_nps, key=tier_nps.get)
+        ranked.append(((tier_nps[best] - tier_nps[worst]) / 10, t["f_nps"].format(
+            nps=k["nps"], low=k["nps_lower"], high=k["nps_upper"], best=names.get(best, best), worst=names.get(worst, worst),
+            best_nps=tier_nps[best], worst_nps=tier_nps[worst])))
+    verdicts, srm = _read(run_dir, "ab_verdicts"), _read(run_dir, "ab_srm")
+    if verdicts is not None:
+        if srm is not None and srm["srm"].astype(str).str.lower().eq("true").any():
+            ranked.append((100.0, t["f_ab_srm"]))
+        else:
+            ship = verdicts[(verdicts["verdict"] == "ship") & (verdicts["stratum"] != "all")]
+            for row in ship.itertuples():
+                ranked.append((5.0, t["f_ab_ship"].format(treatment=row.treatment, stratum=names.get(row.stratum, row.stratum), reason=row.reason)))
+            if ship.empty:
+                for row in verdicts[verdicts["stratum"] == "all"].itertuples():
+                    ranked.append((1.0, t["f_ab_none"].format(treatment=row.treatment, overall=row.reason)))
+    if before:
+        for key, label, fmt in (("nps", t["nps"], "{:+.0f}"), ("churn_rate", t["churn"], "{:.1%}"), ("csat", t["csat"], "{:.0%}")):
+            if key in k and key in before and fmt.format(k[key]) != fmt.format(before[key]):
+                change = abs(k[key] - before[key]) / (10 if key == "nps" else 0.05)
+                ranked.append((change, t["f_change"].format(label=label, before=fmt.format(before[key]), now=fmt.format(k[key]))))
+    return [text for _, text in sorted(ranked, key=lambda pair: -pair[0])]
+
+
+def run_summary_stage(params: Params, run_dir: Path) -> SummaryStage:
+    k = collect_kpis(run_dir)
+    prev = previous_run(run_dir)
+    before, before_date, moves = None, None, None
+    order = [level.name for level in params.tiers.levels]
+    if prev is not None:
+        before = prev[1]
+        before_date = f"{prev[0].name[:4]}-{prev[0].name[4:6]}-{prev[0].name[6:8]} {prev[0].name[9:11]}:{prev[0].name[11:13]}"
+        moves = tier_moves(run_dir, prev[0], order)
+    names = tier_names(params)
+    tiers = _read(run_dir, "tiers")
+    actions = None
+    if tiers is not None:
+        t = TEXT[params.lang]
+        actions = pd.DataFrame({t["tier"]: tiers["tier"].map(lambda n: names.get(n, n)), t["share_customers"]: tiers["customer_share"],
+                                t["share_revenue"]: tiers["revenue_share"],
+                                t["action"]: [action_text(a, params.lang) if isinstance(a, str) else "" for a in tiers["action"]]})
+    stage = SummaryStage(lang=params.lang, kpis=k, previous=before, previous_date=before_date, cards=build_cards(k, before, params),
+                         findings=build_findings(k, run_dir, params, before), actions=actions, moves=moves, tiers=tiers)
+    (run_dir / "kpis.json").write_text(json.dumps(k, indent=2, ensure_ascii=False, sort_keys=True) + "\n", encoding="utf-8")
+    return stage
+
+
+def cards_html(stage: SummaryStage) -> str:
+    """KPI cards as HTML (client strings escaped); styles in report.css (.tb-cards)."""
+    t = TEXT[stage.lang]
+    parts = ['<div class="tb-cards">']
+    for card in stage.cards:
+        cls = "" if card.good is None else (" tb-up" if card.good else " tb-down")
+        delta = f'<div class="tb-delta{cls}">{html.escape(card.delta)} {html.escape(t["vs"].format(date=stage.previous_date))}</div>' if card.delta else ""
+        detail = f'<div class="tb-detail">{html.escape(card.detail)}</div>' if card.detail else ""
+        parts.append(f'<div class="tb-card"><div class="tb-label">{html.escape(card.label)}</div>'
+                     f'<div class="tb-value">{html.escape(card.value)}</div>{detail}{delta}</div>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def findings_html(stage: SummaryStage) -> str:
+    items = "".join(f"<li>{html.escape(text)}</li>" for text in stage.findings)
+    return f"<ol class=\"tb-findings\">{items}</ol>" if items else ""
