@@ -109,9 +109,9 @@ def test_second_run_adds_a_version_and_leaves_the_first_untouched(demo_project):
                                       pd.read_parquet(second.run_dir / f"data/{table}.parquet"))
     # the executive summary compares with the first run: same figures, zero deltas, nobody changed tier
     one = (first.run_dir / "summary.html").read_text(encoding="utf-8")
-    assert "First run for this client: no comparison yet." in one and "Executive summary" in one
+    assert "First run for this client: no comparison yet." in one and '<div class="tb-label">Customers</div>' in one
     two = (second.run_dir / "summary.html").read_text(encoding="utf-8")
-    assert "执行摘要" in two and "对比上次运行" in two and "VIP客户" in two and "Traceback" not in two
+    assert '<div class="tb-label">客户数</div>' in two and "对比上次运行" in two and "VIP客户" in two and "Traceback" not in two
     assert json.loads((second.run_dir / "kpis.json").read_text()) == json.loads((first.run_dir / "kpis.json").read_text())
     customers = json.loads((first.run_dir / "kpis.json").read_text())["customers"]
     assert f"层级流动：0 位客户升级，0 位降级，{customers:,} 位不变；新增 0 位" in two
