@@ -13,9 +13,10 @@ import pytest
 
 from tierbook import demo
 
-POS_COLUMNS = ["小票号", "会员卡号", "门店", "交易时间", "商品编码", "数量", "单价", "单据类型", "原小票号"]
-ECOM_COLUMNS = ["order_id", "member_id", "order_time", "order_amount", "status", "platform", "ref_order_id"]
-MEMBER_COLUMNS = ["会员卡号", "姓名", "手机号", "邮箱", "注册日期", "地区", "注册渠道", "会员等级"]
+POS_COLUMNS = ["小票号", "会员卡号", "门店", "交易时间", "商品编码", "品类", "数量", "单价", "成本", "单据类型", "原小票号"]
+ECOM_COLUMNS = ["order_id", "member_id", "order_time", "order_amount", "discount", "cost", "status", "platform", "category",
+                "ref_order_id"]
+MEMBER_COLUMNS = ["会员卡号", "姓名", "性别", "出生日期", "手机号", "邮箱", "注册日期", "地区", "注册渠道", "会员等级"]
 SURVEY_COLUMNS = ["customer_id", "response_date", "nps", "csat", "comment", "item_delivery", "item_product", "item_service"]
 EXPERIMENT_COLUMNS = ["customer_id", "variant", "assigned_date", "tier", "revenue_30d", "converted_30d"]
 ALL_FILES = list(demo.EXPECTED_FILES) + ["TRUTH.json"]

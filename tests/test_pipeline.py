@@ -124,7 +124,7 @@ def test_section_rerun_updates_the_newest_run(demo_project, capsys):
     assert result.status == "succeeded"
     manifest = json.loads((result.run_dir / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["reruns"][-1]["section"] == "data" and manifest["reruns"][-1]["status"] == "succeeded"
-    with pytest.raises(TierbookError, match="unknown section 'rmf'; sections: summary, data, rfm, clv"):
+    with pytest.raises(TierbookError, match="unknown section 'rmf'; sections: summary, data, rfm, profile, clv"):
         run_section(project, "demo", "rmf")
 
 

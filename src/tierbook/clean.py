@@ -64,7 +64,7 @@ REASONS = {
 
 LEDGER_COLUMNS = ["table", "source", "row", "status", "reason", "detail", "customer_id", "order_id", "order_date", "amount"]
 TX_COLUMNS = ["source", "row", "order_id", "customer_id", "order_date", "amount", "quantity", "unit_price",
-              "product_id", "channel", "store", "currency"]
+              "product_id", "channel", "store", "currency", "category", "discount", "cost", "margin", "region"]
 
 
 class _Ledger:
@@ -124,7 +124,8 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     duplicates. ``today`` is the default ``max_date``.
     """
     tx = tx.reset_index(drop=True)
-    for column in ("order_id", "original_order_id", "product_id", "quantity", "unit_price", "store"):
+    for column in ("order_id", "original_order_id", "product_id", "quantity", "unit_price", "store",
+                   "category", "discount", "cost", "margin", "region"):
         if column not in tx:
             tx[column] = pd.NA
     tx["order_id"] = tx["order_id"].astype("string").fillna("row" + tx["row"].astype(str))

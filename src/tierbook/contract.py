@@ -33,6 +33,11 @@ TRANSACTIONS = _cols(
     Column("channel", "text", "optional", "channel / platform / store type; else the source's `channel` param"),
     Column("store", "text", "optional", "store or shop name"),
     Column("currency", "text", "optional", "currency code per row; else the source's or the client's `currency`"),
+    Column("category", "text", "optional", "product category of the line (favourite category, category mix by tier)"),
+    Column("discount", "number", "optional", "discount or coupon value on the line (> 0 = bought on discount)"),
+    Column("cost", "number", "optional", "cost of goods of the line (profit = amount - cost)"),
+    Column("margin", "number", "optional", "gross margin of the line in money (cost = amount - margin); map cost or margin"),
+    Column("region", "text", "optional", "customer's region / country as recorded on the transaction (used when the customers table has none)"),
 )
 
 CUSTOMERS = _cols(
@@ -44,6 +49,9 @@ CUSTOMERS = _cols(
     Column("birth_date", "date", "optional", "birth date (age bands are derived, the date is not shown)"),
     Column("signup_channel", "text", "optional", "channel the member signed up through"),
     Column("member_tier", "text", "optional", "the client's own current tier / membership level"),
+    Column("age", "number", "optional", "age in years (banded by profile.bands.age)"),
+    Column("industry", "text", "optional", "industry (B2B clients)"),
+    Column("company_size", "number", "optional", "employees (B2B clients; banded by profile.bands.company_size)"),
     Column("name", "text", "pii", "personal name: dropped at ingest"),
     Column("phone", "text", "pii", "phone number: dropped at ingest"),
     Column("email", "text", "pii", "e-mail address: dropped at ingest"),

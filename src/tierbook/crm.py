@@ -38,6 +38,13 @@ COLUMNS = {
     "churned": "True when the customer has not bought for churn days (the churn section states the threshold)",
     "churn_risk": "predicted probability of no purchase in the next churn.prediction_days (active customers only)",
     "last_nps": "the customer's last NPS answer (0-10) before as_of, blank without one",
+    "lifecycle_stage": "new | active | reactivated | lapsing | lapsed at as_of (rules: params profile.lifecycle)",
+    "favourite_category": "the category with the largest share of the customer's spend",
+    "channel_preference": "'<channel> only' or 'omnichannel' (bought through two or more channels)",
+    "purchase_cadence": "median days between purchase days, banded (profile.tags.cadence_days); 'one purchase' without a repeat",
+    "discount_sensitivity": "share of spend bought on discount: low | medium | high (profile.tags.discount_share)",
+    "weekday_weekend": "weekend when at least profile.tags.weekend_share of purchase days are on Saturday or Sunday, else weekday",
+    "return_behaviour": "high return when returns are at least profile.tags.high_return_share of gross spend, else low return",
 }
 
 

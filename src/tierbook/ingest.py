@@ -253,6 +253,10 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
             if spec.kind == "date":
                 parsed = parsed.dt.normalize()
         out[target] = parsed
+    for column, name in getattr(source, "attributes", {}).items():
+        if column not in frame.columns:
+            raise TierbookError(f"{raw.path}: attribute column {column!r} is not in the file; fix `attributes` of source {source.name!r}")
+        out[name] = parse_text(frame[column])
     for column, outcome in getattr(source, "outcomes", {}).items():
         if column not in frame.columns:
             raise TierbookError(f"{raw.path}: outcome column {column!r} is not in the file; fix `outcomes` of source {source.name!r}")

@@ -99,6 +99,8 @@ class TransactionSource(Source):
         targets = set(self.columns.values())
         if "amount" not in targets and not {"quantity", "unit_price"} <= targets:
             raise ValueError("map either an `amount` column or both `quantity` and `unit_price`")
+        if {"cost", "margin"} <= targets:
+            raise ValueError("both a `cost` and a `margin` column are mapped; map one (margin = amount - cost)")
         for rule in self.returns:
             if rule.column not in targets:
                 raise ValueError(f"return rule on {rule.column!r}, but no source column is mapped to it")
@@ -107,6 +109,18 @@ class TransactionSource(Source):
 
 class CustomerSource(Source):
     table: ClassVar[str] = "customers"
+    attributes: dict[str, str] = {}  # any other column -> attribute name, kept as text for the profile section
+
+    @model_validator(mode="after")
+    def _attributes(self):
+        for src, name in self.attributes.items():
+            if not re.match(r"^[a-z][a-z0-9_]*$", name):
+                raise ValueError(f"attribute {src!r} is named {name!r}; attribute names must match [a-z][a-z0-9_]*")
+            if name in TABLES["customers"] or name in self.columns.values():
+                raise ValueError(f"attribute {src!r} is named {name!r}, a name of the customers contract; map it under columns")
+            if src in self.columns:
+                raise ValueError(f"column {src!r} is both mapped under columns and listed under attributes; keep one")
+        return self
 
 
 class SurveySource(Source):
@@ -312,6 +326,56 @@ class ABTest(Strict):
         return self
 
 
+def _ascending(edges: list[float], key: str) -> list[float]:
+    if not edges or any(b <= a for a, b in zip(edges, edges[1:])):
+        raise ValueError(f"{key} needs ascending cut points, e.g. [25, 35, 45, 55]")
+    return edges
+
+
+class ProfileBands(Strict):
+    age: list[float] = [25, 35, 45, 55]
+    company_size: list[float] = [10, 50, 250, 1000]
+
+    @model_validator(mode="after")
+    def _edges(self):
+        _ascending(self.age, "profile.bands.age")
+        _ascending(self.company_size, "profile.bands.company_size")
+        return self
+
+
+class Lifecycle(Strict):
+    new_days: int = Field(90, ge=1)
+    lapsing_share: float = Field(0.5, gt=0, lt=1)
+    reactivated_days: int = Field(90, ge=1)
+
+
+class TagRules(Strict):
+    cadence_days: list[int] = [30, 90, 180]
+    discount_share: list[float] = [0.2, 0.5]
+    weekend_share: float = Field(0.5, gt=0, le=1)
+    high_return_share: float = Field(0.2, gt=0, le=1)
+
+    @model_validator(mode="after")
+    def _edges(self):
+        _ascending(self.cadence_days, "profile.tags.cadence_days")
+        if len(_ascending(self.discount_share, "profile.tags.discount_share")) != 2:
+            raise ValueError("profile.tags.discount_share needs two cut points (low | medium | high), e.g. [0.2, 0.5]")
+        return self
+
+
+class Profile(Strict):
+    attributes: Literal["auto"] | list[str] = "auto"
+    bands: ProfileBands = ProfileBands()
+    lifecycle: Lifecycle = Lifecycle()
+    tags: TagRules = TagRules()
+    min_n: int = Field(30, ge=1)
+    min_group_size: int = Field(100, ge=1)
+    merge: dict[str, str] = {}
+    correction: Literal["holm", "bonferroni", "bh"] = "holm"
+    alpha: float = Field(0.05, gt=0, lt=0.5)
+    top_tags: int = Field(5, ge=1, le=20)
+
+
 class Run(Strict):
     parallel: int = Field(2, ge=1)
     cell_timeout_seconds: int = Field(1800, ge=10)
@@ -333,6 +397,7 @@ class Params(Strict):
     satisfaction: Satisfaction = Satisfaction()
     churn: Churn = Churn()
     ab_test: ABTest = ABTest()
+    profile: Profile = Profile()
     run: Run = Run()
 
     def data_dir(self, root: Path) -> Path:

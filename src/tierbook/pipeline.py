@@ -17,9 +17,11 @@ class Section:
 
 
 SECTIONS: tuple[Section, ...] = (
-    Section("summary", "00_summary.ipynb", "Executive summary", depends_on=("data", "rfm", "clv", "satisfaction", "churn", "ab_test")),
+    Section("summary", "00_summary.ipynb", "Executive summary", depends_on=("data", "rfm", "profile", "clv", "satisfaction", "churn", "ab_test")),
     Section("data", "01_data.ipynb", "Data: ingestion and cleaning"),
     Section("rfm", "02_rfm.ipynb", "RFM, segments and tiers", depends_on=("data",)),
+    # profile adds its tags to customer_scores, so it runs after churn (the last section before it that writes them)
+    Section("profile", "07_profile.ipynb", "Customer profiles and tags", depends_on=("churn",)),
     Section("clv", "03_clv.ipynb", "Customer lifetime value", depends_on=("rfm",)),
     Section("satisfaction", "04_satisfaction.ipynb", "Satisfaction (NPS and CSAT)", depends_on=("clv",)),
     Section("churn", "05_churn.ipynb", "Churn", depends_on=("clv",)),

@@ -11,19 +11,24 @@ Files written into ``out_dir``
 Raw exports (what the analysis reads):
 
 * ``pos_transactions.csv`` -- store tills, **GBK**, Chinese headers, one row per receipt LINE:
-  ``小票号, 会员卡号, 门店, 交易时间, 商品编码, 数量, 单价, 单据类型, 原小票号``.
+  ``小票号, 会员卡号, 门店, 交易时间, 商品编码, 品类, 数量, 单价, 成本, 单据类型, 原小票号``.
   小票号 "P" + 8 digits (sequential in time, steps of 1-3), 交易时间 ``%Y/%m/%d %H:%M`` between 10:00
   and 21:59, 商品编码 "SKU" + 5 digits, 数量 int, 单价 2 decimals, 单据类型 销售 (sale) or 退货 (return),
   原小票号 = the returned sale's 小票号 on returns, empty otherwise.  Line amount = 数量 x 单价.
+  品类 (category: 服装 美妆 食品 家居 数码) per line; 成本 (cost of goods) = line amount x (1 - the
+  category's margin: .55 .65 .25 .40 .12), negative on returns.
   Rows are in 小票号 order (= time order, so the 2031 typos sit among their 2025 neighbours); the
   lines of a receipt are consecutive.
 * ``ecommerce_orders.csv`` -- online shop, UTF-8 (no BOM), one row per ORDER:
-  ``order_id, member_id, order_time, order_amount, status, platform, ref_order_id``.
+  ``order_id, member_id, order_time, order_amount, discount, cost, status, platform, category, ref_order_id``.
   order_id "E" + 9 digits (sequential in time), order_time ``%Y-%m-%d %H:%M:%S``, order_amount a
   string such as ``"¥1,234.50"`` / ``"-¥120.00"``, status ``paid`` / ``refunded``, platform
-  ``app`` / ``web`` / ``mini-program``, ref_order_id = the refunded order_id on refunds.
-* ``members.xlsx`` -- sheet ``会员``, header in row 1: ``会员卡号, 姓名, 手机号, 邮箱, 注册日期, 地区,
-  注册渠道, 会员等级``.  注册日期 are real Excel date cells (yyyy-mm-dd); 手机号 is text.
+  ``app`` / ``web`` / ``mini-program``, ref_order_id = the refunded order_id on refunds; discount = the
+  coupon value on top of the amount paid (``0.00`` without one; refunds 0), cost as on POS, category
+  the order's category.
+* ``members.xlsx`` -- sheet ``会员``, header in row 1: ``会员卡号, 姓名, 性别, 出生日期, 手机号, 邮箱,
+  注册日期, 地区, 注册渠道, 会员等级``.  注册日期 and 出生日期 are real Excel date cells (yyyy-mm-dd);
+  手机号 is text; 3 % of members leave 性别 and 出生日期 empty.
 * ``survey.csv`` -- UTF-8 **with BOM**: ``customer_id, response_date, nps, csat, comment, item_delivery,
   item_product, item_service``.
 * ``experiment.csv`` -- UTF-8: ``customer_id, variant, assigned_date, tier, revenue_30d,
@@ -125,6 +130,24 @@ the customer's true (gross, lifted) order totals in that window, converted_30d =
 TRUTH ``experiment`` records lift 0.5, lift tier, effect by tier, per-tier-per-arm n and the
 realised per-arm means.
 
+Profile attributes (TRUTH ``profile``; generator v5)
+-----------------------------------------------------
+Drawn from their own stream (SeedSequence [seed, 11]) so that every amount, date and id is the same
+as in v4; only 门店 (home stores follow regions) and the new columns differ.
+
+* Region (planted): the 10 % of customers with the highest true value (lam x p / nu, expected spend
+  per week while alive) live in 华东 with probability 0.60 instead of 0.34 (the other regions scaled
+  down), using the same uniform draw as before.  VIPs are therefore over-represented in 华东
+  (about 47 % of the top-value customers against 34 % of the rest on the default demo).
+* Category (planted): every sale line has a category (服装 美妆 食品 家居 数码, weights .30 .12 .28
+  .18 .12); the first line of an order has the order's category, and a customer's FIRST order is
+  drawn from .20 .45 .15 .12 .08: 美妆 is skewed to new customers (and so to one-time buyers).
+* Omnichannel (emergent, not planted): each order goes online with the customer's online share, so
+  customers with many orders -- the VIPs -- nearly all buy in both channels.
+* Cost: amount x (1 - category margin).  Discount: online orders only; each customer uses a coupon
+  with probability ~ Beta(0.8, 2.4), worth 5-25 % of the amount paid.  Gender 女/男 (.55/.45) and
+  birth date (age at 2025-12-31 triangular 18..70, mode 32) independent of everything else.
+
 Planted dirt (exact counts in TRUTH ``dirt``; categories are disjoint)
 ----------------------------------------------------------------------
 Percentages are of the stated base, each count = max(1, round(rate x base)):
@@ -202,10 +225,12 @@ import numpy as np
 import pandas as pd
 
 from ._common import (
+    CATEGORIES,
     DROPOUT_AFTER_FIRST_PURCHASE,
     EMAIL_DOMAINS,
     EXPECTED_FILES,
     GARBAGE_TIMES,
+    GENDERS,
     GENERATOR_VERSION,
     GIVEN,
     PINYIN,
@@ -216,9 +241,11 @@ from ._common import (
     SURNAMES,
     TIERS,
     TRUTH_FILE,
+    _cost,
     _dates,
     _datetimes,
     _fmt_cny,
+    _fmt_signed,
 )
 from ._files import (
     _iso,
@@ -252,14 +279,17 @@ def generate(out_dir: Path, size: int = 20000, seed: int = 20240101) -> dict:
     dt = np.datetime_as_string(_datetimes(P["day"], P["sec"]), unit="m").tolist()
     ptime = [f"{'2031' if y else s[0:4]}/{s[5:7]}/{s[8:10]} {s[11:16]}" for s, y in zip(dt, P["year2031"])]
     store_names = np.array([s for s, _ in STORES], dtype=object)
+    categories = np.array(CATEGORIES, dtype=object)
     pos_df = pd.DataFrame({
         "小票号": [f"P{r:08d}" for r in P["rec"].tolist()],
         "会员卡号": np.where(P["cust"] >= 0, cid[np.maximum(P["cust"], 0)], ""),
         "门店": store_names[P["store"]],
         "交易时间": ptime,
         "商品编码": [f"SKU{s:05d}" for s in P["sku"].tolist()],
+        "品类": categories[P["cat"]],
         "数量": P["qty"].astype(np.int64),
         "单价": [_fmt_cny(u) for u in P["unit"].tolist()],
+        "成本": [_fmt_signed(c) for c in _cost(P["qty"] * P["unit"], P["cat"]).tolist()],
         "单据类型": np.where(P["ret"] == 1, "退货", "销售"),
         "原小票号": [f"P{o:08d}" if o >= 0 else "" for o in P["orig"].tolist()],
     })
@@ -274,8 +304,11 @@ def generate(out_dir: Path, size: int = 20000, seed: int = 20240101) -> dict:
         "member_id": cid[Ed["cust"]],
         "order_time": etime,
         "order_amount": amt,
+        "discount": [_fmt_cny(c) for c in Ed["discount"].tolist()],
+        "cost": [_fmt_signed(c) for c in _cost(Ed["cents"], Ed["cat"]).tolist()],
         "status": np.where(Ed["refunded"], "refunded", "paid"),
         "platform": np.array(PLATFORMS, dtype=object)[Ed["platform"]],
+        "category": categories[Ed["cat"]],
         "ref_order_id": [f"E{r:09d}" if r >= 0 else "" for r in Ed["ref"].tolist()],
     })
 
@@ -289,14 +322,16 @@ def generate(out_dir: Path, size: int = 20000, seed: int = 20240101) -> dict:
     reg_dates = [_dt.date(2024, 1, 1) + _dt.timedelta(days=int(d)) for d in S["reg"].tolist()]
     tier_names = np.array(TIERS, dtype=object)[S["tier"]]
     mdup = set(S["mdup"].tolist())
+    born = [_dt.date(2025, 12, 31) - _dt.timedelta(days=int(d)) for d in S["age_days"].tolist()]
     member_rows = []
     for i in range(n):
-        row = [cid[i], names[i], phones[i], emails[i], reg_dates[i], REGIONS[S["region"][i]],
-               REG_CHANNELS[S["reg_ch"][i]], tier_names[i]]
+        blank = bool(S["no_profile"][i])
+        row = [cid[i], names[i], None if blank else GENDERS[S["gender"][i]], None if blank else born[i], phones[i], emails[i],
+               reg_dates[i], REGIONS[S["region"][i]], REG_CHANNELS[S["reg_ch"][i]], tier_names[i]]
         member_rows.append(row)
         if i in mdup:
             member_rows.append(list(row))
-    members_header = ["会员卡号", "姓名", "手机号", "邮箱", "注册日期", "地区", "注册渠道", "会员等级"]
+    members_header = ["会员卡号", "姓名", "性别", "出生日期", "手机号", "邮箱", "注册日期", "地区", "注册渠道", "会员等级"]
 
     # ---- survey -------------------------------------------------------------------------------------
     resp = S["resp"]

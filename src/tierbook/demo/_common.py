@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-GENERATOR_VERSION = 4
+GENERATOR_VERSION = 5
 
 EXPECTED_FILES = (
     "pos_transactions.csv",
@@ -63,6 +63,20 @@ STORES = (
     ("北京朝阳店", "华北"), ("北京西单店", "华北"), ("广州天河店", "华南"), ("深圳南山店", "华南"),
     ("成都春熙路店", "西南"), ("武汉江汉路店", "华中"),
 )
+# Planted for the profile section: customers in the top REGION_TILT_TOP of true value (expected spend
+# per week while alive, lam x p / nu) live in 华东 with probability REGION_W_TOP[0] instead of 0.34.
+REGION_TILT_TOP = 0.10
+REGION_W_TOP = (0.60,) + tuple(round(w * 0.40 / 0.66, 6) for w in REGION_W[1:])
+# Categories of a sale line, their gross margins (cost = amount x (1 - margin)), and the planted skew:
+# a customer's FIRST order is 美妆 (cosmetics) with probability 0.45 instead of 0.12.
+CATEGORIES = ("服装", "美妆", "食品", "家居", "数码")
+CATEGORY_W = (0.30, 0.12, 0.28, 0.18, 0.12)
+FIRST_CATEGORY_W = (0.20, 0.45, 0.15, 0.12, 0.08)
+CATEGORY_MARGIN = (0.55, 0.65, 0.25, 0.40, 0.12)
+DISCOUNT_BETA = (0.8, 2.4)  # per-customer probability that an online order used a coupon (mean 0.25)
+DISCOUNT_RANGE = (0.05, 0.25)  # coupon value as a share of the amount paid
+GENDERS, GENDER_W = ("女", "男"), (0.55, 0.45)
+AGE_RANGE = (18, 70)  # age at 2025-12-31, triangular with mode 32; 3 % of members leave 性别 and 出生日期 blank
 PLATFORMS = ("app", "mini-program", "web")
 PLATFORM_W = (0.5, 0.3, 0.2)
 REG_CHANNELS = ("门店", "App", "小程序", "官网")
@@ -87,6 +101,16 @@ COMMENTS = {
 
 def _fmt_cny(c: int) -> str:
     return f"{c // 100}.{c % 100:02d}"
+
+
+def _fmt_signed(c: int) -> str:
+    return ("-" if c < 0 else "") + _fmt_cny(abs(c))
+
+
+def _cost(cents: np.ndarray, cat: np.ndarray) -> np.ndarray:
+    """Cost of goods in cents: amount x (1 - the category's margin), rounded half away from zero."""
+    raw = np.asarray(cents, np.float64) * (1.0 - np.asarray(CATEGORY_MARGIN)[cat])
+    return (np.sign(raw) * np.floor(np.abs(raw) + 0.5)).astype(np.int64)
 
 
 def _money(cents) -> float:

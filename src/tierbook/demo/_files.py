@@ -14,10 +14,19 @@ import pandas as pd
 from scipy.special import ndtr
 
 from ._common import (
+    AGE_RANGE,
     BGNBD,
+    CATEGORIES,
+    CATEGORY_MARGIN,
+    CATEGORY_W,
     CSAT_NOISE_SD,
+    DISCOUNT_BETA,
+    DISCOUNT_RANGE,
     DROPOUT_AFTER_FIRST_PURCHASE,
+    FIRST_CATEGORY_W,
     GAMMA_GAMMA,
+    GENDER_W,
+    GENDERS,
     GENERATOR_VERSION,
     ITEM_PROBS,
     ITEM_WEIGHTS,
@@ -29,6 +38,10 @@ from ._common import (
     ONLINE_BETA,
     PLATFORMS,
     RATES,
+    REGION_TILT_TOP,
+    REGION_W,
+    REGION_W_TOP,
+    REGIONS,
     STORES,
     TIERS,
     _dates,
@@ -75,6 +88,8 @@ def _xlsx_rows_xml(rows, first_r: int, date_style: str) -> str:
         cells = []
         for j, v in enumerate(row):
             ref = f"{chr(65 + j)}{r}"
+            if v is None:  # an empty cell, as openpyxl writes None
+                continue
             if isinstance(v, _dt.date):
                 cells.append(f'<c r="{ref}" s="{date_style}" t="n"><v>{(v - epoch).days}</v></c>')
             else:
@@ -134,6 +149,29 @@ def _xlsx_bytes(sheet: str, header: list[str], rows) -> bytes:
 
 def _iso(days) -> list[str]:
     return [str(d) for d in _dates(days)]
+
+
+def _profile_truth(S) -> dict:
+    """The planted profile differences (for tests of the profile section)."""
+    region, top = S["region"], S["top_value"]
+    first = np.concatenate([[0], np.cumsum(S["n_orders"])[:-1]])
+    first_cat = S["o_cat"][first]
+    return {
+        "region_tilt": {"top_value_share": REGION_TILT_TOP, "value": "lam x p / nu (expected spend per week while alive)",
+                        "weights_top": dict(zip(REGIONS, REGION_W_TOP)), "weights_rest": dict(zip(REGIONS, REGION_W)),
+                        "huadong_share_top": round(float((region[top] == 0).mean()), 6) if top.any() else None,
+                        "huadong_share_rest": round(float((region[~top] == 0).mean()), 6) if (~top).any() else None},
+        "categories": {"names": list(CATEGORIES), "weights": dict(zip(CATEGORIES, CATEGORY_W)),
+                       "weights_first_order": dict(zip(CATEGORIES, FIRST_CATEGORY_W)),
+                       "margins": dict(zip(CATEGORIES, CATEGORY_MARGIN)),
+                       "first_order_cosmetics_share": round(float((first_cat == 1).mean()), 6)},
+        "omnichannel": "emerges: every order goes online with the customer's online_share ~ Beta(1.5, 1.5), so customers "
+                       "with many orders (VIPs) nearly all use both channels",
+        "discount": {"coupon_probability_beta": list(DISCOUNT_BETA), "coupon_share_of_amount": list(DISCOUNT_RANGE),
+                     "channel": "online orders only"},
+        "members": {"genders": dict(zip(GENDERS, GENDER_W)), "age_range": list(AGE_RANGE), "age_mode": 32,
+                    "blank_gender_and_birth_date": int(S["no_profile"].sum())},
+    }
 
 
 def _truth(S, size, seed, pos_df, ecom_df, n_member_rows, survey_df, exp_df, rev30, n30) -> dict:
@@ -345,6 +383,7 @@ def _truth(S, size, seed, pos_df, ecom_df, n_member_rows, survey_df, exp_df, rev
                   "top 5% 金卡会员, next 20% 银卡会员, rest 普通会员", "counts": tiers_counts},
         "survey": survey,
         "experiment": experiment,
+        "profile": _profile_truth(S),
         "dirt": dirt,
         "files": files,
     }

@@ -11,16 +11,24 @@ from ._common import (
     _TIER_DAY,
     _WINDOW_END,
     _Y2025,
+    AGE_RANGE,
     BGNBD,
+    CATEGORIES,
+    CATEGORY_W,
     COMMENTS,
     CSAT_NOISE_SD,
+    DISCOUNT_BETA,
+    DISCOUNT_RANGE,
     DROPOUT_AFTER_FIRST_PURCHASE,
     ECOM_HOUR_W,
     EMAIL_DOMAINS,
     EMAIL_W,
+    FIRST_CATEGORY_W,
     FIXED_DIRT,
     GAMMA_GAMMA,
     GARBAGE_TIMES,
+    GENDER_W,
+    GENDERS,
     GIVEN,
     ITEM_PROBS,
     ITEM_WEIGHTS,
@@ -36,7 +44,9 @@ from ._common import (
     POS_HOUR_W,
     RATES,
     REG_CHANNELS,
+    REGION_TILT_TOP,
     REGION_W,
+    REGION_W_TOP,
     REGIONS,
     STORES,
     SURNAME_W,
@@ -67,7 +77,13 @@ def _simulate(size: int, seed: int):
     p_drop = rng.beta(BGNBD["a"], BGNBD["b"], n)
     nu = rng.gamma(GAMMA_GAMMA["q"], 1.0 / GAMMA_GAMMA["gamma"], n)
     online_share = rng.beta(*ONLINE_BETA, n)
-    region = rng.choice(len(REGIONS), size=n, p=REGION_W)
+    # the same uniform draw as rng.choice(len(REGIONS), n, p=REGION_W), so the stream is unchanged;
+    # the top REGION_TILT_TOP of customers by true value draw from REGION_W_TOP (planted: VIPs lean to 华东)
+    u_region = rng.random(n)
+    value = lam * GAMMA_GAMMA["p"] / nu
+    top_value = value >= np.quantile(value, 1 - REGION_TILT_TOP)
+    cdf, cdf_top = (np.cumsum(w) / np.sum(w) for w in (REGION_W, REGION_W_TOP))
+    region = np.where(top_value, cdf_top.searchsorted(u_region, side="right"), cdf.searchsorted(u_region, side="right"))
     store_region = np.array([REGIONS.index(r) for _, r in STORES])
     store_w = np.array([REGION_W[r] for r in store_region])
     store_w = store_w / np.bincount(store_region, minlength=len(REGIONS))[store_region]
@@ -182,6 +198,14 @@ def _simulate(size: int, seed: int):
     line_first = np.concatenate([[0], np.cumsum(n_lines)[:-1]])
     n_true_lines = l_part.size
 
+    # categories (own stream: every other draw is unchanged): an order's first line has the order's
+    # category, drawn from FIRST_CATEGORY_W for a customer's first order (planted: 美妆 skews new), the
+    # other lines from CATEGORY_W
+    prof = np.random.default_rng([seed, 11])
+    o_cat = prof.choice(len(CATEGORIES), N, p=CATEGORY_W)
+    o_cat[first_idx] = prof.choice(len(CATEGORIES), n, p=FIRST_CATEGORY_W)
+    l_cat = np.where(l_no == 0, o_cat[pos_o[l_order]], prof.choice(len(CATEGORIES), l_no.size, p=CATEGORY_W))
+
     # POS returns: one full line of the order
     pos_pos = np.full(N, -1)
     pos_pos[pos_o] = np.arange(m)
@@ -256,29 +280,32 @@ def _simulate(size: int, seed: int):
     rA, rB, rC, rD, rE, rF = (receipt_no[offs[i]:offs[i + 1]] for i in range(6))
 
     cols = {k: [] for k in ("rec", "line", "sub", "cust", "store", "day", "sec", "sku", "qty", "unit",
-                            "ret", "orig", "year2031")}
+                            "ret", "orig", "year2031", "cat")}
 
-    def add(rec, line, sub, cust, store, day, sec, sku, qty, unit, ret_flag, orig, y2031=False):
+    def add(rec, line, sub, cust, store, day, sec, sku, qty, unit, ret_flag, orig, y2031=False, cat=0):
         k = np.asarray(rec).size
         for name, val in (("rec", rec), ("line", line), ("sub", sub), ("cust", cust), ("store", store),
                           ("day", day), ("sec", sec), ("sku", sku), ("qty", qty), ("unit", unit),
-                          ("ret", ret_flag), ("orig", orig), ("year2031", y2031)):
+                          ("ret", ret_flag), ("orig", orig), ("year2031", y2031), ("cat", cat)):
             cols[name].append(np.broadcast_to(np.asarray(val), (k,)).copy())
 
+    def other_cat(k):
+        return prof.choice(len(CATEGORIES), k, p=CATEGORY_W)
+
     lo = pos_o[l_order]
-    add(rA[l_order], l_no, 0, o_cust[lo], o_store[lo], o_day[lo], o_sec[lo], l_sku, l_qty, l_unit, 0, -1)
+    add(rA[l_order], l_no, 0, o_cust[lo], o_store[lo], o_day[lo], o_sec[lo], l_sku, l_qty, l_unit, 0, -1, cat=l_cat)
     go = pos_o[gift_ord]
-    add(rA[gift_ord], 3, 0, o_cust[go], o_store[go], o_day[go], o_sec[go], gift_sku, 1, 0, 0, -1)
+    add(rA[gift_ord], 3, 0, o_cust[go], o_store[go], o_day[go], o_sec[go], gift_sku, 1, 0, 0, -1, cat=o_cat[go])
     do = pos_o[l_order[dup_lines]]
     add(rA[l_order[dup_lines]], l_no[dup_lines], 1, o_cust[do], o_store[do], o_day[do], o_sec[do],
-        l_sku[dup_lines], l_qty[dup_lines], l_unit[dup_lines], 0, -1)
+        l_sku[dup_lines], l_qty[dup_lines], l_unit[dup_lines], 0, -1, cat=l_cat[dup_lines])
     add(rB, 0, 0, o_cust[cd], home_store[o_cust[cd]], o_day[cd], (o_sec[cd] // 60) * 60, cd_sku, 1,
-        o_cents[cd], 0, -1)
+        o_cents[cd], 0, -1, cat=o_cat[cd])
     add(rC, 0, 0, o_cust[ret_pos], o_store[ret_pos], ret_pos_day, r_sec, l_sku[r_line], -l_qty[r_line],
-        l_unit[r_line], 1, rA[rp])
-    add(rD, 0, 0, -1, walk_store, walk_day, walk_sec, walk_sku, 1, walk_cents, 0, -1)
-    add(rE, 0, 0, fut[0], home_store[fut[0]], fut[1], fut[2], fut[4], 1, fut[3], 0, -1, True)
-    add(rF, 0, 0, outl[0], home_store[outl[0]], outl[1], outl[2], outl[4], 9999, outl[3], 0, -1)
+        l_unit[r_line], 1, rA[rp], cat=l_cat[r_line])
+    add(rD, 0, 0, -1, walk_store, walk_day, walk_sec, walk_sku, 1, walk_cents, 0, -1, cat=other_cat(n_walk))
+    add(rE, 0, 0, fut[0], home_store[fut[0]], fut[1], fut[2], fut[4], 1, fut[3], 0, -1, True, cat=other_cat(fut[0].size))
+    add(rF, 0, 0, outl[0], home_store[outl[0]], outl[1], outl[2], outl[4], 9999, outl[3], 0, -1, cat=other_cat(outl[0].size))
     P = {k: np.concatenate(v) for k, v in cols.items()}
     psort = np.lexsort((P["sub"], P["line"], P["rec"]))
     P = {k: v[psort] for k, v in P.items()}
@@ -304,7 +331,13 @@ def _simulate(size: int, seed: int):
         "ref": np.concatenate([np.full(ecom_o.size, -1), eA[ec_pos[ret_ec]],
                                np.full(neg[0].size + unp[0].size, -1)]),
         "garbage": np.concatenate([np.full(n_before_unp, -1), np.arange(unp[0].size) % len(GARBAGE_TIMES)]),
+        "cat": np.concatenate([o_cat[ecom_o], o_cat[ret_ec], other_cat(neg[0].size), other_cat(unp[0].size)]),
     }
+    # coupons on online orders: a per-customer propensity; the discount is on top of the amount paid
+    coupon_p = prof.beta(*DISCOUNT_BETA, n)
+    used = (prof.random(ecom_o.size) < coupon_p[o_cust[ecom_o]])
+    disc = np.where(used, np.rint(o_cents[ecom_o] * prof.uniform(*DISCOUNT_RANGE, ecom_o.size)), 0).astype(np.int64)
+    E["discount"] = np.concatenate([disc, np.zeros(E["id"].size - ecom_o.size, np.int64)])
     esort = np.argsort(E["id"], kind="stable")
     E = {k: v[esort] for k, v in E.items()}
 
@@ -355,6 +388,9 @@ def _simulate(size: int, seed: int):
     reg_ch = np.minimum(reg_ch, len(REG_CHANNELS) - 1)
     n_mdup = _count(RATES["duplicate_member_rows"], n)
     mdup = _choose(rng, np.arange(n), n_mdup)
+    gender = prof.choice(len(GENDERS), n, p=GENDER_W)
+    age_days = np.rint(prof.triangular(AGE_RANGE[0], 32, AGE_RANGE[1], n) * 365.25).astype(np.int64)
+    no_profile = prof.random(n) < 0.03
 
     # ---- assemble -------------------------------------------------------------------------------------
     return dict(
@@ -370,4 +406,5 @@ def _simulate(size: int, seed: int):
         P=P, E=E, resp=resp, resp_day=resp_day, nps=nps, csat=csat, blank=blank, comment=comment, items=items,
         sur=sur, g1=g1, g2=g2, two=two, phone_pre=phone_pre, phone_rest=phone_rest, dom=dom, qq=qq,
         py1=py1, py2=py2, em_num=em_num, reg_ch=reg_ch, mdup=mdup,
+        o_cat=o_cat, coupon_p=coupon_p, top_value=top_value, gender=gender, age_days=age_days, no_profile=no_profile,
     )

@@ -1,0 +1,434 @@
+"""The profile section (客户画像与标签): who the customers of each tier and segment are.
+
+Reads the run's clean orders and sale lines, the customers table (when declared) and the
+customer scores; computes each customer's lifecycle stage, attribute and behaviour tags
+(``tierbook.tags``), profile cards per tier and segment, TGI tables, the mix of tiers by region
+and channel, the category mix by tier, and the over-segmentation guard. Writes
+``customer_tags.csv`` (UTF-8 with BOM: ``customer_id, tag_group, tag``), adds the main tags to
+``customer_scores``, and ``tables/profile_*.csv``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import tags as T
+from .churn import churn_days as churn_rule
+from .crm import write_customer_scores
+from .data import load_clean
+from .errors import TierbookError
+from .params import Params
+from .summary import default_as_of
+
+ATTRIBUTE_COLUMNS = ["region", "city", "gender", "age_band", "signup_channel", "member_tier", "industry", "company_size_band"]
+BEHAVIOUR_COLUMNS = ["favourite_category", "channel_preference", "purchase_cadence", "discount_sensitivity", "weekday_weekend",
+                     "return_behaviour"]
+CRM_COLUMNS = ["lifecycle_stage", *BEHAVIOUR_COLUMNS]
+FALLBACK_CHURN_DAYS = 365
+
+
+@dataclass
+class ProfileStage:
+    as_of: pd.Timestamp
+    base_date: pd.Timestamp
+    churn_days: int
+    churn_note: str
+    customers: pd.DataFrame  # one row per customer: ids, tier, segments, lifecycle_stage, tags, revenue, profit, cadence, tenure
+    attributes: list[str]  # attribute tag groups present
+    behaviour: list[str]  # behaviour tag groups present
+    tags: pd.DataFrame  # long: customer_id, tag_group, tag
+    stages: pd.DataFrame  # per lifecycle stage: customers, revenue and their shares
+    flow: pd.DataFrame | None  # lifecycle stage at base_date (rows) x now (columns)
+    tgi: dict[str, pd.DataFrame]  # grouping (tier, segment, lifecycle) -> tgi table
+    cards: dict[str, pd.DataFrame]  # grouping (tier, segment) -> one card per group
+    mix: dict[str, pd.DataFrame] = field(default_factory=dict)  # "tier x region" ... -> customers per cell
+    category_mix: pd.DataFrame | None = None  # tier x category: share of the tier's sale-line revenue
+    small_groups: pd.DataFrame | None = None  # kind, group, customers
+    merged: dict[str, str] = field(default_factory=dict)
+    tier_order: list[str] = field(default_factory=list)
+    segment_order: list[str] = field(default_factory=list)
+    has_profit: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def groupings(self) -> dict[str, str]:
+        return {"tier": "tier", "segment": "segment_zh", "lifecycle": "lifecycle_stage"}
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def _optional(run_dir: Path, name: str) -> pd.DataFrame | None:
+    path = run_dir / "data" / f"{name}.parquet"
+    return pd.read_parquet(path) if path.exists() else None
+
+
+def attribute_table(members: pd.DataFrame | None, lines: pd.DataFrame, as_of: pd.Timestamp, params: Params) -> pd.DataFrame:
+    """Profile attributes per customer (index customer_id): the customers table's non-PII columns,
+    numeric ones banded, and the transactions' most frequent region when the table has none."""
+    p = params.profile
+    out = pd.DataFrame(index=pd.Index([], name="customer_id"))
+    if members is not None and len(members):
+        m = members.assign(customer_id=members["customer_id"].astype(str)).drop_duplicates("customer_id").set_index("customer_id")
+        out = pd.DataFrame(index=m.index)
+        for column in ("region", "city", "gender", "signup_channel", "member_tier", "industry"):
+            if column in m:
+                out[column] = m[column]
+        if "age" in m:
+            out["age_band"] = T.band(m["age"], p.bands.age)
+        elif "birth_date" in m:
+            born = pd.to_datetime(m["birth_date"])
+            age = (as_of - born).dt.days / 365.25
+            out["age_band"] = T.band(age.where((age >= 0) & (age < 120)), p.bands.age)
+        if "company_size" in m:
+            out["company_size_band"] = T.band(m["company_size"], p.bands.company_size)
+        extras = [c for c in m.columns if c not in out and c not in ("source", "customer_id", "signup_date", "birth_date", "age", "company_size")]
+        for column in extras:
+            out[column] = m[column]
+    if ("region" not in out or out["region"].isna().all()) and "region" in lines and lines["region"].notna().any():
+        known = lines[lines["region"].notna()]
+        counts = known.groupby([known["customer_id"].astype(str), known["region"].astype(str)]).size().rename("n").reset_index()
+        top = counts.sort_values(["customer_id", "n", "region"], ascending=[True, False, True]).drop_duplicates("customer_id")
+        out = out.join(top.set_index("customer_id")["region"].rename("region"), how="outer") if len(out.columns) else top.set_index("customer_id")[["region"]]
+    if p.attributes != "auto":
+        unknown = [a for a in p.attributes if a not in out]
+        if unknown:
+            raise TierbookError(f"profile.attributes lists {unknown[0]!r}, which the data does not have; available: {', '.join(out.columns) or 'none'}")
+        out = out[list(p.attributes)]
+    return out.astype(object).where(out.notna(), None)
+
+
+def behaviour_table(orders: pd.DataFrame, lines: pd.DataFrame, as_of: pd.Timestamp, params: Params) -> pd.DataFrame:
+    """Behaviour tags per customer (index customer_id), and the numbers behind them."""
+    rules = params.profile.tags
+    orders = orders[orders["order_date"] < as_of]
+    lines = lines[lines["order_date"] < as_of]
+    parts = [T.channel_preference(orders).to_frame(),
+             T.purchase_cadence(orders, as_of, rules.cadence_days).set_index("customer_id"),
+             T.weekday_weekend(orders, as_of, rules.weekend_share).set_index("customer_id")]
+    if "category" in lines and lines["category"].notna().any():
+        parts.append(T.favourite_category(lines).set_index("customer_id").rename(columns={"share": "favourite_category_share"}))
+    if "discount" in lines and pd.to_numeric(lines["discount"], errors="coerce").notna().any():
+        parts.append(T.discount_sensitivity(lines, rules.discount_share).set_index("customer_id"))
+    if (orders["returned_amount"] < 0).any():
+        parts.append(T.return_behaviour(orders, rules.high_return_share).set_index("customer_id"))
+    out = pd.concat(parts, axis=1)
+    out.index.name = "customer_id"
+    return out
+
+
+def profit_per_customer(lines: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series | None:
+    """Gross profit of each customer's sale lines (amount - cost, or the margin column); None when
+    neither is mapped. Returns are not deducted (they are netted per order, not per line)."""
+    lines = lines[lines["order_date"] < as_of]
+    if "cost" in lines and pd.to_numeric(lines["cost"], errors="coerce").notna().any():
+        profit = lines["amount"] - pd.to_numeric(lines["cost"], errors="coerce")
+    elif "margin" in lines and pd.to_numeric(lines["margin"], errors="coerce").notna().any():
+        profit = pd.to_numeric(lines["margin"], errors="coerce")
+    else:
+        return None
+    return profit.groupby(lines["customer_id"].astype(str)).sum(min_count=1).rename("profit")
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def stage_table(customers: pd.DataFrame) -> pd.DataFrame:
+    """Customers and net revenue per lifecycle stage, with shares."""
+    out = customers.groupby("lifecycle_stage", observed=False).agg(customers=("customer_id", "size"), revenue=("revenue", "sum"))
+    out = out.reindex(list(T.STAGES)).fillna(0).astype({"customers": int})
+    out["customer_share"] = out["customers"] / max(out["customers"].sum(), 1)
+    out["revenue_share"] = out["revenue"] / out["revenue"].sum() if out["revenue"].sum() else 0.0
+    return out.rename_axis("stage").reset_index()
+
+
+def _top(values: pd.Series) -> str:
+    counts = values.dropna().astype(str).value_counts()
+    if counts.empty:
+        return ""
+    return f"{counts.index[0]} {counts.iloc[0] / counts.sum():.0%}"
+
+
+def profile_cards(customers: pd.DataFrame, by: str, order: list[str], tags: list[str], has_profit: bool) -> pd.DataFrame:
+    """One card per group: customers, shares of customers, revenue and profit, the most common value
+    of each tag (with its share inside the group), median cadence and tenure in days."""
+    total_rev = customers["revenue"].sum()
+    total_profit = customers["profit"].sum() if has_profit else np.nan
+    rows = []
+    for group in order:
+        g = customers[customers[by] == group]
+        if g.empty:
+            continue
+        row = {"group": group, "customers": len(g), "customer_share": len(g) / len(customers),
+               "revenue_share": g["revenue"].sum() / total_rev if total_rev else np.nan}
+        if has_profit:
+            row["profit_share"] = g["profit"].sum() / total_profit if total_profit else np.nan
+            row["margin"] = g["profit"].sum() / g["gross"].sum() if g["gross"].sum() else np.nan
+        for tag in tags:
+            row[tag] = _top(g[tag])
+        row["median_cadence_days"] = g["cadence_days"].median()
+        row["median_tenure_days"] = g["tenure_days"].median()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def group_mix(customers: pd.DataFrame, rows: str, columns: str, column_order: list[str]) -> pd.DataFrame:
+    """Customers per (rows value, group): a crosstab with the groups as columns in their order."""
+    table = pd.crosstab(customers[rows].fillna("unknown").astype(str), customers[columns])
+    table = table.reindex(columns=[c for c in column_order if c in table.columns])
+    return table.loc[table.sum(axis=1).sort_values(ascending=False).index]
+
+
+def category_mix(lines: pd.DataFrame, tiers: pd.Series, order: list[str], as_of: pd.Timestamp) -> pd.DataFrame | None:
+    """Share of each tier's sale-line revenue per category (rows tiers, columns categories)."""
+    if "category" not in lines or lines["category"].isna().all():
+        return None
+    lines = lines[(lines["order_date"] < as_of) & lines["category"].notna()]
+    frame = pd.DataFrame({"tier": lines["customer_id"].astype(str).map(tiers), "category": lines["category"].astype(str),
+                          "amount": lines["amount"]}).dropna(subset=["tier"])
+    table = frame.pivot_table(index="tier", columns="category", values="amount", aggfunc="sum", fill_value=0.0)
+    table = table.reindex([t for t in order if t in table.index])
+    table = table[table.sum().sort_values(ascending=False).index]
+    return table.div(table.sum(axis=1), axis=0)
+
+
+def small_groups(customers: pd.DataFrame, min_size: int, merged: dict[str, str]) -> pd.DataFrame:
+    """Tiers and segments with fewer than ``min_size`` customers (after the merges of params)."""
+    rows = []
+    for kind, column in (("tier", "tier"), ("RFM segment", "segment_zh"), ("named segment", "named_segment")):
+        if column not in customers:
+            continue
+        counts = customers[column].value_counts()
+        for group, n in counts[counts < min_size].items():
+            rows.append({"kind": kind, "group": group, "customers": int(n)})
+    return pd.DataFrame(rows, columns=["kind", "group", "customers"])
+
+
+def apply_merges(customers: pd.DataFrame, merge: dict[str, str]) -> dict[str, str]:
+    """Rename merged groups in place (tier, segment_zh, named_segment); returns the merges applied.
+    A merge whose group or neighbour does not exist is an error naming the key."""
+    applied = {}
+    for small, neighbour in merge.items():
+        hit = False
+        for column in ("tier", "segment_zh", "named_segment"):
+            if column in customers and (customers[column] == small).any():
+                if neighbour not in set(customers[column]):
+                    raise TierbookError(f"profile.merge: {small!r} is merged into {neighbour!r}, which is not a {column} of this run; "
+                                        f"use one of {', '.join(map(str, customers[column].dropna().unique()))}")
+                customers[column] = customers[column].replace({small: neighbour})
+                hit = True
+        if not hit:
+            raise TierbookError(f"profile.merge: no tier or segment is named {small!r}; check the names in params")
+        applied[small] = neighbour
+    return applied
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
+    run_dir = Path(run_dir)
+    orders = load_clean(run_dir, "orders")
+    lines = load_clean(run_dir, "transactions")
+    members = _optional(run_dir, "customers")
+    scores = pd.read_parquet(run_dir / "data" / "customer_scores.parquet")
+    scores["customer_id"] = scores["customer_id"].astype(str)
+    as_of = pd.Timestamp(params.rfm.as_of) if params.rfm.as_of else default_as_of(orders)
+    base_date = as_of - pd.Timedelta(days=params.tiers.migration_days)
+    notes = []
+    try:
+        days, note = churn_rule(orders, as_of, params)
+    except TierbookError as error:
+        days, note = FALLBACK_CHURN_DAYS, f"{FALLBACK_CHURN_DAYS} days (a fallback: {error})"
+        notes.append(f"Lapsed means no purchase for {FALLBACK_CHURN_DAYS} days here, because {error}.")
+    rules = params.profile.lifecycle
+    lifecycle = T.lifecycle_stages(orders, as_of, days, new_days=rules.new_days, lapsing_share=rules.lapsing_share,
+                                   reactivated_days=rules.reactivated_days).set_index("customer_id")
+
+    attributes = attribute_table(members, lines, as_of, params)
+    behaviour = behaviour_table(orders, lines, as_of, params)
+    profit = profit_per_customer(lines, as_of)
+    gross = lines[lines["order_date"] < as_of].groupby(lines["customer_id"].astype(str))["amount"].sum()
+    ids = scores["customer_id"]
+    customers = pd.DataFrame({"customer_id": ids.to_numpy(), "tier": scores["tier"].to_numpy(),
+                              "segment_zh": scores["segment_zh"].to_numpy(), "named_segment": scores["named_segment"].to_numpy(),
+                              "revenue": scores["monetary_total"].to_numpy(float)})
+    customers["lifecycle_stage"] = lifecycle["stage"].reindex(ids).astype(object).to_numpy()
+    customers["tenure_days"] = lifecycle["tenure_days"].reindex(ids).to_numpy()
+    customers = customers.join(attributes, on="customer_id").join(behaviour, on="customer_id")
+    customers["gross"] = gross.reindex(ids).fillna(0.0).to_numpy()
+    has_profit = profit is not None
+    if has_profit:
+        customers["profit"] = profit.reindex(ids).fillna(0.0).to_numpy()
+    if members is not None:
+        outside = len(set(members["customer_id"].astype(str)) - set(ids))
+        if outside:
+            notes.append(f"{outside:,} members of the customers table had no purchase before {as_of:%Y-%m-%d} and are not profiled.")
+
+    merged = apply_merges(customers, params.profile.merge)
+    tier_order = [level.name for level in params.tiers.levels if level.name in set(customers["tier"])]
+    segment_order = [s.zh for s in params.rfm.segments_8.values() if s.zh in set(customers["segment_zh"])]
+    attr_groups = [c for c in attributes.columns if customers[c].notna().any()]
+    behaviour_groups = [c for c in BEHAVIOUR_COLUMNS if c in customers and customers[c].notna().any()]
+    tag_groups = attr_groups + behaviour_groups + ["lifecycle_stage"]
+    long = T.long_tags(customers, tag_groups)
+
+    p = params.profile
+    by = customers.set_index("customer_id")
+    tgi = {
+        "tier": T.tgi_table(long, by["tier"], min_n=p.min_n, correction=p.correction),
+        "segment": T.tgi_table(long, by["segment_zh"], min_n=p.min_n, correction=p.correction),
+        "lifecycle": T.tgi_table(long[long["tag_group"] != "lifecycle_stage"], by["lifecycle_stage"], min_n=p.min_n, correction=p.correction),
+    }
+    card_tags = [c for c in ("region", "age_band", "channel_preference", "favourite_category", "lifecycle_stage") if c in tag_groups]
+    cards = {"tier": profile_cards(customers, "tier", tier_order, card_tags, has_profit),
+             "segment": profile_cards(customers, "segment_zh", segment_order, card_tags, has_profit)}
+    mix = {}
+    for rows in ("region", "channel_preference"):
+        if rows in tag_groups:
+            mix[f"tier x {rows}"] = group_mix(customers, rows, "tier", tier_order)
+            mix[f"segment x {rows}"] = group_mix(customers, rows, "segment_zh", segment_order)
+    flow = None
+    if (orders["order_date"] < base_date).any():
+        before = T.lifecycle_stages(orders, base_date, days, new_days=rules.new_days, lapsing_share=rules.lapsing_share,
+                                    reactivated_days=rules.reactivated_days).set_index("customer_id")["stage"]
+        flow = T.stage_flow(before, customers.set_index("customer_id")["lifecycle_stage"])
+    stage = ProfileStage(
+        as_of=as_of, base_date=base_date, churn_days=days, churn_note=note, customers=customers, attributes=attr_groups,
+        behaviour=behaviour_groups, tags=long, stages=stage_table(customers), flow=flow, tgi=tgi, cards=cards, mix=mix,
+        category_mix=category_mix(lines, by["tier"], tier_order, as_of), small_groups=small_groups(customers, p.min_group_size, merged),
+        merged=merged, tier_order=tier_order, segment_order=segment_order, has_profit=has_profit, notes=notes)
+    _write(stage, scores, params, run_dir)
+    return stage
+
+
+def _write(stage: ProfileStage, scores: pd.DataFrame, params: Params, run_dir: Path) -> None:
+    tables = run_dir / "tables"
+    tables.mkdir(exist_ok=True)
+    frames = {"profile_lifecycle": stage.stages, "profile_cards_tier": stage.cards["tier"], "profile_cards_segment": stage.cards["segment"],
+              "profile_small_groups": stage.small_groups}
+    for name, frame in stage.tgi.items():
+        frames[f"profile_tgi_{name}"] = frame
+    if stage.flow is not None:
+        frames["profile_lifecycle_flow"] = stage.flow.reset_index()
+    if stage.category_mix is not None:
+        frames["profile_category_mix"] = stage.category_mix.reset_index()
+    for name, frame in stage.mix.items():
+        frames["profile_" + name.replace(" x ", "_by_")] = frame.reset_index()
+    for name, frame in frames.items():
+        frame.to_csv(tables / f"{name}.csv", index=False, encoding="utf-8-sig")
+    # the CRM import: every tag of every customer, tiers and segments included
+    crm_tags = pd.concat([
+        stage.tags,
+        T.long_tags(scores.rename(columns={"segment_zh": "rfm_segment"}), ["tier", "rfm_segment", "named_segment"]),
+    ], ignore_index=True)
+    crm_tags.sort_values(["customer_id", "tag_group"], kind="stable").to_csv(run_dir / "customer_tags.csv", index=False, encoding="utf-8-sig")
+    values = stage.customers.set_index("customer_id")[[c for c in CRM_COLUMNS if c in stage.customers]]
+    merged = scores.drop(columns=[c for c in CRM_COLUMNS if c in scores]).join(values, on="customer_id")
+    write_customer_scores(merged, run_dir)
+
+
+# --------------------------------------------------------------------------- prose
+
+GROUP_LABELS = {
+    "region": "region", "city": "city", "gender": "gender", "age_band": "age band", "signup_channel": "signup channel",
+    "member_tier": "the client's own member tier", "industry": "industry", "company_size_band": "company size",
+    "favourite_category": "favourite category", "channel_preference": "channel preference", "purchase_cadence": "purchase cadence",
+    "discount_sensitivity": "discount sensitivity", "weekday_weekend": "weekday or weekend shopper", "return_behaviour": "returns",
+    "lifecycle_stage": "lifecycle stage",
+}
+
+
+def tag_phrase(tag_group: str, tag: str) -> str:
+    """A tag in words: 'from 华东', 'omnichannel', 'mostly buying 美妆' ..."""
+    phrases = {
+        "region": f"from {tag}", "city": f"from {tag}", "favourite_category": f"mostly buying {tag}",
+        "channel_preference": "omnichannel (buying through two or more channels)" if tag == "omnichannel" else f"{tag} buyers",
+        "purchase_cadence": "one-time buyers" if tag == "one purchase" else f"buying with a median gap of {tag}",
+        "discount_sensitivity": f"of {tag} discount sensitivity", "weekday_weekend": f"{tag} shoppers", "return_behaviour": f"{tag} customers",
+        "lifecycle_stage": f"{tag} customers", "age_band": f"aged {tag}",
+    }
+    return phrases.get(tag_group, f"{GROUP_LABELS.get(tag_group, tag_group)} {tag}")
+
+
+def top_tags(stage: ProfileStage, grouping: str, group, top: int | None = None, params: Params | None = None) -> pd.DataFrame:
+    """The most distinctive tags of a group, at most one per tag group (the strongest), by TGI."""
+    alpha = params.profile.alpha if params else 0.05
+    rows = T.distinctive(stage.tgi[grouping], group, alpha=alpha, top=10_000)
+    rows = rows.drop_duplicates("tag_group")
+    return rows.head(top) if top else rows
+
+
+def findings(stage: ProfileStage, params: Params) -> list[str]:
+    """The section's findings in sentences generated from its numbers, largest first."""
+    out = []
+    tiers = stage.tier_order
+    for tier in tiers[:1] + tiers[-1:] if len(tiers) > 1 else tiers:
+        rows = top_tags(stage, "tier", tier, None, params)
+        # the client's own tiers, recency and cadence follow from how tiers are made: say what else sets them apart
+        rows = rows[~rows["tag_group"].isin(["member_tier", "lifecycle_stage", "purchase_cadence"])]
+        for _, r in rows.head(2).iterrows():
+            out.append(f"**{tier}** customers are **{r['tgi'] / 100:.1f}×** as likely as the average customer to be {tag_phrase(r['tag_group'], r['tag'])} "
+                       f"({r['share_group']:.0%} against {r['share_all']:.0%}; n = {int(r['n_tag_group']):,}).")
+    cards = stage.cards["tier"]
+    if "region" in stage.attributes and len(cards):
+        top = stage.tgi["tier"][(stage.tgi["tier"]["group"] == tiers[0]) & (stage.tgi["tier"]["tag_group"] == "region")]
+        if len(top):
+            r = top.sort_values("share_group", ascending=False).iloc[0]
+            out.append(f"{r['share_group']:.0%} of {tiers[0]} customers live in {r['tag']} ({r['share_all']:.0%} of all customers).")
+    s = stage.stages.set_index("stage")
+    at_risk = s.loc[["lapsing"], "customers"].sum()
+    out.append(f"{s.loc['lapsing', 'customer_share']:.0%} of customers are **lapsing** ({int(at_risk):,}; {s.loc['lapsing', 'revenue_share']:.0%} of "
+               f"revenue to date) and {s.loc['lapsed', 'customer_share']:.0%} have **lapsed**; {int(s.loc['new', 'customers']):,} are new "
+               f"(first purchase in the last {params.profile.lifecycle.new_days} days) and {int(s.loc['reactivated', 'customers']):,} came back after a lapse.")
+    if stage.small_groups is not None and len(stage.small_groups):
+        names = ", ".join(f"{g} ({n:,})" for g, n in zip(stage.small_groups["group"], stage.small_groups["customers"]))
+        out.append(f"Too small to act on alone (fewer than {params.profile.min_group_size:,} customers): {names}. "
+                   "Treat each together with a neighbouring group, or merge it in `profile.merge`.")
+    return out
+
+
+def narrative(stage: ProfileStage, params: Params) -> str:
+    """The page's opening paragraph: what was profiled and how."""
+    n = len(stage.customers)
+    attrs = ", ".join(GROUP_LABELS.get(a, a) for a in stage.attributes) or "none (no customers table with attributes)"
+    beh = ", ".join(GROUP_LABELS.get(b, b) for b in stage.behaviour)
+    text = (f"**{n:,} customers** with a purchase before {stage.as_of:%Y-%m-%d} are profiled. Attribute tags: {attrs}. "
+            f"Behaviour tags: {beh}. Every customer has exactly one lifecycle stage; *lapsed* uses the churn rule: no purchase for "
+            f"{stage.churn_note}.")
+    if stage.merged:
+        text += " Merged in these tables (params `profile.merge`): " + ", ".join(f"{a} → {b}" for a, b in stage.merged.items()) + "."
+    return "\n\n".join([text, *stage.notes])
+
+
+# --------------------------------------------------------------------------- display (never computes)
+
+CARD_LABELS = {"group": "", "customers": "customers", "customer_share": "% customers", "revenue_share": "% revenue", "profit_share": "% profit",
+               "margin": "margin", "region": "top region", "age_band": "top age band", "channel_preference": "top channel preference",
+               "favourite_category": "top category", "lifecycle_stage": "top lifecycle stage", "median_cadence_days": "median days between purchases",
+               "median_tenure_days": "median days as customer"}
+TGI_LABELS = {"tag_group": "tag group", "n_tag_group": "n with tag", "n_group": "n in group", "share_group": "% of group",
+              "share_all": "% of all", "tgi": "TGI", "p_adjusted": "p (adjusted)"}
+
+
+def styled_cards(cards: pd.DataFrame):
+    from .tables import styled
+
+    return styled(cards, int_cols=["customers", "median_cadence_days", "median_tenure_days"],
+                  pct_cols=[c for c in ("customer_share", "revenue_share", "profit_share", "margin") if c in cards], labels=CARD_LABELS)
+
+
+def styled_tgi(rows: pd.DataFrame, csv: str | None = None, max_rows: int = 25):
+    """TGI rows for the page; tags held by fewer than profile.min_n customers of the group in grey."""
+    from .tables import styled
+
+    frame = rows[["tag_group", "tag", "n_tag_group", "n_group", "share_group", "share_all", "tgi", "p_adjusted"]].reset_index(drop=True)
+    frame = frame.assign(tag_group=frame["tag_group"].map(lambda g: GROUP_LABELS.get(g, g)), tgi=frame["tgi"].round(0) + 0.0)
+    styler = styled(frame, int_cols=["n_tag_group", "n_group", "tgi"], pct_cols=["share_group", "share_all"], p_cols=["p_adjusted"],
+                    labels=TGI_LABELS, csv=csv, max_rows=max_rows)
+    small = rows["small"].to_numpy()[:max_rows]
+    return styler.apply(lambda row: ["color: #9a9a9a" if small[row.name] else ""] * len(row), axis=1) if small.any() else styler

@@ -1,0 +1,244 @@
+"""Customer tags (客户标签) and lifecycle stages, and what sets a group apart (TGI).
+
+Pure functions of the clean tables of a run; ``tierbook.profile`` runs them as the ``profile``
+section. Every tag is one value per customer in a *tag group* (``region``, ``channel_preference``
+...), so a group's tags partition the customers that have one, and the long table
+``(customer_id, tag_group, tag)`` is what a CRM imports as tags.
+
+Lifecycle stage at a date ``at`` (orders before ``at``; ``churn_days`` is the churn section's rule):
+
+* **new**: first purchase at most ``new_days`` before ``at``;
+* **lapsed**: no purchase for more than ``churn_days`` (churned, as in the churn section);
+* **lapsing**: no purchase for more than ``lapsing_share`` x ``churn_days``;
+* **reactivated**: came back after a lapse (a gap of more than ``churn_days`` between two purchase
+  days) at most ``reactivated_days`` before ``at``;
+* **active**: everyone else. The first rule that matches wins, in this order.
+
+TGI (target group index, the figure Chinese marketing teams read) of a tag in a group =
+100 x share of the group's customers with the tag / share of all customers with it; 100 is
+average, 200 twice as common. Its test compares the group with the rest of the customers (two-
+proportion z-test, pooled variance), corrected for the number of tags tested.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+STAGES = ("new", "active", "reactivated", "lapsing", "lapsed")
+NOT_YET = "not yet a customer"
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def _purchase_days(orders: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
+    """Distinct (customer, purchase day) before ``at``, sorted; ``day`` is days since the epoch."""
+    before = orders[orders["order_date"] < at]
+    days = pd.DataFrame({
+        "customer_id": before["customer_id"].astype(str).to_numpy(),
+        "day": before["order_date"].to_numpy().astype("datetime64[D]").astype(np.int64),
+    }).drop_duplicates()
+    return days.sort_values(["customer_id", "day"], kind="stable").reset_index(drop=True)
+
+
+def lifecycle_stages(orders: pd.DataFrame, at, churn_days: int, *, new_days: int = 90, lapsing_share: float = 0.5,
+                     reactivated_days: int = 90) -> pd.DataFrame:
+    """One row per customer with a purchase before ``at``: ``customer_id, stage, first_purchase,
+    last_purchase, recency_days, tenure_days, last_return`` (date of the latest purchase after a
+    lapse, NaT when none). Rules in the module docstring."""
+    at = pd.Timestamp(at).normalize()
+    days = _purchase_days(orders, at)
+    today = int(at.to_datetime64().astype("datetime64[D]").astype(np.int64))
+    cid, day = days["customer_id"].to_numpy(), days["day"].to_numpy()
+    same = np.r_[False, cid[1:] == cid[:-1]]
+    gap = np.where(same, day - np.r_[day[:1], day[:-1]], 0)
+    back = np.where(same & (gap > churn_days), day, np.iinfo(np.int64).min)
+    per = pd.DataFrame({"customer_id": cid, "day": day, "back": back}).groupby("customer_id", sort=True).agg(
+        first=("day", "min"), last=("day", "max"), back=("back", "max"))
+    recency = today - per["last"].to_numpy()
+    tenure = today - per["first"].to_numpy()
+    has_back = per["back"].to_numpy() > np.iinfo(np.int64).min
+    since_back = np.where(has_back, today - per["back"].to_numpy(), np.iinfo(np.int64).max)
+    stage = np.select(
+        [tenure <= new_days, recency > churn_days, recency > lapsing_share * churn_days, since_back <= reactivated_days],
+        ["new", "lapsed", "lapsing", "reactivated"], default="active")
+    epoch = np.datetime64("1970-01-01", "D")
+    return pd.DataFrame({
+        "customer_id": per.index.to_numpy(),
+        "stage": pd.Categorical(stage, categories=list(STAGES)),
+        "first_purchase": pd.to_datetime(epoch + per["first"].to_numpy().astype("timedelta64[D]")),
+        "last_purchase": pd.to_datetime(epoch + per["last"].to_numpy().astype("timedelta64[D]")),
+        "recency_days": recency.astype(int),
+        "tenure_days": tenure.astype(int),
+        "last_return": pd.to_datetime(np.where(has_back, epoch + per["back"].to_numpy().clip(0).astype("timedelta64[D]"),
+                                               np.datetime64("NaT"))),
+    })
+
+
+def stage_flow(before: pd.Series, now: pd.Series) -> pd.DataFrame:
+    """Customers moving between lifecycle stages: rows = stage at the earlier date (customers who had
+    not bought yet are ``not yet a customer``), columns = stage now. Both Series are indexed by
+    customer id."""
+    rows = before.reindex(now.index).astype(object).fillna(NOT_YET)
+    table = pd.crosstab(pd.Categorical(rows, categories=[*STAGES, NOT_YET]), pd.Categorical(now.astype(object), categories=list(STAGES)),
+                        dropna=False)
+    table.index.name, table.columns.name = "stage_before", "stage_now"
+    return table.loc[(table.sum(axis=1) > 0)]
+
+
+# --------------------------------------------------------------------------- behaviour tags
+
+
+def favourite_category(lines: pd.DataFrame) -> pd.DataFrame:
+    """Each customer's category with the largest share of spend (ties: the first by name), from sale
+    lines with ``customer_id, category, amount``: ``customer_id, favourite_category, share``."""
+    lines = lines[lines["category"].notna() & (lines["amount"] > 0)]
+    spend = lines.groupby([lines["customer_id"].astype(str), lines["category"].astype(str)], sort=True)["amount"].sum()
+    spend = spend.rename_axis(["customer_id", "category"]).reset_index()
+    total = spend.groupby("customer_id")["amount"].transform("sum")
+    spend["share"] = spend["amount"] / total
+    top = spend.sort_values(["customer_id", "amount", "category"], ascending=[True, False, True], kind="stable").drop_duplicates("customer_id")
+    return top.rename(columns={"category": "favourite_category"})[["customer_id", "favourite_category", "share"]].reset_index(drop=True)
+
+
+def channel_preference(orders: pd.DataFrame) -> pd.Series:
+    """``<channel> only`` for customers who bought through one channel, ``omnichannel`` for two or more."""
+    channels = orders.groupby(orders["customer_id"].astype(str))["channel"].agg(lambda v: sorted(set(v.dropna().astype(str))))
+    return channels.map(lambda chs: "omnichannel" if len(chs) > 1 else (f"{chs[0]} only" if chs else "unknown")).rename("channel_preference")
+
+
+def band_labels(edges, unit: str = "") -> list[str]:
+    """Labels of the bands cut at ``edges`` (lower bound inclusive): ``<25, 25-34, ..., 55+``."""
+    edges = list(edges)
+    labels = [f"<{edges[0]:g}{unit}"]
+    labels += [f"{lo:g}-{hi - 1:g}{unit}" for lo, hi in zip(edges[:-1], edges[1:])]
+    return labels + [f"{edges[-1]:g}+{unit}"]
+
+
+def band(values: pd.Series, edges) -> pd.Series:
+    """Numbers cut into the bands of ``band_labels`` (missing stays missing)."""
+    values = pd.to_numeric(values, errors="coerce")
+    cut = pd.cut(values, [-np.inf, *edges, np.inf], right=False, labels=band_labels(edges))
+    return cut.astype(object).where(values.notna())
+
+
+def purchase_cadence(orders: pd.DataFrame, at, edges=(30, 90, 180)) -> pd.DataFrame:
+    """Median days between consecutive purchase days per customer, and its band (``<= 30 days`` ...,
+    ``one purchase`` without a repeat): ``customer_id, cadence_days, purchase_cadence``."""
+    days = _purchase_days(orders, pd.Timestamp(at).normalize())
+    cid, day = days["customer_id"].to_numpy(), days["day"].to_numpy()
+    same = np.r_[False, cid[1:] == cid[:-1]]
+    gaps = pd.DataFrame({"customer_id": cid[same], "gap": (day - np.r_[day[:1], day[:-1]])[same]})
+    median = gaps.groupby("customer_id")["gap"].median().reindex(pd.unique(cid))
+    edges = list(edges)
+    labels = [f"<= {edges[0]} days"] + [f"{lo + 1}-{hi} days" for lo, hi in zip(edges[:-1], edges[1:])] + [f"> {edges[-1]} days"]
+    banded = pd.cut(median, [0, *edges, np.inf], right=True, labels=labels).astype(object).where(median.notna(), "one purchase")
+    return pd.DataFrame({"customer_id": median.index, "cadence_days": median.to_numpy(), "purchase_cadence": banded.to_numpy()})
+
+
+def discount_sensitivity(lines: pd.DataFrame, edges=(0.2, 0.5)) -> pd.DataFrame:
+    """Share of a customer's spend bought on discount (lines with ``discount > 0``) and its band:
+    ``low`` below edges[0], ``medium``, ``high`` from edges[1]: ``customer_id, discount_share,
+    discount_sensitivity``."""
+    lines = lines[lines["amount"] > 0]
+    on_discount = pd.to_numeric(lines["discount"], errors="coerce").fillna(0) > 0
+    frame = pd.DataFrame({"customer_id": lines["customer_id"].astype(str), "amount": lines["amount"],
+                          "discounted": lines["amount"].where(on_discount, 0.0)})
+    per = frame.groupby("customer_id", sort=True)[["amount", "discounted"]].sum()
+    share = per["discounted"] / per["amount"]
+    label = np.select([share >= edges[1], share >= edges[0]], ["high", "medium"], default="low")
+    return pd.DataFrame({"customer_id": per.index, "discount_share": share.to_numpy(), "discount_sensitivity": label})
+
+
+def weekday_weekend(orders: pd.DataFrame, at, weekend_share: float = 0.5) -> pd.DataFrame:
+    """``weekend`` shoppers make at least ``weekend_share`` of their purchase days on Saturday or
+    Sunday, the others are ``weekday``: ``customer_id, weekend_share, weekday_weekend``."""
+    days = _purchase_days(orders, pd.Timestamp(at).normalize())
+    weekend = ((days["day"] + 3) % 7) >= 5  # day 0 = 1970-01-01, a Thursday: Monday = 0
+    share = weekend.groupby(days["customer_id"]).mean()
+    return pd.DataFrame({"customer_id": share.index, "weekend_share": share.to_numpy(),
+                         "weekday_weekend": np.where(share.to_numpy() >= weekend_share, "weekend", "weekday")})
+
+
+def return_behaviour(orders: pd.DataFrame, high_share: float = 0.2) -> pd.DataFrame:
+    """Returned amount as a share of gross spend per customer (clean orders: ``gross_amount``,
+    ``returned_amount`` <= 0), and ``high return`` from ``high_share``, else ``low return``."""
+    per = orders.groupby(orders["customer_id"].astype(str), sort=True)[["gross_amount", "returned_amount"]].sum()
+    share = -per["returned_amount"] / per["gross_amount"]
+    return pd.DataFrame({"customer_id": per.index, "return_share": share.to_numpy(),
+                         "return_behaviour": np.where(share.to_numpy() >= high_share, "high return", "low return")})
+
+
+# --------------------------------------------------------------------------- long table and TGI
+
+
+def long_tags(wide: pd.DataFrame, groups: list[str]) -> pd.DataFrame:
+    """``(customer_id, tag_group, tag)`` from one row per customer with a column per tag group
+    (missing values give no tag)."""
+    parts = [pd.DataFrame({"customer_id": wide["customer_id"], "tag_group": g, "tag": wide[g].astype(object)}).dropna(subset=["tag"])
+             for g in groups if g in wide]
+    if not parts:
+        return pd.DataFrame(columns=["customer_id", "tag_group", "tag"])
+    out = pd.concat(parts, ignore_index=True)
+    out["tag"] = out["tag"].astype(str)
+    return out
+
+
+def two_proportion_p(k1, n1, k2, n2) -> np.ndarray:
+    """Two-sided p-value of the pooled two-proportion z-test (NaN where undefined)."""
+    k1, n1, k2, n2 = (np.asarray(v, float) for v in (k1, n1, k2, n2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pooled = (k1 + k2) / (n1 + n2)
+        se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
+        z = (k1 / n1 - k2 / n2) / se
+    from scipy.stats import norm
+
+    return np.where(se > 0, 2 * norm.sf(np.abs(z)), np.nan)
+
+
+def tgi_table(tags: pd.DataFrame, groups: pd.Series, *, min_n: int = 30, correction: str = "holm") -> pd.DataFrame:
+    """TGI of every tag in every group. ``tags`` is the long table; ``groups`` maps customer id ->
+    group (tier, segment, lifecycle stage ...). Shares are among the customers of a tag group who
+    have a tag in it (a missing region is not a region). Rows where fewer than ``min_n`` customers of
+    the group hold the tag and fewer than ``min_n`` were expected to are kept but not tested
+    (``small``). Columns: ``group, tag_group, tag,
+    n_group, n_tag_group, share_group, n_all, n_tag_all, share_all, tgi, p_value, p_adjusted, small``."""
+    from .abtest import adjust
+
+    frame = tags.merge(groups.rename("group").rename_axis("customer_id").reset_index().astype({"customer_id": str}),
+                       on="customer_id", how="inner")
+    if frame.empty:
+        return pd.DataFrame(columns=["group", "tag_group", "tag", "n_group", "n_tag_group", "share_group", "n_all", "n_tag_all",
+                                     "share_all", "tgi", "p_value", "p_adjusted", "small"])
+    n_tag_group = frame.groupby(["group", "tag_group", "tag"], observed=True).size().rename("n_tag_group")
+    n_group = frame.groupby(["group", "tag_group"], observed=True)["customer_id"].nunique().rename("n_group")
+    n_tag_all = frame.groupby(["tag_group", "tag"]).size().rename("n_tag_all")
+    n_all = frame.groupby("tag_group")["customer_id"].nunique().rename("n_all")
+    # every (group, tag) pair, including tags a group has none of
+    pairs = frame[["tag_group", "tag"]].drop_duplicates().merge(pd.DataFrame({"group": groups.dropna().unique()}), how="cross")
+    out = (pairs.merge(n_tag_group.reset_index(), on=["group", "tag_group", "tag"], how="left")
+           .merge(n_group.reset_index(), on=["group", "tag_group"], how="left")
+           .merge(n_tag_all.reset_index(), on=["tag_group", "tag"]).merge(n_all.reset_index(), on="tag_group"))
+    out = out[out["n_group"].notna()].fillna({"n_tag_group": 0}).astype({"n_tag_group": int, "n_group": int})
+    out["share_group"] = out["n_tag_group"] / out["n_group"]
+    out["share_all"] = out["n_tag_all"] / out["n_all"]
+    out["tgi"] = 100 * out["share_group"] / out["share_all"]
+    # too few to test: fewer than min_n customers of the group hold the tag AND fewer were expected to
+    # (so a tag that is common overall but nearly absent from the group is still tested)
+    out["small"] = (out["n_tag_group"] < min_n) & (out["n_group"] * out["share_all"] < min_n)
+    rest_k, rest_n = out["n_tag_all"] - out["n_tag_group"], out["n_all"] - out["n_group"]
+    p = two_proportion_p(out["n_tag_group"], out["n_group"], rest_k, rest_n)
+    out["p_value"] = np.where(out["small"] | (rest_n <= 0), np.nan, p)
+    out["p_adjusted"] = adjust(out["p_value"].to_numpy(), correction)
+    columns = ["group", "tag_group", "tag", "n_group", "n_tag_group", "share_group", "n_all", "n_tag_all", "share_all", "tgi",
+               "p_value", "p_adjusted", "small"]
+    return out[columns].sort_values(["group", "tag_group", "tag"], kind="stable").reset_index(drop=True)
+
+
+def distinctive(tgi: pd.DataFrame, group, *, alpha: float = 0.05, top: int = 5, over: bool = True) -> pd.DataFrame:
+    """A group's most distinctive tags: significant after correction, not small, TGI above 100 (or
+    below with ``over=False``), the largest departures from 100 first."""
+    rows = tgi[(tgi["group"] == group) & ~tgi["small"] & (tgi["p_adjusted"] < alpha)]
+    rows = rows[rows["tgi"] > 100] if over else rows[rows["tgi"] < 100]
+    return rows.sort_values("tgi", ascending=not over, kind="stable").head(top).reset_index(drop=True)

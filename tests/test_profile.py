@@ -1,0 +1,193 @@
+"""The profile section on the demo (planted differences recovered) and on Online Retail."""
+
+import datetime as dt
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.conftest import REPO, params_and_run_dir
+
+SIZE = 6000
+
+
+@pytest.fixture(scope="module")
+def demo_profile(tmp_path_factory):
+    from tierbook.data import run_data_stage
+    from tierbook.demo import ensure
+    from tierbook.params import load_params
+    from tierbook.profile import run_profile_stage
+    from tierbook.segmentation import run_rfm_stage
+
+    root = tmp_path_factory.mktemp("profile")
+    (root / "params").mkdir()
+    for name in ("default.yaml", "demo.yaml"):
+        shutil.copy(REPO / "params" / name, root / "params" / name)
+    params = load_params("demo", root / "params", [f"demo.size={SIZE}"])
+    truth = ensure(params.data_dir(root), SIZE, params.demo.seed)
+    run = root / "run"
+    run.mkdir()
+    run_data_stage(params, root, run, today=dt.date(2026, 1, 5))
+    run_rfm_stage(params, run)
+    return run_profile_stage(params, run), params, run, truth
+
+
+def _rows(tgi, group, tag_group):
+    return tgi[(tgi["group"] == group) & (tgi["tag_group"] == tag_group)].set_index("tag")
+
+
+def test_planted_vip_differences_are_the_top_tags_of_their_groups(demo_profile):
+    stage, params, _, truth = demo_profile
+    tgi = stage.tgi["tier"]
+    # planted: top-value customers live in 华东 with probability 0.60 instead of 0.34
+    assert truth["profile"]["region_tilt"]["weights_top"]["华东"] == 0.6
+    region = _rows(tgi, "VIP", "region")
+    assert region["tgi"].idxmax() == "华东" and region.loc["华东", "tgi"] > 125 and region.loc["华东", "p_adjusted"] < 0.001
+    assert (region.drop(index="华东")["tgi"] < 100).all()
+    # emergent: VIPs buy often, so nearly all of them use both channels
+    channel = _rows(tgi, "VIP", "channel_preference")
+    assert channel.loc["omnichannel", "share_group"] > 0.85 and channel.loc["omnichannel", "p_adjusted"] < 1e-10
+    # the VIP findings name both, without the tags that follow from how tiers are made
+    from tierbook.profile import findings, top_tags
+
+    top = top_tags(stage, "tier", "VIP", None, params)
+    assert {"华东", "omnichannel"} <= set(top["tag"])
+    text = " ".join(findings(stage, params))
+    assert "omnichannel" in text and "live in 华东" in text
+
+
+def test_planted_category_skew_to_new_customers(demo_profile):
+    from tierbook import tags as T
+
+    stage, params, _, truth = demo_profile
+    assert truth["profile"]["categories"]["weights_first_order"]["美妆"] == 0.45
+    # a one-time buyer's favourite category is the category of their first order
+    cadence = stage.customers.set_index("customer_id")["purchase_cadence"]
+    table = T.tgi_table(stage.tags[stage.tags["tag_group"] == "favourite_category"], cadence.where(cadence == "one purchase", "repeat"))
+    one = table[table["group"] == "one purchase"].set_index("tag")
+    assert one["tgi"].idxmax() == "美妆" and one.loc["美妆", "tgi"] > 150 and one.loc["美妆", "p_adjusted"] < 1e-10
+    # and so the Potential tier, full of one-time buyers, leans to 美妆
+    potential = _rows(stage.tgi["tier"], "Potential", "favourite_category")
+    assert potential["tgi"].idxmax() == "美妆" and potential.loc["美妆", "p_adjusted"] < 0.001
+
+
+def test_unplanted_attribute_is_not_distinctive(demo_profile):
+    stage, *_ = demo_profile
+    gender = stage.tgi["tier"][stage.tgi["tier"]["tag_group"] == "gender"]
+    assert len(gender) == 6 and (gender["p_adjusted"] > 0.05).all()  # gender is drawn independently of everything
+
+
+def test_every_customer_has_exactly_one_lifecycle_stage(demo_profile):
+    stage, *_ = demo_profile
+    c = stage.customers
+    assert c["customer_id"].is_unique and c["lifecycle_stage"].notna().all()
+    assert set(c["lifecycle_stage"]) <= {"new", "active", "reactivated", "lapsing", "lapsed"}
+    assert stage.stages["customers"].sum() == len(c)
+    lifecycle = stage.tags[stage.tags["tag_group"] == "lifecycle_stage"]
+    assert lifecycle["customer_id"].is_unique and len(lifecycle) == len(c)
+
+
+def test_lapsed_matches_the_churn_rule(demo_profile):
+    from tierbook.churn import churn_days
+    from tierbook.data import load_clean
+    from tierbook.summary import customer_summary
+
+    stage, params, run, _ = demo_profile
+    orders = load_clean(run, "orders")
+    days, _ = churn_days(orders, stage.as_of, params)
+    summary = customer_summary(orders, stage.as_of).assign(customer_id=lambda f: f["customer_id"].astype(str)).set_index("customer_id")
+    churned = summary["recency_days"] > days
+    lapsed = stage.customers.set_index("customer_id")["lifecycle_stage"] == "lapsed"
+    new = stage.customers.set_index("customer_id")["lifecycle_stage"] == "new"
+    assert stage.churn_days == days
+    assert ((churned.reindex(lapsed.index)) == lapsed | (new & churned.reindex(lapsed.index))).all()
+
+
+def test_profit_shares_use_the_cost_column(demo_profile):
+    stage, *_ = demo_profile
+    cards = stage.cards["tier"].set_index("group")
+    assert cards["profit_share"].sum() == pytest.approx(1.0) and cards["revenue_share"].sum() == pytest.approx(1.0)
+    # category margins are .12 to .65: each tier's gross margin lies between them
+    assert cards["margin"].between(0.12, 0.65).all()
+
+
+def test_customer_tags_csv_opens_in_excel_and_has_no_pii(demo_profile):
+    stage, params, run, _ = demo_profile
+    raw = (run / "customer_tags.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # UTF-8 BOM: Excel shows Chinese
+    tags = pd.read_csv(run / "customer_tags.csv", encoding="utf-8-sig", dtype=str)
+    assert list(tags.columns) == ["customer_id", "tag_group", "tag"]
+    assert {"tier", "rfm_segment", "named_segment", "lifecycle_stage", "region", "favourite_category"} <= set(tags["tag_group"])
+    assert not {"name", "phone", "email", "address", "id_number", "birth_date"} & set(tags["tag_group"])
+    members = pd.read_excel(params.data_dir(run.parent) / "members.xlsx", dtype=str)
+    text = raw.decode("utf-8-sig")
+    for column in ("手机号", "邮箱"):
+        assert not any(value in text for value in members[column].dropna().head(500))
+    assert not any(f",{name}\n" in text or f",{name}\r\n" in text for name in members["姓名"].dropna().head(500))
+    scores = pd.read_parquet(run / "data" / "customer_scores.parquet")
+    assert {"lifecycle_stage", "favourite_category", "channel_preference", "purchase_cadence", "discount_sensitivity"} <= set(scores.columns)
+    assert len(scores) == len(stage.customers)
+
+
+def test_over_segmentation_guard_and_merge(demo_profile, tmp_path):
+    from tierbook.errors import TierbookError
+    from tierbook.profile import apply_merges, small_groups
+
+    stage, *_ = demo_profile
+    counts = stage.customers["segment_zh"].value_counts()
+    small = small_groups(stage.customers, int(counts.min()) + 1, {})
+    assert counts.idxmin() in set(small["group"])
+    frame = stage.customers[["tier", "segment_zh", "named_segment"]].copy()
+    smallest, neighbour = counts.idxmin(), counts.idxmax()
+    assert apply_merges(frame, {smallest: neighbour}) == {smallest: neighbour}
+    assert (frame["segment_zh"] == neighbour).sum() == counts[smallest] + counts[neighbour]
+    with pytest.raises(TierbookError, match="profile.merge: no tier or segment is named 'nope'"):
+        apply_merges(frame, {"nope": neighbour})
+
+
+ONLINE_RETAIL = """
+currency: GBP
+sources:
+  transactions:
+    - name: online_retail
+      path: {data}/online_retail.csv.gz
+      columns:
+        InvoiceNo: order_id
+        StockCode: product_id
+        Quantity: quantity
+        InvoiceDate: order_date
+        UnitPrice: unit_price
+        CustomerID: customer_id
+        Country: region
+      date_format: "%Y-%m-%d %H:%M:%S"
+      returns:
+        - {{column: order_id, startswith: "C"}}
+"""
+
+
+@pytest.mark.realdata
+def test_online_retail_with_country_as_region(shared_data, tmp_path):
+    from tierbook.data import load_clean, run_data_stage
+    from tierbook.profile import run_profile_stage
+    from tierbook.segmentation import run_rfm_stage
+
+    params, run = params_and_run_dir(tmp_path, "online_retail", ONLINE_RETAIL.format(data=shared_data / "online_retail"))
+    run_data_stage(params, tmp_path, run, today=dt.date(2026, 11, 1))
+    run_rfm_stage(params, run)
+    stage = run_profile_stage(params, run)
+    assert stage.attributes == ["region"] and stage.behaviour[:1] == ["channel_preference"]
+    # each customer's region is the Country on most of their kept lines (independently recomputed)
+    lines = load_clean(run, "transactions")
+    lines = lines[lines["order_date"] < stage.as_of]
+    counts = lines.groupby([lines["customer_id"].astype(str), "region"]).size().rename("n").reset_index()
+    expected = counts.sort_values(["customer_id", "n", "region"], ascending=[True, False, True]).drop_duplicates("customer_id")
+    got = stage.customers.set_index("customer_id")["region"]
+    assert (got.reindex(expected["customer_id"]).to_numpy() == expected["region"].to_numpy()).all()
+    uk = (got == "United Kingdom").mean()
+    assert 0.85 < uk < 0.95  # about nine in ten Online Retail customers buy from the UK
+    tgi = stage.tgi["tier"]
+    vip = tgi[(tgi["group"] == "VIP") & (tgi["tag_group"] == "region")].set_index("tag")
+    assert vip.loc["United Kingdom", "n_group"] == (stage.customers["tier"] == "VIP").sum() - stage.customers.loc[
+        stage.customers["tier"] == "VIP", "region"].isna().sum()
+    assert np.isfinite(vip["tgi"]).all()
