@@ -115,6 +115,12 @@ def test_second_run_adds_a_version_and_leaves_the_first_untouched(demo_project):
     assert json.loads((second.run_dir / "kpis.json").read_text()) == json.loads((first.run_dir / "kpis.json").read_text())
     customers = json.loads((first.run_dir / "kpis.json").read_text())["customers"]
     assert f"层级流动：0 位客户升级，0 位降级，{customers:,} 位不变；新增 0 位" in two
+    # the profile section's lapsing count reaches the summary, in the page's language
+    kpis = json.loads((second.run_dir / "kpis.json").read_text())
+    lapsing = kpis["lifecycle.lapsing.customers"]
+    assert lapsing == (pd.read_parquet(second.run_dir / "data/customer_scores.parquet")["lifecycle_stage"] == "lapsing").sum()
+    assert f"（{lapsing:,} 位）处于沉默期" in two and f"({lapsing:,}) are lapsing" in one
+    assert (second.run_dir / "customer_tags.csv").read_bytes().startswith(b"\xef\xbb\xbf")
 
 
 @pytest.mark.slow

@@ -35,6 +35,8 @@ TEXT = {
         "f_ab_none": "A/B test: no tier shows an effect worth shipping for {treatment} ({overall}).",
         "f_ab_srm": "A/B test: the sample ratio check failed, so its results are not to be trusted.",
         "f_change": "{label} changed from {before} to {now} since the previous run.",
+        "f_profile": "{tier} customers are {ratio:.1f}× as likely as the average customer to carry the tag {group}: {tag} ({share:.0%} against {share_all:.0%}).",
+        "f_lapsing": "{share:.0%} of customers ({n:,}) are lapsing: not yet churned, and the cheapest to win back.",
         "tier": "tier", "share_customers": "customers", "share_revenue": "revenue", "action": "action",
     },
     "zh": {
@@ -52,6 +54,8 @@ TEXT = {
         "f_ab_none": "A/B 测试：{treatment} 在各层级均无值得推行的效果（{overall}）。",
         "f_ab_srm": "A/B 测试：样本比例检验未通过，结果不可信。",
         "f_change": "{label}自上次运行以来从 {before} 变为 {now}。",
+        "f_profile": "{tier}中带有「{group}：{tag}」标签的客户占 {share:.0%}，是全体客户（{share_all:.0%}）的 {ratio:.1f} 倍。",
+        "f_lapsing": "{share:.0%} 的客户（{n:,} 位）处于沉默期：尚未流失，是挽回成本最低的群体。",
         "tier": "层级", "share_customers": "客户占比", "share_revenue": "销售额占比", "action": "建议行动",
     },
 }
@@ -121,6 +125,11 @@ def collect_kpis(run_dir: Path) -> dict:
         k["active_customers"] = int(churn["customers"].sum() - churn["churned"].sum())
         for row in churn.itertuples():
             k[f"tier.{row.tier}.churn_rate"] = float(row.churn_rate)
+    lifecycle = _read(run_dir, "profile_lifecycle")
+    if lifecycle is not None:
+        for row in lifecycle.itertuples():
+            k[f"lifecycle.{row.stage}.customers"] = int(row.customers)
+            k[f"lifecycle.{row.stage}.customer_share"] = float(row.customer_share)
     return k
 
 
@@ -243,6 +252,22 @@ def build_findings(k: dict, run_dir: Path, params: Params, before: dict | None) 
             if ship.empty:
                 for row in verdicts[verdicts["stratum"] == "all"].itertuples():
                     ranked.append((1.0, t["f_ab_none"].format(treatment=row.treatment, overall=row.reason)))
+    tgi = _read(run_dir, "profile_tgi_tier")
+    if tgi is not None:
+        # the strongest tag that does not follow from how tiers are made (the client's own tiers, recency, cadence)
+        rows = tgi[(tgi["group"] == top) & ~tgi["small"].astype(bool) & (tgi["p_adjusted"] < params.profile.alpha) & (tgi["tgi"] > 100)
+                   & ~tgi["tag_group"].isin(["member_tier", "lifecycle_stage", "purchase_cadence"])]
+        if len(rows):
+            r = rows.sort_values("tgi", ascending=False).iloc[0]
+            from .profile import GROUP_LABELS, GROUP_LABELS_ZH
+
+            labels = GROUP_LABELS_ZH if params.lang == "zh" else GROUP_LABELS
+            ranked.append((np.log2(r["tgi"] / 100) * 2, t["f_profile"].format(
+                tier=names[top], ratio=r["tgi"] / 100, group=labels.get(r["tag_group"], r["tag_group"]), tag=r["tag"],
+                share=r["share_group"], share_all=r["share_all"])))
+    if "lifecycle.lapsing.customers" in k:
+        ranked.append((10 * k["lifecycle.lapsing.customer_share"], t["f_lapsing"].format(
+            share=k["lifecycle.lapsing.customer_share"], n=k["lifecycle.lapsing.customers"])))
     if before:
         for key, label, fmt in (("nps", t["nps"], "{:+.0f}"), ("churn_rate", t["churn"], "{:.1%}"), ("csat", t["csat"], "{:.0%}")):
             if key in k and key in before and fmt.format(k[key]) != fmt.format(before[key]):

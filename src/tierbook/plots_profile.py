@@ -53,7 +53,13 @@ def tgi_bars(rows: pd.DataFrame, title: str, label_group: dict | None = None):
     ax.set_yticks(y, names)
     for yi, tgi, sg, sa, n in zip(y, rows["tgi"], rows["share_group"], rows["share_all"], rows["n_tag_group"]):
         ax.text(max(tgi, 100) + 3, yi, f"TGI {tgi:.0f}  ({sg:.0%} vs {sa:.0%}, n={n:,})", va="center", fontsize=8)
-    ax.set(title=title, xlabel="TGI (100 = as common as among all customers)", xlim=(min(rows["tgi"].min() - 10, 90), rows["tgi"].max() * 1.45 + 20))
+    if rows["tgi"].max() > 400:  # one huge index would flatten the others: log scale (equal ratios, equal lengths)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
+        ax.set_xlim(90, rows["tgi"].max() * 4)
+    else:
+        ax.set_xlim(min(rows["tgi"].min() - 10, 90), rows["tgi"].max() * 1.45 + 20)
+    ax.set(title=title, xlabel="TGI (100 = as common as among all customers)")
     fig.tight_layout()
     return fig
 

@@ -342,6 +342,13 @@ GROUP_LABELS = {
     "lifecycle_stage": "lifecycle stage",
 }
 
+GROUP_LABELS_ZH = {
+    "region": "地区", "city": "城市", "gender": "性别", "age_band": "年龄段", "signup_channel": "注册渠道", "member_tier": "会员等级",
+    "industry": "行业", "company_size_band": "企业规模", "favourite_category": "偏好品类", "channel_preference": "渠道偏好",
+    "purchase_cadence": "购买间隔", "discount_sensitivity": "折扣敏感度", "weekday_weekend": "工作日/周末", "return_behaviour": "退货",
+    "lifecycle_stage": "生命周期",
+}
+
 
 def tag_phrase(tag_group: str, tag: str) -> str:
     """A tag in words: 'from 华东', 'omnichannel', 'mostly buying 美妆' ..."""
