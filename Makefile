@@ -5,10 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CLIENT ?=
+DATA ?=
 SECTION ?=
 SET ?=
 
-.PHONY: help env report section check test bench lab clean
+.PHONY: help env init report section check test bench lab clean
 
 help: ## list the targets (this page)
 	@echo "Tierbook: customer tiering reports. Usage: make <target> [CLIENT=x] [SECTION=y] [SET=\"key=value ...\"]"
@@ -25,6 +26,10 @@ $(STAMP): pyproject.toml
 
 env: $(STAMP) ## build the environment (.venv) from pyproject.toml
 	@true
+
+init: $(STAMP) ## read a new client's exports in DATA=folder and draft params/CLIENT.yaml with a data-profile page
+	@test -n "$(CLIENT)" -a -n "$(DATA)" || { echo "usage: make init CLIENT=acme DATA=~/Downloads/acme_exports"; exit 2; }
+	@$(PY) -m tierbook init --client $(CLIENT) --data "$(DATA)" $(if $(FORCE),--force)
 
 report: $(STAMP) ## run every section for CLIENT=x into a new reports/x/<run-id>/ (SET="demo.size=500" overrides params)
 	@test -n "$(CLIENT)" || { echo "usage: make report CLIENT=demo   (clients: $$(ls params | grep -v default.yaml | sed 's/.yaml//' | tr '\n' ' '))"; exit 2; }

@@ -308,9 +308,13 @@ def predict_churn(orders, as_of, churn_after, days, survey, regions, params: Par
     if len(train) < minimum or len(test) < minimum or min(y_train.mean(), 1 - y_train.mean()) * len(train) < 10 or len(set(y_test)) < 2:
         return None, (f"Too few active customers or too few churners to learn from ({len(train):,} active at {train_cutoff:%Y-%m-%d}, "
                       f"{len(test):,} at {eval_cutoff:%Y-%m-%d}; churn.min_customers is {minimum:,}).")
-    features = NUMERIC_FEATURES + CATEGORICAL_FEATURES
+    # a feature without two distinct values (last_nps when there is no survey, one region ...) carries no
+    # information, and scikit-learn's histogram binning fails on an all-missing column: leave it out
+    numeric = [f for f in NUMERIC_FEATURES if train[f].nunique(dropna=True) > 1]
+    categorical = [f for f in CATEGORICAL_FEATURES if train[f].nunique(dropna=True) > 1]
+    features = numeric + categorical
     scores, fitted = {}, {}
-    for name, model in churn_models(seed).items():
+    for name, model in churn_models(seed, numeric, categorical).items():
         fitted[name] = model.fit(train[features], y_train)
         scores[name] = model.predict_proba(test[features])[:, 1]
     cal_summary = customer_summary(orders, eval_cutoff, occasion=params.rfm.occasion, time_unit=params.clv.time_unit)
@@ -328,7 +332,7 @@ def predict_churn(orders, as_of, churn_after, days, survey, regions, params: Par
     importance = pd.DataFrame({"feature": features, "importance": imp.importances_mean, "std": imp.importances_std}).sort_values(
         "importance", ascending=False, ignore_index=True)
     # the chosen model refitted on the latest labelled window, scoring the customers active now
-    final = churn_models(seed)[chosen].fit(test[features], y_test)
+    final = churn_models(seed, numeric, categorical)[chosen].fit(test[features], y_test)
     now = features_at(orders, as_of, churn_after, survey, regions, params.rfm.occasion)
     risk = pd.Series(final.predict_proba(now[features])[:, 1], index=now["customer_id"].to_numpy(), name="churn_risk")
     return Prediction(train_cutoff=train_cutoff, eval_cutoff=eval_cutoff, days=days, n_train=len(train), n_eval=len(test), metrics=metrics,

@@ -24,6 +24,10 @@ def _parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check", help="validate params and input headers without running")
     check.add_argument("--client", required=True)
     check.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    init = sub.add_parser("init", help="read a new client's raw exports and draft params/<client>.yaml with a data-profile page")
+    init.add_argument("--client", required=True)
+    init.add_argument("--data", required=True, help="folder of the client's exports (CSV, Excel, Parquet); only read")
+    init.add_argument("--force", action="store_true", help="overwrite an existing params/<client>.yaml")
     return parser
 
 
@@ -37,6 +41,17 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if run_report(project, args.client, args.set).status == "succeeded" else 1
         if args.command == "section":
             return 0 if run_section(project, args.client, args.section).status == "succeeded" else 1
+        if args.command == "init":
+            from .onboard import run_init
+
+            target, page, profiles = run_init(args.client, Path(args.data), project.root, force=args.force)
+            for p in profiles:
+                mapped = sum(c.role is not None for c in p.columns)
+                print(f"  {p.label:<36} {p.table:<13} {p.rows:>10,} rows  {mapped}/{len(p.columns)} columns mapped")
+            todos = sum("TODO" in line for line in target.read_text(encoding="utf-8").splitlines())
+            print(f"wrote {target} ({todos} TODO{'s' if todos != 1 else ''}) and {page}")
+            print(f"next: review every commented guess in {target}, then make check CLIENT={args.client}")
+            return 0
         from . import ingest
         from .params import load_params
 
