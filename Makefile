@@ -46,10 +46,11 @@ check: $(STAMP) ## validate CLIENT=x's params and input file headers without run
 test: $(STAMP) ## run the test suite (unit, end-to-end on a small demo, real data from ../shared when present)
 	@$(PY) -m pytest -q
 
-bench: $(STAMP) ## time the demo report per phase, the 1M-customer summary and CLV chain vs lifetimes/PyMC-Marketing (medians, min-max; bench/)
+bench: $(STAMP) ## time the demo report, the 1M-customer summary, CLV vs lifetimes/PyMC-Marketing, init on 10M rows (medians, min-max; bench/)
 	@$(PY) bench/report_time.py --runs 3
 	@$(PY) bench/summary_time.py --runs 3
 	@$(PY) bench/clv_time.py --runs 3
+	@$(PY) bench/init_time.py --runs 3
 
 lab: $(STAMP) ## open JupyterLab on the notebooks
 	@$(VENV)/bin/jupyter lab notebooks/

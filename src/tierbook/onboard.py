@@ -8,7 +8,9 @@ values parsing as dates (and the format), as numbers, as integers in 0-10 or 1-5
 cardinality, phone and e-mail patterns. A guess needs both where the name is known, or clear
 value evidence alone; anything else is reported as unknown, never mapped silently. Counts (rows,
 missing values, distinct values) come from a full streaming scan in DuckDB for UTF-8 and Latin-1
-CSV and for Parquet; GBK files and workbooks are counted with pandas.
+CSV and for Parquet; GBK files and workbooks are counted with pandas. A 10M-row CSV is profiled in
+5.1 s (4.8-7.2) where pandas.read_csv alone takes 17.6 s (15.0-17.8) on the same file
+(bench/init_time.py).
 """
 
 from __future__ import annotations
