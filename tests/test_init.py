@@ -146,7 +146,10 @@ def test_demo_reproduces_the_hand_written_params(demo_exports, tmp_path):
     from tierbook.onboard import run_init
 
     root = _project(tmp_path)
-    target, page, _ = run_init("demo2", demo_exports, root)
+    target, page, profiles = run_init("demo2", demo_exports, root)
+    ecom = next(p for p in profiles if p.path.name == "ecommerce_orders.csv")
+    order_id = next(c for c in ecom.columns if c.role == "order_id")
+    assert ecom.counted_by == "DuckDB (full scan)" and order_id.distinct == ecom.rows  # exact counts: every order id is unique
     draft = yaml.safe_load(target.read_text(encoding="utf-8"))["sources"]
     truth = yaml.safe_load((REPO / "params" / "demo.yaml").read_text(encoding="utf-8"))["sources"]
     drafted = {s["path"]: s for s in draft["transactions"] + [draft[k] for k in ("customers", "survey", "experiment")]}
