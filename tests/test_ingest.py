@@ -134,3 +134,11 @@ def test_reading_never_modifies_the_input(project):
     raw = read_source(params.sources.transactions[0], path)
     map_source(raw, params.sources.transactions[0], params)
     assert (path.read_bytes(), path.stat().st_mtime_ns) == before
+
+
+def test_gbk_detected_whatever_byte_the_sample_ends_on():
+    from tierbook.ingest import detect_encoding
+
+    raw = ("小票号,会员卡号,门店,品类\n" + "P001,C01,上海徐汇店,美妆\n" * 3000).encode("gbk")
+    # the head of a big file ends anywhere, also inside a two-byte character
+    assert {detect_encoding(raw[:cut]) for cut in range(len(raw) - 12, len(raw))} == {"gb18030"}
