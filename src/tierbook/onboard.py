@@ -617,7 +617,7 @@ def _source_block(p: FileProfile, name: str, folder: Path, indent: str) -> list[
             for rule in p.returns:
                 body = {k: v for k, v in rule.items() if k != "why"}
                 inner = ", ".join(f"{k}: {_q(v) if not isinstance(v, list) else '[' + ', '.join(_q(x) for x in v) + ']'}"
-                                  for k, v in body.items()).replace("true", "true")
+                                  for k, v in body.items())
                 lines.append(f"{indent}  - {{{inner}}}   # {rule['why']}")
         else:
             lines.append(f"{indent}# returns: TODO no return or cancellation marker found; add a rule if the file has returns")

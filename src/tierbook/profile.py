@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from . import tags as T
+from .churn import _read_optional
 from .churn import churn_days as churn_rule
 from .crm import write_customer_scores
 from .data import load_clean
@@ -60,11 +61,6 @@ class ProfileStage:
 
 
 # --------------------------------------------------------------------------- inputs
-
-
-def _optional(run_dir: Path, name: str) -> pd.DataFrame | None:
-    path = run_dir / "data" / f"{name}.parquet"
-    return pd.read_parquet(path) if path.exists() else None
 
 
 def attribute_table(members: pd.DataFrame | None, lines: pd.DataFrame, as_of: pd.Timestamp, params: Params) -> pd.DataFrame:
@@ -234,7 +230,7 @@ def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
     run_dir = Path(run_dir)
     orders = load_clean(run_dir, "orders")
     lines = load_clean(run_dir, "transactions")
-    members = _optional(run_dir, "customers")
+    members = _read_optional(run_dir, "customers")
     scores = pd.read_parquet(run_dir / "data" / "customer_scores.parquet")
     scores["customer_id"] = scores["customer_id"].astype(str)
     as_of = pd.Timestamp(params.rfm.as_of) if params.rfm.as_of else default_as_of(orders)
