@@ -237,3 +237,32 @@ def test_online_retail_report_runs_on_the_draft_with_no_edits(shared_data, tmp_p
     assert result.status == "succeeded", result
     scores = pd.read_csv(result.run_dir / "customer_scores.csv", dtype={"customer_id": str})
     assert 4_300 < len(scores) < 4_400  # the 4,339 customers with a purchase, less those whose orders were all returned
+
+
+def test_an_order_export_with_the_buyers_personal_data(tmp_path):
+    """A marketplace export (names only partly known, buyer name / phone / address on every order, a
+    是否退货 flag) is still transactions; the personal columns are listed, never mapped or shown."""
+    from tierbook.onboard import draft_params, profile_folder
+    from tierbook.onboard_page import write_profile_page
+
+    folder = tmp_path / "tb"
+    folder.mkdir()
+    pd.DataFrame({"订单编号": [f"T{i}" for i in range(30)], "买家会员名": [f"u{i % 9}" for i in range(30)],
+                  "收货人姓名": ["王伟", "李娜", "张敏"] * 10, "联系手机": ["13812345678", "139-8765-4321", "15011112222"] * 10,
+                  "收货地址": ["上海市浦东新区世纪大道100号"] * 30, "订单付款时间": [f"2025-03-{d % 28 + 1:02d} 10:00:00" for d in range(30)],
+                  "买家实际支付金额": [f"{i}.5" for i in range(30)], "是否退货": ["否"] * 27 + ["是"] * 3,
+                  "备注": ["请联系 wang.wei@qq.com", "电话 135 0000 1111"] + ["周末送货", "", "放门口"] * 9 + [""]}).to_csv(folder / "tmall_orders.csv", index=False)
+    (p,) = profile_folder(folder)
+    assert p.table == "transactions" and p.channel == "online"
+    assert {c.column: c.role for c in p.columns if c.role} == {"订单编号": "order_id", "买家会员名": "customer_id", "订单付款时间": "order_date",
+                                                               "买家实际支付金额": "amount", "是否退货": "order_status"}
+    assert {c.column: c.pii for c in p.columns if c.pii} == {"收货人姓名": "name", "联系手机": "phone", "收货地址": "address"}
+    assert next(c for c in p.columns if c.column == "买家会员名").evidence == "name contains '会员名'; 9 distinct of 30"
+    assert [(r["column"], r["equals"]) for r in p.returns] == [("order_status", ["是"])]
+    text = draft_params([p], "tb", folder)
+    assert '# 联系手机: personal data (phone; name contains \'手机\'; 100.0% look like phone numbers): not mapped' in text
+    assert '- {column: "order_status", equals: ["是"]}   # 是否退货 is 是 on 10.0% of rows' in text
+    html = write_profile_page([p], "tb", folder, tmp_path / "page.html").read_text(encoding="utf-8")
+    for value in ("王伟", "13812345678", "8765-4321", "世纪大道", "wang.wei@qq.com", "0000 1111"):
+        assert value not in html, value
+    assert "138****5678" in html and "phone, not read" in html and "请联系 w***@qq.com" in html and "电话 135****1111" in html

@@ -48,7 +48,9 @@ NAMES: dict[str, tuple[str, ...]] = {
     "product_id": ("productid", "sku", "stockcode", "itemid", "productcode", "商品编码", "商品id", "货号", "条码", "商品编号"),
     "channel": ("channel", "saleschannel", "渠道", "销售渠道"),
     "store": ("store", "shop", "platform", "storename", "门店", "店铺", "平台", "门店名称"),
-    "currency": ("currency", "币种", "货币"),
+    "currency": ("currency", "currencycode", "币种", "货币"),
+    "return_flag": ("isreturn", "returnflag", "returned", "refunded", "isrefund", "refundflag", "是否退货", "是否退款", "退货标志",
+                    "退货标记", "退款标志"),
     "category": ("category", "productcategory", "品类", "类别", "商品类别", "分类", "类目"),
     "discount": ("discount", "coupon", "discountamount", "折扣", "优惠", "优惠金额", "折扣金额"),
     "cost": ("cost", "cogs", "costamount", "成本", "成本价"),
@@ -83,6 +85,30 @@ NAMES: dict[str, tuple[str, ...]] = {
     "item_staff": ("itemstaff", "员工评分"),
     "item_experience": ("itemexperience", "体验评分"),
 }
+# when no name matches exactly: parts of a name that suggest a role (lower confidence, the values must agree);
+# checked in this order, so 收货人手机 is a phone before it is a name
+KEYWORDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("email", ("email", "邮箱", "邮件")),
+    ("phone", ("手机", "电话", "phone", "mobile")),
+    ("id_number", ("身份证", "证件")),
+    ("address", ("地址", "address")),
+    ("name", ("姓名", "收货人", "收件人", "联系人", "customername", "buyername")),
+    ("return_flag", ("是否退", "退货标", "退款标", "isreturn", "isrefund", "returnflag", "refundflag")),
+    ("original_order_id", ("原订单", "原小票", "原单")),
+    ("order_id", ("订单编号", "订单号", "小票号", "单据号", "orderid", "orderno", "invoiceno")),
+    ("customer_id", ("会员卡", "会员号", "会员id", "会员名", "买家id", "客户id", "客户编号", "customerid", "memberid", "userid", "buyerid")),
+    ("product_id", ("商品编码", "商品id", "sku", "productid")),
+    ("unit_price", ("单价", "unitprice")),
+    ("quantity", ("数量", "quantity", "qty")),
+    ("amount", ("金额", "实付", "实收", "应付", "amount", "revenue")),
+    ("category", ("品类", "类目", "category")),
+    ("store", ("门店", "店铺", "store", "shop")),
+    ("channel", ("渠道", "channel")),
+    ("order_status", ("状态", "status")),
+    ("date", ("时间", "日期", "date", "time")),
+)
+# a yes/no column saying the row is a return: mapped to order_status with an `equals` rule on its yes values
+FLAG_YES = ("是", "y", "yes", "true", "1", "已退货", "已退款", "退货", "退款", "return", "returned", "refunded")
 # roles each table can hold (the data contract plus the experiment's outcomes)
 TABLE_ROLES = {
     "transactions": ["customer_id", "order_id", "order_date", "amount", "quantity", "unit_price", "order_status", "original_order_id",
@@ -102,6 +128,8 @@ DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/
                 "%Y/%m/%d", "%Y%m%d", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y年%m月%d日")
 PHONE = re.compile(r"^(\+?86[- ]?)?1[3-9]\d{9}$|^\+\d{8,15}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
+EMAIL_IN_TEXT = re.compile(r"([\w.+-]+)@([\w-]+(?:\.[\w-]+)*\.[a-z]{2,})", re.IGNORECASE)
+PHONE_IN_TEXT = re.compile(r"(?<!\d)1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}(?!\d)")
 OUTCOME_WORDS = re.compile(r"revenue|convert|conversion|spend|visit|order|purchase|click|retain|转化|收入|消费|下单|访问|留存")
 CURRENCY_SYMBOLS = {"¥": "CNY", "￥": "CNY", "£": "GBP", "€": "EUR", "$": "USD"}
 
@@ -120,6 +148,8 @@ class ColumnGuess:
     distinct: int | None
     date_format: str | None = None
     example: str = ""  # a masked example value for the page
+    pii: str | None = None  # name / phone / email / address / id_number when the column holds personal data, whatever its table
+    value_range: str = ""  # min..max of the numbers or dates (never for personal data); from the full scan where possible
 
 
 @dataclass
@@ -305,6 +335,11 @@ def _value_check(role: str, f: dict, date_rate: float, date_fmt: str | None) -> 
         return f["phone"] >= 0.5, f"{pct(f['phone'])} look like phone numbers"
     if role == "email":
         return f["email"] >= 0.5, f"{pct(f['email'])} look like e-mail addresses"
+    if role == "return_flag":
+        text = f["text"].str.lower()
+        yes = sorted(set(text.unique()) & set(FLAG_YES))
+        return f["distinct"] <= 3 and len(yes) == 1, (f"a yes/no column, {yes[0]!r} on {(text == yes[0]).mean():.1%} of rows" if yes
+                                                       else f"{f['distinct']:,} distinct values, none of them a yes")
     if role in ("customer_id", "order_id", "product_id", "original_order_id"):
         return f["n"] > 0, f"{f['distinct']:,} distinct of {f['n']:,}"
     return True, f"{f['distinct']:,} distinct values"
@@ -321,6 +356,16 @@ def guess_column(column: str, values: pd.Series) -> tuple[list[str], ColumnGuess
         ok, why = _value_check(role, f, date_rate, date_fmt)
         if ok:
             candidates.append((role, "high", f"name; {why}"))
+    if not candidates and not name_roles(column):  # a part of the name, confirmed by the values
+        key = normalise(column)
+        for role, parts in KEYWORDS:
+            part = next((x for x in parts if x in key), None)
+            if part is None:
+                continue
+            ok, why = _value_check("order_date" if role == "date" else role, f, date_rate, date_fmt)
+            if ok:
+                candidates.append((role, "medium", f"name contains {part!r}; {why}"))
+                break
     if not candidates:  # value evidence alone
         if f["email"] >= 0.9:
             candidates.append(("email", "medium", f"{f['email']:.0%} look like e-mail addresses"))
@@ -334,9 +379,14 @@ def guess_column(column: str, values: pd.Series) -> tuple[list[str], ColumnGuess
     if candidates:
         guess.role, guess.confidence, guess.evidence = candidates[0]
     else:
-        kind = (f"numeric {f['min']:g}..{f['max']:g}" if f["numeric"] >= 0.9 and f["min"] is not None
+        personal = f["phone"] > 0 or f["email"] > 0  # a range would show a phone number
+        kind = (f"numeric {f['min']:g}..{f['max']:g}" if f["numeric"] >= 0.9 and f["min"] is not None and not personal
                 else f"text, {f['distinct']:,} distinct values")
         guess.evidence = kind
+    if guess.role in PII:
+        guess.pii = guess.role
+    elif guess.role is None and (f["phone"] >= 0.5 or f["email"] >= 0.5):  # unnamed but personal: masked all the same
+        guess.pii = "phone" if f["phone"] >= f["email"] else "email"
     guess._facts = f  # used by the table-level rules below
     return [c[0] for c in candidates], guess
 
@@ -355,8 +405,10 @@ def classify(columns: list[ColumnGuess], frame: pd.DataFrame, file_name: str) ->
         return "experiment", f"a variant column ({variant.column}: {variant.distinct} arms)"
     if roles & {"nps", "csat"}:
         return "survey", "score columns (" + ", ".join(c.column for c in columns if c.role in ("nps", "csat")) + ")"
-    if cid is not None and dates and amount and not roles & PII:
-        return "transactions", f"customer id ({cid.column}), a date ({dates[0].column}) and amounts"
+    repeated = cid is not None and cid.distinct is not None and cid.distinct < 0.9 * getattr(cid, "_facts", {}).get("n", 0)
+    if cid is not None and dates and amount and (not roles & PII or "order_id" in roles or repeated):
+        why = f"customer id ({cid.column}), a date ({dates[0].column}) and amounts"
+        return "transactions", why + ("; its personal-data columns are not read" if roles & PII else "")
     if cid is not None and (roles & (PII | {"signup_date", "gender", "member_tier", "birth_date", "region"})):
         unique = cid.distinct is not None and cid.distinct >= 0.9 * max(len(frame) - int(cid.missing_share * len(frame)), 1)
         if unique:
@@ -374,11 +426,20 @@ def settle_roles(columns: list[ColumnGuess], table: str) -> None:
             if c.role in ("member_tier", "segment") and "stratum" not in {x.role for x in columns}:
                 c.role, c.evidence = "stratum", f"{c.evidence}; the tier at assignment"
     taken: set[str] = set()
+    status = any(c.role == "order_status" for c in columns)
+    for c in columns:
+        if c.role == "return_flag":
+            c.flag = True
+            c.role = "order_status" if table == "transactions" and not status else None
+            c.evidence += "" if c.role else ("; a return flag next to a status column: make a rule on one of them" if status else "")
+            status = status or c.role is not None
     for c in sorted(columns, key=lambda c: {"high": 0, "medium": 1, "low": 2}[c.confidence]):
         if c.role == "date" and date_role and date_role not in taken:
             c.role = date_role
         if c.role in ("region", "store", "channel") and table == "experiment":
             c.role = None
+        if c.role in PII and c.role not in allowed:  # c.pii says what it is; the source does not read it
+            c.role, c.confidence = None, "high"
         if c.role is not None and (c.role not in allowed or c.role in taken):
             c.evidence = f"looks like {c.role}, " + ("already mapped" if c.role in taken else f"not part of a {table} table") + f"; {c.evidence}"
             c.role, c.confidence = None, "low"
@@ -397,7 +458,8 @@ def _returns(profile: FileProfile, frame: pd.DataFrame) -> list[dict]:
     status = profile.role_of("order_status")
     if status:
         values = frame[status].dropna().astype(str).str.strip()
-        hits = sorted({v for v in values.unique() if v.lower() in RETURN_WORDS})
+        flag = getattr(next(c for c in profile.columns if c.column == status), "flag", False)
+        hits = sorted({v for v in values.unique() if v.lower() in (FLAG_YES if flag else RETURN_WORDS)})
         if hits:
             share = values.isin(hits).mean()
             rules.append({"column": "order_status", "equals": hits, "why": f"{status} is {' / '.join(hits)} on {share:.1%} of rows"})
@@ -436,6 +498,9 @@ def mask(value, role: str | None) -> str:
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return ""
     text = str(value)
+    if role not in PII:
+        compact = re.sub(r"[\s-]", "", text)
+        role = "phone" if PHONE.match(compact) else "email" if EMAIL.match(text.strip()) else role
     if role == "phone":
         digits = re.sub(r"\D", "", text)
         return digits[:3] + "****" + digits[-4:] if len(digits) >= 7 else "•••"
@@ -446,7 +511,9 @@ def mask(value, role: str | None) -> str:
         return text[:1] + "*" * max(len(text) - 1, 1)
     if role in ("address", "id_number"):
         return "•••"
-    return text[:60]
+    # a phone number or e-mail address inside free text (a comment, a note)
+    text = EMAIL_IN_TEXT.sub(lambda m: m.group(1)[:1] + "***@" + m.group(2), text)
+    return PHONE_IN_TEXT.sub(lambda m: m.group(0)[:3] + "****" + m.group(0)[-4:], text)[:60]
 
 
 def _count(path: Path, facts: dict, frame: pd.DataFrame, columns: list[ColumnGuess]) -> tuple[int, int, str, dict]:
@@ -525,7 +592,7 @@ def profile_file(path: Path) -> list[FileProfile]:
         profile = FileProfile(path=path, sha256=sha, format=facts["format"], encoding=facts["encoding"], delimiter=facts["delimiter"],
                               sheet=facts["sheet"], header_row=facts["header_row"], has_header=facts["has_header"], rows=rows, columns=guesses,
                               table=table, table_evidence=why, sample=pd.DataFrame(), duplicates=duplicates, counted_by=counted_by)
-        profile.sample = pd.DataFrame({g.column: [mask(v, g.role) for v in frame[g.column].head(5)] for g in guesses})
+        profile.sample = pd.DataFrame({g.column: [mask(v, g.pii or g.role) for v in frame[g.column].head(5)] for g in guesses})
         order = ["order_date", "response_date", "assigned_date", "signup_date", "birth_date"]
         date_col = min((g for g in guesses if g.role in DATE_ROLES), key=lambda g: order.index(g.role), default=None)
         if date_col is not None:
@@ -626,7 +693,10 @@ def _source_block(p: FileProfile, name: str, folder: Path, indent: str) -> list[
         lines.append(f"{indent}outcomes:")
         for c in outcomes:
             lines.append(f"{indent}  {_q(c.column)}: {_q(normalise(c.column) if re.fullmatch(r'[a-z0-9_]+', c.column) is None else c.column)}   # {c.evidence}")
-    unknown = [c for c in p.columns if c.role is None]
+    for c in p.columns:
+        if c.role is None and c.pii:
+            lines.append(f"{indent}# {c.column}: personal data ({c.pii}; {c.evidence}): not mapped, a {p.table} source does not read it")
+    unknown = [c for c in p.columns if c.role is None and not c.pii]
     for c in unknown:
         lines.append(f"{indent}# {c.column}: unknown ({c.evidence}); map it under columns if it is one of the contract's columns")
     required = {"transactions": ["customer_id", "order_date"], "customers": ["customer_id"], "survey": ["response_date"],

@@ -61,10 +61,11 @@ def _read_column(profile: FileProfile, column: str) -> pd.Series:
 
 
 def _column_row(c) -> str:
-    unknown = ' class="tb-unknown"' if c.role is None else ""
-    pii = ' <span class="tb-pii">PII</span>' if c.role in PII else ""
+    unknown = ' class="tb-unknown"' if c.role is None and not c.pii else ""
+    pii = ' <span class="tb-pii">PII</span>' if c.pii or c.role in PII else ""
+    role = c.role or (c.pii + ", not read" if c.pii else "unknown")
     distinct = "" if c.distinct is None else f"{c.distinct:,}"
-    return (f"<tr{unknown}><td>{_e(c.column)}</td><td>{_e(c.role or 'unknown')}{pii}</td><td>{_e(c.confidence)}</td>"
+    return (f"<tr{unknown}><td>{_e(c.column)}</td><td>{_e(role)}{pii}</td><td>{_e(c.confidence)}</td>"
             f"<td>{_e(c.evidence)}</td><td>{c.missing_share:.1%}</td><td>{distinct}</td></tr>")
 
 
