@@ -115,6 +115,10 @@ def test_detect_encoding():
     assert detect_encoding("\ufeffid,amount\n".encode("utf-8")) == "utf-8-sig"
     sample = ("会员卡号,门店,交易时间\n" + "C000001,上海徐汇店,2024/03/05 14:22\n" * 20).encode("gbk")
     assert detect_encoding(sample) == "gb18030"
+    # only the header is Chinese: charset_normalizer alone says cp949 (Korean) for this one
+    header_only = ("会员卡号,交易日期,金额\n" + "".join(f"C{i % 7},2025-01-{i + 1:02d},{i}.5\n" for i in range(30))).encode("gbk")
+    assert detect_encoding(header_only) == "gb18030"
+    assert detect_encoding("고객,금액\n김민수,12\n".encode("cp949")) == "gb18030"  # the price: Korean is read as GB18030 (Chinese clients)
 
 
 def test_parse_numbers_and_ids():

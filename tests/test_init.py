@@ -266,3 +266,51 @@ def test_an_order_export_with_the_buyers_personal_data(tmp_path):
     for value in ("王伟", "13812345678", "8765-4321", "世纪大道", "wang.wei@qq.com", "0000 1111"):
         assert value not in html, value
     assert "138****5678" in html and "phone, not read" in html and "请联系 w***@qq.com" in html and "电话 135****1111" in html
+
+
+def test_counts_ranges_and_date_span_come_from_the_whole_file(tmp_path, monkeypatch):
+    """Roles are guessed on the first SAMPLE_ROWS rows; rows, ranges and the date span cover the whole
+    file, by DuckDB (UTF-8 CSV, Parquet), pandas in chunks (GBK) or the whole sheet (Excel)."""
+    from tierbook import onboard
+
+    monkeypatch.setattr(onboard, "SAMPLE_ROWS", 10)
+    folder = tmp_path / "big"
+    folder.mkdir()
+    frame = pd.DataFrame({"customer_id": [f"C{i % 7}" for i in range(30)],
+                          "order_date": [f"2025-01-{d + 1:02d}" for d in range(29)] + ["2026-06-30"],
+                          "amount": [f"{i}.5" for i in range(1, 30)] + ["999.5"]})
+    frame.to_csv(folder / "web_orders.csv", index=False)
+    frame.rename(columns={"customer_id": "会员卡号", "order_date": "交易日期", "amount": "金额"}).to_csv(folder / "门店流水.csv", index=False,
+                                                                                                   encoding="gbk")
+    frame.to_excel(folder / "app_orders.xlsx", index=False)
+    frame.assign(order_date=pd.to_datetime(frame["order_date"]), amount=frame["amount"].astype(float)).to_parquet(folder / "mini_orders.parquet")
+    (folder / "spaced_orders.csv").write_text(frame.to_csv(index=False).replace(",", ", "), encoding="utf-8")
+    frame.assign(note="x", note2="y").rename(columns={"note2": "note"}).to_csv(folder / "twice_orders.csv", index=False)  # note, note
+    profiles = {p.path.name: p for p in onboard.profile_folder(folder)}
+    counted = {name: p.counted_by for name, p in profiles.items()}
+    assert counted == {"web_orders.csv": "DuckDB (full scan)", "门店流水.csv": "pandas (full scan in chunks)",
+                       "app_orders.xlsx": "pandas (whole table)", "mini_orders.parquet": "DuckDB (full scan)",
+                       "spaced_orders.csv": "DuckDB (full scan)", "twice_orders.csv": "pandas (full scan in chunks); DuckDB could not parse it"}
+    for name, p in profiles.items():
+        assert p.table == "transactions" and p.rows == 30, name
+        assert p.date_span == ("2025-01-01", "2026-06-30"), name
+        assert [c.value_range for c in p.columns][:3] == ["", "2025-01-01 to 2026-06-30", "1.5 to 999.5"], name
+        assert p.notes == ["roles guessed on the first 10 of 30 rows"], name
+    assert profiles["web_orders.csv"].columns[0].distinct == 7  # distinct over the file, not the sample of 10
+
+
+def test_a_file_that_cannot_be_read_is_reported_not_fatal(tmp_path):
+    from tierbook.errors import TierbookError
+    from tierbook.onboard import draft_params, profile_folder
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "broken.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
+    with pytest.raises(TierbookError, match=r"broken.xlsx: cannot be read \(.*\); export it as CSV \(UTF-8\) or .xlsx"):
+        profile_folder(folder)  # the only file: init stops with one line naming it
+    (folder / "orders.csv").write_text("customer_id,order_date,amount\nA,2025-01-02,3.5\nA,2025-01-05,4\n", encoding="utf-8")
+    profiles = profile_folder(folder)
+    broken = next(p for p in profiles if p.path.name == "broken.xlsx")
+    assert broken.table == "unknown" and broken.table_evidence.startswith("cannot be read (")
+    text = draft_params(profiles, "x", folder)
+    assert "# TODO: broken.xlsx is not mapped: cannot be read (" in text and '- name: "orders"' in text

@@ -29,6 +29,7 @@ from .params import Params, Source, TransactionSource
 SAMPLE_BYTES = 2_000_000
 # GB2312 and GBK are subsets of GB18030: decoding with the superset never loses a character.
 CHINESE_CODECS = {"gb2312": "gb18030", "gbk": "gb18030", "hz": "gb18030", "gb18030": "gb18030"}
+KOREAN_CODECS = {"cp949", "euckr", "johab", "iso2022kr"}
 # A column must parse for at least this share of its non-empty values, else it is the wrong
 # column or the wrong format and the run stops (single bad values are rejected row by row).
 MIN_PARSE_SHARE = 0.5
@@ -97,6 +98,14 @@ def detect_encoding(sample: bytes) -> str:
     if best is None:
         return "latin-1"
     name = best.encoding.lower().replace("_", "")
+    if name in KOREAN_CODECS:
+        # a GBK export whose only Chinese is a short header (ids, dates and numbers below it) is often
+        # taken for Korean: every EUC-KR byte pair is a valid GBK pair, and Chinese is what these clients write
+        try:
+            sample.decode("gb18030")
+            return "gb18030"
+        except UnicodeDecodeError:
+            pass
     return CHINESE_CODECS.get(name, best.encoding)
 
 

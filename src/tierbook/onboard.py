@@ -221,18 +221,23 @@ def read_tables(path: Path) -> list[tuple[pd.DataFrame, dict]]:
     name = path.name.lower()
     if name.endswith((".xlsx", ".xlsm", ".xls")):
         out = []
-        for sheet, raw in pd.read_excel(path, sheet_name=None, header=None, dtype=object, engine="calamine", nrows=SAMPLE_ROWS + 20).items():
+        # the whole sheet (a workbook holds at most 1,048,576 rows): its counts are exact, its roles guessed on the first rows
+        for sheet, raw in pd.read_excel(path, sheet_name=None, header=None, dtype=object, engine="calamine").items():
             raw = raw.dropna(how="all").dropna(axis=1, how="all")
             if raw.empty:
                 continue
             raw = raw.reset_index(drop=True)
             h = _header_row(raw)
-            frame = raw.iloc[h + 1:].reset_index(drop=True)
-            frame.columns = [str(c).strip() for c in raw.iloc[h]]
-            out.append((frame, {"format": "excel", "encoding": None, "delimiter": None, "sheet": str(sheet), "header_row": h, "has_header": True}))
+            full = raw.iloc[h + 1:].reset_index(drop=True)
+            full.columns = [str(c).strip() for c in raw.iloc[h]]
+            out.append((full.head(SAMPLE_ROWS), {"format": "excel", "encoding": None, "delimiter": None, "sheet": str(sheet), "header_row": h,
+                                                 "has_header": True, "full": full}))
         return out
     if name.endswith((".parquet", ".pq")):
-        frame = pd.read_parquet(path).head(SAMPLE_ROWS)
+        import pyarrow.parquet as pq
+
+        batch = next(pq.ParquetFile(path).iter_batches(batch_size=SAMPLE_ROWS), None)  # the first rows only, however big the file
+        frame = batch.to_pandas() if batch is not None else pd.read_parquet(path)
         return [(frame, {"format": "parquet", "encoding": None, "delimiter": None, "sheet": None, "header_row": 0, "has_header": True})]
     head = _head_bytes(path)
     if not head.strip():
@@ -525,8 +530,51 @@ def _count(path: Path, facts: dict, frame: pd.DataFrame, columns: list[ColumnGue
     csv_ok = facts["format"] == "csv" and encoding in ("utf-8", "ascii", "latin-1", "iso-8859-1") and facts["has_header"] and facts["delimiter"] != r"\s+"
     if not (csv_ok or facts["format"] == "parquet"):
         if facts["format"] != "csv" or len(frame) < SAMPLE_ROWS:
-            return len(frame), int(frame.duplicated().sum()), "pandas (whole table)", {}
+            whole = facts.get("full", frame)
+            per = {c.column: {"missing_share": float(whole[c.column].isna().mean()) if len(whole) else 0.0,
+                              "distinct": int(whole[c.column].nunique())} for c in columns}
+            for column, span in _frame_ranges(whole, columns).items():
+                per[column]["range"] = span
+            return len(whole), int(whole.astype(str).duplicated().sum()), "pandas (whole table)", per
         return _stream_count(path, facts, columns)
+    try:
+        return _duckdb_count(path, facts, columns, encoding)
+    except duckdb.Error as exc:  # a file DuckDB's reader rejects (ragged rows, odd quoting): pandas reads it in chunks
+        if facts["format"] != "csv":
+            raise TierbookError(f"{path}: DuckDB cannot scan it ({str(exc).splitlines()[0]}); export it again as CSV (UTF-8)") from None
+        rows, dup, counted_by, per = _stream_count(path, facts, columns)
+        return rows, dup, counted_by + "; DuckDB could not parse it", per
+
+
+def _range_columns(columns: list[ColumnGuess]) -> list[ColumnGuess]:
+    """Columns whose min..max the page shows: numbers and dates with a role (never personal data)."""
+    return [c for c in columns if not c.pii and (c.role in NUMBER_ROLES | {"nps", "csat", "outcome"} or c.role in DATE_ROLES)]
+
+
+def _frame_ranges(frame: pd.DataFrame, columns: list[ColumnGuess]) -> dict[str, tuple]:
+    out = {}
+    for c in _range_columns(columns):
+        values = frame[c.column].dropna()
+        if c.role in DATE_ROLES:
+            parsed = pd.to_datetime(values.astype(str).str.strip(), format=c.date_format, errors="coerce") if c.date_format \
+                else pd.to_datetime(values, errors="coerce")
+        else:
+            parsed = parse_numbers(values.astype(str))
+        parsed = parsed.dropna()
+        if len(parsed):
+            out[c.column] = (parsed.min(), parsed.max())
+    return out
+
+
+def _merge_range(a: tuple | None, b: tuple | None) -> tuple | None:
+    return b if a is None else a if b is None else (min(a[0], b[0]), max(a[1], b[1]))
+
+
+def _duckdb_count(path: Path, facts: dict, columns: list[ColumnGuess], encoding: str) -> tuple[int, int, str, dict]:
+    """One streaming DuckDB pass: rows, non-missing and distinct values per column, min..max of the
+    numbers and dates; a second pass for exact duplicate rows."""
+    import duckdb
+
     con = duckdb.connect()
     if facts["format"] == "parquet":
         source = f"read_parquet('{path.as_posix()}')"
@@ -540,17 +588,30 @@ def _count(path: Path, facts: dict, frame: pd.DataFrame, columns: list[ColumnGue
     approx = path.stat().st_size > APPROX_BYTES
     distinct = "approx_count_distinct({})" if approx else "count(distinct {})"
     exprs = ["count(*)"] + [f'count("{n}")' for n in names] + [distinct.format(f'"{n}"') for n in names]
+    ranged = _range_columns(columns)
+    for c in ranged:
+        text = f'trim(cast("{c.column}" as varchar))'
+        if c.role in DATE_ROLES:
+            fmt = (c.date_format or "").replace("'", "''")
+            value = f"try_strptime({text}, '{fmt}')" if c.date_format else f'try_cast("{c.column}" as timestamp)'
+        else:  # the numbers as ingest reads them: currency signs and thousands separators removed
+            value = f"try_cast(regexp_replace({text}, '[\\s,¥￥$€£]|RMB|CNY|USD|EUR|GBP|元', '', 'g') as double)"
+        exprs += [f"min({value})", f"max({value})"]
     row = con.execute(f"select {', '.join(exprs)} from {source}").fetchone()
     dup = con.execute(f"select count(*) - (select count(*) from (select distinct * from {source})) from {source}").fetchone()[0]
     k = len(names)
     per = {n: {"missing_share": 1 - row[1 + i] / max(row[0], 1), "distinct": int(row[1 + k + i])} for i, n in enumerate(names)}
+    for j, c in enumerate(ranged):
+        lo, hi = row[1 + 2 * k + 2 * j], row[2 + 2 * k + 2 * j]
+        if lo is not None:
+            per[c.column]["range"] = (pd.Timestamp(lo), pd.Timestamp(hi)) if c.role in DATE_ROLES else (float(lo), float(hi))
     return int(row[0]), int(dup), "DuckDB (full scan" + (", distinct counts approximate)" if approx else ")"), per
 
 
 def _stream_count(path: Path, facts: dict, columns: list[ColumnGuess]) -> tuple[int, int, str, dict]:
     """Rows, exact duplicate rows and missing values of a CSV DuckDB cannot decode (GBK, space-
     separated), read in chunks of 500,000 rows so memory stays flat."""
-    rows, filled, hashes = 0, None, []
+    rows, filled, hashes, ranges = 0, None, [], {}
     reader = pd.read_csv(path, encoding=facts["encoding"], sep=facts["delimiter"], header=0 if facts["has_header"] else None, dtype=str,
                          keep_default_na=False, na_values=[""], skipinitialspace=True, chunksize=500_000)
     for chunk in reader:
@@ -558,20 +619,41 @@ def _stream_count(path: Path, facts: dict, columns: list[ColumnGuess]) -> tuple[
         counts = chunk.notna().sum().to_numpy()
         filled = counts if filled is None else filled + counts
         hashes.append(pd.util.hash_pandas_object(chunk, index=False).to_numpy())
+        if not facts["has_header"]:
+            chunk.columns = [c.column for c in columns]
+        for column, span in _frame_ranges(chunk, columns).items():
+            ranges[column] = _merge_range(ranges.get(column), span)
     allh = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
     per = {c.column: {"missing_share": 1 - filled[i] / max(rows, 1), "distinct": c.distinct} for i, c in enumerate(columns)} if rows else {}
+    for column, span in ranges.items():
+        per[column]["range"] = span
     return rows, int(rows - np.unique(allh).size), "pandas (full scan in chunks)", per
 
 
 def profile_file(path: Path) -> list[FileProfile]:
-    """Read one file (every sheet of a workbook) and guess its table and column roles."""
+    """Read one file (every sheet of a workbook) and guess its table and column roles; a file that
+    cannot be read raises a one-line TierbookError naming it."""
     try:
-        tables = read_tables(path)
+        return _profile_file(path)
     except TierbookError:
         raise
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except _read_errors() as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TierbookError(f"{path}: cannot be read ({first}); export it as CSV (UTF-8) or .xlsx and run make init again") from None
+
+
+def _read_errors() -> tuple[type[Exception], ...]:
+    """What the readers raise on a file that is not what its name says (a corrupt workbook, a
+    truncated gzip, ragged rows)."""
+    import zipfile
+
+    from python_calamine import CalamineError
+
+    return (ValueError, OSError, EOFError, UnicodeDecodeError, pd.errors.ParserError, zipfile.BadZipFile, CalamineError)
+
+
+def _profile_file(path: Path) -> list[FileProfile]:
+    tables = read_tables(path)
     sha = file_sha256(path)
     out = []
     for frame, facts in tables:
@@ -589,17 +671,16 @@ def profile_file(path: Path) -> list[FileProfile]:
         for g in guesses:
             if g.column in per:
                 g.missing_share, g.distinct = per[g.column]["missing_share"], per[g.column]["distinct"]
+                g.value_range = _range_text(per[g.column].get("range"))
         profile = FileProfile(path=path, sha256=sha, format=facts["format"], encoding=facts["encoding"], delimiter=facts["delimiter"],
                               sheet=facts["sheet"], header_row=facts["header_row"], has_header=facts["has_header"], rows=rows, columns=guesses,
                               table=table, table_evidence=why, sample=pd.DataFrame(), duplicates=duplicates, counted_by=counted_by)
         profile.sample = pd.DataFrame({g.column: [mask(v, g.pii or g.role) for v in frame[g.column].head(5)] for g in guesses})
         order = ["order_date", "response_date", "assigned_date", "signup_date", "birth_date"]
         date_col = min((g for g in guesses if g.role in DATE_ROLES), key=lambda g: order.index(g.role), default=None)
-        if date_col is not None:
-            parsed = pd.to_datetime(frame[date_col.column].astype(str), format=date_col.date_format, errors="coerce") \
-                if date_col.date_format else pd.to_datetime(frame[date_col.column], errors="coerce")
-            if parsed.notna().any():
-                profile.date_span = (f"{parsed.min():%Y-%m-%d}", f"{parsed.max():%Y-%m-%d}")
+        span = per.get(date_col.column, {}).get("range") if date_col is not None else None
+        if span is not None:
+            profile.date_span = (f"{span[0]:%Y-%m-%d}", f"{span[1]:%Y-%m-%d}")
         amount = next((g for g in guesses if g.role in ("amount", "unit_price")), None)
         profile.currency = CURRENCY_SYMBOLS.get(getattr(amount, "_facts", {}).get("money")) if amount else None
         if table == "transactions":
@@ -609,6 +690,14 @@ def profile_file(path: Path) -> list[FileProfile]:
             profile.notes.append(f"roles guessed on the first {len(frame):,} of {rows:,} rows")
         out.append(profile)
     return out
+
+
+def _range_text(span: tuple | None) -> str:
+    if span is None:
+        return ""
+    if isinstance(span[0], pd.Timestamp):
+        return f"{span[0]:%Y-%m-%d} to {span[1]:%Y-%m-%d}"
+    return f"{span[0]:,.10g} to {span[1]:,.10g}"
 
 
 def _positional(guesses: list[ColumnGuess], frame: pd.DataFrame) -> None:
@@ -631,9 +720,23 @@ def _positional(guesses: list[ColumnGuess], frame: pd.DataFrame) -> None:
 
 
 def profile_folder(folder: Path) -> list[FileProfile]:
-    profiles = []
-    for path in find_files(folder):
-        profiles.extend(profile_file(path))
+    """Every table in the folder; a file that cannot be read is reported as unknown (the others are
+    still profiled), and only a folder where nothing can be read stops init."""
+    files, profiles, errors = find_files(folder), [], []
+    for path in files:
+        try:
+            profiles.extend(profile_file(path))
+        except TierbookError as exc:
+            errors.append(str(exc))
+            try:
+                sha = file_sha256(path)
+            except OSError:
+                sha = ""
+            profiles.append(FileProfile(path=path, sha256=sha, format=path.suffix.lstrip(".").lower() or "file", encoding=None, delimiter=None,
+                                        sheet=None, header_row=0, has_header=False, rows=0, columns=[], table="unknown",
+                                        table_evidence=str(exc).split(": ", 1)[-1], sample=pd.DataFrame()))
+    if len(errors) == len(files):
+        raise TierbookError(errors[0] if len(files) == 1 else f"no file in {folder} can be read; the first: {errors[0]}")
     return profiles
 
 
@@ -750,7 +853,8 @@ def draft_params(profiles: list[FileProfile], client: str, folder: Path, page: s
     for p in profiles:
         if p.table == "unknown":
             cols = ", ".join(p.columns[i].column for i in range(min(8, len(p.columns))))
-            lines.append(f"# TODO: {p.label} is not mapped: {p.table_evidence} (columns: {cols}). Map it by hand or leave it out.")
+            lines.append(f"# TODO: {p.label} is not mapped: {p.table_evidence}" + (f" (columns: {cols})" if cols else "")
+                         + ". Map it by hand or leave it out.")
     return "\n".join(lines) + "\n"
 
 
@@ -769,7 +873,7 @@ def run_init(client: str, data: Path, project_root: Path, force: bool = False) -
     profiles = profile_folder(data)
     page = project_root / "reports" / client / "init" / "profile.html"
     text = draft_params(profiles, client, data, str(page.relative_to(project_root)))
-    changed = [p.path for p in profiles if file_sha256(p.path) != p.sha256]
+    changed = [p.path for p in profiles if p.sha256 and file_sha256(p.path) != p.sha256]
     if changed:
         raise TierbookError(f"{changed[0]} changed while it was being read; run make init again when the export is complete")
     write_profile_page(profiles, client, data, page)

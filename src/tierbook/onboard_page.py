@@ -66,7 +66,7 @@ def _column_row(c) -> str:
     role = c.role or (c.pii + ", not read" if c.pii else "unknown")
     distinct = "" if c.distinct is None else f"{c.distinct:,}"
     return (f"<tr{unknown}><td>{_e(c.column)}</td><td>{_e(role)}{pii}</td><td>{_e(c.confidence)}</td>"
-            f"<td>{_e(c.evidence)}</td><td>{c.missing_share:.1%}</td><td>{distinct}</td></tr>")
+            f"<td>{_e(c.evidence)}</td><td>{c.missing_share:.1%}</td><td>{distinct}</td><td>{_e(c.value_range)}</td></tr>")
 
 
 def _file_section(p: FileProfile) -> str:
@@ -79,14 +79,14 @@ def _file_section(p: FileProfile) -> str:
     if p.sheet is not None:
         facts.insert(2, ("sheet", f"{p.sheet} (header on row {p.header_row + 1})"))
     if p.date_span:
-        facts.append(("date span", f"{p.date_span[0]} to {p.date_span[1]} (sample)"))
+        facts.append(("date span", f"{p.date_span[0]} to {p.date_span[1]}"))
     facts.append(("exact duplicate rows", f"{p.duplicates:,}"))
     rows = "".join(f"<tr><th>{_e(k)}</th><td>{_e(v)}</td></tr>" for k, v in facts)
     cols = "".join(_column_row(c) for c in p.columns)
     sample = p.sample.to_html(index=False, escape=True, border=0, classes="tb-sample") if len(p.sample) else ""
     notes = "".join(f"<li>{_e(n)}</li>" for n in p.notes)
     return (f"<h2>{_e(p.label)}</h2><table class='tb-facts'>{rows}</table>"
-            f"<table><thead><tr><th>column</th><th>role</th><th>confidence</th><th>evidence</th><th>missing</th><th>distinct</th></tr></thead>"
+            f"<table><thead><tr><th>column</th><th>role</th><th>confidence</th><th>evidence</th><th>missing</th><th>distinct</th><th>range</th></tr></thead>"
             f"<tbody>{cols}</tbody></table>" + (f"<ul>{notes}</ul>" if notes else "")
             + (f"<p>First rows (personal data masked):</p><div class='tb-scroll'>{sample}</div>" if sample else ""))
 
