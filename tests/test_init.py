@@ -3,6 +3,7 @@ and the data-profile page."""
 
 import datetime as dt
 import hashlib
+import re
 import shutil
 
 import pandas as pd
@@ -314,3 +315,76 @@ def test_a_file_that_cannot_be_read_is_reported_not_fatal(tmp_path):
     assert broken.table == "unknown" and broken.table_evidence.startswith("cannot be read (")
     text = draft_params(profiles, "x", folder)
     assert "# TODO: broken.xlsx is not mapped: cannot be read (" in text and '- name: "orders"' in text
+
+
+ROLE_CASES = [  # (column name, values, the role guessed, a fragment of the evidence)
+    ("客户编号", ["C001", "C002", "C001"], "customer_id", "name; 2 distinct of 3"),
+    ("Invoice", ["536365", "536366", "C536367"], "order_id", "name; 3 distinct of 3"),
+    ("订单日期", ["2025年03月01日", "2025年03月02日", "2025年3月4日"], "order_date", "name; 100.0% parse as %Y年%m月%d日"),
+    ("付款日期", ["2025/03/01", "2025/03/02", "2025/03/04"], "date", "name contains '日期'; 100.0% parse as %Y/%m/%d"),  # the table decides
+    ("Sales", ["¥1,234.50", "¥20.00", "-¥3.10"], "amount", "100.0% numeric (¥ amounts)"),
+    ("Qty", ["1", "2", "-1"], "quantity", "100.0% numeric"),
+    ("售价", ["9.9", "19.9", "29"], "unit_price", "100.0% numeric"),
+    ("币种", ["CNY", "CNY", "USD"], "currency", "2 distinct values"),
+    ("is_return", ["N", "N", "Y"], "return_flag", "a yes/no column, 'y' on 33.3% of rows"),
+    ("销售渠道", ["天猫", "京东", "门店"], "channel", "3 distinct values"),
+    ("店铺", ["旗舰店", "旗舰店", "专卖店"], "store", "2 distinct values"),
+    ("商品类别", ["美妆", "服饰", "美妆"], "category", "2 distinct values"),
+    ("成本价", ["5.1", "7.2", "8"], "cost", "100.0% numeric"),
+    ("优惠金额", ["0", "5", "10"], "discount", "100.0% numeric"),
+    ("推荐意愿", ["0", "7", "10"], "nps", "integers 0..10"),
+    ("满意度", ["1", "3", "5"], "csat", "integers 1..5"),
+    ("test_group", ["control", "treatment", "control"], "variant", "2 distinct values"),
+    ("会员姓名", ["王伟", "李娜", "张敏"], "name", "3 distinct values"),
+    ("联系电话", ["138 1234 5678", "+8613987654321", "150-1111-2222"], "phone", "100.0% look like phone numbers"),
+    ("E-mail", ["a@qq.com", "b@163.com", "c@x.cn"], "email", "100.0% look like e-mail addresses"),
+    ("收货地址", ["上海市徐汇区", "北京市朝阳区", "广州市天河区"], "address", "3 distinct values"),
+    # no name to go on: the values alone
+    ("col7", ["13812345678", "13987654321", "15011112222"], "phone", "100% look like phone numbers"),
+    ("col8", ["a@qq.com", "b@163.com", "c@x.cn"], "email", "100% look like e-mail addresses"),
+    ("col9", ["2025-03-01 10:00", "2025-03-02 11:30", "2025-03-04 09:15"], "date", "100.0% parse as %Y-%m-%d %H:%M"),
+    # a known name the values contradict: not mapped
+    ("NPS", ["12", "85", "100"], None, "the name says nps but integers 12..100; numeric 12..100"),
+    ("order_date", ["soon", "later", "never"], None, "the name says order_date but 0.0% parse as a date; text, 3 distinct values"),
+    ("支付日期", ["2025/03/01", "2025/03/02", "2025/13/04"], None, "the name suggests date but 66.7% parse as %Y/%m/%d"),
+    ("phone", ["yes", "no", "yes"], None, "the name says phone but 0.0% look like phone numbers; text, 2 distinct values"),
+]
+
+
+@pytest.mark.parametrize("column, values, role, evidence", ROLE_CASES, ids=[c[0] for c in ROLE_CASES])
+def test_each_role_from_names_and_values(column, values, role, evidence):
+    from tierbook.onboard import guess_column
+
+    _, guess = guess_column(column, pd.Series(values, dtype=object))
+    assert guess.role == role and evidence in guess.evidence, (guess.role, guess.evidence)
+    assert (guess.pii is not None) == (role in {"name", "phone", "email", "address"})
+
+
+def test_cli_and_make_target(hand_made, tmp_path, capsys):
+    import os
+    import subprocess
+    import sys
+
+    from tierbook.cli import main
+
+    root = _project(tmp_path)
+    assert main(["--root", str(root), "init", "--client", "acme", "--data", str(hand_made)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^  订单导出.csv +transactions +20 rows  5/5 columns mapped$", out, re.M)
+    # currency, 2 unlabelled channels, 2 files without return markers, 2 unknown tables (skus.csv, the 说明 sheet)
+    assert f"wrote {root / 'params' / 'acme.yaml'} (7 TODOs)" in out
+    assert main(["--root", str(root), "init", "--client", "acme", "--data", str(hand_made)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith("exists; init never overwrites a client's params: move it away, or add FORCE=1 (make init ... FORCE=1)")
+    assert main(["--root", str(root), "init", "--client", "beta", "--data", str(tmp_path / "nope")]) == 2
+    assert capsys.readouterr().err.startswith(f"error: {tmp_path / 'nope'}: no such folder")
+
+    (root / "pyproject.toml").symlink_to(REPO / "pyproject.toml")
+    stamp = tmp_path / "stamp"  # the environment counts as built (newer than pyproject.toml): make runs the recipe with this interpreter
+    stamp.touch()
+    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    make = ["make", "-s", "-f", str(REPO / "Makefile"), "init", f"STAMP={stamp}", f"PY={sys.executable}"]  # run in the temporary project
+    usage = subprocess.run(make + ["CLIENT=acme"], cwd=root, capture_output=True, text=True, env=env)
+    assert usage.returncode == 2 and usage.stdout.strip() == "usage: make init CLIENT=acme DATA=~/Downloads/acme_exports"
+    run = subprocess.run(make + ["CLIENT=acme", f"DATA={hand_made}", "FORCE=1"], cwd=root, capture_output=True, text=True, env=env)
+    assert run.returncode == 0 and f"wrote {root / 'params' / 'acme.yaml'} (7 TODOs)" in run.stdout, run.stderr

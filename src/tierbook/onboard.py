@@ -326,7 +326,7 @@ def _value_check(role: str, f: dict, date_rate: float, date_fmt: str | None) -> 
     """Do the values support the role? (ok, evidence)."""
     pct = lambda x: f"{x:.1%}"  # noqa: E731
     if role in DATE_ROLES:
-        fmt = f" as {date_fmt}" if date_fmt else " (date cells)"
+        fmt = f" as {date_fmt}" if date_fmt else " (date cells)" if date_rate else " as a date"
         return date_rate >= 0.9, f"{pct(date_rate)} parse{fmt}"
     if role in ("nps",):
         ok = f["numeric"] >= 0.95 and f["integer"] and f["min"] is not None and 0 <= f["min"] and f["max"] <= 10
@@ -356,11 +356,13 @@ def guess_column(column: str, values: pd.Series) -> tuple[list[str], ColumnGuess
     missing = 1 - f["n"] / max(len(values), 1)
     date_rate, date_fmt = date_parse(values) if f["numeric"] < 0.99 or f["integer"] else (0.0, None)
     example = "" if f["text"].empty else str(f["text"].iloc[0])[:40]
-    candidates = []
+    candidates, rejected = [], []
     for role in name_roles(column):
         ok, why = _value_check(role, f, date_rate, date_fmt)
         if ok:
             candidates.append((role, "high", f"name; {why}"))
+        else:
+            rejected.append(f"the name says {role} but {why}")
     if not candidates and not name_roles(column):  # a part of the name, confirmed by the values
         key = normalise(column)
         for role, parts in KEYWORDS:
@@ -371,6 +373,7 @@ def guess_column(column: str, values: pd.Series) -> tuple[list[str], ColumnGuess
             if ok:
                 candidates.append((role, "medium", f"name contains {part!r}; {why}"))
                 break
+            rejected.append(f"the name suggests {role} but {why}")
     if not candidates:  # value evidence alone
         if f["email"] >= 0.9:
             candidates.append(("email", "medium", f"{f['email']:.0%} look like e-mail addresses"))
@@ -387,7 +390,7 @@ def guess_column(column: str, values: pd.Series) -> tuple[list[str], ColumnGuess
         personal = f["phone"] > 0 or f["email"] > 0  # a range would show a phone number
         kind = (f"numeric {f['min']:g}..{f['max']:g}" if f["numeric"] >= 0.9 and f["min"] is not None and not personal
                 else f"text, {f['distinct']:,} distinct values")
-        guess.evidence = kind
+        guess.evidence = "; ".join(rejected[:1] + [kind])
     if guess.role in PII:
         guess.pii = guess.role
     elif guess.role is None and (f["phone"] >= 0.5 or f["email"] >= 0.5):  # unnamed but personal: masked all the same
