@@ -121,6 +121,7 @@ def test_second_run_adds_a_version_and_leaves_the_first_untouched(demo_project):
     assert lapsing == (pd.read_parquet(second.run_dir / "data/customer_scores.parquet")["lifecycle_stage"] == "lapsing").sum()
     assert f"（{lapsing:,} 位）处于沉默期" in two and f"({lapsing:,}) are lapsing" in one
     assert (second.run_dir / "customer_tags.csv").read_bytes().startswith(b"\xef\xbb\xbf")
+    assert '<a href="customer_tags.csv">' in (second.run_dir / "index.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.slow

@@ -63,7 +63,8 @@ def write_index(run_dir: Path, manifest: dict, sections, params) -> None:
     page = env.get_template("run_index.html.j2").render(
         title=_brand(params), client=manifest["client"], run_id=manifest["run_id"], status=manifest["status"],
         started=f"{started:%Y-%m-%d %H:%M}", period=manifest.get("data_period"), sections=rows, css=_css(),
-        has_rejected=(run_dir / "rejected.csv").exists(), has_scores=(run_dir / "customer_scores.csv").exists(), version=importlib.metadata.version("tierbook"),
+        has_rejected=(run_dir / "rejected.csv").exists(), has_scores=(run_dir / "customer_scores.csv").exists(),
+        has_tags=(run_dir / "customer_tags.csv").exists(), version=importlib.metadata.version("tierbook"),
         commit=(manifest.get("commit") or "")[:10] + (" (uncommitted changes)" if manifest.get("dirty") else ""),
     )
     tmp = run_dir / "index.html.tmp"
