@@ -143,19 +143,36 @@ def previous_run(run_dir: Path) -> tuple[Path, dict] | None:
     return None
 
 
-def tier_moves(run_dir: Path, previous: Path, order: list[str]) -> dict | None:
-    """Customers whose tier went up / down / stayed since the previous run, and new customers."""
+def tier_migration(run_dir: Path, previous: Path, order: list[str]) -> pd.DataFrame | None:
+    """Customers by their tier in the previous run (rows, top tier first; ``new`` for customers that
+    run did not have) and their tier now (columns): the run index's migration table."""
     now_path, before_path = run_dir / "data" / "customer_scores.parquet", previous / "data" / "customer_scores.parquet"
     if not (now_path.exists() and before_path.exists()):
         return None
     now = pd.read_parquet(now_path, columns=["customer_id", "tier"]).assign(customer_id=lambda f: f["customer_id"].astype(str))
     before = pd.read_parquet(before_path, columns=["customer_id", "tier"]).assign(customer_id=lambda f: f["customer_id"].astype(str))
-    rank = {name: i for i, name in enumerate(order)}  # 0 = top tier
     m = now.merge(before, on="customer_id", how="left", suffixes=("", "_before"))
-    known = m["tier_before"].notna()
-    r_now, r_before = m["tier"].map(rank), m["tier_before"].map(rank)
-    return {"up": int((known & (r_now < r_before)).sum()), "down": int((known & (r_now > r_before)).sum()),
-            "same": int((known & (r_now == r_before)).sum()), "new": int((~known).sum())}
+    m["tier_before"] = m["tier_before"].fillna("new")
+    table = pd.crosstab(m["tier_before"], m["tier"])
+    rows = [t for t in order if t in table.index] + ([t for t in table.index if t not in order])
+    cols = [t for t in order if t in table.columns] + [t for t in table.columns if t not in order]
+    return table.reindex(index=rows, columns=cols, fill_value=0).rename_axis(index="before", columns="now")
+
+
+def tier_moves(run_dir: Path, previous: Path, order: list[str]) -> dict | None:
+    """Customers whose tier went up / down / stayed since the previous run, and new customers."""
+    table = tier_migration(run_dir, previous, order)
+    if table is None:
+        return None
+    rank = {name: i for i, name in enumerate(order)}  # 0 = top tier
+    moves = {"up": 0, "down": 0, "same": 0, "new": int(table.loc["new"].sum()) if "new" in table.index else 0}
+    for before, row in table.iterrows():
+        if before == "new":
+            continue
+        for now, n in row.items():
+            key = "same" if rank.get(now) == rank.get(before) else ("up" if rank.get(now, 99) < rank.get(before, 99) else "down")
+            moves[key] += int(n)
+    return moves
 
 
 @dataclass

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from . import i18n
+from .i18n import localised
 from .tables import SYMBOLS
 
 PALETTE = ["#1f4e79", "#e07b39", "#3a923a", "#c03d3e", "#7f5fa8", "#8c6d31"]
@@ -30,17 +32,38 @@ def _add_cjk_fonts(font_manager) -> None:
                 continue
 
 
-def set_theme() -> None:
-    """Seaborn's whitegrid with the report palette; Chinese labels fall back glyph by glyph to the
-    first installed CJK font (Debian: fonts-noto-cjk), else matplotlib draws boxes."""
+def cjk_font() -> str | None:
+    """The first installed CJK font matplotlib can use, or None."""
     from matplotlib import font_manager
 
     installed = {f.name for f in font_manager.fontManager.ttflist}
     if not installed & set(CJK_FONTS):
         _add_cjk_fonts(font_manager)
         installed = {f.name for f in font_manager.fontManager.ttflist}
-    fonts = ["DejaVu Sans"] + [name for name in CJK_FONTS if name in installed]
+    return next((name for name in CJK_FONTS if name in installed), None)
+
+
+NO_CJK = ("No CJK font on the machine that made this report, so the figures keep their English labels "
+          "(Chinese would be drawn as empty boxes). Install one: `apt-get install fonts-noto-cjk` (make env does it where it can).")
+
+
+def set_theme() -> None:
+    """Seaborn's whitegrid with the report palette; Chinese labels fall back glyph by glyph to the
+    first installed CJK font (Debian: fonts-noto-cjk). Without one, a report in Chinese keeps its
+    figures in English and says so on the page, rather than drawing boxes."""
+    cjk = cjk_font()
+    fonts = ["DejaVu Sans"] + ([cjk] if cjk else [])
     sns.set_theme(style="whitegrid", palette=PALETTE, rc={"figure.dpi": 110, "axes.titleweight": "bold", "font.sans-serif": fonts, "font.family": fonts})
+    if cjk is None and i18n.lang() != "en":
+        i18n.keep_figures_in_english()
+        try:
+            from IPython.display import HTML, display
+
+            display(HTML(f'<div class="tb-alert">{i18n._(NO_CJK)}</div>'))
+        except ImportError:  # outside IPython
+            import warnings
+
+            warnings.warn(NO_CJK, stacklevel=2)
 
 
 def _money_axis(ax, currency: str) -> None:
@@ -48,6 +71,7 @@ def _money_axis(ax, currency: str) -> None:
     ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{symbol}{v:,.0f}"))
 
 
+@localised
 def monthly_revenue(monthly: pd.DataFrame, currency: str):
     """Net revenue and orders per month by channel (``data.monthly`` output)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -63,6 +87,7 @@ def monthly_revenue(monthly: pd.DataFrame, currency: str):
     return fig
 
 
+@localised
 def order_values(orders: pd.DataFrame, currency: str):
     """Distribution of net order values on a log scale."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -81,6 +106,7 @@ def tier_colors(order: list[str]) -> dict[str, str]:
     return {name: PALETTE[i % len(PALETTE)] for i, name in enumerate(order)}
 
 
+@localised
 def tier_shares(tiers: pd.DataFrame, order: list[str], value: str = "revenue"):
     """Share of customers and of revenue (or ``value``: the column ``<value>_share``) per tier
     (``tiers.tier_summary`` output)."""
@@ -98,6 +124,7 @@ def tier_shares(tiers: pd.DataFrame, order: list[str], value: str = "revenue"):
     return fig
 
 
+@localised
 def segment_shares(profile: pd.DataFrame, label: str, title: str):
     """Horizontal bars of customer share and revenue share per segment."""
     frame = profile.sort_values("revenue_share")
@@ -113,6 +140,7 @@ def segment_shares(profile: pd.DataFrame, label: str, title: str):
     return fig
 
 
+@localised
 def pareto_curve(curve: pd.DataFrame, marks=(0.05, 0.2)):
     """Cumulative revenue share against cumulative customer share (``rfm.pareto``)."""
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -131,6 +159,7 @@ def pareto_curve(curve: pd.DataFrame, marks=(0.05, 0.2)):
     return fig
 
 
+@localised
 def rf_heatmap(scores: pd.DataFrame, summary: pd.DataFrame, currency: str):
     """Mean net spend per customer for each R x F score cell (customers in the cell annotated)."""
     frame = scores[["r_score", "f_score"]].assign(monetary=summary["monetary_total"].to_numpy())
@@ -142,6 +171,7 @@ def rf_heatmap(scores: pd.DataFrame, summary: pd.DataFrame, currency: str):
     return fig
 
 
+@localised
 def migration_heatmap(row_share: pd.DataFrame, counts: pd.DataFrame):
     """Row % of customers moving from the base tier (rows) to the current tier (columns)."""
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -152,6 +182,7 @@ def migration_heatmap(row_share: pd.DataFrame, counts: pd.DataFrame):
     return fig
 
 
+@localised
 def holdout_by_frequency(by_frequency: pd.DataFrame, holdout_days: int):
     """Mean holdout purchases per customer by calibration repeat purchases: actual, model, naive."""
     fig, ax = plt.subplots(figsize=(7, 3.8))
@@ -166,6 +197,7 @@ def holdout_by_frequency(by_frequency: pd.DataFrame, holdout_days: int):
     return fig
 
 
+@localised
 def tracking(track: pd.DataFrame, calibration_end: pd.Timestamp):
     """Cumulative repeat purchases of the calibration cohort, actual against the model."""
     fig, ax = plt.subplots(figsize=(9, 3.8))
@@ -180,6 +212,7 @@ def tracking(track: pd.DataFrame, calibration_end: pd.Timestamp):
     return fig
 
 
+@localised
 def count_histogram(histogram: pd.DataFrame):
     """Customers by repeat purchases in the calibration period, observed against the model."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
@@ -194,6 +227,7 @@ def count_histogram(histogram: pd.DataFrame):
     return fig
 
 
+@localised
 def p_alive_bands(bands: pd.DataFrame):
     """Share of each tier's customers per P(alive) band (rows: tiers, top first)."""
     fig, ax = plt.subplots(figsize=(8, 0.55 * len(bands) + 1.4))
@@ -215,6 +249,7 @@ def p_alive_bands(bands: pd.DataFrame):
     return fig
 
 
+@localised
 def clv_distribution(customers: pd.DataFrame, currency: str, order: list[str]):
     """CLV per customer by tier (log scale)."""
     fig, ax = plt.subplots(figsize=(8, 3.8))
@@ -228,6 +263,7 @@ def clv_distribution(customers: pd.DataFrame, currency: str, order: list[str]):
     return fig
 
 
+@localised
 def churn_rates(rates: pd.DataFrame, label: str, title: str, colors: dict | None = None):
     """Churn rate per group with the number of customers on each bar."""
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rates) + 1.3))
@@ -243,6 +279,7 @@ def churn_rates(rates: pd.DataFrame, label: str, title: str, colors: dict | None
     return fig
 
 
+@localised
 def survival_curves(curves: pd.DataFrame, title: str, colors: dict | None = None):
     """Kaplan–Meier curves (index: days since the first purchase; one column per group)."""
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -256,6 +293,7 @@ def survival_curves(curves: pd.DataFrame, title: str, colors: dict | None = None
     return fig
 
 
+@localised
 def cohort_heatmap(cohorts: pd.DataFrame):
     """Share of each monthly acquisition cohort buying in each later month."""
     table = cohorts.drop(columns="customers")
@@ -270,6 +308,7 @@ def cohort_heatmap(cohorts: pd.DataFrame):
     return fig
 
 
+@localised
 def hazard_ratios(table: pd.DataFrame):
     """Cox hazard ratios with 95% intervals on a log axis (1 = no difference from the reference)."""
     frame = table.iloc[::-1]
@@ -285,6 +324,7 @@ def hazard_ratios(table: pd.DataFrame):
     return fig
 
 
+@localised
 def model_checks(lift: pd.DataFrame, calibration: pd.DataFrame):
     """Lift by decile of predicted risk and the calibration of each model."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
@@ -299,6 +339,7 @@ def model_checks(lift: pd.DataFrame, calibration: pd.DataFrame):
     return fig
 
 
+@localised
 def importance(table: pd.DataFrame):
     """Permutation importance: drop in ROC AUC when a feature is shuffled."""
     frame = table.iloc[::-1]
@@ -312,6 +353,7 @@ def importance(table: pd.DataFrame):
 # --------------------------------------------------------------------------- A/B tests
 
 
+@localised
 def ab_effects(effects: pd.DataFrame, outcome: str, currency: str, title: str):
     """Forest plot of treatment − control on one outcome, overall and per stratum: the plain estimate
     (grey) and the CUPED estimate (blue) with their intervals; rates in percentage points."""
@@ -340,6 +382,7 @@ def ab_effects(effects: pd.DataFrame, outcome: str, currency: str, title: str):
     return fig
 
 
+@localised
 def ab_arm_means(effects: pd.DataFrame, outcome: str, currency: str, title: str):
     """Mean outcome per arm and stratum (the numbers behind the differences), with n under each group."""
     frame = effects[effects["outcome"] == outcome]
@@ -369,6 +412,7 @@ def _group_colors(table: pd.DataFrame, label: str, small: str, colors: dict | No
     return [SMALL_GROUP if is_small else (colors or {}).get(group, PALETTE[0]) for group, is_small in zip(table[label], table[small])]
 
 
+@localised
 def nps_by_group(table: pd.DataFrame, label: str, title: str, colors: dict | None = None, display_labels=None):
     """NPS per group (a ``satisfaction.score_table``) with its interval and n; groups below
     satisfaction.min_n in grey."""
@@ -388,6 +432,7 @@ def nps_by_group(table: pd.DataFrame, label: str, title: str, colors: dict | Non
     return fig
 
 
+@localised
 def nps_mix(table: pd.DataFrame, label: str, title: str, display_labels=None):
     """Share of detractors, passives and promoters per group (100% bars, n on the right; groups
     below satisfaction.min_n faded)."""
@@ -415,6 +460,7 @@ def nps_mix(table: pd.DataFrame, label: str, title: str, display_labels=None):
     return fig
 
 
+@localised
 def satisfaction_trend(monthly: pd.DataFrame):
     """Monthly NPS and CSAT with their intervals (months below satisfaction.min_n as hollow
     markers) and the responses behind each month."""
@@ -440,6 +486,7 @@ def satisfaction_trend(monthly: pd.DataFrame):
     return fig
 
 
+@localised
 def response_rates(rates: pd.DataFrame, label: str, colors: dict | None = None):
     """Share of each group's customers who answered the survey, with its interval."""
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(rates) + 1.3))
@@ -456,6 +503,7 @@ def response_rates(rates: pd.DataFrame, label: str, colors: dict | None = None):
     return fig
 
 
+@localised
 def nps_by_value(deciles: pd.DataFrame, measure: str):
     """NPS by value decile of the respondents (1 = lowest value), with intervals and n."""
     fig, ax = plt.subplots(figsize=(8, 3.8))
@@ -471,6 +519,7 @@ def nps_by_value(deciles: pd.DataFrame, measure: str):
     return fig
 
 
+@localised
 def driver_effects(summary: pd.DataFrame):
     """OLS coefficients of the item scores on the 0-10 score, with their intervals."""
     frame = summary[summary["item"] != "intercept"].sort_values("estimate")

@@ -8,11 +8,13 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
+from .i18n import localised
 from .plots import PALETTE, tier_colors
 
 STAGE_COLORS = {"new": "#3a923a", "active": "#1f4e79", "reactivated": "#7f5fa8", "lapsing": "#e07b39", "lapsed": "#c03d3e"}
 
 
+@localised
 def lifecycle_bars(stages: pd.DataFrame):
     """Share of customers and of revenue to date per lifecycle stage (``profile.stage_table``)."""
     fig, ax = plt.subplots(figsize=(8, 3.2))
@@ -30,6 +32,7 @@ def lifecycle_bars(stages: pd.DataFrame):
     return fig
 
 
+@localised
 def flow_heatmap(flow: pd.DataFrame, base_label: str):
     """Customers moving between lifecycle stages: row shares, counts annotated."""
     share = flow.div(flow.sum(axis=1), axis=0)
@@ -41,6 +44,7 @@ def flow_heatmap(flow: pd.DataFrame, base_label: str):
     return fig
 
 
+@localised
 def tgi_bars(rows: pd.DataFrame, title: str, label_group: dict | None = None):
     """TGI of a group's distinctive tags (``tags.distinctive`` rows): bars from 100, n and shares annotated."""
     rows = rows.iloc[::-1]
@@ -64,6 +68,7 @@ def tgi_bars(rows: pd.DataFrame, title: str, label_group: dict | None = None):
     return fig
 
 
+@localised
 def mix_bars(mix: pd.DataFrame, title: str, order: list[str]):
     """Stacked bars: the tier (or segment) mix of each row value (region, channel ...), in shares."""
     share = mix.div(mix.sum(axis=1), axis=0).iloc[::-1]
@@ -81,6 +86,7 @@ def mix_bars(mix: pd.DataFrame, title: str, order: list[str]):
     return fig
 
 
+@localised
 def category_heatmap(mix: pd.DataFrame):
     """Share of each tier's revenue per category (``profile.category_mix``)."""
     fig, ax = plt.subplots(figsize=(0.9 * len(mix.columns) + 3, 0.55 * len(mix) + 1.6))

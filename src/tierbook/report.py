@@ -24,9 +24,9 @@ from pathlib import Path
 
 import yaml
 
-from . import demo, ingest
+from . import demo, i18n, ingest
 from .errors import TierbookError
-from .html import export_section, write_index
+from .html import export_section, write_client_index, write_index
 from .params import Params, load_params, params_to_dict
 from .pipeline import SECTIONS, Section, section_named
 
@@ -172,6 +172,13 @@ def _update_latest(client_dir: Path, run_dir: Path) -> None:
                 tmp.unlink()
             os.symlink(run_dir.name, tmp)
             os.replace(tmp, latest)
+
+
+def _client_index(client_dir: Path, params: Params) -> None:
+    """Rewrite ``reports/<client>/index.html`` (the list of runs), one writer at a time."""
+    with open(client_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        write_client_index(client_dir, params)
 
 
 def _one_line(error: BaseException) -> str:
@@ -326,6 +333,7 @@ def run_report(project: Project, client: str, overrides: list[str] | None = None
         "inputs": inputs, "versions": _versions(), "sections": {},
     }
     _write_json(run_dir / "manifest.json", manifest)
+    _client_index(client_dir, params)
     _say(f"run {run_dir}")
     results: dict[str, SectionResult] = {}
     try:
@@ -333,6 +341,7 @@ def run_report(project: Project, client: str, overrides: list[str] | None = None
     except BaseException:
         manifest["status"] = "interrupted"
         _write_json(run_dir / "manifest.json", manifest)
+        _client_index(client_dir, params)
         raise
     changed = [f["path"] for f in inputs if ingest.file_sha256(Path(f["path"])) != f["sha256"]]
     if changed:
@@ -341,6 +350,7 @@ def run_report(project: Project, client: str, overrides: list[str] | None = None
     _finish(run_dir, manifest, params, results)
     if manifest["status"] == "succeeded":
         _update_latest(client_dir, run_dir)
+    _client_index(client_dir, params)
     _say(f"{manifest['status']} in {time.perf_counter() - started:.1f} s: {run_dir / 'index.html'}")
     return RunResult(run_dir, manifest["status"], results)
 
@@ -363,6 +373,7 @@ def run_section(project: Project, client: str, name: str) -> RunResult:
     _finish(run_dir, manifest, params, results)
     if manifest["status"] == "succeeded":
         _update_latest(project.client_reports(client), run_dir)
+    _client_index(project.client_reports(client), params)
     return RunResult(run_dir, manifest["status"], results)
 
 
@@ -375,4 +386,5 @@ def open_run(client: str, run_dir: str | Path | None = None, project_root: str |
     project = Project(Path(project_root) if project_root else find_root(Path.cwd()))
     folder = resolve_run(project, client, run_dir)
     params = Params.model_validate(json.loads((folder / "manifest.json").read_text(encoding="utf-8"))["params"])
+    i18n.use_params(params, folder)
     return params, folder, project.root

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
+from . import i18n
+from .i18n import _
+
 SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "GBP": "£", "EUR": "€", "JPY": "¥"}
 MAX_ROWS = 25
 
@@ -42,12 +45,16 @@ def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), i
     for column in shown.columns:  # any other float: two decimals with separators
         if column not in formats and pd.api.types.is_float_dtype(shown[column]):
             formats[column] = "{:,.2f}"
+        elif column not in formats and i18n.lang() != "en" and not pd.api.types.is_numeric_dtype(shown[column]):
+            formats[column] = i18n.name  # tier and segment names, known labels; other text as it is
     # escape="html": client strings (store names, comments ...) are shown as text, never as markup
     styler = shown.style.format(formats, na_rep="", escape="html").hide(axis="index")
     if len(frame) > max_rows:
-        styler = styler.set_caption(f"First {max_rows} of {len(frame):,} rows" + (f"; all rows in {csv}" if csv else ""))
-    if labels:
-        styler = styler.relabel_index([labels.get(c, c) for c in shown.columns], axis="columns")
+        caption = _("First {shown} of {total:,} rows", shown=max_rows, total=len(frame))
+        styler = styler.set_caption(caption + (_("; all rows in {csv}", csv=csv) if csv else ""))
+    headers = [(labels or {}).get(c, c) for c in shown.columns]
+    if labels or i18n.lang() != "en":  # headers may be data (a pivot's regions): translated when known, never logged
+        styler = styler.relabel_index([i18n.name(h) for h in headers], axis="columns")
     return styler
 
 
