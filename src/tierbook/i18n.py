@@ -82,7 +82,7 @@ def param_names(params) -> dict[str, str]:
         return {}
     names = {level.name: level.zh for level in params.tiers.levels if level.zh}
     names.update({seg.en: seg.zh for seg in params.rfm.segments_8.values()})
-    names.update({seg.name: seg.zh for seg in params.rfm.named_segments if getattr(seg, "zh", None)})
+    names.update({seg.name: seg.zh for seg in params.rfm.segments_named})
     return names
 
 
