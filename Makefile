@@ -22,6 +22,7 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q --disable-pip-version-check uv >/dev/null 2>&1 || echo "uv not available: installing with pip (slower)"
 	@if test -x $(VENV)/bin/uv; then $(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'; \
 	 else $(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'; fi
+	@$(PY) -m tierbook fonts
 	@touch $@
 
 env: $(STAMP) ## build the environment (.venv) from pyproject.toml

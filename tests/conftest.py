@@ -1,3 +1,4 @@
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -57,3 +58,18 @@ def demo_project(tmp_path_factory):
     project = Project(root)
     first = run_report(project, "demo", SMALL)
     return project, first
+
+
+def tree_digest(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def demo_zh(demo_project):
+    """A second run of the same demo data with ``lang: zh``: (its RunResult, digest of the first
+    run's folder taken just before it)."""
+    from tierbook.report import run_report
+
+    project, first = demo_project
+    before = tree_digest(first.run_dir)
+    return run_report(project, "demo", SMALL + ["lang=zh"]), before

@@ -1,6 +1,5 @@
 """End to end: the whole pipeline on a small demo, in a temporary project folder."""
 
-import hashlib
 import json
 import re
 import shutil
@@ -15,13 +14,9 @@ from tierbook.ingest import file_sha256
 from tierbook.pipeline import SECTIONS
 from tierbook.report import run_report, run_section
 
-from .conftest import REPO, SMALL
+from .conftest import REPO, SMALL, tree_digest
 
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import""", re.I)
-
-
-def tree_digest(folder: Path) -> dict:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
 @pytest.mark.slow
@@ -95,10 +90,9 @@ def test_cleaning_recovers_the_planted_dirt(demo_project):
 
 
 @pytest.mark.slow
-def test_second_run_adds_a_version_and_leaves_the_first_untouched(demo_project):
+def test_second_run_adds_a_version_and_leaves_the_first_untouched(demo_project, demo_zh):
     project, first = demo_project
-    before = tree_digest(first.run_dir)
-    second = run_report(project, "demo", SMALL + ["lang=zh"])  # the summary in Chinese; the data are the same
+    second, before = demo_zh  # the same data, the report in Chinese
     assert second.status == "succeeded" and second.run_dir != first.run_dir
     assert second.run_dir.name > first.run_dir.name  # run ids sort by time
     assert tree_digest(first.run_dir) == before
@@ -122,6 +116,31 @@ def test_second_run_adds_a_version_and_leaves_the_first_untouched(demo_project):
     assert f"（{lapsing:,} 位）处于沉默期" in two and f"({lapsing:,}) are lapsing" in one
     assert (second.run_dir / "customer_tags.csv").read_bytes().startswith(b"\xef\xbb\xbf")
     assert '<a href="customer_tags.csv">' in (second.run_dir / "index.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.slow
+def test_run_index_compares_with_the_previous_run_and_the_client_index_lists_every_run(demo_project, demo_zh):
+    project, first = demo_project
+    second, _ = demo_zh
+    kpis = json.loads((first.run_dir / "kpis.json").read_text())
+    one = (first.run_dir / "index.html").read_text(encoding="utf-8")
+    assert "First successful run for this client: no comparison yet." in one and "Tier migration" not in one
+    two = (second.run_dir / "index.html").read_text(encoding="utf-8")
+    assert "与上一次成功运行相比的变化" in two and f'href="../{first.run_dir.name}/index.html"' in two
+    assert two.count("+0.0%") >= 3 and "自上次运行以来的层级迁移" in two  # same data: no change
+    # the migration table: every customer stays in the tier they had (the diagonal), none new
+    scores = pd.read_parquet(first.run_dir / "data/customer_scores.parquet")
+    counts = scores["tier"].value_counts()
+    for tier, zh in (("VIP", "VIP客户"), ("Regular", "普通客户"), ("Potential", "潜在客户")):
+        row = re.search(rf"<tr><td>{zh}</td>((?:<td>[\d,]+</td>)+)</tr>", two)
+        assert row, zh
+        cells = [int(v.replace(",", "")) for v in re.findall(r"<td>([\d,]+)</td>", row.group(1))]
+        assert sum(cells) == counts[tier] and max(cells) == counts[tier]
+    assert "<tr><td>新增</td>" not in two
+    client = (project.client_reports("demo") / "index.html").read_text(encoding="utf-8")
+    runs = re.findall(r'<a href="([\d-]+)/index.html">', client)
+    assert runs == sorted(runs, reverse=True) and {first.run_dir.name, second.run_dir.name} <= set(runs)
+    assert f"{kpis['customers']:,}" in client and "最新" in client  # the newest run is in Chinese, so is the list
 
 
 @pytest.mark.slow

@@ -28,11 +28,41 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--client", required=True)
     init.add_argument("--data", required=True, help="folder of the client's exports (CSV, Excel, Parquet); only read")
     init.add_argument("--force", action="store_true", help="overwrite an existing params/<client>.yaml")
+    sub.add_parser("fonts", help="make sure figures can draw Chinese (installs fonts-noto-cjk with apt-get where it can)")
     return parser
+
+
+def ensure_cjk_font() -> int:
+    """``make env``: a CJK font for Chinese figures. Debian's fonts-noto-cjk is installed when apt-get
+    is there and we are root; otherwise a warning says what to install (reports in Chinese then keep
+    English figure labels and say so, never boxes). Never fails the build."""
+    import os
+    import shutil
+    import subprocess
+
+    from .plots import cjk_font
+
+    font = cjk_font()
+    if font is None and shutil.which("apt-get") and hasattr(os, "geteuid") and os.geteuid() == 0:
+        print("installing a CJK font for Chinese figures: apt-get install fonts-noto-cjk")
+        try:
+            subprocess.run(["apt-get", "install", "-y", "-q", "fonts-noto-cjk"], capture_output=True, timeout=600, check=False,
+                           env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            print(f"  apt-get failed: {exc}")
+        font = cjk_font()
+    if font is None:
+        print("warning: no CJK font found; reports with lang: zh keep English figure labels. "
+              "Install one (Debian/Ubuntu: apt-get install fonts-noto-cjk; macOS and Windows have one).")
+    else:
+        print(f"CJK font for figures: {font}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "fonts":
+        return ensure_cjk_font()
     from .report import Project, run_report, run_section
 
     project = Project(Path(args.root))

@@ -57,6 +57,7 @@ def placeholders(text: str) -> set[str]:
 
 
 _ENGLISH = re.compile(r"[A-Za-z]{3,}")
+_CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def set_lang(lang: str, names: dict[str, str] | None = None, missing_log: Path | None = None) -> None:
@@ -92,7 +93,7 @@ def lang() -> str:
 
 def _record(text: str) -> None:
     log = _state["missing"]
-    if log is None or text in _state["seen"] or not _ENGLISH.search(text):
+    if log is None or text in _state["seen"] or not _ENGLISH.search(text) or _CJK.search(text):  # already translated
         return
     _state["seen"].add(text)
     with open(log, "a", encoding="utf-8") as fh:

@@ -116,7 +116,7 @@ def tier_shares(tiers: pd.DataFrame, order: list[str], value: str = "revenue"):
     long["share"] = long["share"].map({"customer_share": "customers", f"{value}_share": label})
     fig, ax = plt.subplots(figsize=(7, 3.5))
     sns.barplot(data=long, x="share", y="value", hue="tier", hue_order=order, palette=colors, ax=ax)
-    ax.set(title=f"Tiers: share of customers and of {label}", xlabel="", ylabel="Share")
+    ax.set(title=i18n._("Tiers: share of customers and of {what}", what=i18n._(label)), xlabel="", ylabel="Share")
     ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     for container in ax.containers:
         ax.bar_label(container, labels=[f"{v.get_height():.0%}" for v in container], fontsize=8)
@@ -151,7 +151,7 @@ def pareto_curve(curve: pd.DataFrame, marks=(0.05, 0.2)):
         if len(reached):
             value = reached.iloc[-1]
             ax.scatter([share], [value], color=PALETTE[1], zorder=3)
-            ax.annotate(f"top {share:.0%} → {value:.0%} of revenue", (share, value), textcoords="offset points", xytext=(8, -12))
+            ax.annotate(i18n._("top {share:.0%} → {value:.0%} of revenue", share=share, value=value), (share, value), textcoords="offset points", xytext=(8, -12))
     ax.set(title="Pareto curve: customers ranked by net spend", xlabel="Share of customers", ylabel="Share of revenue")
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
@@ -165,7 +165,7 @@ def rf_heatmap(scores: pd.DataFrame, summary: pd.DataFrame, currency: str):
     frame = scores[["r_score", "f_score"]].assign(monetary=summary["monetary_total"].to_numpy())
     mean = frame.pivot_table(index="r_score", columns="f_score", values="monetary", aggfunc="mean").sort_index(ascending=False)
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    sns.heatmap(mean, annot=True, fmt=",.0f", cmap="Blues", ax=ax, cbar_kws={"label": f"Mean net spend ({currency})"})
+    sns.heatmap(mean, annot=True, fmt=",.0f", cmap="Blues", ax=ax, cbar_kws={"label": i18n._("Mean net spend ({currency})", currency=currency)})
     ax.set(title="Mean net spend by R and F score", xlabel="F score (frequency)", ylabel="R score (recency, 5 = most recent)")
     fig.tight_layout()
     return fig

@@ -157,6 +157,7 @@ def _write(stage: RFMStage, params: Params, run_dir: Path) -> None:
 
 def narrative(stage: RFMStage, params: Params) -> str:
     """Findings of the section in sentences generated from its numbers."""
+    from .i18n import _, name
     from .rfm import pareto
     from .tables import money
 
@@ -167,22 +168,23 @@ def narrative(stage: RFMStage, params: Params) -> str:
     top20 = curve.loc[curve["customer_share"] <= 0.2, "revenue_share"].max()
     biggest = stage.profile_8.iloc[0]
     window = params.tiers.window_days
-    window_words = f"in the {window} days before as_of" if window else "over the whole history"
+    window_words = _("in the {days} days before as_of", days=window) if window else _("over the whole history")
     lines = [
-        f"As of {stage.as_of:%Y-%m-%d}, **{n:,} customers** bought at least once; {one_timers:.0%} of them only once. "
-        f"The top 20% of customers made {top20:.0%} of net revenue.",
-        f"The top tier, **{top['tier']}**, holds {top['customer_share']:.1%} of customers and {top['revenue_share']:.1%} of revenue "
-        f"{window_words} (mean spend {money(top['mean_monetary'], params.currency)}).",
-        f"Among the 8 RFM segments, {biggest['segment']} ({biggest['segment_en']}) brings the most revenue: "
-        f"{biggest['revenue_share']:.1%} from {biggest['customer_share']:.1%} of customers.",
-        f"k-means on log R, F and M chose **{stage.clusters.k_}** clusters (silhouette "
-        f"{stage.clusters.silhouette_.max():.2f})." if len(stage.clusters.silhouette_) else
-        "All customers have the same R, F and M values, so there is a single cluster.",
+        _("As of {date}, **{n:,} customers** bought at least once; {one:.0%} of them only once. "
+          "The top 20% of customers made {top20:.0%} of net revenue.", date=f"{stage.as_of:%Y-%m-%d}", n=n, one=one_timers, top20=top20),
+        _("The top tier, **{tier}**, holds {cust:.1%} of customers and {rev:.1%} of revenue {window} (mean spend {spend}).",
+          tier=name(top["tier"]), cust=top["customer_share"], rev=top["revenue_share"], window=window_words,
+          spend=money(top["mean_monetary"], params.currency)),
+        _("Among the 8 RFM segments, {zh} ({en}) brings the most revenue: {rev:.1%} from {cust:.1%} of customers.",
+          zh=biggest["segment"], en=biggest["segment_en"], rev=biggest["revenue_share"], cust=biggest["customer_share"]),
+        _("k-means on log R, F and M chose **{k}** clusters (silhouette {s:.2f}).", k=stage.clusters.k_, s=stage.clusters.silhouette_.max())
+        if len(stage.clusters.silhouette_) else _("All customers have the same R, F and M values, so there is a single cluster."),
     ]
     if stage.migration is not None:
         rates = stage.migration.rates
-        lines.append(
-            f"Between {stage.base_date:%Y-%m-%d} and {stage.as_of:%Y-%m-%d}, of the {rates['customers_in_both']:,} customers present at both dates "
-            f"{rates['upgrade']:.1%} moved up a tier, {rates['downgrade']:.1%} moved down and {rates['stay']:.1%} stayed; "
-            f"{rates['new_customers']:,} customers are new.")
+        lines.append(_(
+            "Between {base} and {as_of}, of the {n:,} customers present at both dates {up:.1%} moved up a tier, "
+            "{down:.1%} moved down and {stay:.1%} stayed; {new:,} customers are new.",
+            base=f"{stage.base_date:%Y-%m-%d}", as_of=f"{stage.as_of:%Y-%m-%d}", n=rates["customers_in_both"], up=rates["upgrade"],
+            down=rates["downgrade"], stay=rates["stay"], new=rates["new_customers"]))
     return "\n\n".join(lines)
