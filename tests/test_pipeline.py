@@ -12,9 +12,9 @@ from tierbook.cli import main
 from tierbook.errors import TierbookError
 from tierbook.ingest import file_sha256
 from tierbook.pipeline import SECTIONS
-from tierbook.report import run_report, run_section
+from tierbook.report import run_section
 
-from .conftest import REPO, SMALL, tree_digest
+from .conftest import REPO, tree_digest
 
 EXTERNAL = re.compile(r"""(?:src|href)\s*=\s*["']?(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import""", re.I)
 
