@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SRC = REPO / "src" / "tierbook"
-CJK = re.compile(r"[\u4e00-\u9fff]")
+CJK = re.compile(r"[\u4e00-\u9fff\u3000-\u303f\uff00-\uffef]")  # ideographs and full-width punctuation
 
 
 @pytest.fixture(autouse=True)

@@ -177,6 +177,9 @@ def test_a_failing_section_fails_the_run_in_one_line_and_keeps_latest(demo_proje
     assert latest.resolve() == latest_before
     index = (run_dir / "index.html").read_text(encoding="utf-8")
     assert "failed" in index and "Traceback" not in index
+    runs = (project.client_reports("broken") / "index.html").read_text(encoding="utf-8")  # the client's list shows it failed
+    row = re.search(rf'<a href="{run_dir.name}/index.html">.*?</tr>', runs, re.S).group(0)
+    assert 'class="tb-failed">failed<' in row and "latest" not in row
 
 
 def test_bad_params_and_inputs_stop_before_any_run(tmp_path, capsys):

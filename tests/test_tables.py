@@ -16,4 +16,4 @@ def test_styled_formats_numbers_escapes_client_strings_and_truncates():
     assert "¥1,234.50" in html and "12,345" in html and "12.3%" in html
     assert "nan" not in html.lower().replace("nanum", "")
     long = styled(pd.DataFrame({"x": range(100)}), max_rows=10, csv="tables/x.csv").to_html()
-    assert long.count("<tr>") == 11 and "First 10 of 100 rows; all rows in tables/x.csv" in long  # header + 10 rows
+    assert long.count("<tr>") == 11 and 'First 10 of 100 rows; all rows in <a href="tables/x.csv">tables/x.csv</a>' in long  # header + 10 rows

@@ -139,17 +139,15 @@ def translate_figure(fig):
     know them."""
     if _state["lang"] == "en" or fig is None or not _state["figures"]:
         return fig
-    from matplotlib.category import StrCategoryFormatter
-    from matplotlib.ticker import FixedFormatter
-
     for ax in fig.get_axes():
         for text in (ax.title, ax._left_title, ax._right_title, ax.xaxis.label, ax.yaxis.label):
             if text.get_text():
                 text.set_text(gettext(text.get_text(), _state["lang"], record=True))
-        for axis in (ax.xaxis, ax.yaxis):  # category axes only: numeric tick labels are formatted numbers
-            if isinstance(axis.get_major_formatter(), (FixedFormatter, StrCategoryFormatter)):
-                labels = [name(t.get_text()) for t in axis.get_majorticklabels()]
-                axis.set_ticks(axis.get_majorticklocs(), labels)
+        for axis in (ax.xaxis, ax.yaxis):  # tick labels the catalog or params know (numbers never are)
+            labels = [t.get_text() for t in axis.get_majorticklabels()]
+            translated = [name(t) for t in labels]
+            if translated != labels:
+                axis.set_ticks(axis.get_majorticklocs(), translated)
         legend = ax.get_legend()
         if legend is not None:
             if legend.get_title().get_text():

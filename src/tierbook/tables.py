@@ -3,6 +3,8 @@ no index. Display only: these functions never compute results."""
 
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 
 from . import i18n
@@ -51,7 +53,8 @@ def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), i
     styler = shown.style.format(formats, na_rep="", escape="html").hide(axis="index")
     if len(frame) > max_rows:
         caption = _("First {shown} of {total:,} rows", shown=max_rows, total=len(frame))
-        styler = styler.set_caption(caption + (_("; all rows in {csv}", csv=csv) if csv else ""))
+        link = f'<a href="{html.escape(csv, quote=True)}">{html.escape(csv)}</a>' if csv else ""  # relative to the run folder
+        styler = styler.set_caption(html.escape(caption) + (_("; all rows in {csv}", csv=link) if csv else ""))
     headers = [(labels or {}).get(c, c) for c in shown.columns]
     if labels or i18n.lang() != "en":  # headers may be data (a pivot's regions): translated when known, never logged
         styler = styler.relabel_index([i18n.name(h) for h in headers], axis="columns")
