@@ -26,7 +26,7 @@ def lifecycle_bars(stages: pd.DataFrame):
     for yi, cs, rs, n in zip(y, stages["customer_share"], stages["revenue_share"], stages["customers"]):
         ax.text(cs + 0.01, yi + 0.2, f"{cs:.0%} (n={n:,})", va="center", fontsize=8)
         ax.text(rs + 0.01, yi - 0.2, f"{rs:.0%}", va="center", fontsize=8, color="#555")
-    ax.set_yticks(y, stages["stage"])
+    ax.set_yticks(y, [T.label(s, "lifecycle_stage") for s in stages["stage"]])
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     ax.set(title="Lifecycle stages: customers (coloured) and revenue to date (grey)", xlabel="Share",
            xlim=(0, min(1.0, max(stages["customer_share"].max(), stages["revenue_share"].max()) * 1.3 + 0.05)))
@@ -37,6 +37,7 @@ def lifecycle_bars(stages: pd.DataFrame):
 @localised
 def flow_heatmap(flow: pd.DataFrame, base_label: str):
     """Customers moving between lifecycle stages: row shares, counts annotated."""
+    flow = flow.rename(index=str, columns=str).rename(index=T.label, columns=T.label)  # stage names in the report's language
     share = flow.div(flow.sum(axis=1), axis=0)
     labels = share.map(lambda v: f"{v:.0%}") + "\n" + flow.map(lambda v: f"n={v:,}")
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(flow) + 1.6))
@@ -92,6 +93,7 @@ def mix_bars(mix: pd.DataFrame, title: str, order: list[str]):
 @localised
 def category_heatmap(mix: pd.DataFrame):
     """Share of each tier's revenue per category (``profile.category_mix``)."""
+    mix = mix.rename(index=i18n.name)  # tier names in the report's language
     fig, ax = plt.subplots(figsize=(0.9 * len(mix.columns) + 3, 0.55 * len(mix) + 1.6))
     sns.heatmap(mix.astype(float), annot=mix.map(lambda v: f"{v:.0%}"), fmt="", cmap="Blues", vmin=0, ax=ax,
                 cbar_kws={"label": "Share of the tier's revenue"})
