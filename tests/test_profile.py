@@ -191,3 +191,19 @@ def test_online_retail_with_country_as_region(shared_data, tmp_path):
     assert vip.loc["United Kingdom", "n_group"] == (stage.customers["tier"] == "VIP").sum() - stage.customers.loc[
         stage.customers["tier"] == "VIP", "region"].isna().sum()
     assert np.isfinite(vip["tgi"]).all()
+
+
+def test_findings_and_narrative_in_chinese_have_no_untranslated_sentence(demo_profile, tmp_path):
+    from tierbook import i18n
+    from tierbook.profile import findings, narrative
+
+    stage, params, _, _ = demo_profile
+    log = tmp_path / "missing.txt"
+    try:
+        i18n.set_lang("zh", {"VIP": "VIP客户"}, log)
+        text = " ".join(findings(stage, params)) + narrative(stage, params)
+    finally:
+        i18n.set_lang("en")
+    assert not log.exists(), log.read_text(encoding="utf-8")
+    assert "**VIP客户**中全渠道购买（通过两个或以上渠道购买）的比例" in text and "VIP客户中有" in text and "位于华东" in text
+    assert "属性标签：地区、" in text and "omnichannel" not in text

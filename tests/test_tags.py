@@ -150,3 +150,18 @@ def test_tgi_shares_among_customers_with_a_tag_in_the_group():
     assert t.loc[("VIP", "华东"), "n_group"] == 1 and t.loc[("VIP", "华东"), "share_group"] == 1.0
     assert t.loc[("VIP", "华东"), "tgi"] == pytest.approx(100 * 1.0 / (2 / 3))
     assert t.loc[("VIP", "华南"), "n_tag_group"] == 0  # a tag the group has none of is still a row
+
+
+def test_labels_in_the_report_language_leave_data_and_english_alone():
+    from tierbook import i18n
+
+    tags = ["lapsing", "<= 30 days", "31-90 days", "> 180 days", "online only", "omnichannel", "high return", "华东", "25-34"]
+    assert [T.label(t) for t in tags] == tags  # English: the tags themselves
+    try:
+        i18n.set_lang("zh")
+        assert [T.label(t) for t in tags] == ["流失预警", "≤30 天", "31-90 天", ">180 天", "仅online", "全渠道", "高退货", "华东", "25-34"]
+        assert T.label("Hangzhou only", "region") == "Hangzhou only"  # a data value that happens to end in "only"
+        assert T.labelled("地区", "华东") == "地区：华东"
+    finally:
+        i18n.set_lang("en")
+    assert T.labelled("region", "华东") == "region: 华东"

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import clean, ingest
+from . import clean, i18n, ingest
+from .i18n import _
 from .params import Params
 
 
@@ -110,6 +111,18 @@ def monthly(orders: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+TABLE_LABELS = {"transactions": "the transactions table", "customers": "the customers table", "survey": "the survey table",
+                "experiment": "the experiment table"}
+
+
+def table_label(name: str) -> str:
+    """A table of the data contract as the report shows it: its name in English (``transactions``),
+    a translated label in another language."""
+    if i18n.lang() == "en" or name not in TABLE_LABELS:
+        return name
+    return _(TABLE_LABELS[name])
+
+
 def narrative(stage: DataStage, currency: str) -> str:
     """Markdown sentences about the data stage, generated from its numbers."""
     from .tables import money
@@ -119,21 +132,30 @@ def narrative(stage: DataStage, currency: str) -> str:
     merged, rejected = int(tx["rows_merged"].sum()), int(tx["rows_rejected"].sum())
     start, end = stage.period
     n_sources = len(tx)
+    counts = dict(read=read, n_sources=n_sources, kept=kept, kept_share=kept / read, merged=merged, merged_share=merged / read,
+                  rejected=rejected, rejected_share=rejected / read)
+    if n_sources == 1:
+        first = _("{read:,} transaction rows were read from {n_sources} source: {kept:,} kept ({kept_share:.1%}), {merged:,} merged "
+                  "into other rows ({merged_share:.1%}) and {rejected:,} rejected ({rejected_share:.1%}). Every row is accounted for "
+                  "and the amounts reconcile.", **counts)
+    else:
+        first = _("{read:,} transaction rows were read from {n_sources} sources: {kept:,} kept ({kept_share:.1%}), {merged:,} merged "
+                  "into other rows ({merged_share:.1%}) and {rejected:,} rejected ({rejected_share:.1%}). Every row is accounted for "
+                  "and the amounts reconcile.", **counts)
     lines = [
-        f"{read:,} transaction rows were read from {n_sources} source{'s' if n_sources != 1 else ''}: "
-        f"{kept:,} kept ({kept / read:.1%}), {merged:,} merged into other rows ({merged / read:.1%}) "
-        f"and {rejected:,} rejected ({rejected / read:.1%}). Every row is accounted for and the amounts reconcile.",
-        f"The clean data holds **{len(stage.orders):,} orders** from **{stage.orders['customer_id'].nunique():,} customers** "
-        f"between {start:%Y-%m-%d} and {end:%Y-%m-%d}, worth **{money(stage.orders['net_amount'].sum(), currency)}** net of returns "
-        f"({money(-stage.orders['returned_amount'].sum(), currency)} returned).",
+        first,
+        _("The clean data holds **{orders:,} orders** from **{customers:,} customers** between {start:%Y-%m-%d} and {end:%Y-%m-%d}, "
+          "worth **{net}** net of returns ({returned} returned).", orders=len(stage.orders),
+          customers=stage.orders["customer_id"].nunique(), start=start, end=end,
+          net=money(stage.orders["net_amount"].sum(), currency), returned=money(-stage.orders["returned_amount"].sum(), currency)),
     ]
     top = stage.reasons[(stage.reasons["table"] == "transactions") & (stage.reasons["status"] != "kept")]
     if len(top):
         biggest = top.sort_values("rows", ascending=False).iloc[0]
         from .clean import REASONS
 
-        lines.append(f"The most common reason a row did not stay as it was: {REASONS.get(biggest['reason'], biggest['reason'])} "
-                     f"({int(biggest['rows']):,} rows).")
+        lines.append(_("The most common reason a row did not stay as it was: {reason} ({rows:,} rows).",
+                       reason=i18n.name(REASONS.get(biggest["reason"], biggest["reason"])), rows=int(biggest["rows"])))
     for name, frame in stage.tables.items():
-        lines.append(f"The {name} table has {len(frame):,} clean rows.")
+        lines.append(_("The {name} table has {rows:,} clean rows.", name=table_label(name), rows=len(frame)))
     return "\n\n".join(lines)

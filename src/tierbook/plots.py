@@ -10,7 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from . import i18n
-from .i18n import localised
+from .i18n import _, localised
 from .tables import SYMBOLS
 
 PALETTE = ["#1f4e79", "#e07b39", "#3a923a", "#c03d3e", "#7f5fa8", "#8c6d31"]
@@ -76,7 +76,7 @@ def monthly_revenue(monthly: pd.DataFrame, currency: str):
     """Net revenue and orders per month by channel (``data.monthly`` output)."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8))
     sns.lineplot(data=monthly, x="month", y="revenue", hue="channel", marker="o", ax=axes[0])
-    axes[0].set(title="Net revenue per month", xlabel="Month", ylabel=f"Net revenue ({currency})")
+    axes[0].set(title="Net revenue per month", xlabel="Month", ylabel=_("Net revenue ({currency})", currency=currency))
     _money_axis(axes[0], currency)
     sns.lineplot(data=monthly, x="month", y="orders", hue="channel", marker="o", ax=axes[1])
     axes[1].set(title="Orders per month", xlabel="Month", ylabel="Orders")
@@ -95,7 +95,7 @@ def order_values(orders: pd.DataFrame, currency: str):
     bins = np.logspace(np.log10(values.min()), np.log10(values.max()), 40) if len(values) else 10
     ax.hist(values, bins=bins, color=PALETTE[0])
     ax.set_xscale("log")
-    ax.set(title="Net order value", xlabel=f"Order value ({currency}, log scale)", ylabel="Orders")
+    ax.set(title="Net order value", xlabel=_("Order value ({currency}, log scale)", currency=currency), ylabel="Orders")
     ax.yaxis.set_major_formatter(mticker.StrMethodFormatter("{x:,.0f}"))
     fig.tight_layout()
     return fig

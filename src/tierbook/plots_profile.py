@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from .i18n import localised
+from . import i18n
+from . import tags as T
+from .i18n import _, localised
 from .plots import PALETTE, tier_colors
 
 STAGE_COLORS = {"new": "#3a923a", "active": "#1f4e79", "reactivated": "#7f5fa8", "lapsing": "#e07b39", "lapsed": "#c03d3e"}
@@ -24,7 +26,7 @@ def lifecycle_bars(stages: pd.DataFrame):
     for yi, cs, rs, n in zip(y, stages["customer_share"], stages["revenue_share"], stages["customers"]):
         ax.text(cs + 0.01, yi + 0.2, f"{cs:.0%} (n={n:,})", va="center", fontsize=8)
         ax.text(rs + 0.01, yi - 0.2, f"{rs:.0%}", va="center", fontsize=8, color="#555")
-    ax.set_yticks(y, stages["stage"])
+    ax.set_yticks(y, [T.label(s, "lifecycle_stage") for s in stages["stage"]])
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     ax.set(title="Lifecycle stages: customers (coloured) and revenue to date (grey)", xlabel="Share",
            xlim=(0, min(1.0, max(stages["customer_share"].max(), stages["revenue_share"].max()) * 1.3 + 0.05)))
@@ -35,11 +37,12 @@ def lifecycle_bars(stages: pd.DataFrame):
 @localised
 def flow_heatmap(flow: pd.DataFrame, base_label: str):
     """Customers moving between lifecycle stages: row shares, counts annotated."""
+    flow = flow.rename(index=str, columns=str).rename(index=T.label, columns=T.label)  # stage names in the report's language
     share = flow.div(flow.sum(axis=1), axis=0)
     labels = share.map(lambda v: f"{v:.0%}") + "\n" + flow.map(lambda v: f"n={v:,}")
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * len(flow) + 1.6))
     sns.heatmap(share.astype(float), annot=labels, fmt="", cmap="Greens", vmin=0, vmax=1, ax=ax, cbar_kws={"label": "Share of the row"})
-    ax.set(title="Lifecycle flow", xlabel="Stage now", ylabel=f"Stage on {base_label}")
+    ax.set(title="Lifecycle flow", xlabel="Stage now", ylabel=_("Stage on {date}", date=base_label))
     fig.tight_layout()
     return fig
 
@@ -53,10 +56,11 @@ def tgi_bars(rows: pd.DataFrame, title: str, label_group: dict | None = None):
     colors = [PALETTE[0] if t >= 100 else PALETTE[3] for t in rows["tgi"]]
     ax.barh(y, rows["tgi"] - 100, left=100, color=colors)
     ax.axvline(100, color="grey", linewidth=1)
-    names = [f"{(label_group or {}).get(g, g)}: {t}" for g, t in zip(rows["tag_group"], rows["tag"])]
+    names = [T.labelled(i18n.name((label_group or {}).get(g, g)), T.label(t, g)) for g, t in zip(rows["tag_group"], rows["tag"])]
     ax.set_yticks(y, names)
     for yi, tgi, sg, sa, n in zip(y, rows["tgi"], rows["share_group"], rows["share_all"], rows["n_tag_group"]):
-        ax.text(max(tgi, 100) + 3, yi, f"TGI {tgi:.0f}  ({sg:.0%} vs {sa:.0%}, n={n:,})", va="center", fontsize=8)
+        ax.text(max(tgi, 100) + 3, yi, _("TGI {tgi:.0f}  ({share_group:.0%} vs {share_all:.0%}, n={n:,})", tgi=tgi, share_group=sg, share_all=sa, n=n),
+                va="center", fontsize=8)
     if rows["tgi"].max() > 400:  # one huge index would flatten the others: log scale (equal ratios, equal lengths)
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
@@ -78,7 +82,7 @@ def mix_bars(mix: pd.DataFrame, title: str, order: list[str]):
     for column in share.columns:
         ax.barh(np.arange(len(share)), share[column], left=left, color=colors.get(column), label=column)
         left += share[column].to_numpy()
-    ax.set_yticks(np.arange(len(share)), [f"{i} (n={int(n):,})" for i, n in zip(share.index, mix.sum(axis=1).iloc[::-1])])
+    ax.set_yticks(np.arange(len(share)), [f"{T.label(i)} (n={int(n):,})" for i, n in zip(share.index, mix.sum(axis=1).iloc[::-1])])
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     ax.set(title=title, xlabel="Share of the row's customers", xlim=(0, 1))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=min(len(share.columns), 5), fontsize=8, frameon=False)
@@ -89,6 +93,7 @@ def mix_bars(mix: pd.DataFrame, title: str, order: list[str]):
 @localised
 def category_heatmap(mix: pd.DataFrame):
     """Share of each tier's revenue per category (``profile.category_mix``)."""
+    mix = mix.rename(index=i18n.name)  # tier names in the report's language
     fig, ax = plt.subplots(figsize=(0.9 * len(mix.columns) + 3, 0.55 * len(mix) + 1.6))
     sns.heatmap(mix.astype(float), annot=mix.map(lambda v: f"{v:.0%}"), fmt="", cmap="Blues", vmin=0, ax=ax,
                 cbar_kws={"label": "Share of the tier's revenue"})

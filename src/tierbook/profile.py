@@ -16,12 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import i18n
 from . import tags as T
 from .churn import _read_optional
 from .churn import churn_days as churn_rule
 from .crm import write_customer_scores
 from .data import load_clean
 from .errors import TierbookError
+from .i18n import _
 from .params import Params
 from .summary import default_as_of
 
@@ -239,8 +241,8 @@ def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
     try:
         days, note = churn_rule(orders, as_of, params)
     except TierbookError as error:
-        days, note = FALLBACK_CHURN_DAYS, f"{FALLBACK_CHURN_DAYS} days (a fallback: {error})"
-        notes.append(f"Lapsed means no purchase for {FALLBACK_CHURN_DAYS} days here, because {error}.")
+        days, note = FALLBACK_CHURN_DAYS, _("{days} days (a fallback: {error})", days=FALLBACK_CHURN_DAYS, error=error)
+        notes.append(_("Lapsed means no purchase for {days} days here, because {error}.", days=FALLBACK_CHURN_DAYS, error=error))
     rules = params.profile.lifecycle
     lifecycle = T.lifecycle_stages(orders, as_of, days, new_days=rules.new_days, lapsing_share=rules.lapsing_share,
                                    reactivated_days=rules.reactivated_days).set_index("customer_id")
@@ -263,7 +265,8 @@ def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
     if members is not None:
         outside = len(set(members["customer_id"].astype(str)) - set(ids))
         if outside:
-            notes.append(f"{outside:,} members of the customers table had no purchase before {as_of:%Y-%m-%d} and are not profiled.")
+            notes.append(_("{outside:,} members of the customers table had no purchase before {as_of:%Y-%m-%d} and are not profiled.",
+                           outside=outside, as_of=as_of))
 
     merged = apply_merges(customers, params.profile.merge)
     tier_order = [level.name for level in params.tiers.levels if level.name in set(customers["tier"])]
@@ -346,16 +349,36 @@ GROUP_LABELS_ZH = {
 }
 
 
+def group_label(tag_group: str) -> str:
+    """A tag group in words, in the report's language (a column of the client's own is its name)."""
+    return _(GROUP_LABELS[tag_group]) if tag_group in GROUP_LABELS else tag_group
+
+
+def _join(items) -> str:
+    """Items of a list in a sentence: commas in English, 、 in Chinese."""
+    return ("、" if i18n.lang() == "zh" else ", ").join(items)
+
+
 def tag_phrase(tag_group: str, tag: str) -> str:
     """A tag in words: 'from 华东', 'omnichannel', 'mostly buying 美妆' ..."""
-    phrases = {
-        "region": f"from {tag}", "city": f"from {tag}", "favourite_category": f"mostly buying {tag}",
-        "channel_preference": "omnichannel (buying through two or more channels)" if tag == "omnichannel" else f"{tag} buyers",
-        "purchase_cadence": "one-time buyers" if tag == "one purchase" else f"buying with a median gap of {tag}",
-        "discount_sensitivity": f"of {tag} discount sensitivity", "weekday_weekend": f"{tag} shoppers", "return_behaviour": f"{tag} customers",
-        "lifecycle_stage": f"{tag} customers", "age_band": f"aged {tag}",
-    }
-    return phrases.get(tag_group, f"{GROUP_LABELS.get(tag_group, tag_group)} {tag}")
+    shown = T.label(tag, tag_group)
+    if tag_group in ("region", "city"):
+        return _("from {tag}", tag=shown)
+    if tag_group == "favourite_category":
+        return _("mostly buying {tag}", tag=shown)
+    if tag_group == "channel_preference":
+        return _("omnichannel (buying through two or more channels)") if tag == "omnichannel" else _("{tag} buyers", tag=shown)
+    if tag_group == "purchase_cadence":
+        return _("one-time buyers") if tag == "one purchase" else _("buying with a median gap of {tag}", tag=shown)
+    if tag_group == "discount_sensitivity":
+        return _("of {tag} discount sensitivity", tag=shown)
+    if tag_group == "weekday_weekend":
+        return _("{tag} shoppers", tag=shown)
+    if tag_group in ("return_behaviour", "lifecycle_stage"):
+        return _("{tag} customers", tag=shown)
+    if tag_group == "age_band":
+        return _("aged {tag}", tag=shown)
+    return _("{group} {tag}", group=group_label(tag_group), tag=shown)
 
 
 def top_tags(stage: ProfileStage, grouping: str, group, top: int | None = None, params: Params | None = None) -> pd.DataFrame:
@@ -374,37 +397,44 @@ def findings(stage: ProfileStage, params: Params) -> list[str]:
         rows = top_tags(stage, "tier", tier, None, params)
         # the client's own tiers, recency and cadence follow from how tiers are made: say what else sets them apart
         rows = rows[~rows["tag_group"].isin(["member_tier", "lifecycle_stage", "purchase_cadence"])]
-        for _, r in rows.head(2).iterrows():
-            out.append(f"**{tier}** customers are **{r['tgi'] / 100:.1f}×** as likely as the average customer to be {tag_phrase(r['tag_group'], r['tag'])} "
-                       f"({r['share_group']:.0%} against {r['share_all']:.0%}; n = {int(r['n_tag_group']):,}).")
+        for _i, r in rows.head(2).iterrows():
+            out.append(_("**{tier}** customers are **{ratio:.1f}×** as likely as the average customer to be {phrase} "
+                         "({share_group:.0%} against {share_all:.0%}; n = {n:,}).", tier=i18n.name(tier), ratio=r["tgi"] / 100,
+                         phrase=tag_phrase(r["tag_group"], r["tag"]), share_group=r["share_group"], share_all=r["share_all"],
+                         n=int(r["n_tag_group"])))
     cards = stage.cards["tier"]
     if "region" in stage.attributes and len(cards):
         top = stage.tgi["tier"][(stage.tgi["tier"]["group"] == tiers[0]) & (stage.tgi["tier"]["tag_group"] == "region")]
         if len(top):
             r = top.sort_values("share_group", ascending=False).iloc[0]
-            out.append(f"{r['share_group']:.0%} of {tiers[0]} customers live in {r['tag']} ({r['share_all']:.0%} of all customers).")
+            out.append(_("{share:.0%} of {tier} customers live in {region} ({share_all:.0%} of all customers).", share=r["share_group"],
+                         tier=i18n.name(tiers[0]), region=T.label(r["tag"], "region"), share_all=r["share_all"]))
     s = stage.stages.set_index("stage")
     at_risk = s.loc[["lapsing"], "customers"].sum()
-    out.append(f"{s.loc['lapsing', 'customer_share']:.0%} of customers are **lapsing** ({int(at_risk):,}; {s.loc['lapsing', 'revenue_share']:.0%} of "
-               f"revenue to date) and {s.loc['lapsed', 'customer_share']:.0%} have **lapsed**; {int(s.loc['new', 'customers']):,} are new "
-               f"(first purchase in the last {params.profile.lifecycle.new_days} days) and {int(s.loc['reactivated', 'customers']):,} came back after a lapse.")
+    out.append(_("{lapsing_share:.0%} of customers are **lapsing** ({lapsing:,}; {lapsing_revenue:.0%} of revenue to date) and "
+                 "{lapsed_share:.0%} have **lapsed**; {new:,} are new (first purchase in the last {new_days} days) and "
+                 "{reactivated:,} came back after a lapse.", lapsing_share=s.loc["lapsing", "customer_share"], lapsing=int(at_risk),
+                 lapsing_revenue=s.loc["lapsing", "revenue_share"], lapsed_share=s.loc["lapsed", "customer_share"],
+                 new=int(s.loc["new", "customers"]), new_days=params.profile.lifecycle.new_days,
+                 reactivated=int(s.loc["reactivated", "customers"])))
     if stage.small_groups is not None and len(stage.small_groups):
-        names = ", ".join(f"{g} ({n:,})" for g, n in zip(stage.small_groups["group"], stage.small_groups["customers"]))
-        out.append(f"Too small to act on alone (fewer than {params.profile.min_group_size:,} customers): {names}. "
-                   "Treat each together with a neighbouring group, or merge it in `profile.merge`.")
+        names = _join(f"{i18n.name(g)} ({n:,})" for g, n in zip(stage.small_groups["group"], stage.small_groups["customers"]))
+        out.append(_("Too small to act on alone (fewer than {min_size:,} customers): {names}. Treat each together with a neighbouring "
+                     "group, or merge it in `profile.merge`.", min_size=params.profile.min_group_size, names=names))
     return out
 
 
 def narrative(stage: ProfileStage, params: Params) -> str:
     """The page's opening paragraph: what was profiled and how."""
     n = len(stage.customers)
-    attrs = ", ".join(GROUP_LABELS.get(a, a) for a in stage.attributes) or "none (no customers table with attributes)"
-    beh = ", ".join(GROUP_LABELS.get(b, b) for b in stage.behaviour)
-    text = (f"**{n:,} customers** with a purchase before {stage.as_of:%Y-%m-%d} are profiled. Attribute tags: {attrs}. "
-            f"Behaviour tags: {beh}. Every customer has exactly one lifecycle stage; *lapsed* uses the churn rule: no purchase for "
-            f"{stage.churn_note}.")
+    attrs = _join(group_label(a) for a in stage.attributes) or _("none (no customers table with attributes)")
+    beh = _join(group_label(b) for b in stage.behaviour)
+    text = _("**{n:,} customers** with a purchase before {as_of:%Y-%m-%d} are profiled. Attribute tags: {attrs}. Behaviour tags: {beh}. "
+             "Every customer has exactly one lifecycle stage; *lapsed* uses the churn rule: no purchase for {churn_note}.",
+             n=n, as_of=stage.as_of, attrs=attrs, beh=beh, churn_note=stage.churn_note)
     if stage.merged:
-        text += " Merged in these tables (params `profile.merge`): " + ", ".join(f"{a} → {b}" for a, b in stage.merged.items()) + "."
+        text += _(" Merged in these tables (params `profile.merge`): {merges}.",
+                  merges=_join(f"{i18n.name(a)} → {i18n.name(b)}" for a, b in stage.merged.items()))
     return "\n\n".join([text, *stage.notes])
 
 
@@ -418,9 +448,19 @@ TGI_LABELS = {"tag_group": "tag group", "n_tag_group": "n with tag", "n_group": 
               "share_all": "% of all", "tgi": "TGI", "p_adjusted": "p (adjusted)"}
 
 
+def _card_value(value, tag_group: str):
+    """A card's 'most common value and its share' (``华东 34%``) with the value in the report's language."""
+    if i18n.lang() == "en" or not isinstance(value, str) or " " not in value:
+        return value
+    tag, share = value.rsplit(" ", 1)
+    return f"{T.label(tag, tag_group)} {share}"
+
+
 def styled_cards(cards: pd.DataFrame):
     from .tables import styled
 
+    if i18n.lang() != "en":
+        cards = cards.assign(**{c: cards[c].map(lambda v, c=c: _card_value(v, c)) for c in cards.columns if c in GROUP_LABELS})
     return styled(cards, int_cols=["customers", "median_cadence_days", "median_tenure_days"],
                   pct_cols=[c for c in ("customer_share", "revenue_share", "profit_share", "margin") if c in cards], labels=CARD_LABELS)
 
@@ -430,7 +470,8 @@ def styled_tgi(rows: pd.DataFrame, csv: str | None = None, max_rows: int = 25):
     from .tables import styled
 
     frame = rows[["tag_group", "tag", "n_tag_group", "n_group", "share_group", "share_all", "tgi", "p_adjusted"]].reset_index(drop=True)
-    frame = frame.assign(tag_group=frame["tag_group"].map(lambda g: GROUP_LABELS.get(g, g)), tgi=frame["tgi"].round(0) + 0.0)
+    frame = frame.assign(tag=[T.label(t, g) for t, g in zip(frame["tag"], frame["tag_group"])], tag_group=frame["tag_group"].map(group_label),
+                         tgi=frame["tgi"].round(0) + 0.0)
     styler = styled(frame, int_cols=["n_tag_group", "n_group", "tgi"], pct_cols=["share_group", "share_all"], p_cols=["p_adjusted"],
                     labels=TGI_LABELS, csv=csv, max_rows=max_rows)
     small = rows["small"].to_numpy()[:max_rows]

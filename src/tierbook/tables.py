@@ -48,7 +48,9 @@ def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), i
         if column not in formats and pd.api.types.is_float_dtype(shown[column]):
             formats[column] = "{:,.2f}"
         elif column not in formats and i18n.lang() != "en" and not pd.api.types.is_numeric_dtype(shown[column]):
-            formats[column] = i18n.name  # tier and segment names, known labels; other text as it is
+            # tier and segment names, known labels; other text as it is. Translated before the Styler
+            # escapes it: a formatter would get "Can&#x27;t Lose Them" and miss the name
+            shown = shown.assign(**{column: shown[column].map(i18n.name)})
     # escape="html": client strings (store names, comments ...) are shown as text, never as markup
     styler = shown.style.format(formats, na_rep="", escape="html").hide(axis="index")
     if len(frame) > max_rows:

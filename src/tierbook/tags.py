@@ -22,8 +22,13 @@ proportion z-test, pooled variance), corrected for the number of tags tested.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
+
+from . import i18n
+from .i18n import _
 
 STAGES = ("new", "active", "reactivated", "lapsing", "lapsed")
 NOT_YET = "not yet a customer"
@@ -168,6 +173,33 @@ def return_behaviour(orders: pd.DataFrame, high_share: float = 0.2) -> pd.DataFr
     share = -per["returned_amount"] / per["gross_amount"]
     return pd.DataFrame({"customer_id": per.index, "return_share": share.to_numpy(),
                          "return_behaviour": np.where(share.to_numpy() >= high_share, "high return", "low return")})
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def label(tag, tag_group: str | None = None):
+    """A tag as the report shows it: the tag itself in English, translated in another language
+    (lifecycle stages, bands, ``<channel> only`` ...). Data values (regions, categories, channels)
+    stay as they are. ``customer_tags.csv`` keeps the English tags: the CRM's tags do not change
+    with the report's language."""
+    if i18n.lang() == "en" or not isinstance(tag, str):
+        return tag
+    if tag_group in (None, "purchase_cadence"):
+        if m := re.fullmatch(r"<= (\d+) days", tag):
+            return _("<= {days} days", days=m[1])
+        if m := re.fullmatch(r"(\d+)-(\d+) days", tag):
+            return _("{low}-{high} days", low=m[1], high=m[2])
+        if m := re.fullmatch(r"> (\d+) days", tag):
+            return _("> {days} days", days=m[1])
+    if tag_group in (None, "channel_preference") and (m := re.fullmatch(r"(.+) only", tag)):
+        return _("{channel} only", channel=i18n.name(m[1]))
+    return i18n.name(tag)
+
+
+def labelled(head: str, text: str) -> str:
+    """``head: text`` with the colon of the report's language (``地区：华东`` in Chinese)."""
+    return f"{head}{'：' if i18n.lang() == 'zh' else ': '}{text}"
 
 
 # --------------------------------------------------------------------------- long table and TGI
