@@ -304,7 +304,8 @@ def effect_table(stage: ABStage, outcome: str, currency: str) -> pd.DataFrame:
     else:
         level, diff = (lambda v: money(v, currency)), (lambda v: ("+" if v >= 0 else "") + money(v, currency))
     out = pd.DataFrame({
-        "stratum": e["stratum"].replace({abtest.ALL: "all customers"}), "treatment": e["treatment"],
+        # names translated before _nobreak below joins their words with no-break spaces
+        "stratum": e["stratum"].replace({abtest.ALL: "all customers"}).map(i18n.name), "treatment": e["treatment"],
         "n control": e["n_control"].map("{:,}".format), "n treatment": e["n_treatment"].map("{:,}".format),
         "control": e["mean_control"].map(level), "treatment mean": e["mean_treatment"].map(level),
         "difference": e["difference"].map(lambda v: "" if pd.isna(v) else diff(v)),
@@ -335,7 +336,7 @@ def roi_table(stage: ABStage, currency: str) -> pd.DataFrame:
     pct = lambda v: "" if pd.isna(v) else f"{v:+.0%}"  # noqa: E731
     cur = lambda v: money(v, currency)  # noqa: E731
     return pd.DataFrame({
-        "stratum": r["stratum"].replace({abtest.ALL: "all customers"}), "treatment": r["treatment"],
+        "stratum": r["stratum"].replace({abtest.ALL: "all customers"}).map(i18n.name), "treatment": r["treatment"],
         "treated": r["n_treated"].map("{:,}".format), "incremental revenue": r["incremental_revenue"].map(cur),
         "interval": [_("{low} to {high}", low=cur(lo), high=cur(hi)) for lo, hi in zip(r["incremental_revenue_low"], r["incremental_revenue_high"])],
         "incremental margin": r["incremental_margin"].map(cur), "cost": r["cost"].map(cur),
