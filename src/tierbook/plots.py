@@ -272,7 +272,7 @@ def churn_rates(rates: pd.DataFrame, label: str, title: str, colors: dict | None
     ax.barh(y, rates["churn_rate"], color=bar_colors)
     for yi, rate, n in zip(y, rates["churn_rate"], rates["customers"]):
         ax.text(rate + 0.01, yi, f"{rate:.0%}  (n={n:,})", va="center", fontsize=8)
-    ax.set_yticks(y, rates[label])
+    ax.set_yticks(y, [i18n.name(g) for g in rates[label]])
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     ax.set(title=title, xlabel="Churned", xlim=(0, min(1.0, rates["churn_rate"].max() * 1.35 + 0.05)))
     fig.tight_layout()
@@ -361,7 +361,7 @@ def ab_effects(effects: pd.DataFrame, outcome: str, currency: str, title: str):
     binary = bool((frame["kind"] == "binary").any())
     scale = 100 if binary else 1
     several = frame["treatment"].nunique() > 1
-    labels = [f"{i18n.name(s)} · {t}" if several else str(s) for s, t in zip(frame["stratum"], frame["treatment"])]
+    labels = [f"{i18n.name(s)} · {t}" if several else i18n.name(str(s)) for s, t in zip(frame["stratum"], frame["treatment"])]
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(frame) + 1.5))
     y = np.arange(len(frame), dtype=float)
     has_cuped = "cuped_difference" in frame and frame["cuped_difference"].notna().any()
