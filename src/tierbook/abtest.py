@@ -38,6 +38,7 @@ import pandas as pd
 from scipy import stats
 
 from .errors import TierbookError
+from .i18n import _
 
 ALL = "all"
 CORRECTIONS = {"holm": "holm", "bonferroni": "bonferroni", "bh": "fdr_bh"}
@@ -61,10 +62,11 @@ def _control(experiment: pd.DataFrame, variant: str, control: str | None) -> str
     if control is None:
         named = [a for a in arms if a.lower() in ("control", "ctrl", "holdout", "a", "no e-mail", "对照组", "对照")]
         if len(named) != 1:
-            raise TierbookError(f"experiment: cannot tell which arm is the control among {sorted(arms)}; set ab_test.control")
+            raise TierbookError(_("experiment: cannot tell which arm is the control among {arms}; set ab_test.control", arms=sorted(arms)))
         return named[0]
     if str(control) not in arms:
-        raise TierbookError(f"experiment: control arm {control!r} is not among the variants {sorted(arms)}; fix ab_test.control")
+        raise TierbookError(_("experiment: control arm {control!r} is not among the variants {arms}; fix ab_test.control", control=control,
+                              arms=sorted(arms)))
     return str(control)
 
 
@@ -445,23 +447,29 @@ def verdicts(effects: pd.DataFrame, srm: pd.DataFrame, primary: str, returns: pd
             match = returns[(returns["stratum"] == row.stratum) & (returns["treatment"] == row.treatment)]
             roi_row = match.iloc[0] if len(match) else None
         if row.stratum in failed or ALL in failed:
-            verdict, reason = "don't trust", "sample ratio mismatch: the arms are not the planned split, so the effect is biased"
+            verdict, reason = "don't trust", _("sample ratio mismatch: the arms are not the planned split, so the effect is biased")
         elif pd.isna(p):
-            verdict, reason = "inconclusive", "too few customers in an arm to test"
+            verdict, reason = "inconclusive", _("too few customers in an arm to test")
         elif p < alpha and d > 0:
             if roi_row is not None and pd.notna(roi_row["roi"]) and roi_row["roi"] < 0:
-                verdict, reason = "don't ship", f"lift {fmt(d)} is real (adjusted p {p:.3g}) but does not pay back its cost (ROI {roi_row['roi']:.0%})"
+                verdict, reason = "don't ship", _("lift {lift} is real (adjusted p {p:.3g}) but does not pay back its cost (ROI {roi:.0%})",
+                                                  lift=fmt(d), p=p, roi=roi_row["roi"])
             else:
-                verdict, reason = "ship", f"lift {fmt(d)} per customer ({fmt(low)} to {fmt(high)}), adjusted p {p:.2g}"
+                verdict = "ship"
                 if roi_row is not None and pd.notna(roi_row["roi"]):
-                    reason += f"; ROI {roi_row['roi']:+.0%} ({roi_row['roi_low']:+.0%} to {roi_row['roi_high']:+.0%})"
+                    reason = _("lift {lift} per customer ({low} to {high}), adjusted p {p:.2g}; ROI {roi:+.0%} ({roi_low:+.0%} to {roi_high:+.0%})",
+                               lift=fmt(d), low=fmt(low), high=fmt(high), p=p, roi=roi_row["roi"], roi_low=roi_row["roi_low"],
+                               roi_high=roi_row["roi_high"])
+                else:
+                    reason = _("lift {lift} per customer ({low} to {high}), adjusted p {p:.2g}", lift=fmt(d), low=fmt(low), high=fmt(high), p=p)
         elif p < alpha and d < 0:
-            verdict, reason = "don't ship", f"it hurts: {fmt(d)} per customer ({fmt(low)} to {fmt(high)}), adjusted p {p:.3g}"
+            verdict, reason = "don't ship", _("it hurts: {difference} per customer ({low} to {high}), adjusted p {p:.3g}", difference=fmt(d),
+                                              low=fmt(low), high=fmt(high), p=p)
         elif low > 0 or high < 0:
-            verdict, reason = "inconclusive", (f"interval {fmt(low)} to {fmt(high)} excludes 0 only before the correction for multiple "
-                                               f"tests (adjusted p {p:.3f})")
+            verdict, reason = "inconclusive", _("interval {low} to {high} excludes 0 only before the correction for multiple tests "
+                                                "(adjusted p {p:.3f})", low=fmt(low), high=fmt(high), p=p)
         else:
-            verdict, reason = "inconclusive", f"interval {fmt(low)} to {fmt(high)} includes 0 (adjusted p {p:.3f})"
+            verdict, reason = "inconclusive", _("interval {low} to {high} includes 0 (adjusted p {p:.3f})", low=fmt(low), high=fmt(high), p=p)
         rows.append({"stratum": row.stratum, "treatment": row.treatment, "outcome": primary, "estimate": "CUPED" if use_cuped else "plain",
                      "difference": d, "ci_low": low, "ci_high": high, "p_adjusted": p, "verdict": verdict, "reason": reason})
     return pd.DataFrame(rows)

@@ -27,9 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import i18n
 from .crm import write_customer_scores
 from .data import load_clean
 from .errors import TierbookError
+from .i18n import _
 from .params import Params
 from .summary import customer_summary, default_as_of
 
@@ -56,14 +58,15 @@ def churn_days(orders: pd.DataFrame, as_of: pd.Timestamp, params: Params) -> tup
     """The churn threshold in days and a sentence saying where it comes from."""
     c = params.churn
     if c.churn_days:
-        return c.churn_days, f"{c.churn_days} days (churn.churn_days)"
+        return c.churn_days, _("{days} days (churn.churn_days)", days=c.churn_days)
     gaps = purchase_gaps(orders, as_of)
     if len(gaps) < 20:
-        raise TierbookError(f"only {len(gaps)} repeat purchases before {as_of:%Y-%m-%d}: too few to derive churn.churn_days from the "
-                            "time between purchases; set churn.churn_days")
+        raise TierbookError(_("only {n} repeat purchases before {as_of}: too few to derive churn.churn_days from the "
+                              "time between purchases; set churn.churn_days", n=len(gaps), as_of=f"{as_of:%Y-%m-%d}"))
     days = int(np.ceil(np.quantile(gaps, c.churn_days_quantile)))
-    return days, (f"{days} days: the {c.churn_days_quantile:.0%} quantile of the {len(gaps):,} gaps between a customer's consecutive "
-                  f"purchase days (median gap {np.median(gaps):.0f} days), so {c.churn_days_quantile:.0%} of returning customers came back sooner")
+    return days, _("{days} days: the {quantile:.0%} quantile of the {gaps:,} gaps between a customer's consecutive "
+                   "purchase days (median gap {median:.0f} days), so {quantile:.0%} of returning customers came back sooner",
+                   days=days, quantile=c.churn_days_quantile, gaps=len(gaps), median=np.median(gaps))
 
 
 def main_channel(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
@@ -196,6 +199,14 @@ def cox_model(frame: pd.DataFrame, categorical: dict[str, str], numeric: list[st
     return CoxResult(table=table, concordance=float(fitter.concordance_index_), customers=len(design), events=int(design["event"].sum()))
 
 
+def covariate_label(covariate: str) -> str:
+    """A Cox covariate as the page shows it (``tier: VIP``), its column and level in the report's language."""
+    column, sep, level = covariate.partition(": ")
+    if not sep:
+        return i18n.name(covariate)
+    return f"{i18n.name(column)}{'：' if i18n.lang() == 'zh' else ': '}{i18n.name(level)}"
+
+
 # --------------------------------------------------------------------------- prediction
 
 
@@ -298,16 +309,18 @@ def predict_churn(orders, as_of, churn_after, days, survey, regions, params: Par
     eval_cutoff = as_of - pd.Timedelta(days=days)
     train_cutoff = eval_cutoff - pd.Timedelta(days=days)
     if not (orders["order_date"] < train_cutoff).any():
-        return None, (f"No order is before the training cutoff {train_cutoff:%Y-%m-%d} (twice the {days}-day prediction window before as_of): "
-                      "the history is too short to train and evaluate a churn model; set a shorter churn.prediction_days.")
+        return None, _("No order is before the training cutoff {cutoff} (twice the {days}-day prediction window before as_of): "
+                       "the history is too short to train and evaluate a churn model; set a shorter churn.prediction_days.",
+                       cutoff=f"{train_cutoff:%Y-%m-%d}", days=days)
     train = features_at(orders, train_cutoff, churn_after, survey, regions, params.rfm.occasion)
     test = features_at(orders, eval_cutoff, churn_after, survey, regions, params.rfm.occasion)
     y_train = label_after(orders, train["customer_id"], train_cutoff, days)
     y_test = label_after(orders, test["customer_id"], eval_cutoff, days)
     minimum = params.churn.min_customers
     if len(train) < minimum or len(test) < minimum or min(y_train.mean(), 1 - y_train.mean()) * len(train) < 10 or len(set(y_test)) < 2:
-        return None, (f"Too few active customers or too few churners to learn from ({len(train):,} active at {train_cutoff:%Y-%m-%d}, "
-                      f"{len(test):,} at {eval_cutoff:%Y-%m-%d}; churn.min_customers is {minimum:,}).")
+        return None, _("Too few active customers or too few churners to learn from ({n_train:,} active at {train_cutoff}, "
+                       "{n_eval:,} at {eval_cutoff}; churn.min_customers is {minimum:,}).", n_train=len(train),
+                       train_cutoff=f"{train_cutoff:%Y-%m-%d}", n_eval=len(test), eval_cutoff=f"{eval_cutoff:%Y-%m-%d}", minimum=minimum)
     # a feature without two distinct values (last_nps when there is no survey, one region ...) carries no
     # information, and scikit-learn's histogram binning fails on an all-missing column: leave it out
     numeric = [f for f in NUMERIC_FEATURES if train[f].nunique(dropna=True) > 1]
@@ -382,7 +395,7 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
     try:
         days, note = churn_days(orders, as_of, params)
     except TierbookError as error:
-        return ChurnStage(as_of=as_of, problem=f"Churn cannot be defined on this data: {error}.", tier_order=order)
+        return ChurnStage(as_of=as_of, problem=_("Churn cannot be defined on this data: {error}.", error=error), tier_order=order)
     summary = customer_summary(orders, as_of, occasion=params.rfm.occasion)
     survey, members = _read_optional(run_dir, "survey"), _read_optional(run_dir, "customers")
     regions = None
@@ -422,7 +435,8 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
     try:
         cox = cox_model(customers, categorical)
     except Exception as error:  # lifelines raises ConvergenceError and numpy errors on degenerate designs
-        cox_note = f"The Cox model could not be fitted on this data ({type(error).__name__}: {str(error).splitlines()[0][:160]})."
+        cox_note = _("The Cox model could not be fitted on this data ({error}).",
+                     error=f"{type(error).__name__}: {str(error).splitlines()[0][:160]}")
 
     prediction, prediction_note = predict_churn(orders, as_of, days, params.churn.prediction_days or days, survey, regions, params)
     at_risk = None
@@ -488,22 +502,26 @@ def narrative(stage: ChurnStage, params: Params) -> str:
     customers = stage.customers
     rate = customers["churned"].mean()
     top, bottom = stage.by_tier.iloc[0], stage.by_tier.iloc[-1]
+    km = stage.km_tier
     lines = [
-        f"A customer counts as churned after **{stage.churn_days_note}**. As of {stage.as_of:%Y-%m-%d}, "
-        f"**{rate:.1%} of the {len(customers):,} customers have churned**: {top['churn_rate']:.1%} in the top tier ({top['tier']}) "
-        f"against {bottom['churn_rate']:.1%} in {bottom['tier']}.",
-        f"Kaplan–Meier by tier: the log-rank test gives χ²({stage.km_tier.logrank_df}) = {stage.km_tier.logrank_statistic:,.1f}, "
-        f"{p_text(stage.km_tier.logrank_p)}" + (" — tiers differ in how long customers stay." if stage.km_tier.logrank_p < 0.05 else
-                                              " — no evidence that tiers differ in how long customers stay."),
+        _("A customer counts as churned after **{note}**. As of {as_of}, **{rate:.1%} of the {n:,} customers have churned**: "
+          "{top_rate:.1%} in the top tier ({top_tier}) against {bottom_rate:.1%} in {bottom_tier}.",
+          note=stage.churn_days_note, as_of=f"{stage.as_of:%Y-%m-%d}", rate=rate, n=len(customers), top_rate=top["churn_rate"],
+          top_tier=i18n.name(top["tier"]), bottom_rate=bottom["churn_rate"], bottom_tier=i18n.name(bottom["tier"])),
+        _("Kaplan–Meier by tier: the log-rank test gives χ²({df}) = {statistic:,.1f}, {p} — tiers differ in how long customers stay.",
+          df=km.logrank_df, statistic=km.logrank_statistic, p=p_text(km.logrank_p)) if km.logrank_p < 0.05 else
+        _("Kaplan–Meier by tier: the log-rank test gives χ²({df}) = {statistic:,.1f}, {p} — no evidence that tiers differ in how long "
+          "customers stay.", df=km.logrank_df, statistic=km.logrank_statistic, p=p_text(km.logrank_p)),
     ]
     if stage.by_nps is not None:
         nps = stage.by_nps.set_index("nps_category")
         if {"detractor", "promoter"} <= set(nps.index):
             d, p = nps.loc["detractor"], nps.loc["promoter"]
-            lines.append(f"Satisfaction and churn: {d['churn_rate']:.1%} of detractors (n = {int(d['customers']):,}) have churned against "
-                         f"{p['churn_rate']:.1%} of promoters (n = {int(p['customers']):,}); log-rank {p_text(stage.km_nps.logrank_p)}.")
+            lines.append(_("Satisfaction and churn: {d_rate:.1%} of detractors (n = {d_n:,}) have churned against {p_rate:.1%} of promoters "
+                           "(n = {p_n:,}); log-rank {p}.", d_rate=d["churn_rate"], d_n=int(d["customers"]), p_rate=p["churn_rate"],
+                           p_n=int(p["customers"]), p=p_text(stage.km_nps.logrank_p)))
     else:
-        lines.append("There is no survey with NPS answers for this client, so churn is not linked to satisfaction here.")
+        lines.append(_("There is no survey with NPS answers for this client, so churn is not linked to satisfaction here."))
     pred = stage.prediction
     if pred is None:
         lines.append(stage.prediction_note)
@@ -511,16 +529,26 @@ def narrative(stage: ChurnStage, params: Params) -> str:
         m = pred.metrics.set_index("model")
         best = m.loc[pred.chosen]
         baseline = m.loc["BG/NBD 1 − P(alive)"] if "BG/NBD 1 − P(alive)" in m.index else None
-        lines.append(
-            f"**Churn prediction:** trained on the customers active at {pred.train_cutoff:%Y-%m-%d} and tested on those active at "
-            f"{pred.eval_cutoff:%Y-%m-%d} (whether they bought in the next {pred.days} days), {pred.chosen} ranks churners with ROC AUC "
-            f"{best['roc_auc']:.3f} (PR AUC {best['pr_auc']:.3f}, base rate {best['base_rate']:.1%})"
-            + (f", against {baseline['roc_auc']:.3f} for BG/NBD P(alive)." if baseline is not None else ".")
-            + f" The strongest signal is {pred.importance['feature'].iloc[0].replace('_', ' ')}.")
+        fields = dict(train_cutoff=f"{pred.train_cutoff:%Y-%m-%d}", eval_cutoff=f"{pred.eval_cutoff:%Y-%m-%d}", days=pred.days,
+                      model=i18n.name(pred.chosen), roc_auc=best["roc_auc"], pr_auc=best["pr_auc"], base_rate=best["base_rate"],
+                      feature=i18n.name(pred.importance["feature"].iloc[0].replace("_", " ")))
+        if baseline is not None:
+            lines.append(_("**Churn prediction:** trained on the customers active at {train_cutoff} and tested on those active at {eval_cutoff} "
+                           "(whether they bought in the next {days} days), {model} ranks churners with ROC AUC {roc_auc:.3f} (PR AUC "
+                           "{pr_auc:.3f}, base rate {base_rate:.1%}), against {baseline:.3f} for BG/NBD P(alive). The strongest signal is "
+                           "{feature}.", baseline=baseline["roc_auc"], **fields))
+        else:
+            lines.append(_("**Churn prediction:** trained on the customers active at {train_cutoff} and tested on those active at {eval_cutoff} "
+                           "(whether they bought in the next {days} days), {model} ranks churners with ROC AUC {roc_auc:.3f} (PR AUC "
+                           "{pr_auc:.3f}, base rate {base_rate:.1%}). The strongest signal is {feature}.", **fields))
         if stage.at_risk is not None:
-            value = "CLV" if stage.value_column == "clv" else "net spend to date"
-            total = stage.at_risk[stage.value_column].sum()
-            lines.append(f"**At risk:** {len(stage.at_risk):,} active customers are in the top {params.churn.at_risk_value_share:.0%} by {value} "
-                         f"and have a churn risk of at least {params.churn.at_risk_min_risk:.0%}; together they hold "
-                         f"{money(total, params.currency)} of {value}.")
+            c = params.churn
+            fields = dict(n=len(stage.at_risk), share=c.at_risk_value_share, risk=c.at_risk_min_risk,
+                          total=money(stage.at_risk[stage.value_column].sum(), params.currency))
+            if stage.value_column == "clv":
+                lines.append(_("**At risk:** {n:,} active customers are in the top {share:.0%} by CLV and have a churn risk of at least "
+                               "{risk:.0%}; together they hold {total} of CLV.", **fields))
+            else:
+                lines.append(_("**At risk:** {n:,} active customers are in the top {share:.0%} by net spend to date and have a churn risk "
+                               "of at least {risk:.0%}; together they hold {total} of net spend to date.", **fields))
     return "\n\n".join(lines)

@@ -19,9 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import abtest
+from . import abtest, i18n
 from .data import load_clean
 from .errors import TierbookError
+from .i18n import _
 from .params import Params
 
 
@@ -100,9 +101,9 @@ def run_ab_stage(params: Params, run_dir: Path) -> ABStage:
     a = params.ab_test
     table = _read_experiment(run_dir)
     if params.sources.experiment is None or table is None:
-        return ABStage(problem="This client has no experiment table (`sources.experiment` in params), so there is no A/B test to evaluate.")
+        return ABStage(problem=_("This client has no experiment table (`sources.experiment` in params), so there is no A/B test to evaluate."))
     if table.empty:
-        return ABStage(problem="The experiment table has no usable rows after cleaning (see the data section's rejected rows).")
+        return ABStage(problem=_("The experiment table has no usable rows after cleaning (see the data section's rejected rows)."))
     table = table.reset_index(drop=True)
     table["variant"] = table["variant"].astype(str)
     notes: list[str] = []
@@ -112,27 +113,28 @@ def run_ab_stage(params: Params, run_dir: Path) -> ABStage:
         return ABStage(problem=f"{error}.")
     treatments = sorted(set(table["variant"]) - {control})
     if not treatments:
-        return ABStage(problem=f"The experiment table has only the control arm ({control}); there is nothing to compare.")
+        return ABStage(problem=_("The experiment table has only the control arm ({control}); there is nothing to compare.", control=control))
     orders = load_clean(run_dir, "orders")
     has_dates = "assigned_date" in table and table["assigned_date"].notna().all()
 
     outcomes = list(params.sources.experiment.outcomes.values())
     if outcomes:
-        notes.append(f"Outcomes as given in the experiment file: {', '.join(outcomes)}.")
+        notes.append(_("Outcomes as given in the experiment file: {outcomes}.", outcomes=", ".join(outcomes)))
     elif has_dates:
         end = table["assigned_date"].max() + pd.Timedelta(days=a.outcome_window_days)
         last = orders["order_date"].max()
         if last < end - pd.Timedelta(days=1):
-            return ABStage(problem=f"The outcome window ({a.outcome_window_days} days from assignment, until {end:%Y-%m-%d}) is not over in the data "
-                                   f"(last order {last:%Y-%m-%d}); shorten `ab_test.outcome_window_days` or wait for more data.")
+            return ABStage(problem=_("The outcome window ({days} days from assignment, until {end}) is not over in the data (last order {last}); "
+                                     "shorten `ab_test.outcome_window_days` or wait for more data.", days=a.outcome_window_days,
+                                     end=f"{end:%Y-%m-%d}", last=f"{last:%Y-%m-%d}"))
         derived = window_outcomes(table, orders, a.outcome_window_days)
         table = pd.concat([table, derived], axis=1)
         outcomes = list(derived.columns)
-        notes.append(f"Outcomes derived from the clean orders in the {a.outcome_window_days} days from each customer's assignment: "
-                     f"net revenue, conversion (any order) and number of orders.")
+        notes.append(_("Outcomes derived from the clean orders in the {days} days from each customer's assignment: net revenue, conversion "
+                       "(any order) and number of orders.", days=a.outcome_window_days))
     else:
-        return ABStage(problem="The experiment table gives no outcomes and no assignment dates to derive them from the orders; map outcome columns "
-                               "under `sources.experiment.outcomes` or an `assigned_date` column.")
+        return ABStage(problem=_("The experiment table gives no outcomes and no assignment dates to derive them from the orders; map outcome "
+                                 "columns under `sources.experiment.outcomes` or an `assigned_date` column."))
 
     covariate = None
     balance_columns: list[str] = []
@@ -143,10 +145,10 @@ def run_ab_stage(params: Params, run_dir: Path) -> ABStage:
     if a.covariate == "auto":
         if "pre_value" in table and table["pre_value"].notna().any():
             covariate = "pre_value"
-            notes.append("CUPED covariate: the pre-period value given in the experiment file.")
+            notes.append(_("CUPED covariate: the pre-period value given in the experiment file."))
         elif has_dates:
             covariate = "pre_spend"
-            notes.append(f"CUPED covariate: each customer's net spend in the {a.pre_period_days} days before assignment.")
+            notes.append(_("CUPED covariate: each customer's net spend in the {days} days before assignment.", days=a.pre_period_days))
     if covariate == "pre_value":
         balance_columns = ["pre_value"] + balance_columns
 
@@ -157,28 +159,31 @@ def run_ab_stage(params: Params, run_dir: Path) -> ABStage:
         wanted = "stratum" if "stratum" in table and table["stratum"].notna().any() else "tier"
     if wanted == "stratum":
         if "stratum" not in table:
-            return ABStage(problem="`ab_test.strata: stratum` but the experiment source maps no `stratum` column; map it or use tier.")
-        strata, label = "stratum", "stratum of the experiment file"
+            return ABStage(problem=_("`ab_test.strata: stratum` but the experiment source maps no `stratum` column; map it or use tier."))
+        strata, label = "stratum", _("stratum of the experiment file")
     elif wanted in ("tier", "segment") and scores_path.exists():
         column = "tier" if wanted == "tier" else "segment_zh"
         scores = pd.read_parquet(scores_path, columns=["customer_id", column])
         mapping = scores.assign(customer_id=scores["customer_id"].astype(str)).set_index("customer_id")[column].astype(str)
         table["stratum_" + wanted] = table["customer_id"].astype(str).map(mapping).fillna("no purchase history")
-        strata, label = "stratum_" + wanted, f"customer's {wanted} at the analysis date"
+        strata = "stratum_" + wanted
+        label = _("customer's tier at the analysis date") if wanted == "tier" else _("customer's segment at the analysis date")
     if strata is not None and table[strata].nunique() < 2:
         strata = None
     if strata is not None:
-        notes.append(f"Strata: the {label} ({table[strata].nunique()} groups).")
+        notes.append(_("Strata: the {label} ({groups} groups).", label=label, groups=table[strata].nunique()))
 
     primary = a.primary or next((o for o in outcomes if not abtest.is_binary(table[o])), outcomes[0])
     if primary not in outcomes:
-        return ABStage(problem=f"`ab_test.primary` is {primary!r}, which is not an outcome; outcomes: {', '.join(outcomes)}.")
+        return ABStage(problem=_("`ab_test.primary` is {primary!r}, which is not an outcome; outcomes: {outcomes}.", primary=primary,
+                                 outcomes=", ".join(outcomes)))
     small = None
     if strata is not None:  # strata too small to test are kept in the table but not tested
         sizes = table.groupby([strata, "variant"], observed=True).size().unstack(fill_value=0)
         small = sizes.index[(sizes.min(axis=1) < a.min_n)].astype(str).tolist()
         if small:
-            notes.append(f"Not tested (fewer than {a.min_n} customers in an arm, `ab_test.min_n`): {', '.join(small)}.")
+            notes.append(_("Not tested (fewer than {min_n} customers in an arm, `ab_test.min_n`): {strata}.", min_n=a.min_n,
+                           strata=", ".join(i18n.name(s) for s in small)))
 
     srm = abtest.srm_check(table, planned=a.planned_split, strata=strata)
     balance = abtest.balance(table, balance_columns, control=control) if balance_columns else None
@@ -193,7 +198,7 @@ def run_ab_stage(params: Params, run_dir: Path) -> ABStage:
     costs = dict(a.cost_per_treated)
     if "cost" in table and table["cost"].notna().any():
         costs = table[table["variant"] != control].groupby("variant")["cost"].mean().to_dict()
-        notes.append("Cost per treated customer: the mean of the experiment file's cost column in each arm.")
+        notes.append(_("Cost per treated customer: the mean of the experiment file's cost column in each arm."))
     returns = abtest.roi(effects, primary, costs, margin) if not abtest.is_binary(table[primary]) else None
     verdicts = abtest.verdicts(effects, srm, primary, returns, alpha=a.alpha, currency=params.currency)
     stage = ABStage(notes=notes, control=control, treatments=treatments, outcomes=outcomes, primary=primary, strata=strata, strata_label=label,
@@ -233,35 +238,45 @@ def narrative(stage: ABStage, params: Params) -> str:
     counts = ", ".join(f"{arm} {int(overall['n_' + arm]):,}" for arm in arms)
     if stage.srm_failed:
         bad = stage.srm[stage.srm["srm"]]
-        where = ", ".join(bad["stratum"].replace({abtest.ALL: "overall"}))
-        lines.append(f'<div class="tb-alert">⚠ <strong>Sample ratio mismatch ({where}): do not trust the effects below.</strong> '
-                     f"The arms ({counts}) are not the planned split (χ² {_p(bad['p_value'].min())}, below the 0.001 alarm level). Something in the "
-                     "assignment or the logging dropped or added customers in one arm; find out why before reading any effect.</div>")
+        where = ", ".join(i18n.name(s) for s in bad["stratum"].replace({abtest.ALL: "overall"}))
+        lines.append('<div class="tb-alert">⚠ ' + _(
+            "<strong>Sample ratio mismatch ({where}): do not trust the effects below.</strong> The arms ({counts}) are not the planned split "
+            "(χ² {p}, below the 0.001 alarm level). Something in the assignment or the logging dropped or added customers in one arm; find "
+            "out why before reading any effect.", where=where, counts=counts, p=_p(bad["p_value"].min())) + "</div>")
     else:
-        lines.append(f"**Sample ratio:** {counts} — consistent with the planned split (χ² {_p(overall['p_value'])}), overall and in every stratum.")
+        lines.append(_("**Sample ratio:** {counts} — consistent with the planned split (χ² {p}), overall and in every stratum.",
+                       counts=counts, p=_p(overall["p_value"])))
     v = stage.verdicts
     ship = v[(v["verdict"] == "ship") & (v["stratum"] != abtest.ALL)]
     method = abtest.CORRECTION_NAMES[a.correction]
     for row in v[v["stratum"] == abtest.ALL].itertuples():
-        lines.append(f"**Overall, {row.treatment} vs {stage.control} on {stage.primary}: {row.verdict}** — {row.reason}.")
+        lines.append(_("**Overall, {treatment} vs {control} on {primary}: {verdict}** — {reason}.", treatment=row.treatment,
+                       control=stage.control, primary=stage.primary, verdict=i18n.name(row.verdict), reason=row.reason))
     if stage.strata is not None:
         if len(ship):
-            names = ", ".join(f"{r.stratum} ({r.treatment})" for r in ship.itertuples())
-            lines.append(f"**Per stratum ({stage.strata_label}), after {method} correction across strata and outcomes, ship in: {names}.**")
+            names = ", ".join(f"{i18n.name(r.stratum)} ({r.treatment})" for r in ship.itertuples())
+            lines.append(_("**Per stratum ({strata}), after {method} correction across strata and outcomes, ship in: {names}.**",
+                           strata=stage.strata_label, method=method, names=names))
         else:
-            lines.append(f"Per stratum ({stage.strata_label}), after {method} correction across strata and outcomes, no stratum shows a "
-                         "worthwhile effect on the primary outcome.")
+            lines.append(_("Per stratum ({strata}), after {method} correction across strata and outcomes, no stratum shows a worthwhile "
+                           "effect on the primary outcome.", strata=stage.strata_label, method=method))
         if stage.interaction is not None and len(stage.interaction):
             i = stage.interaction[stage.interaction["outcome"] == stage.primary]
             for row in i.itertuples():
-                differs = "the effect differs between strata" if row.p_value < a.alpha else "no evidence that the effect differs between strata"
-                lines.append(f"Interaction test ({row.treatment}, {stage.primary}): χ²({row.dof}) = {row.chi2:.2f}, {_p(row.p_value)} — {differs}.")
+                fields = dict(treatment=row.treatment, primary=stage.primary, dof=row.dof, chi2=row.chi2, p=_p(row.p_value))
+                if row.p_value < a.alpha:
+                    lines.append(_("Interaction test ({treatment}, {primary}): χ²({dof}) = {chi2:.2f}, {p} — the effect differs between "
+                                   "strata.", **fields))
+                else:
+                    lines.append(_("Interaction test ({treatment}, {primary}): χ²({dof}) = {chi2:.2f}, {p} — no evidence that the effect "
+                                   "differs between strata.", **fields))
     e = stage.effects
     if stage.covariate is not None and "variance_reduction" in e:
         r = e[(e["stratum"] == abtest.ALL) & (e["outcome"] == stage.primary)]["variance_reduction"]
         if len(r) and pd.notna(r.iloc[0]):
-            lines.append(f"CUPED with the pre-period covariate removes {r.iloc[0]:.0%} of the variance of {stage.primary} "
-                         f"(intervals {1 - np.sqrt(1 - max(r.iloc[0], 0)):.0%} narrower), so the verdicts use the CUPED estimates.")
+            lines.append(_("CUPED with the pre-period covariate removes {removed:.0%} of the variance of {primary} (intervals {narrower:.0%} "
+                           "narrower), so the verdicts use the CUPED estimates.", removed=r.iloc[0], primary=stage.primary,
+                           narrower=1 - np.sqrt(1 - max(r.iloc[0], 0))))
     return "\n\n".join(lines)
 
 
@@ -274,7 +289,7 @@ def _nobreak(text: str) -> str:
 
 
 def _interval(low: float, high: float, fmt) -> str:
-    return "" if pd.isna(low) else _nobreak(f"{fmt(low)} to {fmt(high)}")
+    return "" if pd.isna(low) else _nobreak(_("{low} to {high}", low=fmt(low), high=fmt(high)))
 
 
 def effect_table(stage: ABStage, outcome: str, currency: str) -> pd.DataFrame:
@@ -289,7 +304,8 @@ def effect_table(stage: ABStage, outcome: str, currency: str) -> pd.DataFrame:
     else:
         level, diff = (lambda v: money(v, currency)), (lambda v: ("+" if v >= 0 else "") + money(v, currency))
     out = pd.DataFrame({
-        "stratum": e["stratum"].replace({abtest.ALL: "all customers"}), "treatment": e["treatment"],
+        # names translated before _nobreak below joins their words with no-break spaces
+        "stratum": e["stratum"].replace({abtest.ALL: "all customers"}).map(i18n.name), "treatment": e["treatment"],
         "n control": e["n_control"].map("{:,}".format), "n treatment": e["n_treatment"].map("{:,}".format),
         "control": e["mean_control"].map(level), "treatment mean": e["mean_treatment"].map(level),
         "difference": e["difference"].map(lambda v: "" if pd.isna(v) else diff(v)),
@@ -305,7 +321,8 @@ def effect_table(stage: ABStage, outcome: str, currency: str) -> pd.DataFrame:
         out["CUPED p adjusted"] = e["cuped_p_adjusted"].map(p_value)
         out["variance removed"] = e["variance_reduction"].map(lambda v: "" if pd.isna(v) else f"{v:.0%}")
     if not binary:
-        out = out.rename(columns={"control": f"mean control ({currency})", "treatment mean": f"mean treatment ({currency})"})
+        out = out.rename(columns={"control": _("mean control ({currency})", currency=currency),
+                                  "treatment mean": _("mean treatment ({currency})", currency=currency)})
     else:
         out = out.rename(columns={"control": "rate control", "treatment mean": "rate treatment"})
     return out.map(lambda v: _nobreak(v) if isinstance(v, str) else v).reset_index(drop=True)
@@ -319,9 +336,9 @@ def roi_table(stage: ABStage, currency: str) -> pd.DataFrame:
     pct = lambda v: "" if pd.isna(v) else f"{v:+.0%}"  # noqa: E731
     cur = lambda v: money(v, currency)  # noqa: E731
     return pd.DataFrame({
-        "stratum": r["stratum"].replace({abtest.ALL: "all customers"}), "treatment": r["treatment"],
+        "stratum": r["stratum"].replace({abtest.ALL: "all customers"}).map(i18n.name), "treatment": r["treatment"],
         "treated": r["n_treated"].map("{:,}".format), "incremental revenue": r["incremental_revenue"].map(cur),
-        "interval": [f"{cur(lo)} to {cur(hi)}" for lo, hi in zip(r["incremental_revenue_low"], r["incremental_revenue_high"])],
+        "interval": [_("{low} to {high}", low=cur(lo), high=cur(hi)) for lo, hi in zip(r["incremental_revenue_low"], r["incremental_revenue_high"])],
         "incremental margin": r["incremental_margin"].map(cur), "cost": r["cost"].map(cur),
         "ROI": r["roi"].map(pct), "ROI interval": [_interval(lo, hi, pct) for lo, hi in zip(r["roi_low"], r["roi_high"])],
     }).map(lambda v: _nobreak(v) if isinstance(v, str) else v).reset_index(drop=True)
@@ -350,5 +367,5 @@ def power_table(stage: ABStage, currency: str) -> pd.DataFrame:
     return pd.DataFrame({"stratum": w["stratum"].replace({abtest.ALL: "all customers"}), "treatment": w["treatment"], "outcome": w["outcome"],
                          "MDE": mde, "MDE (relative)": w["mde_relative"].map(lambda v: "" if pd.isna(v) else f"{v:.1%}"),
                          "n per arm achieved": w["n_per_arm_achieved"].map("{:,}".format),
-                         f"n per arm for +{stage.power['target_lift'].iloc[0]:.0%}": w["n_per_arm_needed"].map(
+                         _("n per arm for +{lift:.0%}", lift=stage.power["target_lift"].iloc[0]): w["n_per_arm_needed"].map(
                              lambda v: "" if pd.isna(v) else f"{int(v):,}")})

@@ -272,7 +272,7 @@ def churn_rates(rates: pd.DataFrame, label: str, title: str, colors: dict | None
     ax.barh(y, rates["churn_rate"], color=bar_colors)
     for yi, rate, n in zip(y, rates["churn_rate"], rates["customers"]):
         ax.text(rate + 0.01, yi, f"{rate:.0%}  (n={n:,})", va="center", fontsize=8)
-    ax.set_yticks(y, rates[label])
+    ax.set_yticks(y, [i18n.name(g) for g in rates[label]])
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     ax.set(title=title, xlabel="Churned", xlim=(0, min(1.0, rates["churn_rate"].max() * 1.35 + 0.05)))
     fig.tight_layout()
@@ -361,7 +361,7 @@ def ab_effects(effects: pd.DataFrame, outcome: str, currency: str, title: str):
     binary = bool((frame["kind"] == "binary").any())
     scale = 100 if binary else 1
     several = frame["treatment"].nunique() > 1
-    labels = [f"{s} · {t}" if several else str(s) for s, t in zip(frame["stratum"], frame["treatment"])]
+    labels = [f"{i18n.name(s)} · {t}" if several else i18n.name(str(s)) for s, t in zip(frame["stratum"], frame["treatment"])]
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(frame) + 1.5))
     y = np.arange(len(frame), dtype=float)
     has_cuped = "cuped_difference" in frame and frame["cuped_difference"].notna().any()
@@ -375,8 +375,9 @@ def ab_effects(effects: pd.DataFrame, outcome: str, currency: str, title: str):
                     ecolor=PALETTE[0], capsize=3, label="CUPED (pre-period adjusted)")
     ax.axvline(0, color="grey", linestyle=":")
     ax.set_yticks(y, labels)
-    unit = "percentage points" if binary else f"{currency} per customer"
-    ax.set(title=title, xlabel=f"Treatment − control ({unit}), 95% interval")
+    xlabel = (_("Treatment − control (percentage points), 95% interval") if binary else
+              _("Treatment − control ({currency} per customer), 95% interval", currency=currency))
+    ax.set(title=title, xlabel=xlabel)
     ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     return fig
@@ -396,8 +397,8 @@ def ab_arm_means(effects: pd.DataFrame, outcome: str, currency: str, title: str)
     fig, ax = plt.subplots(figsize=(8, 3.8))
     sns.barplot(data=long, x="stratum", y="mean", hue="arm", ax=ax)
     sizes = long.groupby("stratum", sort=False)["n"].sum()
-    ax.set_xticks(range(len(sizes)), [f"{s}\nn={n:,}" for s, n in sizes.items()])
-    ax.set(title=title, xlabel="", ylabel=f"{outcome} ({'%' if binary else currency})")
+    ax.set_xticks(range(len(sizes)), [f"{i18n.name(s)}\nn={n:,}" for s, n in sizes.items()])
+    ax.set(title=title, xlabel="", ylabel=_("{outcome} ({unit})", outcome=outcome, unit="%" if binary else currency))
     fig.tight_layout()
     return fig
 
