@@ -277,10 +277,11 @@ def build_findings(k: dict, run_dir: Path, params: Params, before: dict | None) 
         if len(rows):
             r = rows.sort_values("tgi", ascending=False).iloc[0]
             from .profile import GROUP_LABELS, GROUP_LABELS_ZH
+            from .tags import label
 
             labels = GROUP_LABELS_ZH if params.lang == "zh" else GROUP_LABELS
             ranked.append((np.log2(r["tgi"] / 100) * 2, t["f_profile"].format(
-                tier=names[top], ratio=r["tgi"] / 100, group=labels.get(r["tag_group"], r["tag_group"]), tag=r["tag"],
+                tier=names[top], ratio=r["tgi"] / 100, group=labels.get(r["tag_group"], r["tag_group"]), tag=label(r["tag"], r["tag_group"]),
                 share=r["share_group"], share_all=r["share_all"])))
     if "lifecycle.lapsing.customers" in k:
         ranked.append((10 * k["lifecycle.lapsing.customer_share"], t["f_lapsing"].format(
