@@ -190,7 +190,7 @@ def holdout_by_frequency(by_frequency: pd.DataFrame, holdout_days: int):
     ax.plot(x, by_frequency["actual"], marker="o", color=PALETTE[0], label="actual")
     ax.plot(x, by_frequency["predicted"], marker="s", linestyle="--", color=PALETTE[1], label="BG/NBD")
     ax.plot(x, by_frequency["naive"], marker="^", linestyle=":", color="grey", label="naive (calibration rate)")
-    ax.set(title=f"Holdout ({holdout_days} days): purchases per customer", xlabel="Repeat purchases in the calibration period",
+    ax.set(title=i18n._("Holdout ({days} days): purchases per customer", days=holdout_days), xlabel="Repeat purchases in the calibration period",
            ylabel="Mean purchases in the holdout")
     ax.legend()
     fig.tight_layout()
@@ -204,7 +204,7 @@ def tracking(track: pd.DataFrame, calibration_end: pd.Timestamp):
     ax.plot(track["week_end"], track["actual"], color=PALETTE[0], label="actual")
     ax.plot(track["week_end"], track["expected"], color=PALETTE[1], linestyle="--", label="BG/NBD")
     ax.axvline(calibration_end, color="grey", linestyle=":", linewidth=1)
-    ax.annotate(" holdout →", (calibration_end, 0.05), xycoords=("data", "axes fraction"), color="grey")
+    ax.annotate(" " + i18n._("holdout →"), (calibration_end, 0.05), xycoords=("data", "axes fraction"), color="grey")
     ax.set(title="Cumulative repeat purchases of the calibration customers", xlabel="Week", ylabel="Repeat purchases")
     ax.yaxis.set_major_formatter(mticker.StrMethodFormatter("{x:,.0f}"))
     ax.legend(loc="upper left")
@@ -258,7 +258,7 @@ def clv_distribution(customers: pd.DataFrame, currency: str, order: list[str]):
         bins = np.logspace(np.log10(max(positive["clv"].min(), 0.01)), np.log10(positive["clv"].max()), 50)
         sns.histplot(data=positive, x="clv", hue="tier", hue_order=order, palette=tier_colors(order), bins=bins, multiple="stack", ax=ax)
     ax.set_xscale("log")
-    ax.set(title="CLV per customer", xlabel=f"CLV ({currency}, log scale)", ylabel="Customers")
+    ax.set(title="CLV per customer", xlabel=i18n._("CLV ({currency}, log scale)", currency=currency), ylabel="Customers")
     fig.tight_layout()
     return fig
 
