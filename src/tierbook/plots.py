@@ -241,7 +241,7 @@ def p_alive_bands(bands: pd.DataFrame):
             if v >= 0.06:
                 ax.text(lo + v / 2, yi, f"{v:.0%}", ha="center", va="center", fontsize=8, color="white" if color in colors[::3] else "black")
         left += values
-    ax.set_yticks(y, bands.index)
+    ax.set_yticks(y, [i18n.name(t) for t in bands.index])  # named here: set_yticks' labels escape translate_figure
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     ax.set(title="P(alive) by tier", xlabel="Share of the tier's customers", xlim=(0, 1))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=4, frameon=False)
@@ -425,7 +425,7 @@ def nps_by_group(table: pd.DataFrame, label: str, title: str, colors: dict | Non
     for yi, upper, n, small in zip(y, frame["nps_upper"], frame["n_nps"], frame["nps_below_min_n"]):
         ax.text(max(upper, 0) + 2, yi, i18n._("n={n:,} (few)", n=n) if small else f"n={n:,}", va="center", fontsize=8, color="#777" if small else "#222")
     ax.axvline(0, color="grey", linewidth=0.8)
-    ax.set_yticks(y, display_labels if display_labels is not None else frame[label])
+    ax.set_yticks(y, [i18n.name(t) for t in (display_labels if display_labels is not None else frame[label])])
     ax.set(title=title, xlabel="NPS (−100 to 100), with its interval", xlim=(max(-100, frame["nps_lower"].min() - 8),
                                                                              min(100, frame["nps_upper"].max() + 22)))
     fig.tight_layout()
@@ -450,7 +450,7 @@ def nps_mix(table: pd.DataFrame, label: str, title: str, display_labels=None):
         left += values
     for yi, n, small in zip(y, frame["n_nps"], frame["nps_below_min_n"]):
         ax.text(1.01, yi, i18n._("n={n:,} (few)", n=n) if small else f"n={n:,}", va="center", fontsize=8, color="#777" if small else "#222")
-    ax.set_yticks(y, display_labels if display_labels is not None else frame[label])
+    ax.set_yticks(y, [i18n.name(t) for t in (display_labels if display_labels is not None else frame[label])])
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     ax.set(title=title, xlabel="Share of NPS answers", xlim=(0, 1.14))
     handles = [plt.Rectangle((0, 0), 1, 1, color=NPS_COLORS[c]) for c in ("detractor", "passive", "promoter")]
@@ -496,7 +496,7 @@ def response_rates(rates: pd.DataFrame, label: str, colors: dict | None = None):
                 fmt="none", ecolor="#444", capsize=3, linewidth=1)
     for yi, upper, rate, k, n in zip(y, rates["rate_upper"], rates["response_rate"], rates["respondents"], rates["customers"]):
         ax.text(upper + 0.01, yi, i18n._("{rate:.0%} ({k:,} of {n:,})", rate=rate, k=k, n=n), va="center", fontsize=8)
-    ax.set_yticks(y, rates[label])
+    ax.set_yticks(y, [i18n.name(t) for t in rates[label]])
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     ax.set(title="Who answers the survey", xlabel="Customers who answered at least once", xlim=(0, min(1.0, rates["rate_upper"].max() * 1.4 + 0.05)))
     fig.tight_layout()
