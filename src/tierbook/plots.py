@@ -190,7 +190,7 @@ def holdout_by_frequency(by_frequency: pd.DataFrame, holdout_days: int):
     ax.plot(x, by_frequency["actual"], marker="o", color=PALETTE[0], label="actual")
     ax.plot(x, by_frequency["predicted"], marker="s", linestyle="--", color=PALETTE[1], label="BG/NBD")
     ax.plot(x, by_frequency["naive"], marker="^", linestyle=":", color="grey", label="naive (calibration rate)")
-    ax.set(title=f"Holdout ({holdout_days} days): purchases per customer", xlabel="Repeat purchases in the calibration period",
+    ax.set(title=i18n._("Holdout ({days} days): purchases per customer", days=holdout_days), xlabel="Repeat purchases in the calibration period",
            ylabel="Mean purchases in the holdout")
     ax.legend()
     fig.tight_layout()
@@ -204,7 +204,7 @@ def tracking(track: pd.DataFrame, calibration_end: pd.Timestamp):
     ax.plot(track["week_end"], track["actual"], color=PALETTE[0], label="actual")
     ax.plot(track["week_end"], track["expected"], color=PALETTE[1], linestyle="--", label="BG/NBD")
     ax.axvline(calibration_end, color="grey", linestyle=":", linewidth=1)
-    ax.annotate(" holdout →", (calibration_end, 0.05), xycoords=("data", "axes fraction"), color="grey")
+    ax.annotate(" " + i18n._("holdout →"), (calibration_end, 0.05), xycoords=("data", "axes fraction"), color="grey")
     ax.set(title="Cumulative repeat purchases of the calibration customers", xlabel="Week", ylabel="Repeat purchases")
     ax.yaxis.set_major_formatter(mticker.StrMethodFormatter("{x:,.0f}"))
     ax.legend(loc="upper left")
@@ -241,7 +241,7 @@ def p_alive_bands(bands: pd.DataFrame):
             if v >= 0.06:
                 ax.text(lo + v / 2, yi, f"{v:.0%}", ha="center", va="center", fontsize=8, color="white" if color in colors[::3] else "black")
         left += values
-    ax.set_yticks(y, bands.index)
+    ax.set_yticks(y, [i18n.name(t) for t in bands.index])  # named here: set_yticks' labels escape translate_figure
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     ax.set(title="P(alive) by tier", xlabel="Share of the tier's customers", xlim=(0, 1))
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=4, frameon=False)
@@ -258,7 +258,7 @@ def clv_distribution(customers: pd.DataFrame, currency: str, order: list[str]):
         bins = np.logspace(np.log10(max(positive["clv"].min(), 0.01)), np.log10(positive["clv"].max()), 50)
         sns.histplot(data=positive, x="clv", hue="tier", hue_order=order, palette=tier_colors(order), bins=bins, multiple="stack", ax=ax)
     ax.set_xscale("log")
-    ax.set(title="CLV per customer", xlabel=f"CLV ({currency}, log scale)", ylabel="Customers")
+    ax.set(title="CLV per customer", xlabel=i18n._("CLV ({currency}, log scale)", currency=currency), ylabel="Customers")
     fig.tight_layout()
     return fig
 
@@ -424,9 +424,9 @@ def nps_by_group(table: pd.DataFrame, label: str, title: str, colors: dict | Non
     ax.errorbar(frame["nps"], y, xerr=[frame["nps"] - frame["nps_lower"], frame["nps_upper"] - frame["nps"]], fmt="none", ecolor="#444", capsize=3,
                 linewidth=1)
     for yi, upper, n, small in zip(y, frame["nps_upper"], frame["n_nps"], frame["nps_below_min_n"]):
-        ax.text(max(upper, 0) + 2, yi, f"n={n:,}" + (" (few)" if small else ""), va="center", fontsize=8, color="#777" if small else "#222")
+        ax.text(max(upper, 0) + 2, yi, i18n._("n={n:,} (few)", n=n) if small else f"n={n:,}", va="center", fontsize=8, color="#777" if small else "#222")
     ax.axvline(0, color="grey", linewidth=0.8)
-    ax.set_yticks(y, display_labels if display_labels is not None else frame[label])
+    ax.set_yticks(y, [i18n.name(t) for t in (display_labels if display_labels is not None else frame[label])])
     ax.set(title=title, xlabel="NPS (−100 to 100), with its interval", xlim=(max(-100, frame["nps_lower"].min() - 8),
                                                                              min(100, frame["nps_upper"].max() + 22)))
     fig.tight_layout()
@@ -450,8 +450,8 @@ def nps_mix(table: pd.DataFrame, label: str, title: str, display_labels=None):
                 ax.text(lo + v / 2, yi, f"{v:.0%}", ha="center", va="center", fontsize=8)
         left += values
     for yi, n, small in zip(y, frame["n_nps"], frame["nps_below_min_n"]):
-        ax.text(1.01, yi, f"n={n:,}" + (" (few)" if small else ""), va="center", fontsize=8, color="#777" if small else "#222")
-    ax.set_yticks(y, display_labels if display_labels is not None else frame[label])
+        ax.text(1.01, yi, i18n._("n={n:,} (few)", n=n) if small else f"n={n:,}", va="center", fontsize=8, color="#777" if small else "#222")
+    ax.set_yticks(y, [i18n.name(t) for t in (display_labels if display_labels is not None else frame[label])])
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     ax.set(title=title, xlabel="Share of NPS answers", xlim=(0, 1.14))
     handles = [plt.Rectangle((0, 0), 1, 1, color=NPS_COLORS[c]) for c in ("detractor", "passive", "promoter")]
@@ -496,8 +496,8 @@ def response_rates(rates: pd.DataFrame, label: str, colors: dict | None = None):
     ax.errorbar(rates["response_rate"], y, xerr=[rates["response_rate"] - rates["rate_lower"], rates["rate_upper"] - rates["response_rate"]],
                 fmt="none", ecolor="#444", capsize=3, linewidth=1)
     for yi, upper, rate, k, n in zip(y, rates["rate_upper"], rates["response_rate"], rates["respondents"], rates["customers"]):
-        ax.text(upper + 0.01, yi, f"{rate:.0%} ({k:,} of {n:,})", va="center", fontsize=8)
-    ax.set_yticks(y, rates[label])
+        ax.text(upper + 0.01, yi, i18n._("{rate:.0%} ({k:,} of {n:,})", rate=rate, k=k, n=n), va="center", fontsize=8)
+    ax.set_yticks(y, [i18n.name(t) for t in rates[label]])
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     ax.set(title="Who answers the survey", xlabel="Customers who answered at least once", xlim=(0, min(1.0, rates["rate_upper"].max() * 1.4 + 0.05)))
     fig.tight_layout()

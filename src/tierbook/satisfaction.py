@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import i18n
+from .i18n import _
 from .params import Params
 
 CATEGORIES = ["detractor", "passive", "promoter"]
@@ -172,7 +174,7 @@ def pairwise_nps(groups: pd.DataFrame, by: str, method: str = "holm", confidence
     rows = []
     usable = groups[groups["n_nps"] > 0]
     z = _z(confidence)
-    for (_, a), (_, b) in combinations(usable.iterrows(), 2):
+    for (_ia, a), (_ib, b) in combinations(usable.iterrows(), 2):
         diff = a["nps"] - b["nps"]
         se = float(np.hypot(a["nps_se"], b["nps_se"]))
         p = float(2 * stats.norm.sf(abs(diff) / se)) if se > 0 else (1.0 if diff == 0 else 0.0)
@@ -378,13 +380,14 @@ def load_responses(params: Params, run_dir: Path) -> tuple[pd.DataFrame, pd.Data
 def run_satisfaction_stage(params: Params, run_dir: Path) -> SatisfactionStage:
     s = params.satisfaction
     if params.sources.survey is None:
-        return SatisfactionStage(problem="This client has no satisfaction survey (no `sources.survey` in params), so there is no NPS or CSAT "
-                                         "to report; the other sections do not need one.")
+        return SatisfactionStage(problem=_("This client has no satisfaction survey (no `sources.survey` in params), so there is no NPS or CSAT "
+                                           "to report; the other sections do not need one."))
     responses, customers = load_responses(params, run_dir)
     scored = int((responses["nps"].notna() | responses["csat"].notna()).sum())
     if scored < s.min_responses:
-        return SatisfactionStage(problem=f"The survey has only {scored:,} answers with an NPS or CSAT score, fewer than the "
-                                         f"{s.min_responses:,} this section needs (satisfaction.min_responses) for estimates worth showing.")
+        return SatisfactionStage(problem=_("The survey has only {scored:,} answers with an NPS or CSAT score, fewer than the {needed:,} this "
+                                           "section needs (satisfaction.min_responses) for estimates worth showing.", scored=scored,
+                                           needed=s.min_responses))
     order = [level.name for level in params.tiers.levels]
     conf, min_n = s.confidence, s.min_n
     groups = {}
@@ -411,21 +414,21 @@ def run_satisfaction_stage(params: Params, run_dir: Path) -> SatisfactionStage:
 def _drivers(responses: pd.DataFrame, min_rows: int, confidence: float) -> tuple[DriverRegression | None, str | None]:
     items = [c for c in responses.columns if c.startswith(ITEM_PREFIX) and responses[c].notna().any()]
     if not items:
-        return None, ("The survey has no item scores (such as delivery, product or service: `item_*` columns of the survey contract), "
-                      "so there is no driver analysis.")
+        return None, _("The survey has no item scores (such as delivery, product or service: `item_*` columns of the survey contract), "
+                       "so there is no driver analysis.")
     complete = int(responses[["nps", *items]].dropna().shape[0])
     if complete < max(min_rows, len(items) + 10):
-        return None, (f"Only {complete:,} responses have an NPS score and every item score ({', '.join(i.removeprefix(ITEM_PREFIX) for i in items)}); "
-                      "too few for a driver analysis.")
+        return None, _("Only {complete:,} responses have an NPS score and every item score ({items}); too few for a driver analysis.",
+                       complete=complete, items=", ".join(i.removeprefix(ITEM_PREFIX) for i in items))
     return DriverRegression().fit(responses, items, confidence), None
 
 
 def _terms(responses: pd.DataFrame, top_n: int, stop_words) -> tuple[pd.DataFrame | None, str | None]:
     if "comment" not in responses or responses["comment"].fillna("").str.strip().eq("").all():
-        return None, "The survey has no free-text comments, so there is no term analysis."
+        return None, _("The survey has no free-text comments, so there is no term analysis.")
     terms = top_terms(responses, top_n, stop_words)
     if terms.empty:
-        return None, "No comment has an NPS score next to it, so comments cannot be split by NPS category."
+        return None, _("No comment has an NPS score next to it, so comments cannot be split by NPS category.")
     return terms, None
 
 
@@ -454,7 +457,23 @@ def _p_text(p: float) -> str:
 
 
 def _nps_text(row) -> str:
-    return f"{row['nps']:+.0f} ({row['nps_lower']:+.0f} to {row['nps_upper']:+.0f}, n = {int(row['n_nps']):,})"
+    return _("{nps:+.0f} ({lower:+.0f} to {upper:+.0f}, n = {n:,})", nps=row["nps"], lower=row["nps_lower"], upper=row["nps_upper"],
+             n=int(row["n_nps"]))
+
+
+def _join(items) -> str:
+    """Items of an enumeration: ", " in English, the enumeration comma in Chinese."""
+    return ("、" if i18n.lang() == "zh" else ", ").join(items)
+
+
+def _clauses(items) -> str:
+    """Clauses of a list: "; " in English, the full-width semicolon in Chinese."""
+    return ("；" if i18n.lang() == "zh" else "; ").join(items)
+
+
+def _then(sentence: str, more: str) -> str:
+    """Two sentences: a space between them in English, none in Chinese."""
+    return sentence + ("" if i18n.lang() == "zh" else " ") + more
 
 
 def narrative(stage: SatisfactionStage, params: Params) -> str:
@@ -464,53 +483,71 @@ def narrative(stage: SatisfactionStage, params: Params) -> str:
     s = params.satisfaction
     o = stage.overall.iloc[0]
     level = f"{s.confidence:.0%}"
-    lines = [f"The survey has **{int(o['responses']):,} responses** from {int(o['respondents']):,} customers"
-             + (f" ({stage.unmatched:,} of them anonymous or from customers without a purchase before the analysis date; they count only "
-                "in the overall figures)" if stage.unmatched else "") + "."]
+    if stage.unmatched:
+        lines = [_("The survey has **{responses:,} responses** from {respondents:,} customers ({unmatched:,} of them anonymous or from customers "
+                   "without a purchase before the analysis date; they count only in the overall figures).", responses=int(o["responses"]),
+                   respondents=int(o["respondents"]), unmatched=stage.unmatched)]
+    else:
+        lines = [_("The survey has **{responses:,} responses** from {respondents:,} customers.", responses=int(o["responses"]),
+                   respondents=int(o["respondents"]))]
     if o["n_nps"]:
-        lines.append(f"**NPS {_nps_text(o)}**, {level} interval: {o['promoter_share']:.0%} promoters (9-10), {o['passive_share']:.0%} passives "
-                     f"(7-8), {o['detractor_share']:.0%} detractors (0-6).")
+        lines.append(_("**NPS {nps}**, {level} interval: {promoters:.0%} promoters (9-10), {passives:.0%} passives (7-8), {detractors:.0%} "
+                       "detractors (0-6).", nps=_nps_text(o), level=level, promoters=o["promoter_share"], passives=o["passive_share"],
+                       detractors=o["detractor_share"]))
     if o["n_csat"]:
-        lines.append(f"**CSAT {o['csat']:.1%}** of answers are 4 or 5 out of 5 ({level} Wilson interval {o['csat_lower']:.1%} to "
-                     f"{o['csat_upper']:.1%}, n = {int(o['n_csat']):,}).")
+        lines.append(_("**CSAT {csat:.1%}** of answers are 4 or 5 out of 5 ({level} Wilson interval {lower:.1%} to {upper:.1%}, n = {n:,}).",
+                       csat=o["csat"], level=level, lower=o["csat_lower"], upper=o["csat_upper"], n=int(o["n_csat"])))
     tiers = stage.groups.get("tier")
     if tiers is not None and tiers["n_nps"].sum():
         solid = tiers[~tiers["nps_below_min_n"] & (tiers["n_nps"] > 0)]
         if len(solid) >= 2:
             hi, lo = solid.loc[solid["nps"].idxmax()], solid.loc[solid["nps"].idxmin()]
-            lines.append(f"By tier, NPS is highest in **{hi['tier']}**, {_nps_text(hi)}, and lowest in **{lo['tier']}**, {_nps_text(lo)}.")
+            lines.append(_("By tier, NPS is highest in **{high}**, {high_nps}, and lowest in **{low}**, {low_nps}.", high=i18n.name(hi["tier"]),
+                           high_nps=_nps_text(hi), low=i18n.name(lo["tier"]), low_nps=_nps_text(lo)))
         small = tiers.loc[tiers["nps_below_min_n"], "tier"].tolist()
         if small:
-            lines.append(f"Tiers with fewer than {s.min_n} NPS answers (satisfaction.min_n) are greyed out: {', '.join(map(str, small))}.")
+            lines.append(_("Tiers with fewer than {min_n} NPS answers (satisfaction.min_n) are greyed out: {tiers}.", min_n=s.min_n,
+                           tiers=_join(str(i18n.name(t)) for t in small)))
         t = stage.tier_test
         if t is not None:
-            verdict = "differs between tiers" if t.p_value < 1 - s.confidence else "does not differ detectably between tiers"
-            lines.append(f"The mix of promoters, passives and detractors {verdict} (χ²({t.df}) = {t.chi2:.1f}, p {_p_text(t.p_value)}, "
-                         f"n = {t.n:,}, Cramér's V = {t.cramers_v:.2f})."
-                         + (" Some expected counts are below 5, so read the p-value with care." if t.min_expected < 5 else ""))
+            fields = dict(df=t.df, chi2=t.chi2, p=_p_text(t.p_value), n=t.n, v=t.cramers_v)
+            if t.p_value < 1 - s.confidence:
+                sentence = _("The mix of promoters, passives and detractors differs between tiers (χ²({df}) = {chi2:.1f}, p {p}, n = {n:,}, "
+                             "Cramér's V = {v:.2f}).", **fields)
+            else:
+                sentence = _("The mix of promoters, passives and detractors does not differ detectably between tiers (χ²({df}) = {chi2:.1f}, "
+                             "p {p}, n = {n:,}, Cramér's V = {v:.2f}).", **fields)
+            if t.min_expected < 5:
+                sentence = _then(sentence, _("Some expected counts are below 5, so read the p-value with care."))
+            lines.append(sentence)
         pw = stage.pairwise
         if pw is not None and len(pw):
             sig = pw[pw["significant"]]
             method = {"holm": "Holm", "bonferroni": "Bonferroni", "bh": "Benjamini-Hochberg"}[s.p_adjust]
-            lines.append(f"Pairwise NPS differences, {method}-adjusted for {len(pw)} comparisons: "
-                         + ("; ".join(f"{r.group_a} − {r.group_b} = {r.difference:+.0f} points (adjusted p {_p_text(r.p_adjusted)})"
-                                      for r in sig.itertuples()) if len(sig) else "none is significant") + ".")
+            if len(sig):
+                pairs = _clauses(_("{a} − {b} = {difference:+.0f} points (adjusted p {p})", a=i18n.name(r.group_a), b=i18n.name(r.group_b),
+                                    difference=r.difference, p=_p_text(r.p_adjusted)) for r in sig.itertuples())
+                lines.append(_("Pairwise NPS differences, {method}-adjusted for {n} comparisons: {pairs}.", method=method, n=len(pw), pairs=pairs))
+            else:
+                lines.append(_("Pairwise NPS differences, {method}-adjusted for {n} comparisons: none is significant.", method=method, n=len(pw)))
     rr = stage.response_rates
     if rr is not None and len(rr):
-        lines.append("Who answers: " + ", ".join(f"{r.response_rate:.0%} of {r.tier}" for r in rr.itertuples())
-                     + " customers answered the survey at least once; the figures describe those who answer.")
+        rates = _join(_("{rate:.0%} of {tier}", rate=r.response_rate, tier=i18n.name(r.tier)) for r in rr.itertuples())
+        lines.append(_("Who answers: {rates} customers answered the survey at least once; the figures describe those who answer.", rates=rates))
     corr = stage.correlation
     if corr is not None and len(corr):
-        names = {"clv": "CLV", "monetary_total": "net spend to date"}
-        lines.append("Satisfaction and value: " + "; ".join(
-            f"Spearman correlation of the 0-10 score with {names[r.measure]} {r.spearman:+.2f} ({r.lower:+.2f} to {r.upper:+.2f}, n = {r.n:,})"
-            for r in corr.itertuples()) + ".")
+        names = {"clv": _("CLV"), "monetary_total": _("net spend to date")}
+        lines.append(_("Satisfaction and value: {correlations}.", correlations=_clauses(
+            _("Spearman correlation of the 0-10 score with {measure} {rho:+.2f} ({lower:+.2f} to {upper:+.2f}, n = {n:,})",
+              measure=names[r.measure], rho=r.spearman, lower=r.lower, upper=r.upper, n=r.n)
+            for r in corr.itertuples())))
     if stage.drivers is not None:
         d = stage.drivers.summary.iloc[1:].sort_values("estimate", ascending=False)
         top = d.iloc[0]
-        lines.append(f"Drivers: with the other items held fixed, one point more on **{top['item']}** goes with {top['estimate']:+.2f} points on "
-                     f"the 0-10 recommendation score ({top['lower']:+.2f} to {top['upper']:+.2f}); the items explain {stage.drivers.r_squared_:.0%} of the "
-                     f"variance of the score (n = {stage.drivers.n_:,}).")
+        lines.append(_("Drivers: with the other items held fixed, one point more on **{item}** goes with {estimate:+.2f} points on the 0-10 "
+                       "recommendation score ({lower:+.2f} to {upper:+.2f}); the items explain {r2:.0%} of the variance of the score (n = {n:,}).",
+                       item=top["item"], estimate=top["estimate"], lower=top["lower"], upper=top["upper"], r2=stage.drivers.r_squared_,
+                       n=stage.drivers.n_))
     else:
         lines.append(stage.drivers_note)
     if stage.terms_note:
@@ -570,7 +607,9 @@ def terms_side_by_side(terms: pd.DataFrame) -> pd.DataFrame:
     for category in CATEGORIES:
         part = terms[terms["category"] == category]
         if len(part):
-            header = f"{category}s ({int(part['category_comments'].iloc[0]):,} comments)"
+            n = int(part["category_comments"].iloc[0])
+            header = {"detractor": _("detractors ({n:,} comments)", n=n), "passive": _("passives ({n:,} comments)", n=n),
+                      "promoter": _("promoters ({n:,} comments)", n=n)}[category]
             columns[header] = [f"{t} ({s:.0%})" for t, s in zip(part["term"], part["share"])]
     width = max((len(v) for v in columns.values()), default=0)
     return pd.DataFrame({k: v + [""] * (width - len(v)) for k, v in columns.items()})

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import i18n
 from .clv import (
     BetaGeoModel,
     GammaGammaModel,
@@ -34,6 +35,7 @@ from .clv import (
 from .crm import write_customer_scores
 from .data import load_clean
 from .errors import TierbookError
+from .i18n import _
 from .params import Params
 from .summary import DAYS_PER_UNIT, customer_summary, default_as_of
 from .tiers import TierRules
@@ -164,18 +166,18 @@ def validate(orders: pd.DataFrame, as_of: pd.Timestamp, params: Params) -> tuple
     (None, the reason it could not be done)."""
     c, occasion = params.clv, params.rfm.occasion
     if not c.holdout_days:
-        return None, "Holdout validation is switched off (clv.holdout_days: null)."
+        return None, _("Holdout validation is switched off (clv.holdout_days: null).")
     cal_end = as_of - pd.Timedelta(days=c.holdout_days)
     calibration_orders = orders[orders["order_date"] < cal_end]
     if calibration_orders.empty:
-        return None, (f"No order is before {cal_end:%Y-%m-%d} ({c.holdout_days} days before as_of), so there is nothing to calibrate on; "
-                      "shorten clv.holdout_days.")
+        return None, _("No order is before {date} ({days} days before as_of), so there is nothing to calibrate on; shorten clv.holdout_days.",
+                       date=f"{cal_end:%Y-%m-%d}", days=c.holdout_days)
     cal = customer_summary(calibration_orders, cal_end, occasion=occasion, time_unit=c.time_unit)
     repeat = int(((cal["frequency"] > 0) & (cal["monetary_value"] > 0)).sum())
     if len(cal) < c.min_customers or repeat < c.min_repeat_customers:
-        return None, (f"The calibration period (before {cal_end:%Y-%m-%d}) has {len(cal):,} customers and {repeat:,} repeat buyers, "
-                      f"fewer than clv.min_customers ({c.min_customers:,}) or clv.min_repeat_customers ({c.min_repeat_customers:,}); "
-                      "shorten clv.holdout_days to validate.")
+        return None, _("The calibration period (before {date}) has {n:,} customers and {repeat:,} repeat buyers, fewer than "
+                       "clv.min_customers ({min_customers:,}) or clv.min_repeat_customers ({min_repeat:,}); shorten clv.holdout_days to validate.",
+                       date=f"{cal_end:%Y-%m-%d}", n=len(cal), repeat=repeat, min_customers=c.min_customers, min_repeat=c.min_repeat_customers)
     bg = fit_bgnbd(cal)
     pnbd = fit_pareto_nbd(cal)
     periods = c.holdout_days / DAYS_PER_UNIT[c.time_unit]
@@ -254,7 +256,7 @@ def run_clv_stage(params: Params, run_dir: Path) -> CLVStage:
     try:
         fit = fit_values(summary, params)
     except TierbookError as error:
-        return CLVStage(as_of=as_of, summary=summary, problem=f"The CLV models cannot be used on this data: {error}.", **empty)
+        return CLVStage(as_of=as_of, summary=summary, problem=_("The CLV models cannot be used on this data: {error}.", error=error), **empty)
     validation, note = validate(orders, as_of, params)
     scores = pd.read_parquet(run_dir / "data" / "customer_scores.parquet")
     scores["customer_id"] = scores["customer_id"].astype(str)
@@ -310,37 +312,47 @@ def narrative(stage: CLVStage, params: Params) -> str:
     unit = UNIT_WORDS[c.time_unit]
     customers, fit = stage.customers, stage.fit
     gg = fit.gg.params_
+    spend = money(gg["p"] * gg["gamma"] / (gg["q"] - 1), cur)
     total = customers["clv"].sum()
     top = stage.by_tier.iloc[0]
     dead = float((customers["p_alive"] < 0.5).mean())
     lines = [
-        f"As of {stage.as_of:%Y-%m-%d}, the {len(customers):,} customers are expected to make "
-        f"**{customers['expected_purchases'].sum():,.0f} purchases in the next {c.horizon} {unit}**, worth a CLV of "
-        f"**{money(total, cur)}** at a {c.margin:.0%} margin and a {c.annual_discount_rate:.0%} annual discount rate "
-        f"(mean {money(customers['clv'].mean(), cur)} per customer).",
-        f"The top tier, **{top['tier']}**, holds {top['customer_share']:.1%} of customers and {top['clv_share']:.1%} of the CLV. "
-        f"{dead:.0%} of customers are more likely gone than alive (P(alive) < 50%).",
-        f"Spend: Gamma-Gamma on the {fit.repeat_buyers:,} repeat buyers with positive net spend gives a mean spend per purchase of "
-        f"{money(gg['p'] * gg['gamma'] / (gg['q'] - 1), cur)}"
-        + (f" ({fit.excluded_repeat:,} repeat buyers whose returns cancel their repeat spend are left out of the fit)." if fit.excluded_repeat else "."),
+        _("As of {date}, the {n:,} customers are expected to make **{purchases:,.0f} purchases in the next {horizon} {unit}**, worth a CLV of "
+          "**{total}** at a {margin:.0%} margin and a {discount:.0%} annual discount rate (mean {mean} per customer).",
+          date=f"{stage.as_of:%Y-%m-%d}", n=len(customers), purchases=customers["expected_purchases"].sum(), horizon=c.horizon, unit=_(unit),
+          total=money(total, cur), margin=c.margin, discount=c.annual_discount_rate, mean=money(customers["clv"].mean(), cur)),
+        _("The top tier, **{tier}**, holds {customer_share:.1%} of customers and {clv_share:.1%} of the CLV.", tier=i18n.name(top["tier"]),
+          customer_share=top["customer_share"], clv_share=top["clv_share"]) + ("" if i18n.lang() == "zh" else " ")
+        + _("{dead:.0%} of customers are more likely gone than alive (P(alive) < 50%).", dead=dead),
+        (_("Spend: Gamma-Gamma on the {n:,} repeat buyers with positive net spend gives a mean spend per purchase of {mean} "
+           "({excluded:,} repeat buyers whose returns cancel their repeat spend are left out of the fit).",
+           n=fit.repeat_buyers, mean=spend, excluded=fit.excluded_repeat) if fit.excluded_repeat else
+         _("Spend: Gamma-Gamma on the {n:,} repeat buyers with positive net spend gives a mean spend per purchase of {mean}.",
+           n=fit.repeat_buyers, mean=spend)),
     ]
     corr = fit.spend_correlation
     if np.isfinite(corr) and abs(corr) > c.max_spend_correlation:
-        lines.append(f"**Warning:** among repeat buyers, spend per purchase and purchase frequency are correlated (r = {corr:.2f}, "
-                     f"above clv.max_spend_correlation {c.max_spend_correlation}). Gamma-Gamma assumes they are independent, so the CLV of "
-                     "frequent buyers is likely {}; rank customers by CLV with care.".format("understated" if corr > 0 else "overstated"))
+        lines.append(_("**Warning:** among repeat buyers, spend per purchase and purchase frequency are correlated (r = {corr:.2f}, above "
+                       "clv.max_spend_correlation {limit}). Gamma-Gamma assumes they are independent, so the CLV of frequent buyers is likely "
+                       "understated; rank customers by CLV with care.", corr=corr, limit=c.max_spend_correlation) if corr > 0 else
+                     _("**Warning:** among repeat buyers, spend per purchase and purchase frequency are correlated (r = {corr:.2f}, above "
+                       "clv.max_spend_correlation {limit}). Gamma-Gamma assumes they are independent, so the CLV of frequent buyers is likely "
+                       "overstated; rank customers by CLV with care.", corr=corr, limit=c.max_spend_correlation))
     else:
-        lines.append(f"Spend per purchase barely depends on purchase frequency (r = {corr:.2f}), as Gamma-Gamma assumes.")
+        lines.append(_("Spend per purchase barely depends on purchase frequency (r = {corr:.2f}), as Gamma-Gamma assumes.", corr=corr))
     v = stage.validation
     if v is None:
         lines.append(stage.validation_note)
     else:
         m = v.metrics.set_index("model")
         b, naive = m.loc["BG/NBD"], m.loc["naive (calibration rate)"]
-        lines.append(
-            f"**Validation:** fitted on the orders before {v.calibration_end:%Y-%m-%d} and asked to predict the following {v.holdout_days} days, "
-            f"BG/NBD predicted {b['predicted']:,.0f} purchases by the calibration customers against {b['actual']:,.0f} made ({b['error']:+.1%}); "
-            f"per customer its mean absolute error is {b['mae']:.3f} against {naive['mae']:.3f} for the naive forecast "
-            f"(each customer repeating their calibration rate), correlation with the actual counts {b['correlation']:.2f} against "
-            f"{naive['correlation']:.2f}. The purchase-count histogram fit: χ²({v.chi2_df}) = {v.chi2:.1f}, p = {v.chi2_p:.3f}.")
+        lines.append(_(
+            "**Validation:** fitted on the orders before {date} and asked to predict the following {days} days, BG/NBD predicted "
+            "{predicted:,.0f} purchases by the calibration customers against {actual:,.0f} made ({error:+.1%}); per customer its mean "
+            "absolute error is {mae:.3f} against {naive_mae:.3f} for the naive forecast (each customer repeating their calibration rate), "
+            "correlation with the actual counts {correlation:.2f} against {naive_correlation:.2f}. The purchase-count histogram fit: "
+            "χ²({df}) = {chi2:.1f}, p = {p:.3f}.",
+            date=f"{v.calibration_end:%Y-%m-%d}", days=v.holdout_days, predicted=b["predicted"], actual=b["actual"], error=b["error"],
+            mae=b["mae"], naive_mae=naive["mae"], correlation=b["correlation"], naive_correlation=naive["correlation"], df=v.chi2_df,
+            chi2=v.chi2, p=v.chi2_p))
     return "\n\n".join(lines)
