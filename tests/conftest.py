@@ -39,6 +39,22 @@ def params_and_run_dir(root: Path, client: str, text: str, overrides: list[str] 
     return load_params(client, root / "params", overrides), run_dir
 
 
+def demo_files(root: Path, size: int):
+    """A project at ``root`` with the default and demo params, the demo data generated at ``size``
+    customers, and an empty ``run`` folder; returns (params, run folder, the demo's TRUTH)."""
+    from tierbook.demo import ensure
+    from tierbook.params import load_params
+
+    (root / "params").mkdir()
+    for name in ("default.yaml", "demo.yaml"):
+        shutil.copy(REPO / "params" / name, root / "params" / name)
+    params = load_params("demo", root / "params", [f"demo.size={size}"])
+    truth = ensure(params.data_dir(root), size, params.demo.seed)
+    run = root / "run"
+    run.mkdir()
+    return params, run, truth
+
+
 def write_params(project: Path, client: str, text: str) -> Path:
     path = project / "params" / f"{client}.yaml"
     path.write_text(text, encoding="utf-8")

@@ -1,27 +1,18 @@
 """The data section's sentences in both languages (the stage itself is tested in test_clean and test_pipeline)."""
 
 import datetime as dt
-import shutil
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import demo_files
 
 
 @pytest.fixture(scope="module")
 def demo_data(tmp_path_factory):
     from tierbook.data import run_data_stage
-    from tierbook.demo import ensure
-    from tierbook.params import load_params
 
     root = tmp_path_factory.mktemp("data")
-    (root / "params").mkdir()
-    for name in ("default.yaml", "demo.yaml"):
-        shutil.copy(REPO / "params" / name, root / "params" / name)
-    params = load_params("demo", root / "params", ["demo.size=400"])
-    ensure(params.data_dir(root), 400, params.demo.seed)
-    run = root / "run"
-    run.mkdir()
+    params, run, _ = demo_files(root, 400)
     return run_data_stage(params, root, run, today=dt.date(2026, 1, 5)), params
 
 

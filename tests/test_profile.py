@@ -1,13 +1,12 @@
 """The profile section on the demo (planted differences recovered) and on Online Retail."""
 
 import datetime as dt
-import shutil
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import REPO, params_and_run_dir
+from tests.conftest import demo_files, params_and_run_dir
 
 SIZE = 6000
 
@@ -15,19 +14,11 @@ SIZE = 6000
 @pytest.fixture(scope="module")
 def demo_profile(tmp_path_factory):
     from tierbook.data import run_data_stage
-    from tierbook.demo import ensure
-    from tierbook.params import load_params
     from tierbook.profile import run_profile_stage
     from tierbook.segmentation import run_rfm_stage
 
     root = tmp_path_factory.mktemp("profile")
-    (root / "params").mkdir()
-    for name in ("default.yaml", "demo.yaml"):
-        shutil.copy(REPO / "params" / name, root / "params" / name)
-    params = load_params("demo", root / "params", [f"demo.size={SIZE}"])
-    truth = ensure(params.data_dir(root), SIZE, params.demo.seed)
-    run = root / "run"
-    run.mkdir()
+    params, run, truth = demo_files(root, SIZE)
     run_data_stage(params, root, run, today=dt.date(2026, 1, 5))
     run_rfm_stage(params, run)
     return run_profile_stage(params, run), params, run, truth
