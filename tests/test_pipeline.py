@@ -143,7 +143,8 @@ def test_run_index_compares_with_the_previous_run_and_the_client_index_lists_eve
     client = (project.client_reports("demo") / "index.html").read_text(encoding="utf-8")
     runs = re.findall(r'<a href="([\d-]+)/index.html">', client)
     assert runs == sorted(runs, reverse=True) and {first.run_dir.name, second.run_dir.name} <= set(runs)
-    assert f"{kpis['customers']:,}" in client and "最新" in client  # the newest run is in Chinese, so is the list
+    assert f"{kpis['customers']:,}" in client and "最新" in client
+    assert f"{kpis['period_start']} 至 {kpis['period_end']}" in client and f"{kpis['period_start']} 至 {kpis['period_end']}" in two  # the newest run is in Chinese, so is the list
 
 
 @pytest.mark.slow

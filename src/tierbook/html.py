@@ -104,6 +104,14 @@ def _run_date(run_id: str) -> str:
     return f"{run_id[:4]}-{run_id[4:6]}-{run_id[6:8]} {run_id[9:11]}:{run_id[11:13]}"
 
 
+def _period(period: str | None, lang: str) -> str:
+    """The manifest's data period (``2024-01-01 to 2025-12-31``) in the page's language."""
+    if not period or " to " not in period:
+        return period or ""
+    start, end = period.split(" to ", 1)
+    return i18n.gettext("{start} to {end}", lang).format(start=start, end=end)
+
+
 def _comparison(run_dir: Path, params) -> dict | None:
     """KPI cards of this run against the previous successful run, and the tier migration since it."""
     from .executive import build_cards, previous_run, tier_migration, tier_names
@@ -145,7 +153,7 @@ def write_index(run_dir: Path, manifest: dict, sections, params) -> None:
     page = _env(lang).get_template("run_index.html.j2").render(
         lang="zh-CN" if lang == "zh" else "en",
         title=_brand(params), client=manifest["client"], run_id=manifest["run_id"], status=manifest["status"],
-        started=f"{started:%Y-%m-%d %H:%M}", period=manifest.get("data_period"), sections=rows, css=_css(),
+        started=f"{started:%Y-%m-%d %H:%M}", period=_period(manifest.get("data_period"), lang), sections=rows, css=_css(),
         comparison=_comparison(run_dir, params),
         has_rejected=(run_dir / "rejected.csv").exists(), has_scores=(run_dir / "customer_scores.csv").exists(),
         has_tags=(run_dir / "customer_tags.csv").exists(), version=importlib.metadata.version("tierbook"),
@@ -190,7 +198,7 @@ def write_client_index(client_dir: Path, params) -> None:
         except (OSError, ValueError):  # a run folder being written, or damaged: listed without figures
             manifest, kpis = {"status": "unreadable"}, {}
         status = manifest.get("status", "unknown")
-        runs.append({"id": run.name, "date": _run_date(run.name), "period": manifest.get("data_period") or "",
+        runs.append({"id": run.name, "date": _run_date(run.name), "period": _period(manifest.get("data_period"), params.lang),
                      "status": status, "latest": run.name == latest_id,
                      "href": f"{run.name}/index.html" if (run / "index.html").exists() else None, **_headline(kpis, params)})
     top = params.tiers.levels[0].name
