@@ -44,6 +44,9 @@ UNIT_WORDS = {"D": "days", "W": "weeks", "M": "months", "Q": "quarters"}
 HISTOGRAM_TOP = 7  # the purchase-count histogram groups 7 and more repeat purchases, as Fader, Hardie & Lee (2005)
 P_ALIVE_BANDS = [0.0, 0.25, 0.5, 0.75, 1.0000001]
 P_ALIVE_LABELS = ["< 25%", "25-50%", "50-75%", "≥ 75%"]
+# one customer with more than half of the total (CLV, or net spend in the rfm section) among at least 10 customers is
+# almost always an outlier left in by clean.outliers (a 1e9 order among orders of hundreds): the page says so
+OUTWEIGH_SHARE, OUTWEIGH_MIN_CUSTOMERS = 0.5, 10
 
 
 @dataclass
@@ -330,6 +333,11 @@ def narrative(stage: CLVStage, params: Params) -> str:
          _("Spend: Gamma-Gamma on the {n:,} repeat buyers with positive net spend gives a mean spend per purchase of {mean}.",
            n=fit.repeat_buyers, mean=spend)),
     ]
+    biggest = customers.loc[customers["clv"].idxmax()] if total > 0 else None
+    if biggest is not None and len(customers) >= OUTWEIGH_MIN_CUSTOMERS and biggest["clv"] > OUTWEIGH_SHARE * total:
+        lines.append(_("**Warning:** one customer holds {share:.0%} of the total CLV (net spend to date {spend}); check that customer's orders "
+                       "for an outlier (clean.outliers) before reading CLV by tier or segment.", share=biggest["clv"] / total,
+                       spend=money(biggest["monetary_total"], cur)))
     corr = fit.spend_correlation
     if np.isfinite(corr) and abs(corr) > c.max_spend_correlation:
         lines.append(_("**Warning:** among repeat buyers, spend per purchase and purchase frequency are correlated (r = {corr:.2f}, above "
