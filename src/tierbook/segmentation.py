@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .clusters import RFMClusters, crosstab
@@ -155,6 +156,65 @@ def _write(stage: RFMStage, params: Params, run_dir: Path) -> None:
     write_customer_scores(customer_scores(stage, params), run_dir)
 
 
+MEASURE_WORDS = {"recency_days": "days since the last purchase", "purchase_occasions": "purchase occasions",
+                 "monetary_total": "net spend"}
+
+
+def silhouette_line(clusters: RFMClusters) -> str:
+    """The silhouette score of each k tried, as the page shows it (a score k-means could not get is a dash)."""
+    from .i18n import _
+
+    if not len(clusters.silhouette_):
+        return _("All customers have the same R, F and M values, so there is a single cluster.")
+    return _("Silhouette by k: {scores}", scores=", ".join(f"k={k}: {v:.3f}" if np.isfinite(v) else f"k={k}: –"
+                                                           for k, v in clusters.silhouette_.items()))
+
+
+def degenerate_notes(stage: RFMStage, params: Params) -> list[str]:
+    """Sentences for data the scores, segments and tiers cannot tell apart: a measure on which every
+    customer is equal, top-share tiers swollen by ties, no spend in the tier window."""
+    from .i18n import _, name
+    from .tables import money
+    from .valuation import OUTWEIGH_MIN_CUSTOMERS, OUTWEIGH_SHARE
+
+    summary, n = stage.summary, len(stage.summary)
+    lines = []
+    same = []
+    for column, words in MEASURE_WORDS.items():
+        values = summary[column]
+        if n > 1 and values.nunique() == 1:
+            shown = money(values.iloc[0], params.currency) if column == "monetary_total" else f"{values.iloc[0]:,}"
+            same.append(_("{measure} ({value})", measure=_(words), value=shown))
+    if same:
+        lines.append(_("All {n:,} customers have the same {measures}: a score cannot rank customers who are equal, so every customer gets "
+                       "the same score on it (1) and counts as low against the reference in the 8 segments.", n=n,
+                       measures=", ".join(same)))
+    total = float(summary["monetary_total"].sum())
+    if n >= OUTWEIGH_MIN_CUSTOMERS and total > 0 and summary["monetary_total"].max() > OUTWEIGH_SHARE * total:
+        lines.append(_("**Warning:** one customer made {share:.0%} of all net revenue ({spend}); check that customer's orders for an outlier "
+                       "(clean.outliers) before reading means, shares and tiers.", share=summary["monetary_total"].max() / total,
+                       spend=money(summary["monetary_total"].max(), params.currency)))
+    tiers = stage.tiers
+    if tiers["revenue"].sum() <= 0:
+        window = params.tiers.window_days
+        lines.append(_("No customer has positive net spend in the {days} days before as_of (tiers.window_days), so no one is in a tier "
+                       "by top share of spend; set tiers.window_days: null or an rfm.as_of within the data.", days=window) if window else
+                     _("No customer has positive net spend, so no one is in a tier by top share of spend."))
+    cumulative = 0
+    for level in params.tiers.levels:
+        row = tiers[tiers["tier"] == level.name]
+        if row.empty:
+            continue
+        cumulative += int(row["customers"].iloc[0])
+        # the customers a top share takes without ties (at least one: 5 % of 2 customers is 1 of them, not a tie)
+        allowed = min(int(np.ceil(round(level.top_share * n, 9))), n) if level.top_share is not None else n
+        if cumulative > allowed and int(row["customers"].iloc[0]) > 0:
+            lines.append(_("Customers with an equal tier basis (`{basis}`) are never split between tiers, so **{tier}** and the tiers above "
+                           "it hold {share:.1%} of customers for a top share of {target:.0%}.", basis=params.tiers.basis,
+                           tier=name(level.name), share=cumulative / n, target=level.top_share))
+    return lines
+
+
 def narrative(stage: RFMStage, params: Params) -> str:
     """Findings of the section in sentences generated from its numbers."""
     from .i18n import _, name
@@ -162,24 +222,41 @@ def narrative(stage: RFMStage, params: Params) -> str:
     from .tables import money
 
     n = len(stage.summary)
-    top = stage.tiers.iloc[0]
     one_timers = float((stage.summary["purchase_occasions"] == 1).mean())
     curve = pareto(stage.summary)
-    top20 = curve.loc[curve["customer_share"] <= 0.2, "revenue_share"].max()
+    # the top 20 % needs at least 5 customers (and revenue to share): with fewer it is not a fifth of anyone
+    top20 = curve.loc[curve["customer_share"] <= 0.2, "revenue_share"].max() if n >= 5 else np.nan
     biggest = stage.profile_8.iloc[0]
     window = params.tiers.window_days
     window_words = _("in the {days} days before as_of", days=window) if window else _("over the whole history")
-    lines = [
-        _("As of {date}, **{n:,} customers** bought at least once; {one:.0%} of them only once. "
-          "The top 20% of customers made {top20:.0%} of net revenue.", date=f"{stage.as_of:%Y-%m-%d}", n=n, one=one_timers, top20=top20),
-        _("The top tier, **{tier}**, holds {cust:.1%} of customers and {rev:.1%} of revenue {window} (mean spend {spend}).",
-          tier=name(top["tier"]), cust=top["customer_share"], rev=top["revenue_share"], window=window_words,
-          spend=money(top["mean_monetary"], params.currency)),
-        _("Among the 8 RFM segments, {zh} ({en}) brings the most revenue: {rev:.1%} from {cust:.1%} of customers.",
-          zh=biggest["segment"], en=biggest["segment_en"], rev=biggest["revenue_share"], cust=biggest["customer_share"]),
-        _("k-means on log R, F and M chose **{k}** clusters (silhouette {s:.2f}).", k=stage.clusters.k_, s=stage.clusters.silhouette_.max())
-        if len(stage.clusters.silhouette_) else _("All customers have the same R, F and M values, so there is a single cluster."),
-    ]
+    if n == 1:
+        lines = [_("As of {date}, **a single customer** has bought: the scores, segments and tiers below rank that customer against no "
+                   "one, so they carry no information.", date=f"{stage.as_of:%Y-%m-%d}")]
+    elif np.isfinite(top20):
+        lines = [_("As of {date}, **{n:,} customers** bought at least once; {one:.0%} of them only once. "
+                   "The top 20% of customers made {top20:.0%} of net revenue.", date=f"{stage.as_of:%Y-%m-%d}", n=n, one=one_timers, top20=top20)]
+    else:
+        lines = [_("As of {date}, **{n:,} customers** bought at least once; {one:.0%} of them only once (too few customers, or no net "
+                   "revenue, for a share of the top 20%).", date=f"{stage.as_of:%Y-%m-%d}", n=n, one=one_timers)]
+    top = stage.tiers.iloc[0]
+    if pd.notna(top["revenue_share"]):
+        lines.append(_("The top tier, **{tier}**, holds {cust:.1%} of customers and {rev:.1%} of revenue {window} (mean spend {spend}).",
+                       tier=name(top["tier"]), cust=top["customer_share"], rev=top["revenue_share"], window=window_words,
+                       spend=money(top["mean_monetary"], params.currency)))
+    lines.append(_("Among the 8 RFM segments, {zh} ({en}) brings the most revenue: {rev:.1%} from {cust:.1%} of customers.",
+                   zh=biggest["segment"], en=biggest["segment_en"], rev=biggest["revenue_share"], cust=biggest["customer_share"])
+                 if pd.notna(biggest["revenue_share"]) else
+                 _("The largest of the 8 RFM segments is {zh} ({en}), with {cust:.1%} of customers.", zh=biggest["segment"],
+                   en=biggest["segment_en"], cust=biggest["customer_share"]))
+    silhouette = stage.clusters.silhouette_
+    if silhouette.notna().any():
+        lines.append(_("k-means on log R, F and M chose **{k}** clusters (silhouette {s:.2f}).", k=stage.clusters.k_, s=silhouette.max()))
+    elif len(silhouette):
+        lines.append(_("k-means on log R, F and M kept **{k}** clusters, the smallest number tried: the silhouette score that chooses the "
+                       "number needs more distinct customers than clusters.", k=stage.clusters.k_))
+    else:
+        lines.append(_("All customers have the same R, F and M values, so there is a single cluster."))
+    lines += degenerate_notes(stage, params)
     if stage.migration is not None:
         rates = stage.migration.rates
         lines.append(_(

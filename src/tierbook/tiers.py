@@ -6,7 +6,11 @@ Tiers are levels in params, from the top; a customer takes the first level whose
   by default, so that customers who stop buying move down): the customer is among the top 5 % of
   customers by the basis (cumulative from the top:
   a second level with ``top_share: 0.5`` takes the next 45 %). Ties are never split: a customer is
-  in the top share when the share of customers with a strictly larger basis is below it.
+  in the top share when the share of customers with a strictly larger basis is below it. A customer
+  whose basis is not positive (no purchase in the window, or returns cancelling the spend) is never
+  in a top share: when most customers did not buy in the window, the tie at 0 would otherwise reach
+  the cut-off and put all of them in the top tier (an as_of a year after the last order made every
+  customer a VIP).
 * ``min_rfm_score: 12``: R + F + M scores at least this.
 * ``segments: [重要价值客户, Champions]``: the customer's segment in either map is listed.
 * no rule: everyone left (the last level must have none, so every customer gets exactly one tier).
@@ -48,7 +52,8 @@ class TierRules:
         for level in self.levels:
             open_ = tier.isna()
             if level.get("top_share") is not None:
-                hit = summary[self.basis] >= self.cutoffs_[level["name"]]
+                basis = summary[self.basis]
+                hit = (basis >= self.cutoffs_[level["name"]]) & (basis > 0)
             elif level.get("min_rfm_score") is not None:
                 hit = segments["rfm_score"] >= level["min_rfm_score"]
             elif level.get("segments"):
@@ -70,8 +75,10 @@ def tier_summary(summary: pd.DataFrame, tier: pd.Series, order: list[str]) -> pd
                                     mean_monetary=("monetary_total", "mean"), mean_occasions=("purchase_occasions", "mean"),
                                     mean_recency_days=("recency_days", "mean"))
     out = out.reindex(order).fillna(0)
+    total = frame["monetary_total"].sum()
     out.insert(1, "customer_share", out["customers"] / len(frame))
-    out.insert(3, "revenue_share", out["revenue"] / frame["monetary_total"].sum())
+    # no net revenue (no order in the tier window): shares of nothing are undefined, not 0 % or "nan %"
+    out.insert(3, "revenue_share", out["revenue"] / total if total > 0 else np.nan)
     return out.rename_axis("tier").reset_index()
 
 
