@@ -165,9 +165,23 @@ def kaplan_meier(durations, events, groups, order: list[str] | None = None) -> K
         kmf = KaplanMeierFitter().fit(durations[mask], events[mask], label=str(name))
         curves[str(name)] = kmf.survival_function_[str(name)]
         rows.append({"group": name, "customers": int(mask.sum()), "events": int(events[mask].sum()), "median_days": kmf.median_survival_time_})
+    curves = pd.DataFrame(curves).ffill()
+    if len(names) < 2 or not events.any():
+        # one group, or nobody churned: lifelines returns chi2(0) with p = nan, or chi2 = 0 with p = 1; neither is a test
+        return KaplanMeier(curves=curves, medians=pd.DataFrame(rows), logrank_statistic=np.nan, logrank_df=0, logrank_p=np.nan)
     test = multivariate_logrank_test(durations, groups, events)
-    return KaplanMeier(curves=pd.DataFrame(curves).ffill(), medians=pd.DataFrame(rows), logrank_statistic=float(test.test_statistic),
+    return KaplanMeier(curves=curves, medians=pd.DataFrame(rows), logrank_statistic=float(test.test_statistic),
                        logrank_df=int(test.degrees_of_freedom), logrank_p=float(test.p_value))
+
+
+def logrank_note(km: KaplanMeier) -> str | None:
+    """Why the log-rank test of ``km`` was not computed (one group, nobody churned), or None when it was."""
+    if np.isfinite(km.logrank_p):
+        return None
+    if not km.medians["events"].sum():
+        return _("Nobody has churned by the analysis date, so the groups cannot differ in how long customers stay: no log-rank test.")
+    return _("All {n:,} customers are in one group ({group}), so there is nothing to compare: no log-rank test.",
+             n=int(km.medians["customers"].sum()), group=i18n.name(km.medians["group"].iloc[0]))
 
 
 @dataclass
@@ -190,7 +204,12 @@ def cox_model(frame: pd.DataFrame, categorical: dict[str, str], numeric: list[st
         levels = [v for v in pd.Series(frame[column]).astype(str).unique() if v != reference]
         for level in sorted(levels):
             design[f"{column}: {level}"] = (frame[column].astype(str) == level).astype(float)
-    design = design.loc[:, design.std() > 0]
+    if not design["event"].any():
+        raise TierbookError(_("nobody has churned by the analysis date, and the model learns from churned customers"))
+    covariates = [c for c in design.columns if c not in ("duration", "event") and design[c].std() > 0]
+    if not covariates:
+        raise TierbookError(_("no factor (tier, NPS category, channel, region) differs between customers"))
+    design = design[["duration", "event", *covariates]]
     fitter = CoxPHFitter(penalizer=penalizer).fit(design, "duration", "event")
     s = fitter.summary
     ph = proportional_hazard_test(fitter, design, time_transform="rank").summary["p"]
@@ -434,6 +453,8 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
     cox, cox_note = None, None
     try:
         cox = cox_model(customers, categorical)
+    except TierbookError as error:
+        cox_note = _("No Cox model on this data: {reason}.", reason=error)
     except Exception as error:  # lifelines raises ConvergenceError and numpy errors on degenerate designs
         cox_note = _("The Cox model could not be fitted on this data ({error}).",
                      error=f"{type(error).__name__}: {str(error).splitlines()[0][:160]}")
@@ -503,19 +524,27 @@ def narrative(stage: ChurnStage, params: Params) -> str:
     rate = customers["churned"].mean()
     top, bottom = stage.by_tier.iloc[0], stage.by_tier.iloc[-1]
     km = stage.km_tier
-    lines = [
-        _("A customer counts as churned after **{note}**. As of {as_of}, **{rate:.1%} of the {n:,} customers have churned**: "
-          "{top_rate:.1%} in the top tier ({top_tier}) against {bottom_rate:.1%} in {bottom_tier}.",
-          note=stage.churn_days_note, as_of=f"{stage.as_of:%Y-%m-%d}", rate=rate, n=len(customers), top_rate=top["churn_rate"],
-          top_tier=i18n.name(top["tier"]), bottom_rate=bottom["churn_rate"], bottom_tier=i18n.name(bottom["tier"])),
-        _("Kaplan–Meier by tier: the log-rank test gives χ²({df}) = {statistic:,.1f}, {p} — tiers differ in how long customers stay.",
-          df=km.logrank_df, statistic=km.logrank_statistic, p=p_text(km.logrank_p)) if km.logrank_p < 0.05 else
-        _("Kaplan–Meier by tier: the log-rank test gives χ²({df}) = {statistic:,.1f}, {p} — no evidence that tiers differ in how long "
-          "customers stay.", df=km.logrank_df, statistic=km.logrank_statistic, p=p_text(km.logrank_p)),
-    ]
+    if len(stage.by_tier) > 1:
+        lines = [_("A customer counts as churned after **{note}**. As of {as_of}, **{rate:.1%} of the {n:,} customers have churned**: "
+                   "{top_rate:.1%} in the top tier ({top_tier}) against {bottom_rate:.1%} in {bottom_tier}.",
+                   note=stage.churn_days_note, as_of=f"{stage.as_of:%Y-%m-%d}", rate=rate, n=len(customers), top_rate=top["churn_rate"],
+                   top_tier=i18n.name(top["tier"]), bottom_rate=bottom["churn_rate"], bottom_tier=i18n.name(bottom["tier"]))]
+    else:
+        lines = [_("A customer counts as churned after **{note}**. As of {as_of}, **{rate:.1%} of the {n:,} customers have churned**; "
+                   "all of them are in one tier ({tier}).", note=stage.churn_days_note, as_of=f"{stage.as_of:%Y-%m-%d}", rate=rate,
+                   n=len(customers), tier=i18n.name(top["tier"]))]
+    note = logrank_note(km)
+    if note:
+        lines.append(note)
+    elif km.logrank_p < 0.05:
+        lines.append(_("Kaplan–Meier by tier: the log-rank test gives χ²({df}) = {statistic:,.1f}, {p} — tiers differ in how long customers "
+                       "stay.", df=km.logrank_df, statistic=km.logrank_statistic, p=p_text(km.logrank_p)))
+    else:
+        lines.append(_("Kaplan–Meier by tier: the log-rank test gives χ²({df}) = {statistic:,.1f}, {p} — no evidence that tiers differ in "
+                       "how long customers stay.", df=km.logrank_df, statistic=km.logrank_statistic, p=p_text(km.logrank_p)))
     if stage.by_nps is not None:
         nps = stage.by_nps.set_index("nps_category")
-        if {"detractor", "promoter"} <= set(nps.index):
+        if {"detractor", "promoter"} <= set(nps.index) and np.isfinite(stage.km_nps.logrank_p):
             d, p = nps.loc["detractor"], nps.loc["promoter"]
             lines.append(_("Satisfaction and churn: {d_rate:.1%} of detractors (n = {d_n:,}) have churned against {p_rate:.1%} of promoters "
                            "(n = {p_n:,}); log-rank {p}.", d_rate=d["churn_rate"], d_n=int(d["customers"]), p_rate=p["churn_rate"],

@@ -103,7 +103,8 @@ def collect_kpis(run_dir: Path) -> dict:
         k["customers"] = int(tiers["customers"].sum())
         for row in tiers.itertuples():
             k[f"tier.{row.tier}.customer_share"] = float(row.customer_share)
-            k[f"tier.{row.tier}.revenue_share"] = float(row.revenue_share)
+            if np.isfinite(row.revenue_share):  # empty when the tier window holds no revenue: left out, not NaN in kpis.json
+                k[f"tier.{row.tier}.revenue_share"] = float(row.revenue_share)
     clv = _read(run_dir, "clv_by_tier")
     if clv is not None:
         k["mean_clv"] = float(clv["clv"].sum() / clv["customers"].sum())
@@ -248,7 +249,7 @@ def build_findings(k: dict, run_dir: Path, params: Params, before: dict | None) 
         ratio = k[f"tier.{top}.mean_clv"] / k[f"tier.{bottom}.mean_clv"]
         ranked.append((np.log2(ratio), t["f_clv"].format(top=names[top], bottom=names[bottom], top_clv=money(k[f"tier.{top}.mean_clv"], cur),
                                                          bottom_clv=money(k[f"tier.{bottom}.mean_clv"], cur), ratio=ratio)))
-    if "churn_rate" in k and f"tier.{top}.churn_rate" in k:
+    if "churn_rate" in k and f"tier.{top}.churn_rate" in k and f"tier.{bottom}.churn_rate" in k and top != bottom:
         spread = abs(k[f"tier.{bottom}.churn_rate"] - k[f"tier.{top}.churn_rate"])
         ranked.append((10 * spread, t["f_churn"].format(rate=k["churn_rate"], top=names[top], bottom=names[bottom],
                                                         top_rate=k[f"tier.{top}.churn_rate"], bottom_rate=k[f"tier.{bottom}.churn_rate"])))
