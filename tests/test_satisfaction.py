@@ -46,8 +46,11 @@ def test_nps_and_its_trinomial_interval_by_hand():
     two_one = nps_estimate([9, 10, 0])
     assert two_one["nps_se"] == pytest.approx(54.4331, abs=1e-4) and two_one["nps_upper"] == 100.0
     assert two_one["nps_lower"] == pytest.approx(100 / 3 - Z95 * 54.4331, abs=1e-3)
-    # everyone a promoter: NPS 100, no spread
-    assert nps_estimate([9, 10, 10])["nps"] == 100 and nps_estimate([9, 10, 10])["nps_lower"] == 100
+    # everyone a promoter: NPS 100 and SE 0; the interval is what the Wilson interval of the promoter share allows
+    # (lower bound 0.4385 for 3 of 3: NPS 100 x (2 x 0.4385 - 1)), not the zero-width +100 to +100
+    everyone = nps_estimate([9, 10, 10])
+    assert everyone["nps"] == 100 and everyone["nps_se"] == 0 and everyone["nps_upper"] == 100
+    assert everyone["nps_lower"] == pytest.approx(100 * (2 * 0.438503 - 1), abs=1e-3)
     assert list(nps_category(pd.Series([0, 6, 7, 8, 9, 10, None]))) == ["detractor"] * 2 + ["passive"] * 2 + ["promoter"] * 2 + [np.nan]
 
 

@@ -56,7 +56,13 @@ def nps_category(nps: pd.Series) -> pd.Series:
 
 def nps_estimate(nps, confidence: float = 0.95) -> dict:
     """NPS of 0-10 answers (missing ignored) with counts, shares, the trinomial standard error and
-    a normal interval clipped to [-100, 100]."""
+    a normal interval clipped to [-100, 100].
+
+    When every answer falls in one category the standard error is 0 and the normal interval has no
+    width (three promoters would give +100 to +100). The interval is then the range of NPS the
+    Wilson interval of that category's share allows, the rest of the answers taken as the worst
+    (or best) case: all promoters, Wilson lower bound p_lo: 100 (2 p_lo - 1) to 100; all detractors
+    the mirror image; all passives -100 (1 - q_lo) to 100 (1 - q_lo)."""
     values = pd.to_numeric(pd.Series(nps), errors="coerce").dropna().to_numpy(dtype=float)
     n = len(values)
     promoters, detractors = int((values >= 9).sum()), int((values <= 6).sum())
@@ -67,8 +73,12 @@ def nps_estimate(nps, confidence: float = 0.95) -> dict:
     se = 100 * np.sqrt((p * (1 - p) + d * (1 - d) + 2 * p * d) / n)
     score = 100 * (p - d)
     z = _z(confidence)
+    lower, upper = max(-100.0, score - z * se), min(100.0, score + z * se)
+    if se == 0:
+        rest = 1 - wilson_interval(n, n, confidence)[0]  # the largest share the other categories may have
+        lower, upper = {100.0: (100 * (1 - 2 * rest), 100.0), -100.0: (-100.0, -100 * (1 - 2 * rest))}.get(score, (-100 * rest, 100 * rest))
     return out | {"promoter_share": p, "passive_share": 1 - p - d, "detractor_share": d, "nps": score, "nps_se": se,
-                  "nps_lower": max(-100.0, score - z * se), "nps_upper": min(100.0, score + z * se)}
+                  "nps_lower": lower, "nps_upper": upper}
 
 
 def wilson_interval(k: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -490,10 +500,17 @@ def narrative(stage: SatisfactionStage, params: Params) -> str:
     else:
         lines = [_("The survey has **{responses:,} responses** from {respondents:,} customers.", responses=int(o["responses"]),
                    respondents=int(o["respondents"]))]
+    if stage.unmatched and stage.unmatched == int(o["responses"]):
+        lines.append(_("No response matches a customer who bought before the analysis date, so there is no breakdown by tier, segment or "
+                       "value; check that the survey's customer ids are the transactions' customer ids."))
     if o["n_nps"]:
         lines.append(_("**NPS {nps}**, {level} interval: {promoters:.0%} promoters (9-10), {passives:.0%} passives (7-8), {detractors:.0%} "
                        "detractors (0-6).", nps=_nps_text(o), level=level, promoters=o["promoter_share"], passives=o["passive_share"],
                        detractors=o["detractor_share"]))
+        if o["nps_se"] == 0:
+            category = ("promoter" if o["promoters"] else "detractor" if o["detractors"] else "passive")
+            lines.append(_("Every NPS answer is a {category}, so the usual interval would have no width; the interval shown is the range of "
+                           "NPS that the {level} Wilson interval of that share allows.", category=_(category), level=level))
     if o["n_csat"]:
         lines.append(_("**CSAT {csat:.1%}** of answers are 4 or 5 out of 5 ({level} Wilson interval {lower:.1%} to {upper:.1%}, n = {n:,}).",
                        csat=o["csat"], level=level, lower=o["csat_lower"], upper=o["csat_upper"], n=int(o["n_csat"])))
