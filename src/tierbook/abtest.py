@@ -12,7 +12,10 @@ Choices, with the reason:
   at p < 0.001 (GrowthBook's and Eppo's threshold: SRM checks run on every experiment, so a
   loose threshold would cry wolf).
 * Binary outcomes: difference of rates with the unpooled Wald interval and the pooled two-
-  proportion z-test (statsmodels ``proportions_ztest``), the textbook pair.
+  proportion z-test (statsmodels ``proportions_ztest``), the textbook pair. When an arm's rate is
+  0 % or 100 % the Wald interval collapses (0 of 50 against 0 of 50 gives 0 to 0 pp, as if the
+  difference were known exactly); those rows get Newcombe's hybrid score interval instead (Newcombe
+  1998, method 10; -7.1 to +7.1 pp there), and ``test`` says so.
 * Continuous outcomes: Welch's t-test and interval (unequal variances; revenue arms rarely share
   one), plus a seeded BCa bootstrap interval (scipy) because revenue per customer is mostly zeros
   with a heavy tail. Optional winsorisation caps both arms at a pooled quantile first.
@@ -169,7 +172,7 @@ def balance(experiment: pd.DataFrame, covariates: list[str], variant: str = "var
 
 
 def _binary(yt: np.ndarray, yc: np.ndarray, z: float) -> dict:
-    from statsmodels.stats.proportion import proportions_ztest
+    from statsmodels.stats.proportion import confint_proportions_2indep, proportions_ztest
 
     nt, nc = len(yt), len(yc)
     pt, pc = yt.mean(), yc.mean()
@@ -179,16 +182,23 @@ def _binary(yt: np.ndarray, yc: np.ndarray, z: float) -> dict:
         _, p = proportions_ztest([yt.sum(), yc.sum()], [nt, nc])
     else:
         p = 1.0  # nobody or everybody converted in both arms: no difference to test
+    low, high, test = diff - z * se, diff + z * se, "two-proportion z"
+    if min(pt, pc) == 0 or max(pt, pc) == 1:  # the Wald interval collapses at 0 % and 100 %: Newcombe's score interval
+        low, high = confint_proportions_2indep(yt.sum(), nt, yc.sum(), nc, method="newcomb", compare="diff", alpha=2 * stats.norm.sf(z))
+        low, high, test = float(min(low, diff)), float(max(high, diff)), "two-proportion z (Newcombe interval)"
     lift, lift_low, lift_high = _ratio_interval(pt, pc, np.sqrt(pt * (1 - pt) / nt), np.sqrt(pc * (1 - pc) / nc), z)
-    return {"difference": diff, "se": se, "ci_low": diff - z * se, "ci_high": diff + z * se, "p_value": float(p),
-            "relative_lift": lift, "lift_ci_low": lift_low, "lift_ci_high": lift_high, "test": "two-proportion z"}
+    return {"difference": diff, "se": se, "ci_low": low, "ci_high": high, "p_value": float(p),
+            "relative_lift": lift, "lift_ci_low": lift_low, "lift_ci_high": lift_high, "test": test}
 
 
 def _continuous(yt: np.ndarray, yc: np.ndarray, confidence: float, z: float) -> dict:
     nt, nc = len(yt), len(yc)
+    diff = yt.mean() - yc.mean()
+    if min(nt, nc) < 2:  # no variance from one customer: a difference, but no interval and no test
+        return {"difference": diff, "se": np.nan, "ci_low": np.nan, "ci_high": np.nan, "p_value": np.nan, "relative_lift": np.nan,
+                "lift_ci_low": np.nan, "lift_ci_high": np.nan, "test": "Welch t"}
     vt, vc = yt.var(ddof=1), yc.var(ddof=1)
     se = np.sqrt(vt / nt + vc / nc)
-    diff = yt.mean() - yc.mean()
     if se > 0:
         result = stats.ttest_ind(yt, yc, equal_var=False)
         ci = result.confidence_interval(confidence)
@@ -296,6 +306,9 @@ def interaction_test(experiment: pd.DataFrame, outcome: str, strata: str, varian
     import statsmodels.formula.api as smf
 
     experiment = experiment.reset_index(drop=True)
+    columns = ["treatment", "outcome", "strata", "chi2", "dof", "p_value"]
+    if experiment[strata].nunique() < 2:  # one stratum (or none left after leaving out the small ones): no interaction
+        return pd.DataFrame(columns=columns)
     control = _control(experiment, variant, control)
     rows = []
     arm = experiment[variant].astype(str)
@@ -316,7 +329,7 @@ def interaction_test(experiment: pd.DataFrame, outcome: str, strata: str, varian
         test = fit.wald_test(" = 0, ".join(names) + " = 0", scalar=True, use_f=False)
         rows.append({"treatment": treatment, "outcome": outcome, "strata": levels, "chi2": float(test.statistic),
                      "dof": len(names), "p_value": float(test.pvalue)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=columns)
 
 
 # --------------------------------------------------------------------------- Bayesian view and power
@@ -356,7 +369,7 @@ def bayes(experiment: pd.DataFrame, outcome: str, variant: str = "variant", cont
                     loss = float(s * stats.norm.pdf(d / s) - d * stats.norm.cdf(-d / s))
             rows.append({"stratum": stratum, "treatment": treatment, "outcome": outcome,
                          "prob_beats_control": prob, "expected_loss": loss})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["stratum", "treatment", "outcome", "prob_beats_control", "expected_loss"])
 
 
 def power(effects: pd.DataFrame, experiment: pd.DataFrame, variant: str = "variant", control: str | None = None,
@@ -390,7 +403,8 @@ def power(effects: pd.DataFrame, experiment: pd.DataFrame, variant: str = "varia
                      "mde_absolute": float(mde), "mde_relative": float(mde / pc) if pc else np.nan,
                      "target_lift": target_lift, "n_per_arm_needed": float(np.ceil(needed)) if np.isfinite(needed) else np.nan,
                      "n_per_arm_achieved": int(min(row.n_control, row.n_treatment))})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["stratum", "treatment", "outcome", "mde_absolute", "mde_relative", "target_lift", "n_per_arm_needed",
+                                       "n_per_arm_achieved"])
 
 
 # --------------------------------------------------------------------------- business

@@ -53,6 +53,11 @@ class ABStage:
         return self.problem is None
 
     @property
+    def tested(self) -> bool:
+        """Whether any comparison had enough customers in both arms (``ab_test.min_n``) to be tested."""
+        return bool(self.effects is not None and self.effects["p_value"].notna().any())
+
+    @property
     def srm_failed(self) -> bool:
         return bool(self.srm is not None and self.srm["srm"].any())
 
@@ -192,6 +197,8 @@ def run_ab_stage(params: Params, run_dir: Path) -> ABStage:
                               n_resamples=max(a.bootstrap_resamples, 1), seed=a.seed, min_n=a.min_n)
     interaction = pd.concat([abtest.interaction_test(table[~table[strata].isin(small or [])], o, strata, control=control, covariate=covariate)
                              for o in outcomes], ignore_index=True) if strata is not None else None
+    if interaction is not None and interaction.empty:
+        interaction = None  # fewer than two strata large enough to test
     bayes = pd.concat([abtest.bayes(table, o, control=control, strata=strata, seed=a.seed) for o in outcomes], ignore_index=True)
     power = abtest.power(effects, table, control=control, alpha=a.alpha, target_power=a.power, target_lift=a.target_lift)
     margin = a.margin if a.margin is not None else params.clv.margin
@@ -252,7 +259,13 @@ def narrative(stage: ABStage, params: Params) -> str:
     for row in v[v["stratum"] == abtest.ALL].itertuples():
         lines.append(_("**Overall, {treatment} vs {control} on {primary}: {verdict}** — {reason}.", treatment=row.treatment,
                        control=stage.control, primary=stage.primary, verdict=i18n.name(row.verdict), reason=row.reason))
-    if stage.strata is not None:
+    if not stage.tested:
+        lines.append(_("No comparison has at least {min_n} customers (ab_test.min_n) in each arm, overall or in any stratum, so nothing is "
+                       "tested: the tables below show the arms' sizes and means only.", min_n=a.min_n))
+    elif stage.strata is not None and not stage.effects.loc[stage.effects["stratum"] != abtest.ALL, "p_value"].notna().any():
+        lines.append(_("No stratum has at least {min_n} customers (ab_test.min_n) in each arm, so only the overall comparison is tested.",
+                       min_n=a.min_n))
+    elif stage.strata is not None:
         if len(ship):
             names = ", ".join(f"{i18n.name(r.stratum)} ({r.treatment})" for r in ship.itertuples())
             lines.append(_("**Per stratum ({strata}), after {method} correction across strata and outcomes, ship in: {names}.**",
@@ -300,9 +313,13 @@ def effect_table(stage: ABStage, outcome: str, currency: str) -> pd.DataFrame:
     e = stage.effects[stage.effects["outcome"] == outcome]
     binary = bool((e["kind"] == "binary").any())
     if binary:
-        level, diff = (lambda v: f"{v:.1%}"), (lambda v: f"{v * 100:+.2f} pp")
+        rate, diff = (lambda v: f"{v:.1%}"), (lambda v: f"{v * 100:+.2f} pp")
     else:
-        level, diff = (lambda v: money(v, currency)), (lambda v: ("+" if v >= 0 else "") + money(v, currency))
+        rate, diff = (lambda v: money(v, currency)), (lambda v: ("+" if v >= 0 else "") + money(v, currency))
+
+    def level(v):  # an arm without customers in a stratum has no mean: an empty cell, not "nan %"
+        return "" if pd.isna(v) else rate(v)
+
     out = pd.DataFrame({
         # names translated before _nobreak below joins their words with no-break spaces
         "stratum": e["stratum"].replace({abtest.ALL: "all customers"}).map(i18n.name), "treatment": e["treatment"],

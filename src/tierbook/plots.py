@@ -366,13 +366,15 @@ def ab_effects(effects: pd.DataFrame, outcome: str, currency: str, title: str):
     y = np.arange(len(frame), dtype=float)
     has_cuped = "cuped_difference" in frame and frame["cuped_difference"].notna().any()
     offset = 0.15 if has_cuped else 0.0
-    d = frame["difference"] * scale
-    ax.errorbar(d, y + offset, xerr=[d - frame["ci_low"] * scale, frame["ci_high"] * scale - d], fmt="o", color="#888888",
-                ecolor="#aaaaaa", capsize=3, label="difference of means")
+    # numpy arrays, not Series: matplotlib calls float() on a one-row Series (one tested row), which pandas deprecates
+    d = frame["difference"].to_numpy(float) * scale
+    ax.errorbar(d, y + offset, xerr=np.vstack([d - frame["ci_low"].to_numpy(float) * scale, frame["ci_high"].to_numpy(float) * scale - d]),
+                fmt="o", color="#888888", ecolor="#aaaaaa", capsize=3, label="difference of means")
     if has_cuped:
-        c = frame["cuped_difference"] * scale
-        ax.errorbar(c, y - offset, xerr=[c - frame["cuped_ci_low"] * scale, frame["cuped_ci_high"] * scale - c], fmt="s", color=PALETTE[0],
-                    ecolor=PALETTE[0], capsize=3, label="CUPED (pre-period adjusted)")
+        c = frame["cuped_difference"].to_numpy(float) * scale
+        ax.errorbar(c, y - offset, xerr=np.vstack([c - frame["cuped_ci_low"].to_numpy(float) * scale,
+                                                   frame["cuped_ci_high"].to_numpy(float) * scale - c]),
+                    fmt="s", color=PALETTE[0], ecolor=PALETTE[0], capsize=3, label="CUPED (pre-period adjusted)")
     ax.axvline(0, color="grey", linestyle=":")
     ax.set_yticks(y, labels)
     xlabel = (_("Treatment − control (percentage points), 95% interval") if binary else
