@@ -111,6 +111,7 @@ class _Fit:
         customers and 1M alike. On the 1M benchmark: 8-9 likelihood evaluations instead of
         18-51 with L-BFGS-B and the analytic gradient, and the Hessian for the standard errors is exact."""
         cache: dict = {}
+        best = {"value": np.inf, "x": np.log(start)}
 
         def evaluate(log_params):
             key = log_params.tobytes()
@@ -119,18 +120,30 @@ class _Fit:
                 theta = np.exp(log_params)
                 with np.errstate(all="ignore"):
                     value, g, h = log_likelihood(theta, hessian=True)
-                if not (np.isfinite(value) and np.isfinite(g).all() and np.isfinite(h).all()):
+                    g_log = g * theta  # chain rule to the log parameters
+                    h_log = h * np.outer(theta, theta) + np.diag(g_log)
+                # finite in the natural parameters can still overflow in the log ones (r ~ 1e8 on 10 customers
+                # who buy like clockwork): trust-exact's Cholesky then raised "array must not contain infs or NaNs"
+                if not (np.isfinite(value) and np.isfinite(g_log).all() and np.isfinite(h_log).all()):
                     cache[key] = 1e300, np.zeros_like(theta), np.eye(len(theta))  # outside the domain: the step is refused
-                else:  # chain rule to the log parameters
-                    g_log = g * theta
-                    cache[key] = -value / n, -g_log / n, -(h * np.outer(theta, theta) + np.diag(g_log)) / n
+                else:
+                    cache[key] = -value / n, -g_log / n, -h_log / n
+                if cache[key][0] < best["value"]:
+                    best.update(value=cache[key][0], x=log_params.copy())
             return cache[key]
 
-        result = minimize(lambda v: evaluate(v)[0], np.log(start), jac=lambda v: evaluate(v)[1], hess=lambda v: evaluate(v)[2],
-                          method="trust-exact", options={"gtol": 1e-9, "maxiter": 500})
-        # trust-exact can stop with "a bad approximation" once the gradient is at rounding level (GG on 1M: 1e-9)
-        converged = bool(result.success) or bool(np.max(np.abs(evaluate(result.x)[1])) < 1e-7)
-        self._store(result.x, -float(evaluate(result.x)[0]) * n, converged, lambda: evaluate(result.x)[2] * n)
+        try:
+            result = minimize(lambda v: evaluate(v)[0], np.log(start), jac=lambda v: evaluate(v)[1], hess=lambda v: evaluate(v)[2],
+                              method="trust-exact", options={"gtol": 1e-9, "maxiter": 500})
+            x = result.x
+            # trust-exact can stop with "a bad approximation" once the gradient is at rounding level (GG on 1M: 1e-9)
+            converged = bool(result.success) or bool(np.max(np.abs(evaluate(x)[1])) < 1e-7)
+        except (ValueError, np.linalg.LinAlgError):
+            # parameters running off towards infinity (ten customers buying like clockwork: no heterogeneity, no
+            # drop-out) overflow trust-exact's own linear algebra; the best point reached is kept, not converged
+            x, converged = best["x"], False
+        with np.errstate(all="ignore"):
+            self._store(x, -float(evaluate(x)[0]) * n, converged, lambda: evaluate(x)[2] * n)
 
     def _store(self, log_params: np.ndarray, log_likelihood: float, converged: bool, hessian) -> None:
         theta = np.exp(log_params)

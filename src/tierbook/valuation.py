@@ -92,6 +92,14 @@ def fit_values(summary: pd.DataFrame, params: Params) -> ValueFit:
         expected_spend=gg.conditional_expected_average_value(x, zbar),
         clv=discounted_clv(bg, gg, clipped, horizon, c.margin, c.annual_discount_rate, 365.25 / DAYS_PER_UNIT[c.time_unit]),
     )
+    # a fit can converge to the edge of the parameter space (r and alpha towards infinity: no heterogeneity in the
+    # purchase rates; a and b too: no drop-out), where hyp2f1 overflows and the predictions are NaN
+    unusable = ~np.isfinite(customers[["p_alive", "expected_purchases", "expected_spend", "clv"]].to_numpy(float)).all(axis=1)
+    if unusable.any():
+        shown = ", ".join(f"{k} = {v:.3g}" for k, v in bg.params_.items())
+        raise TierbookError(f"the fitted BG/NBD ({shown}) gives no finite prediction for {int(unusable.sum()):,} of {n:,} customers: its "
+                            "parameters are at the edge of their range, as when customers are too few or buy too regularly to show how "
+                            "purchase rates and drop-out vary")
     rep = summary[repeat]
     corr = float(np.corrcoef(rep["frequency"], rep["monetary_value"])[0, 1]) if rep["frequency"].nunique() > 1 else float("nan")
     return ValueFit(bg=bg, gg=gg, customers=customers, spend_correlation=corr, repeat_buyers=int(repeat.sum()),
@@ -181,10 +189,13 @@ def validate(orders: pd.DataFrame, as_of: pd.Timestamp, params: Params) -> tuple
         return None, _("The calibration period (before {date}) has {n:,} customers and {repeat:,} repeat buyers, fewer than "
                        "clv.min_customers ({min_customers:,}) or clv.min_repeat_customers ({min_repeat:,}); shorten clv.holdout_days to validate.",
                        date=f"{cal_end:%Y-%m-%d}", n=len(cal), repeat=repeat, min_customers=c.min_customers, min_repeat=c.min_repeat_customers)
+    actual = holdout_actuals(orders, cal, as_of, occasion)
+    if not actual.sum():  # an as_of long after the last order: every error would be "inf %"
+        return None, _("None of the {n:,} calibration customers bought in the {days} holdout days before as_of, so there are no purchases "
+                       "to check the predictions against.", n=len(cal), days=c.holdout_days)
     bg = fit_bgnbd(cal)
     pnbd = fit_pareto_nbd(cal)
     periods = c.holdout_days / DAYS_PER_UNIT[c.time_unit]
-    actual = holdout_actuals(orders, cal, as_of, occasion)
     hv = holdout_validation(bg, cal, actual, periods)
     hp = holdout_validation(pnbd, cal, actual, periods)
     naive_total = float((cal["frequency"] / np.maximum(cal["T"], 1e-9) * periods).sum())
