@@ -172,8 +172,9 @@ def silhouette_line(clusters: RFMClusters) -> str:
 
 def degenerate_notes(stage: RFMStage, params: Params) -> list[str]:
     """Sentences for data the scores, segments and tiers cannot tell apart: a measure on which every
-    customer is equal, top-share tiers swollen by ties, no spend in the tier window."""
-    from .i18n import _, name
+    customer is equal, one customer outweighing all the others, top-share tiers swollen by ties, no
+    spend in the tier window."""
+    from .i18n import _, lang, name
     from .tables import money
     from .valuation import OUTWEIGH_MIN_CUSTOMERS, OUTWEIGH_SHARE
 
@@ -188,7 +189,7 @@ def degenerate_notes(stage: RFMStage, params: Params) -> list[str]:
     if same:
         lines.append(_("All {n:,} customers have the same {measures}: a score cannot rank customers who are equal, so every customer gets "
                        "the same score on it (1) and counts as low against the reference in the 8 segments.", n=n,
-                       measures=", ".join(same)))
+                       measures=("、" if lang() == "zh" else ", ").join(same)))
     total = float(summary["monetary_total"].sum())
     if n >= OUTWEIGH_MIN_CUSTOMERS and total > 0 and summary["monetary_total"].max() > OUTWEIGH_SHARE * total:
         lines.append(_("**Warning:** one customer made {share:.0%} of all net revenue ({spend}); check that customer's orders for an outlier "
