@@ -197,8 +197,6 @@ def run_ab_stage(params: Params, run_dir: Path) -> ABStage:
                               n_resamples=max(a.bootstrap_resamples, 1), seed=a.seed, min_n=a.min_n)
     interaction = pd.concat([abtest.interaction_test(table[~table[strata].isin(small or [])], o, strata, control=control, covariate=covariate)
                              for o in outcomes], ignore_index=True) if strata is not None else None
-    if interaction is not None and interaction.empty:
-        interaction = None  # fewer than two strata large enough to test
     bayes = pd.concat([abtest.bayes(table, o, control=control, strata=strata, seed=a.seed) for o in outcomes], ignore_index=True)
     power = abtest.power(effects, table, control=control, alpha=a.alpha, target_power=a.power, target_lift=a.target_lift)
     margin = a.margin if a.margin is not None else params.clv.margin
