@@ -16,35 +16,56 @@ import difflib
 import gzip
 import hashlib
 import io
+import itertools
+import re
+import warnings
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from .contract import TABLES
 from .errors import TierbookError
 from .params import Params, Source, TransactionSource
 
 SAMPLE_BYTES = 2_000_000
+# `make check` and the check before a run read this much of each CSV (and CHECK_ROWS rows of a
+# workbook or Parquet file) and map it like the data stage does: a wrong column, encoding, format
+# or date order stops before any run folder exists, in about 50 ms a file.
+CHECK_BYTES = 200_000
+CHECK_ROWS = 1_000
 # GB2312 and GBK are subsets of GB18030: decoding with the superset never loses a character.
 CHINESE_CODECS = {"gb2312": "gb18030", "gbk": "gb18030", "hz": "gb18030", "gb18030": "gb18030"}
 KOREAN_CODECS = {"cp949", "euckr", "johab", "iso2022kr"}
+# UTF-32 first: its little-endian BOM starts with UTF-16's. Excel's "Unicode Text" export is UTF-16 with a BOM.
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 # A column must parse for at least this share of its non-empty values, else it is the wrong
 # column or the wrong format and the run stops (single bad values are rejected row by row).
 MIN_PARSE_SHARE = 0.5
-CURRENCY_NOISE = r"[\s,¥￥$€£]|RMB|CNY|USD|EUR|GBP|元"
+DELIMITERS = ",;\t|"
+ZIP_MAGIC, OLE2_MAGIC, PARQUET_MAGIC = b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b"PAR1"
+# Errors pandas and the codecs raise on a file that is not what params say; each becomes one line.
+READ_ERRORS = (ValueError, OSError, EOFError, zlib.error, UnicodeError, LookupError, csv.Error, pd.errors.ParserError)
 
 
 @dataclass
 class RawTable:
-    """A source as read: every column as text (object dtype), plus where it came from."""
+    """A source as read: every column as text (object dtype), plus where it came from.
+
+    ``top_rows`` gives the first rows of the file as text cells (title rows included), for the
+    hint of a missing column ("the mapped columns are in row 3: set `header_row: 2`")."""
 
     source: str
     path: Path
     frame: pd.DataFrame
     encoding: str | None
     sha256: str
+    top_rows: Callable[[], list[list[str]]] | None = None
 
 
 def file_sha256(path: Path) -> str:
@@ -69,19 +90,38 @@ def _format_of(path: Path, declared: str) -> str:
     return "csv"
 
 
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
+
+
 def _head_bytes(path: Path, n: int = SAMPLE_BYTES) -> bytes:
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rb") as fh:
+    with _open_bytes(path) as fh:
         return fh.read(n)
 
 
-def detect_encoding(sample: bytes) -> str:
-    """UTF-8 (with or without BOM) when the bytes decode as UTF-8, else the detected codec.
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """UTF-16 without a BOM: mostly-ASCII text has a zero in every other byte."""
+    n = min(len(sample), 4000) // 2 * 2
+    if n < 4:
+        return None
+    even, odd = sample[0:n:2], sample[1:n:2]
+    if odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.05 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.4 * len(even) and odd.count(0) < 0.05 * len(odd):
+        return "utf-16-be"
+    return None
 
-    Chinese codecs are widened to GB18030 (a superset of GBK and GB2312).
+
+def detect_encoding(sample: bytes) -> str:
+    """A byte-order mark's codec (UTF-8, UTF-16, UTF-32), else UTF-8 when the bytes decode as
+    UTF-8, else the detected codec. Chinese codecs are widened to GB18030 (a superset of GBK and GB2312).
     """
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
+    for bom, name in BOMS:
+        if sample.startswith(bom):
+            return name
+    utf16 = _utf16_without_bom(sample)
+    if utf16:
+        return utf16
     # the sample is the head of the file: cut at the last line end so that a multi-byte character
     # split by the cut does not make the right codec fail (a 20,000-customer GBK export was read as
     # ISO-8859-5 when the 2 MB cut fell inside a character)
@@ -109,69 +149,319 @@ def detect_encoding(sample: bytes) -> str:
     return CHINESE_CODECS.get(name, best.encoding)
 
 
-def _sniff_delimiter(text: str) -> str:
-    lines = "\n".join(text.splitlines()[:50])
+def _sniff_delimiter(text: str, header_row: int = 0) -> str:
+    """The delimiter that splits the header into the most columns with every row agreeing.
+
+    csv.Sniffer guessed from character frequencies and took ';' for the delimiter of a
+    comma-separated file whose quoted values held semicolons; parsing each candidate with the csv
+    module respects quotes. The last row read is left out of the vote (the sample may cut it)."""
+    best, choice = None, ","
+    for delimiter in DELIMITERS:
+        try:
+            rows = list(itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter), header_row, header_row + 51))
+        except csv.Error:
+            continue
+        if not rows:
+            continue
+        body = rows[1:-1] if len(rows) > 2 else rows[1:]
+        agree = sum(len(r) == len(rows[0]) for r in body) / len(body) if body else 1.0
+        score = (len(rows[0]) > 1, agree, len(rows[0]))
+        if best is None or score > best:
+            best, choice = score, delimiter
+    return choice
+
+
+# --------------------------------------------------------------------------- what is wrong with a file
+
+
+def _check_encoding_name(source: Source) -> None:
+    if source.encoding == "auto":
+        return
     try:
-        return csv.Sniffer().sniff(lines, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
+        codecs.lookup(source.encoding)
+    except LookupError:
+        raise TierbookError(f"source {source.name!r}: `encoding: {source.encoding}` is not an encoding Python knows; "
+                            f"use auto, utf-8, utf-8-sig, gb18030, utf-16 or latin-1") from None
 
 
-def read_source(source: Source, path: Path) -> RawTable:
-    """Read one source file as text columns. Raises TierbookError naming the file and the fix."""
+def _wrong_format(path: Path, fmt: str, head: bytes, encoding: str | None, source: Source) -> str | None:
+    """One line when the file's first bytes say it is not the declared format, else None."""
+    name = source.name
+    if fmt == "excel":
+        if head.startswith((ZIP_MAGIC, OLE2_MAGIC)):
+            return None
+        page = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+        if page.startswith((b"<html", b"<!doctype", b"<table", b"<?xml", b"<meta")):
+            return (f"{path}: is an HTML or XML page with an Excel name, not a workbook (some systems export web tables so); "
+                    f"open it in Excel and save it as .xlsx, then read it again")
+        return (f"{path}: is not an Excel workbook (it has neither the .xlsx nor the .xls signature; it looks like text, e.g. "
+                f"a CSV with an Excel name); set `format: csv` of source {name!r} or save it from Excel as .xlsx")
+    if fmt == "parquet":
+        if head.startswith(PARQUET_MAGIC):
+            return None
+        return f"{path}: is not a Parquet file (it does not start with PAR1); set `format:` of source {name!r} to csv or excel, or export it again"
+    if head.startswith(ZIP_MAGIC):
+        return f"{path}: is a zip archive or an .xlsx workbook, not CSV text; set `format: excel` of source {name!r} (or unzip it and point `path` at the CSV)"
+    if head.startswith(OLE2_MAGIC):
+        return f"{path}: is an Excel .xls workbook, not CSV text; set `format: excel` of source {name!r}"
+    if head.startswith(PARQUET_MAGIC):
+        return f"{path}: is a Parquet file, not CSV text; set `format: parquet` of source {name!r}"
+    if b"\x00" in head[:100_000] and not (encoding or "").lower().startswith(("utf-16", "utf-32", "utf_16", "utf_32")):
+        return (f"{path}: contains NUL bytes, so it is not CSV text in {encoding} (a binary file, or UTF-16 without its mark?); "
+                f"export it again as CSV, or set `encoding:` of source {name!r}")
+    return None
+
+
+@dataclass
+class _DecodeProblem:
+    offset: int  # byte offset of the first bad byte in the file
+    line: int  # 1-based line of the file it is on
+    bad: bytes
+    at_end: bool  # the file ends inside a character: it was cut off
+
+
+def _explicit_codec(encoding: str, first: bytes) -> tuple[str, int]:
+    """The codec that decodes the file block by block (a BOM codec guesses the byte order again on
+    every block), and the length of the BOM at the start of the file to skip."""
+    name = codecs.lookup(encoding).name
+    if name == "utf-8-sig":
+        return "utf-8", 3 if first.startswith(codecs.BOM_UTF8) else 0
+    if name in ("utf-16", "utf-32"):
+        le, be = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) if name == "utf-16" else (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
+        if first.startswith(be):
+            return f"{name}-be", len(be)
+        return f"{name}-le", len(le) if first.startswith(le) else 0
+    return name, 0
+
+
+def _find_decode_problem(blocks, encoding: str, complete: bool = True) -> _DecodeProblem | None:
+    """The first byte sequence that is not valid ``encoding`` in a stream of byte blocks.
+
+    pandas reports a decoding error at a position inside its own buffer ("position 0"), which
+    tells the consultant nothing; this names the byte and the line. ``complete``: the blocks are
+    the whole file, so an unfinished character at the end means the file was cut off."""
+    blocks = iter(blocks)
+    block = next(blocks, b"")
+    codec, skip = _explicit_codec(encoding, block)
+    block, base, line, pending = block[skip:], skip, 1, b""
+    while True:
+        following = next(blocks, None)
+        last = following is None
+        data = pending + block
+        try:
+            text, pending = data.decode(codec), b""
+        except UnicodeDecodeError as exc:
+            unfinished = exc.end == len(data) and any(k in exc.reason for k in ("end of data", "incomplete", "truncated"))
+            if unfinished and not (last and complete):
+                text, pending = data[:exc.start].decode(codec), data[exc.start:]
+            else:
+                before = data[:exc.start].decode(codec, errors="replace")
+                return _DecodeProblem(base + exc.start, line + before.count("\n"), data[exc.start:exc.end], unfinished)
+        line += text.count("\n")
+        base += len(data) - len(pending)
+        if last:
+            return None
+        block = following
+
+
+def _file_blocks(path: Path):
+    with _open_bytes(path) as fh:
+        yield from iter(lambda: fh.read(1 << 20), b"")
+
+
+def _decode_error(path: Path, source: Source, encoding: str, problem: _DecodeProblem, head: bytes) -> TierbookError:
+    if problem.at_end:
+        return TierbookError(f"{path}: the file ends in the middle of a {encoding} character (line {problem.line}): it looks truncated "
+                             f"(cut off while exporting or copying); export or copy it again")
+    where = f"line {problem.line} (bytes {problem.bad.hex(' ').upper()} at byte {problem.offset:,})"
+    if source.encoding != "auto":
+        guess = detect_encoding(head)
+        if codecs.lookup(guess).name != codecs.lookup(encoding).name:
+            return TierbookError(f"{path}: is not {encoding} as `encoding` of source {source.name!r} says: {where} is not valid {encoding}; "
+                                 f"the file looks like {guess}: set `encoding: {guess}` (or auto)")
+        return TierbookError(f"{path}: {where} is not valid {encoding}; set `encoding:` of source {source.name!r} to the file's encoding "
+                             f"(e.g. gb18030 or utf-16)")
+    return TierbookError(f"{path}: {where} is not valid {encoding}, the encoding of the rest of the file; the file mixes encodings: "
+                         f"set `encoding:` of source {source.name!r} to the right one or export it again as UTF-8")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_source(source: Source, path: Path, head_only: bool = False) -> RawTable:
+    """Read one source file as text columns. Raises TierbookError naming the file and the fix.
+
+    ``head_only``: only the first CHECK_BYTES of a CSV (CHECK_ROWS rows of a workbook or Parquet
+    file), for the check before a run; the checksum is then left empty."""
     if not path.exists():
         raise TierbookError(f"source {source.name!r}: file {path} does not exist; put the export there or fix `path` in params")
+    _check_encoding_name(source)
     fmt = _format_of(path, source.format)
-    encoding = None
+    encoding, top_rows = None, None
     try:
+        head = _head_bytes(path, SAMPLE_BYTES)
+        if not head.strip():
+            raise TierbookError(f"{path}: the file is empty; export it again or remove source {source.name!r}")
         if fmt == "csv":
-            frame, encoding = _read_csv(source, path)
-        elif fmt == "excel":
-            frame = _read_excel(source, path)
+            frame, encoding, top_rows = _read_csv(source, path, head, head_only)
         else:
-            frame = pd.read_parquet(path)
-            frame = frame.astype(object).where(frame.notna(), None)
+            problem = _wrong_format(path, fmt, head, None, source)
+            if problem:
+                raise TierbookError(problem)
+            if fmt == "excel":
+                frame, top_rows = _read_excel(source, path, CHECK_ROWS if head_only else None)
+            else:
+                frame = _read_parquet(path, CHECK_ROWS if head_only else None)
     except TierbookError:
         raise
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except READ_ERRORS as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise TierbookError(f"{path}: cannot be read as {fmt} ({first}); check `format`, `encoding` and `delimiter` of source {source.name!r}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return RawTable(source.name, path, frame.reset_index(drop=True), encoding, file_sha256(path))
+    frame.columns = [str(c).replace("\ufeff", "").strip() for c in frame.columns]
+    if frame.empty and len(frame.columns):
+        raise TierbookError(f"{path}: has a header but no data rows; export it again with its rows, or remove source {source.name!r} from params")
+    return RawTable(source.name, path, frame.reset_index(drop=True), encoding, "" if head_only else file_sha256(path), top_rows)
 
 
-def _read_csv(source: Source, path: Path) -> tuple[pd.DataFrame, str]:
-    sample = _head_bytes(path)
-    if not sample.strip():
-        raise TierbookError(f"{path}: the file is empty; export it again or remove source {source.name!r}")
-    encoding = detect_encoding(sample) if source.encoding == "auto" else source.encoding
-    delimiter = source.delimiter
-    if delimiter == "auto":
-        delimiter = _sniff_delimiter(sample.decode(encoding, errors="replace"))
+def _read_csv(source: Source, path: Path, head: bytes, head_only: bool):
+    encoding = detect_encoding(head) if source.encoding == "auto" else source.encoding
+    problem = _wrong_format(path, "csv", head, encoding, source)
+    if problem:
+        raise TierbookError(problem)
+    complete = len(head) < SAMPLE_BYTES
+    sample = head if complete or not head_only else head[:CHECK_BYTES]
+    found = _find_decode_problem([sample], encoding, complete=complete and sample is head)
+    if found:
+        raise _decode_error(path, source, encoding, found, head)
+    text = _decode_head(sample, encoding)
+    delimiter = _sniff_delimiter(text, source.header_row) if source.delimiter == "auto" else source.delimiter
+    options = dict(sep=delimiter, dtype=str, keep_default_na=False, na_values=[""], skiprows=source.header_row, skipinitialspace=True)
     try:
-        frame = pd.read_csv(
-            path, encoding=encoding, sep=delimiter, dtype=str, keep_default_na=False, na_values=[""],
-            skiprows=source.header_row, skipinitialspace=True,
-        )
-    except UnicodeDecodeError as exc:
-        raise TierbookError(
-            f"{path}: bytes at position {exc.start} are not valid {encoding}; set `encoding:` of source {source.name!r} "
-            f"(e.g. gb18030 or utf-8)"
-        ) from None
+        if head_only and not (complete and sample is head):
+            frame = pd.read_csv(io.StringIO(text[: text.rfind("\n") + 1]), **options)
+        else:
+            frame = pd.read_csv(path, encoding=encoding, **options)
+    except UnicodeDecodeError:
+        found = _find_decode_problem(_file_blocks(path), encoding)
+        raise (_decode_error(path, source, encoding, found, head) if found else
+               TierbookError(f"{path}: is not valid {encoding}; set `encoding:` of source {source.name!r}")) from None
     except pd.errors.EmptyDataError:
         raise TierbookError(f"{path}: no header row found; check `header_row` of source {source.name!r}") from None
-    return frame.astype(object).where(frame.notna(), None), encoding
+    except pd.errors.ParserError as exc:
+        raise _parser_error(path, source, str(exc), delimiter, encoding) from None
+    if not (head_only and not complete):
+        _check_not_truncated(path, frame, encoding, delimiter)
+    header = {str(c).replace("\ufeff", "").strip() for c in frame.columns}
+    if not set(source.columns) <= header:
+        _suggest_encoding(path, source, sample, encoding, delimiter)
+    frame = frame.astype(object).where(frame.notna(), None)
+
+    def top_rows() -> list[list[str]]:
+        return [[c.strip() for c in row] for row in itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter), 30)]
+
+    return frame, encoding, top_rows
 
 
-def _read_excel(source: Source, path: Path) -> pd.DataFrame:
+def _suggest_encoding(path: Path, source: Source, sample: bytes, encoding: str, delimiter: str) -> None:
+    """Mapped columns are missing: when the header has them in another encoding (a GBK file
+    declared utf-8 decodes into other Chinese characters without an error), say which."""
+    for other in dict.fromkeys([detect_encoding(sample), "gb18030", "utf-8", "latin-1"]):
+        if codecs.lookup(other).name == codecs.lookup(encoding).name:
+            continue
+        try:
+            text = codecs.getincrementaldecoder(other)().decode(sample, final=False)
+        except UnicodeError:
+            continue
+        rows = list(itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter), source.header_row, source.header_row + 1))
+        if rows and set(source.columns) <= {c.replace("\ufeff", "").strip() for c in rows[0]}:
+            said = f"`encoding: {source.encoding}` of source {source.name!r} says" if source.encoding != "auto" else "was detected"
+            raise TierbookError(f"{path}: the mapped columns are in the header when it is read as {other}, not as {encoding} ({said}); "
+                                f"set `encoding: {other}` of source {source.name!r}")
+
+
+def _decode_head(sample: bytes, encoding: str) -> str:
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    return decoder.decode(sample, final=False)
+
+
+def _parser_error(path: Path, source: Source, message: str, delimiter: str, encoding: str) -> TierbookError:
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
+    if fields:
+        expected, line, saw = fields.groups()
+        return TierbookError(f"{path}: line {line} has {saw} fields where the header has {expected} (a value holding the delimiter "
+                             f"{delimiter!r} without quotes?); quote such values in the export or set `delimiter` of source {source.name!r}")
+    if "EOF inside string" in message:
+        tail = _tail_text(path, encoding)
+        if tail is not None and not tail.endswith(("\n", "\r")):
+            return TierbookError(f"{path}: the last row is cut off inside a quoted value (no closing quote, no line end): the file looks "
+                                 f"truncated (cut off while exporting or copying); export or copy it again")
+        return TierbookError(f"{path}: a quoted value is never closed ({message.strip().splitlines()[0]}); a stray \" in the data? "
+                             f"fix the quoting in the export")
+    return TierbookError(f"{path}: cannot be read as csv ({message.strip().splitlines()[0]}); check `encoding` and `delimiter` of source {source.name!r}")
+
+
+def _tail_text(path: Path, encoding: str, n: int = 65_536) -> str | None:
+    """The last ``n`` bytes of a plain (uncompressed) file as text; None for a compressed file."""
+    if path.suffix.lower() == ".gz":
+        return None
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        codec, skip = _explicit_codec(encoding, fh.read(4))
+        width = 4 if "32" in codec else 2 if "16" in codec else 1
+        start = max(skip, size - n)
+        fh.seek(start - (start - skip) % width)
+        return fh.read().decode(codec, errors="replace")
+
+
+def _check_not_truncated(path: Path, frame: pd.DataFrame, encoding: str, delimiter: str) -> None:
+    """Stop when the last line has fewer fields than the header and no line end: the file was cut off.
+
+    A last line without a line end but with every field is accepted (many exports end so); its last
+    value may still be cut, which no reader can tell."""
+    tail = _tail_text(path, encoding)
+    if tail is None or not tail or tail.endswith(("\n", "\r")) or frame.empty:
+        return
+    last = tail.rsplit("\n", 1)[-1]
+    fields = next(csv.reader([last], delimiter=delimiter), [])
+    if len(fields) < len(frame.columns):
+        raise TierbookError(f"{path}: the last row (row {len(frame):,}) stops after {len(fields)} of {len(frame.columns)} columns with no "
+                            f"line end: the file looks truncated (cut off while exporting or copying); export or copy it again")
+
+
+def _read_excel(source: Source, path: Path, nrows: int | None):
     sheet = 0 if source.sheet is None else source.sheet
     try:
-        return pd.read_excel(path, sheet_name=sheet, header=source.header_row, dtype=object, engine="calamine")
+        frame = pd.read_excel(path, sheet_name=sheet, header=source.header_row, dtype=object, engine="calamine", nrows=nrows)
     except ValueError as exc:
         if "not found" in str(exc).lower() or "worksheet" in str(exc).lower():
             sheets = pd.ExcelFile(path, engine="calamine").sheet_names
             raise TierbookError(f"{path}: no sheet {sheet!r}; sheets are {sheets}; fix `sheet` of source {source.name!r}") from None
-        raise
+        raise _damaged_workbook(path, exc) from None
+    except Exception as exc:  # noqa: BLE001 - calamine raises its own types on a damaged workbook; one line, never a traceback
+        raise _damaged_workbook(path, exc) from None
+
+    def top_rows() -> list[list[str]]:
+        cells = pd.read_excel(path, sheet_name=sheet, header=None, dtype=object, engine="calamine", nrows=30)
+        return [["" if pd.isna(v) else str(v).strip() for v in row] for row in cells.itertuples(index=False)]
+
+    return frame, top_rows
+
+
+def _damaged_workbook(path: Path, exc: Exception) -> TierbookError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return TierbookError(f"{path}: cannot be read as an Excel workbook ({first}); the file is damaged or cut off: open it in Excel "
+                         f"and save it again, or export it again")
+
+
+def _read_parquet(path: Path, nrows: int | None) -> pd.DataFrame:
+    if nrows is None:
+        frame = pd.read_parquet(path)
+    else:
+        import pyarrow.parquet as pq
+
+        batch = next(pq.ParquetFile(path).iter_batches(batch_size=nrows), None)
+        frame = batch.to_pandas() if batch is not None else pd.read_parquet(path)
+    return frame.astype(object).where(frame.notna(), None)
 
 
 # --------------------------------------------------------------------------- parsing
@@ -195,15 +485,102 @@ def parse_text(values: pd.Series) -> pd.Series:
     return text.mask(text == "")
 
 
+# Amounts as exports write them: ¥1,234.50, 1.234,50 €, (1,234.50), RMB 1 234, 1'234.50, 1234.50-.
+CURRENCY_MARKS = r"(?i:rmb|cny|usd|eur|gbp|hkd|jpy|us\$|hk\$)|[¥$€£₩元圆]"
+NUMBER_SPACES = r"[\s\u00a0\u2009\u202f'’]"  # thousands written with (narrow, no-break) spaces or apostrophes
+PLAIN_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+DOT_DECIMAL = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|" + PLAIN_NUMBER
+COMMA_DECIMAL = r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d+)?|[+-]?\d+(?:,\d+)?|[+-]?,\d+"
+# a value that shows the decimal mark: '1.234,50', '12,5', '1.234.567' say comma; '1,234.50', '12.5', '1,234,567' say point
+SAYS_COMMA = r"\.\d{3},\d+$|\d,(?:\d{1,2}|\d{4,})$|\d\.\d{3}\.\d{3}"
+SAYS_POINT = r",\d{3}\.\d+$|\d\.(?:\d{1,2}|\d{4,})$|\d,\d{3},\d{3}|\d[eE][+-]?\d"
+
+
 def parse_numbers(values: pd.Series) -> pd.Series:
-    """Numbers from text such as '¥1,234.50', '-¥120.00', ' 3 '; unparseable -> NaN."""
-    if pd.api.types.is_numeric_dtype(values):
-        return values.astype(float)
-    text = values.astype("string").str.replace(CURRENCY_NOISE, "", regex=True)
-    return pd.to_numeric(text, errors="coerce").astype(float)
+    """Numbers from text such as '¥1,234.50', '1.234,50 €', '(1,234.50)', 'RMB 1 234'; unparseable -> NaN.
+
+    The decimal mark is decided per column from the values that show it (see SAYS_COMMA and
+    SAYS_POINT; the point when none does, as in '1,234'). A value that does not fit the column's
+    convention is unparseable rather than guessed: '1.234,50' in a column of '1,234.50' would
+    otherwise become 1.2345. Non-finite values (inf, 1e400) are unparseable too."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.astype(float)
+        return numbers.where(np.isfinite(numbers))
+    given = pd.Series(np.nan, index=values.index)
+    if values.dtype == object:  # Excel and Parquet give numbers as numbers: never re-read them as text
+        is_number = values.map(lambda v: isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_))
+        given = values.where(is_number).astype(float)
+        values = values.where(~is_number)
+    text = values.astype("string").str.strip()
+    if text.str.contains(r"[^\x00-\x7f]", regex=True, na=False).any():
+        text = text.str.normalize("NFKC").str.replace("\u2212", "-", regex=False)  # full-width digits and marks; the minus sign
+    plain = text.str.fullmatch(PLAIN_NUMBER).fillna(False).astype(bool)
+    parsed = pd.to_numeric(text.where(plain), errors="coerce").astype(float)
+    rest = text.notna() & ~plain
+    if rest.any():
+        parsed[rest] = _parse_formatted(text[rest])
+    parsed = parsed.where(parsed.notna(), given)
+    return parsed.where(np.isfinite(parsed))
+
+
+def _parse_formatted(text: pd.Series) -> pd.Series:
+    paren = text.str.fullmatch(r"\(.*\)").fillna(False).astype(bool)
+    core = (text.str.replace(r"^\((.*)\)$", r"\1", regex=True).str.replace(CURRENCY_MARKS, "", regex=True)
+            .str.replace(NUMBER_SPACES, "", regex=True))
+    negative = paren | core.str.startswith("-").fillna(False).astype(bool) | core.str.endswith("-").fillna(False).astype(bool)
+    core = core.str.replace(r"^[-+]|-$", "", regex=True)
+    comma = core.str.contains(SAYS_COMMA, regex=True).sum() > core.str.contains(SAYS_POINT, regex=True).sum()
+    if comma:
+        valid = core.str.fullmatch(COMMA_DECIMAL).fillna(False).astype(bool)
+        core = core.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    else:
+        valid = core.str.fullmatch(DOT_DECIMAL).fillna(False).astype(bool)
+        core = core.str.replace(",", "", regex=False)
+    numbers = pd.to_numeric(core.where(valid), errors="coerce").astype(float)
+    return numbers.where(~negative, -numbers.abs())
+
+
+# Dates as exports write them, besides ISO: 2024年1月5日, 2024/1/5 下午 2:30:00, 05/01/2024, 5.1.2024.
+CHINESE_DATE = r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?"
+CHINESE_HALF_DAY = r"(上午|下午)\s*(\d{1,2}:\d{2}(?::\d{2})?)"
+DAY_MONTH_YEAR = r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2}|\d{4})\b"
+
+
+class DateOrderConflict(ValueError):
+    """A column with dates that are only valid day-first and others only valid month-first."""
+
+    def __init__(self, day_first: pd.Series, month_first: pd.Series):
+        self.day_first, self.month_first = day_first, month_first
+        super().__init__("the column mixes day-first and month-first dates")
+
+
+def _normalise_dates(text: pd.Series) -> pd.Series:
+    if not text.str.contains(r"[^\x00-\x7f]", regex=True, na=False).any():
+        return text
+    text = text.str.normalize("NFKC").str.replace(CHINESE_DATE, r"\1-\2-\3", regex=True)
+    text = text.str.replace(CHINESE_HALF_DAY, r"\2 \1", regex=True)
+    return text.str.replace("上午", "AM", regex=False).str.replace("下午", "PM", regex=False).str.strip()
+
+
+def day_first_order(text: pd.Series, default: bool) -> bool:
+    """Whether the column's dd/mm/yyyy-like dates put the day first: the values that can only be
+    read one way decide (13/01/2024 is day-first, 01/13/2024 month-first); ``default`` (the
+    source's ``dayfirst``) when none can. Raises DateOrderConflict when both kinds are there."""
+    parts = text.str.extract(DAY_MONTH_YEAR).dropna()
+    if parts.empty:
+        return default
+    first, second = parts[0].astype(int), parts[1].astype(int)
+    day_first, month_first = (first > 12) & (second <= 12), (second > 12) & (first <= 12)
+    if day_first.any() and month_first.any():
+        raise DateOrderConflict(text[day_first[day_first].index], text[month_first[month_first].index])
+    return bool(day_first.any()) or (default and not month_first.any())
 
 
 def parse_datetimes(values: pd.Series, date_format: str | None, dayfirst: bool) -> pd.Series:
+    """Datetimes from the column's values: with ``date_format`` exactly that format (other values
+    are unparseable); else ISO 8601 (also 2024/1/5, 2024.01.05, 20240105, 2024年1月5日), then the
+    format of the first other value, then any format, with the column's day order
+    (``day_first_order``) for dd/mm/yyyy-like values. Unparseable -> NaT."""
     if pd.api.types.is_datetime64_any_dtype(values):
         return values.dt.tz_localize(None) if values.dt.tz is not None else values
     present = values.notna()
@@ -214,11 +591,23 @@ def parse_datetimes(values: pd.Series, date_format: str | None, dayfirst: bool) 
     text = values.astype("string").str.strip()
     if date_format:
         return pd.to_datetime(text, format=date_format, errors="coerce")
+    text = _normalise_dates(text)
     parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
-    if parsed[present].isna().mean() > 0.1:
-        mixed = pd.to_datetime(text, format="mixed", dayfirst=dayfirst, errors="coerce")
-        if mixed.notna().sum() > parsed.notna().sum():
-            parsed = mixed
+    rest = text.notna() & parsed.isna()
+    if rest.any():
+        day_first = day_first_order(text[rest], dayfirst)
+        dmy = rest & text.str.match(DAY_MONTH_YEAR, na=False)
+        for mask, order in ((dmy, day_first), (rest & ~dmy, False)):  # dayfirst=True would also read 2024/1/5 as 1 May
+            if not mask.any():
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "Parsing dates in %d/%m/%Y format when dayfirst=False": the column decided
+                guess = guess_datetime_format(str(text[mask].iloc[0]), dayfirst=order)
+                one = pd.to_datetime(text[mask], format=guess, errors="coerce") if guess else pd.Series(pd.NaT, index=text[mask].index)
+                todo = one.isna()
+                if todo.any():
+                    one[todo] = pd.to_datetime(text[mask][todo], format="mixed", dayfirst=order, errors="coerce")
+            parsed[mask] = one
     return parsed
 
 
@@ -241,14 +630,16 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
 
     Returns one row per input row with ``source`` and ``row`` (1 = the first row below the header)
     and every mapped contract column; transaction sources also get ``amount`` (given, or
-    quantity x unit_price), ``is_return`` from the source's return rules, ``channel``, ``currency``
-    and ``row_hash`` (a hash of the raw row, for exact-duplicate detection). PII columns are
-    dropped here and never reach a clean table.
+    quantity x unit_price), ``is_return`` from the source's return rules, ``channel``, ``currency``,
+    ``row_hash`` (a hash of the raw row, for exact-duplicate detection) and ``parse_detail`` (the
+    text of a date or amount that did not parse, for rejected.csv). PII columns are dropped here
+    and never reach a clean table.
     """
     contract = TABLES[source.table]
     frame = raw.frame
-    _require_columns(raw.path, list(frame.columns), source)
+    _require_columns(raw.path, list(frame.columns), source, raw.top_rows)
     out = pd.DataFrame({"source": source.name, "row": np.arange(1, len(frame) + 1)}, index=frame.index)
+    details = []
     for column, target in source.columns.items():
         spec = contract[target]
         if spec.role == "pii":
@@ -262,11 +653,20 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
             parsed = parse_numbers(values)
             _check_parse_rate(parsed, values, raw.path, column, target, "map the right column or clean its format")
         else:
-            parsed = parse_datetimes(values, source.date_format, source.dayfirst)
+            try:
+                parsed = parse_datetimes(values, source.date_format, source.dayfirst)
+            except DateOrderConflict as conflict:
+                raise TierbookError(
+                    f"{raw.path}: column {column!r} (mapped to {target}) mixes day-first dates (e.g. {conflict.day_first.iloc[0]!r}, "
+                    f"{len(conflict.day_first):,} values) and month-first dates (e.g. {conflict.month_first.iloc[0]!r}, "
+                    f"{len(conflict.month_first):,} values), so a date such as 05/01/2024 cannot be read safely; set `date_format` of "
+                    f"source {source.name!r} (e.g. \"%d/%m/%Y\"): values in another format are then rejected row by row") from None
             _check_parse_rate(parsed, values, raw.path, column, target, "set `date_format` of the source (e.g. \"%Y/%m/%d %H:%M\")")
             if spec.kind == "date":
                 parsed = parsed.dt.normalize()
         out[target] = parsed
+        if target in ("order_date", "amount", "quantity", "unit_price"):
+            details.append(_unparsed(column, values, parsed))
     for column, name in getattr(source, "attributes", {}).items():
         if column not in frame.columns:
             raise TierbookError(f"{raw.path}: attribute column {column!r} is not in the file; fix `attributes` of source {source.name!r}")
@@ -277,7 +677,26 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
         out[outcome] = parse_numbers(frame[column])
     if isinstance(source, TransactionSource):
         out = _transaction_columns(out, frame, source, params)
+        out["parse_detail"] = _join_details(details, out.index)
     return out
+
+
+def _unparsed(column: str, raw: pd.Series, parsed: pd.Series) -> pd.Series:
+    """Per row: the source column and its text when it did not parse ("交易时间 '2025-13-45'"), or "交易时间 empty"."""
+    text = raw.astype("string").str.strip()
+    detail = pd.Series(pd.NA, index=raw.index, dtype="string")
+    empty = text.isna() | (text == "")
+    bad = parsed.isna() & ~empty
+    detail[empty] = f"{column} empty"
+    detail[bad] = column + " " + text[bad].map(lambda v: repr(v[:60]))
+    return detail
+
+
+def _join_details(details: list[pd.Series], index: pd.Index) -> pd.Series:
+    joined = pd.Series(pd.NA, index=index, dtype="string")
+    for detail in details:
+        joined = joined.where(detail.isna(), joined.fillna("").where(joined.isna(), joined + "; ") + detail)
+    return joined
 
 
 def _transaction_columns(out: pd.DataFrame, frame: pd.DataFrame, source: TransactionSource, params: Params) -> pd.DataFrame:
@@ -324,34 +743,41 @@ def read_all(params: Params, root: Path) -> tuple[dict[str, pd.DataFrame], list[
 
 
 def check_sources(params: Params, root: Path) -> None:
-    """Before any notebook runs: every declared file exists and has the mapped columns (header only)."""
+    """Before any run: every declared file exists, is the format, encoding and shape params say,
+    has the mapped columns, and its first rows (CHECK_BYTES of a CSV, CHECK_ROWS of a workbook or
+    Parquet file) map onto the contract the way the data stage will map the whole file (dates and
+    amounts parse, one date order). Raises TierbookError with the one line to fix."""
     declared: list[Source] = list(params.sources.transactions)
     declared += [s for s in (params.sources.customers, params.sources.survey, params.sources.experiment) if s is not None]
     for source in declared:
         path = params.source_path(root, source)
         if not path.exists():
             raise TierbookError(f"source {source.name!r}: file {path} does not exist; put the export there or fix `path` in params/{params.client}.yaml")
-        if _format_of(path, source.format) != "csv":
-            continue  # Excel and Parquet headers are checked when the data stage reads them
-        sample = _head_bytes(path, 200_000)
-        if not sample.strip():
-            raise TierbookError(f"{path}: the file is empty; export it again or remove source {source.name!r}")
-        encoding = detect_encoding(sample) if source.encoding == "auto" else source.encoding
-        text = sample.decode(encoding, errors="replace")
-        delimiter = _sniff_delimiter(text) if source.delimiter == "auto" else source.delimiter
-        lines = text.splitlines()
-        if len(lines) <= source.header_row:
-            raise TierbookError(f"{path}: has no row {source.header_row} for the header; fix `header_row` of source {source.name!r}")
-        header = [h.strip() for h in next(csv.reader(io.StringIO(lines[source.header_row]), delimiter=delimiter))]
-        _require_columns(path, header, source)
+        map_source(read_source(source, path, head_only=True), source, params)
 
 
-def _require_columns(path: Path, header: list[str], source: Source) -> None:
+def _require_columns(path: Path, header: list[str], source: Source, top_rows: Callable[[], list[list[str]]] | None = None) -> None:
+    """Every mapped column is in the header, else one line naming each missing column with the
+    closest name present, and the row that holds the mapped names when it is not the header row
+    (a title or group row above the real header, e.g. merged cells in a workbook)."""
     missing = [c for c in source.columns if c not in header]
-    if missing:
-        close = difflib.get_close_matches(missing[0], header, n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]!r}?" if close else f"the file's columns are {header[:12]};"
-        raise TierbookError(
-            f"{path}: column {missing[0]!r} (mapped to {source.columns[missing[0]]}) is not in the file; {hint} "
-            f"fix `columns` (or `header_row`) of source {source.name!r}"
-        )
+    if not missing:
+        return
+    others = [h for h in header if h not in source.columns]
+    close = {m: next(iter(difflib.get_close_matches(m, others, n=1, cutoff=0.5)), None) for m in missing}
+    listed = [str(h)[:40] for h in header[:12]]
+    if len(missing) == 1:
+        m = missing[0]
+        hint = f"did you mean {close[m]!r}?" if close[m] else f"the file's columns are {listed};"
+        message = f"{path}: column {m!r} (mapped to {source.columns[m]}) is not in the file; {hint}"
+    else:
+        named = ", ".join(f"{m!r} (mapped to {source.columns[m]}" + (f"; closest {close[m]!r})" if close[m] else ")") for m in missing)
+        message = f"{path}: {len(missing)} mapped columns are not in the file: {named};"
+        if not any(close.values()):
+            message += f" the file's columns are {listed};"
+    rows = top_rows() if top_rows is not None else []
+    holding = next((i for i, row in enumerate(rows) if set(source.columns) <= {str(c).strip() for c in row}), None)
+    if holding is not None and holding != source.header_row:
+        raise TierbookError(f"{message} the mapped columns are all in row {holding + 1} of the file (below title or group rows): "
+                            f"set `header_row: {holding}` of source {source.name!r}")
+    raise TierbookError(f"{message} fix `columns` (or `header_row`) of source {source.name!r}")
