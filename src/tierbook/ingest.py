@@ -41,6 +41,11 @@ CHECK_ROWS = 1_000
 # GB2312 and GBK are subsets of GB18030: decoding with the superset never loses a character.
 CHINESE_CODECS = {"gb2312": "gb18030", "gbk": "gb18030", "hz": "gb18030", "gb18030": "gb18030"}
 KOREAN_CODECS = {"cp949", "euckr", "johab", "iso2022kr"}
+# Single-byte Latin codecs charset_normalizer ranks alike on a short sample (it took "cliént" for
+# cp1250, where à reads as ŕ): Windows-1252, the Western European one, is what such exports are.
+LATIN_CODECS = {"cp1250", "cp1252", "cp1257", "cp775", "cp850", "cp852", "cp437", "cp858", "maclatin2", "macroman", "maciceland",
+                "hproman8", "latin1", "iso88591", "iso88592", "iso88593", "iso88594", "iso88599", "iso885910", "iso885913",
+                "iso885914", "iso885915", "iso885916"}
 # UTF-32 first: its little-endian BOM starts with UTF-16's. Excel's "Unicode Text" export is UTF-16 with a BOM.
 BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
         (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
@@ -112,6 +117,32 @@ def _utf16_without_bom(sample: bytes) -> str | None:
     return None
 
 
+def _reads_as_chinese(sample: bytes) -> bool:
+    """GB18030 decodes the head, and its Chinese characters are the common ones (GB2312).
+
+    charset_normalizer took a short GBK file (a Chinese header over a few rows) for cp1251 or
+    big5hkscs. Latin-1 or cp1252 bytes also decode as GB18030, but into rare characters: an
+    accented letter before an ASCII one ("é" + "n") makes a pair outside GB2312."""
+    head = sample[:65_536]
+    if b"\n" in head[:-1]:
+        head = head[: head.rfind(b"\n") + 1]
+    try:
+        text = head.decode("gb18030")
+    except UnicodeDecodeError:
+        return False
+    wide = {c for c in text if ord(c) >= 0x2E80}
+    if not wide:
+        return False
+    common = 0
+    for c in wide:
+        try:
+            c.encode("gb2312")
+            common += 1
+        except UnicodeEncodeError:
+            pass
+    return common >= 0.8 * len(wide)
+
+
 def detect_encoding(sample: bytes) -> str:
     """A byte-order mark's codec (UTF-8, UTF-16, UTF-32), else UTF-8 when the bytes decode as
     UTF-8, else the detected codec. Chinese codecs are widened to GB18030 (a superset of GBK and GB2312).
@@ -132,12 +163,20 @@ def detect_encoding(sample: bytes) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
+    if _reads_as_chinese(sample):
+        return "gb18030"
     from charset_normalizer import from_bytes
 
     best = from_bytes(sample).best()
     if best is None:
         return "latin-1"
-    name = best.encoding.lower().replace("_", "")
+    name = best.encoding.lower().replace("_", "").replace("-", "")
+    if name in LATIN_CODECS:
+        try:
+            sample.decode("cp1252")
+            return "cp1252"
+        except UnicodeDecodeError:
+            pass
     if name in KOREAN_CODECS:
         # a GBK export whose only Chinese is a short header (ids, dates and numbers below it) is often
         # taken for Korean: every EUC-KR byte pair is a valid GBK pair, and Chinese is what these clients write
@@ -184,8 +223,21 @@ def _check_encoding_name(source: Source) -> None:
                             f"use auto, utf-8, utf-8-sig, gb18030, utf-16 or latin-1") from None
 
 
+def _utf8_until_a_bad_line(head: bytes) -> bool:
+    """Whole lines of UTF-8 text with Chinese or accented letters before the first invalid byte:
+    a UTF-8 file with a line pasted in from another encoding (a GBK file fails within its first
+    characters, long before a whole line)."""
+    try:
+        head.decode("utf-8")
+        return False
+    except UnicodeDecodeError as exc:
+        before = head[: exc.start].decode("utf-8")
+    return "\n" in before and sum(ord(c) > 127 for c in before) >= 2
+
+
 def _wrong_format(path: Path, fmt: str, head: bytes, encoding: str | None, source: Source) -> str | None:
-    """One line when the file's first bytes say it is not the declared format, else None."""
+    """One line when the file's first bytes say it is not the declared format, else None. For a
+    CSV, NUL bytes are looked for only once ``encoding`` is known to decode it."""
     name = source.name
     if fmt == "excel":
         if head.startswith((ZIP_MAGIC, OLE2_MAGIC)):
@@ -206,7 +258,7 @@ def _wrong_format(path: Path, fmt: str, head: bytes, encoding: str | None, sourc
         return f"{path}: is an Excel .xls workbook, not CSV text; set `format: excel` of source {name!r}"
     if head.startswith(PARQUET_MAGIC):
         return f"{path}: is a Parquet file, not CSV text; set `format: parquet` of source {name!r}"
-    if b"\x00" in head[:100_000] and not (encoding or "").lower().startswith(("utf-16", "utf-32", "utf_16", "utf_32")):
+    if encoding and b"\x00" in head[:100_000] and not encoding.lower().startswith(("utf-16", "utf-32", "utf_16", "utf_32")):
         return (f"{path}: contains NUL bytes, so it is not CSV text in {encoding} (a binary file, or UTF-16 without its mark?); "
                 f"export it again as CSV, or set `encoding:` of source {name!r}")
     return None
@@ -273,7 +325,7 @@ def _decode_error(path: Path, source: Source, encoding: str, problem: _DecodePro
     if problem.at_end:
         return TierbookError(f"{path}: the file ends in the middle of a {encoding} character (line {problem.line}): it looks truncated "
                              f"(cut off while exporting or copying); export or copy it again")
-    where = f"line {problem.line} (bytes {problem.bad.hex(' ').upper()} at byte {problem.offset:,})"
+    where = f"line {problem.line} (byte {problem.offset:,}: {problem.bad.hex(' ').upper()})"
     if source.encoding != "auto":
         guess = detect_encoding(head)
         if codecs.lookup(guess).name != codecs.lookup(encoding).name:
@@ -281,7 +333,7 @@ def _decode_error(path: Path, source: Source, encoding: str, problem: _DecodePro
                                  f"the file looks like {guess}: set `encoding: {guess}` (or auto)")
         return TierbookError(f"{path}: {where} is not valid {encoding}; set `encoding:` of source {source.name!r} to the file's encoding "
                              f"(e.g. gb18030 or utf-16)")
-    return TierbookError(f"{path}: {where} is not valid {encoding}, the encoding of the rest of the file; the file mixes encodings: "
+    return TierbookError(f"{path}: {where} is not valid {encoding}, the encoding of the lines before it; the file mixes encodings: "
                          f"set `encoding:` of source {source.name!r} to the right one or export it again as UTF-8")
 
 
@@ -316,6 +368,8 @@ def read_source(source: Source, path: Path, head_only: bool = False) -> RawTable
         raise
     except READ_ERRORS as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, EOFError | zlib.error | gzip.BadGzipFile):
+            raise TierbookError(f"{path}: is a damaged or cut-off gzip file ({first}); copy or export it again") from None
         raise TierbookError(f"{path}: cannot be read as {fmt} ({first}); check `format`, `encoding` and `delimiter` of source {source.name!r}") from None
     frame.columns = [str(c).replace("\ufeff", "").strip() for c in frame.columns]
     if frame.empty and len(frame.columns):
@@ -325,7 +379,9 @@ def read_source(source: Source, path: Path, head_only: bool = False) -> RawTable
 
 def _read_csv(source: Source, path: Path, head: bytes, head_only: bool):
     encoding = detect_encoding(head) if source.encoding == "auto" else source.encoding
-    problem = _wrong_format(path, "csv", head, encoding, source)
+    if source.encoding == "auto" and encoding != "utf-8" and _utf8_until_a_bad_line(head):
+        encoding = "utf-8"  # UTF-8 text with a line in another encoding: name that line rather than read it all wrong
+    problem = _wrong_format(path, "csv", head, None, source)  # a workbook, a Parquet file: before decoding it
     if problem:
         raise TierbookError(problem)
     complete = len(head) < SAMPLE_BYTES
@@ -333,6 +389,9 @@ def _read_csv(source: Source, path: Path, head: bytes, head_only: bool):
     found = _find_decode_problem([sample], encoding, complete=complete and sample is head)
     if found:
         raise _decode_error(path, source, encoding, found, head)
+    problem = _wrong_format(path, "csv", head, encoding, source)  # NUL bytes in what decoded as text
+    if problem:
+        raise TierbookError(problem)
     text = _decode_head(sample, encoding)
     delimiter = _sniff_delimiter(text, source.header_row) if source.delimiter == "auto" else source.delimiter
     options = dict(sep=delimiter, dtype=str, keep_default_na=False, na_values=[""], skiprows=source.header_row, skipinitialspace=True)
@@ -514,22 +573,31 @@ def parse_numbers(values: pd.Series) -> pd.Series:
     text = values.astype("string").str.strip()
     if text.str.contains(r"[^\x00-\x7f]", regex=True, na=False).any():
         text = text.str.normalize("NFKC").str.replace("\u2212", "-", regex=False)  # full-width digits and marks; the minus sign
-    plain = text.str.fullmatch(PLAIN_NUMBER).fillna(False).astype(bool)
+    comma = _decimal_comma(text)
+    plain = text.str.fullmatch(r"[+-]?\d+" if comma else PLAIN_NUMBER).fillna(False).astype(bool)
     parsed = pd.to_numeric(text.where(plain), errors="coerce").astype(float)
     rest = text.notna() & ~plain
     if rest.any():
-        parsed[rest] = _parse_formatted(text[rest])
+        parsed[rest] = _parse_formatted(text[rest], comma)
     parsed = parsed.where(parsed.notna(), given)
     return parsed.where(np.isfinite(parsed))
 
 
-def _parse_formatted(text: pd.Series) -> pd.Series:
+def _decimal_comma(text: pd.Series) -> bool:
+    """Whether the column writes decimals with a comma: more of its values show a comma than a point."""
+    if not text.str.contains(r",|\..*\.", regex=True, na=False).any():
+        return False
+    core = (text.str.replace(CURRENCY_MARKS, "", regex=True).str.replace(NUMBER_SPACES, "", regex=True)
+            .str.replace(r"[)\-]+$", "", regex=True))
+    return bool(core.str.contains(SAYS_COMMA, regex=True).sum() > core.str.contains(SAYS_POINT, regex=True).sum())
+
+
+def _parse_formatted(text: pd.Series, comma: bool) -> pd.Series:
     paren = text.str.fullmatch(r"\(.*\)").fillna(False).astype(bool)
     core = (text.str.replace(r"^\((.*)\)$", r"\1", regex=True).str.replace(CURRENCY_MARKS, "", regex=True)
             .str.replace(NUMBER_SPACES, "", regex=True))
     negative = paren | core.str.startswith("-").fillna(False).astype(bool) | core.str.endswith("-").fillna(False).astype(bool)
     core = core.str.replace(r"^[-+]|-$", "", regex=True)
-    comma = core.str.contains(SAYS_COMMA, regex=True).sum() > core.str.contains(SAYS_POINT, regex=True).sum()
     if comma:
         valid = core.str.fullmatch(COMMA_DECIMAL).fillna(False).astype(bool)
         core = core.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
@@ -657,11 +725,11 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
                 parsed = parse_datetimes(values, source.date_format, source.dayfirst)
             except DateOrderConflict as conflict:
                 raise TierbookError(
-                    f"{raw.path}: column {column!r} (mapped to {target}) mixes day-first dates (e.g. {conflict.day_first.iloc[0]!r}, "
-                    f"{len(conflict.day_first):,} values) and month-first dates (e.g. {conflict.month_first.iloc[0]!r}, "
-                    f"{len(conflict.month_first):,} values), so a date such as 05/01/2024 cannot be read safely; set `date_format` of "
+                    f"{raw.path}: column {column!r} (mapped to {target}) mixes day-first dates such as {conflict.day_first.iloc[0]!r} "
+                    f"({_rows(len(conflict.day_first))}) and month-first dates such as {conflict.month_first.iloc[0]!r} "
+                    f"({_rows(len(conflict.month_first))}), so a date such as 05/01/2024 cannot be read safely; set `date_format` of "
                     f"source {source.name!r} (e.g. \"%d/%m/%Y\"): values in another format are then rejected row by row") from None
-            _check_parse_rate(parsed, values, raw.path, column, target, "set `date_format` of the source (e.g. \"%Y/%m/%d %H:%M\")")
+            _check_parse_rate(parsed, values, raw.path, column, target, _date_hint(values))
             if spec.kind == "date":
                 parsed = parsed.dt.normalize()
         out[target] = parsed
@@ -679,6 +747,18 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
         out = _transaction_columns(out, frame, source, params)
         out["parse_detail"] = _join_details(details, out.index)
     return out
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" + ("" if n == 1 else "s")
+
+
+def _date_hint(values: pd.Series) -> str:
+    text = values.dropna().astype(str).str.strip().head(1000)
+    if len(text) and text.str.fullmatch(r"[2-6]\d{4}(?:\.\d+)?").all():
+        return ("they look like Excel day numbers (45296 is 2024-01-05): format the column as dates in Excel and export it again, "
+                "or map the right column")
+    return "set `date_format` of the source (e.g. \"%Y/%m/%d %H:%M\")"
 
 
 def _unparsed(column: str, raw: pd.Series, parsed: pd.Series) -> pd.Series:
