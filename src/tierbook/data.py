@@ -73,17 +73,19 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
     )
     _write(stage, ledger, run_dir)
     if stage.orders.empty:
-        raise TierbookError(_no_orders(ledger))
+        raise TierbookError(_no_orders(ledger, paths))
     return stage
 
 
-def _no_orders(ledger: pd.DataFrame) -> str:
-    """Every transaction row was merged or rejected: the one line that says why (written after
-    rejected.csv, which lists each row with the text that did not parse)."""
+def _no_orders(ledger: pd.DataFrame, paths: dict[str, Path]) -> str:
+    """Every transaction row was merged or rejected: the one line that says why, per file (raised
+    after rejected.csv is written, which lists each row with the text that did not parse)."""
     tx = ledger[ledger["table"] == "transactions"]
-    counts = tx["reason"].value_counts()
-    reasons = ", ".join(f"{n:,} {reason}" for reason, n in counts.items())
-    return (f"no transaction row is left to analyse: all {len(tx):,} were merged or rejected ({reasons}); rejected.csv in the "
+    per_file = []
+    for source, rows in tx.groupby("source", sort=False):
+        counts = rows["reason"].value_counts()
+        per_file.append(f"{paths[source]}: " + ", ".join(f"{n:,} {reason}" for reason, n in counts.items()))
+    return (f"no transaction row is left to analyse, every one was merged or rejected ({'; '.join(per_file)}); rejected.csv in the "
             f"run folder lists each row; check `date_format` and `columns` of the transaction sources and `clean.window` / `clean.max_date`")
 
 
@@ -156,13 +158,15 @@ def narrative(stage: DataStage, currency: str) -> str:
         first = _("{read:,} transaction rows were read from {n_sources} sources: {kept:,} kept ({kept_share:.1%}), {merged:,} merged "
                   "into other rows ({merged_share:.1%}) and {rejected:,} rejected ({rejected_share:.1%}). Every row is accounted for "
                   "and the amounts reconcile.", **counts)
-    lines = [
-        first,
-        _("The clean data holds **{orders:,} orders** from **{customers:,} customers** between {start:%Y-%m-%d} and {end:%Y-%m-%d}, "
-          "worth **{net}** net of returns ({returned} returned).", orders=len(stage.orders),
-          customers=stage.orders["customer_id"].nunique(), start=start, end=end,
-          net=money(stage.orders["net_amount"].sum(), currency), returned=money(-stage.orders["returned_amount"].sum(), currency)),
-    ]
+    held = dict(orders=len(stage.orders), customers=stage.orders["customer_id"].nunique(), start=start, end=end,
+                net=money(stage.orders["net_amount"].sum(), currency), returned=money(-stage.orders["returned_amount"].sum(), currency))
+    if held["customers"] == 1:
+        holds = _("The clean data holds **{orders:,} orders** from **1 customer** between {start:%Y-%m-%d} and {end:%Y-%m-%d}, "
+                  "worth **{net}** net of returns ({returned} returned).", **held)
+    else:
+        holds = _("The clean data holds **{orders:,} orders** from **{customers:,} customers** between {start:%Y-%m-%d} and "
+                  "{end:%Y-%m-%d}, worth **{net}** net of returns ({returned} returned).", **held)
+    lines = [first, holds]
     top = stage.reasons[(stage.reasons["table"] == "transactions") & (stage.reasons["status"] != "kept")]
     if len(top):
         biggest = top.sort_values("rows", ascending=False).iloc[0]
