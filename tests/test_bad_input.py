@@ -508,9 +508,9 @@ HEADER = ["客户ID", "日期", "金额", "门店", "备注"]
 CELL = st.text(alphabet=st.sampled_from(list("AbC019 .-/,;|\t\"'¥") + list("张三李四上海徐汇店美妆会员")), max_size=12)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(n_columns=st.integers(2, 5), rows=st.lists(st.lists(CELL, min_size=5, max_size=5), min_size=1, max_size=8),
-       delimiter=st.sampled_from([",", ";", "\t", "|"]), encoding=st.sampled_from(["utf-8", "utf-8-sig", "gb18030"]))
+       delimiter=st.sampled_from([",", ";", "\t", "|"]), encoding=st.sampled_from(["utf-8", "utf-8-sig", "gb18030", "utf-16"]))
 def test_any_table_written_as_csv_reads_back_identically(tmp_path_factory, n_columns, rows, delimiter, encoding):
     """Whatever the cells (quotes, delimiters and Chinese inside values, blanks), the encoding and
     the delimiter, the reader finds both and gives back each cell (stripped; blank = missing)."""
@@ -535,7 +535,7 @@ def _source(path: str, fmt: str = "auto"):
     return TransactionSource(name="shop", path=path, format=fmt, columns={"客户ID": "customer_id", "日期": "order_date", "金额": "amount"})
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.one_of(st.binary(max_size=3000), st.binary(max_size=600).map(lambda b: "客户ID,日期,金额\n".encode() + b)),
        name=st.sampled_from(["shop.csv", "shop.xlsx", "shop.csv.gz", "shop.parquet", "shop.txt"]))
 def test_garbage_bytes_give_a_table_or_one_line_never_another_exception(tmp_path_factory, data, name):
@@ -557,7 +557,7 @@ def test_garbage_bytes_give_a_table_or_one_line_never_another_exception(tmp_path
     assert path.read_bytes() == data
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(cents=st.lists(st.integers(-10**11, 10**11), min_size=1, max_size=12), style=st.sampled_from(["cny", "rmb", "eur", "space", "plain"]),
        parentheses=st.booleans())
 def test_formatted_amounts_parse_to_the_cent(cents, style, parentheses):
@@ -577,7 +577,7 @@ def test_formatted_amounts_parse_to_the_cent(cents, style, parentheses):
     assert (parsed * 100).round().astype("int64").tolist() == cents
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=60, deadline=None, derandomize=True)
 @given(days=st.lists(st.dates(dt.date(1971, 1, 1), dt.date(2100, 12, 31)), min_size=1, max_size=15),
        formats=st.lists(st.sampled_from(["%Y-%m-%d", "%Y/%m/%d", "%Y年%m月%d日", "%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "%Y%m%d"]), min_size=15, max_size=15))
 def test_dates_written_in_several_formats_in_one_column_parse(days, formats):

@@ -45,7 +45,7 @@ def test_every_row_is_accounted_for_and_amounts_reconcile(shop_rows, web_rows, m
 member = st.fixed_dictionaries({"customer_id": st.sampled_from(["A", "B", "C", "D", None]), "region": st.sampled_from(["东", "西", None])})
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, derandomize=True)
 @given(st.lists(member, min_size=1, max_size=12), st.lists(member, max_size=6))
 def test_every_customer_row_has_one_status_and_each_id_is_kept_once(first_rows, second_rows):
     parts = [pd.DataFrame(rows).assign(source=name, row=range(1, len(rows) + 1)) for name, rows in (("m1", first_rows), ("m2", second_rows)) if rows]
@@ -76,7 +76,7 @@ amount_text = st.one_of(
 )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(st.sampled_from(["C1", "C2", "C3", ""]), st.sampled_from(["2025-01-05", "2025/02/01 10:00", "1900-01-01",
                                                                                     "2099-01-01", "not a date"]),
                           amount_text, st.booleans()), min_size=1, max_size=20))

@@ -208,7 +208,7 @@ def _sniff_delimiter(text: str, header_row: int = 0) -> str:
     best, choice = None, ","
     for delimiter in DELIMITERS:
         try:
-            rows = list(itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter), header_row, header_row + 51))
+            rows = list(itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), header_row, header_row + 51))
         except csv.Error:
             continue
         if not rows:
@@ -427,7 +427,10 @@ def _read_csv(source: Source, path: Path, head: bytes, head_only: bool):
     frame = frame.astype(object).where(frame.notna(), None)
 
     def top_rows() -> list[list[str]]:
-        return [[c.strip() for c in row] for row in itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter), 30)]
+        try:
+            return [[c.strip() for c in row] for row in itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 30)]
+        except csv.Error:  # only a hint for an error message: none rather than a second error
+            return []
 
     return frame, encoding, top_rows
 
@@ -440,9 +443,10 @@ def _suggest_encoding(path: Path, source: Source, sample: bytes, encoding: str, 
             continue
         try:
             text = codecs.getincrementaldecoder(other)().decode(sample, final=False)
-        except UnicodeError:
+            rows = list(itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), source.header_row,
+                                         source.header_row + 1))
+        except (UnicodeError, csv.Error):
             continue
-        rows = list(itertools.islice(csv.reader(io.StringIO(text), delimiter=delimiter), source.header_row, source.header_row + 1))
         if rows and set(source.columns) <= {c.replace("\ufeff", "").strip() for c in rows[0]}:
             said = f"`encoding: {source.encoding}` of source {source.name!r} says" if source.encoding != "auto" else "was detected"
             raise TierbookError(f"{path}: the mapped columns are in the header when it is read as {other}, not as {encoding} ({said}); "
