@@ -625,12 +625,15 @@ def _date_hint(values: pd.Series) -> str:
 
 def _unparsed(column: str, raw: pd.Series, parsed: pd.Series) -> pd.Series:
     """Per row: the source column and its text when it did not parse ("交易时间 '2025-13-45'"), or "交易时间 empty"."""
-    text = raw.astype("string").str.strip()
     detail = pd.Series(pd.NA, index=raw.index, dtype="string")
+    missing = parsed.isna()
+    if not missing.any():
+        return detail
+    text = raw[missing].astype("string").str.strip()
     empty = text.isna() | (text == "")
-    bad = parsed.isna() & ~empty
-    detail[empty] = f"{column} empty"
-    detail[bad] = column + " " + text[bad].map(lambda v: repr(v[:60]))
+    detail[empty[empty].index] = f"{column} empty"
+    bad = text[~empty]
+    detail[bad.index] = column + " " + bad.map(lambda v: repr(v[:60]))
     return detail
 
 
