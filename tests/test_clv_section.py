@@ -20,6 +20,7 @@ CDNOW_SAMPLE = """
 currency: USD
 paths:
   data: {data}
+  data_root: {data}   # the shared datasets sit outside the project
 sources:
   transactions:
     - name: cdnow

@@ -58,9 +58,10 @@ def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), i
         link = f'<a href="{html.escape(csv, quote=True)}">{html.escape(csv)}</a>' if csv else ""  # relative to the run folder
         styler = styler.set_caption(html.escape(caption) + (_("; all rows in {csv}", csv=link) if csv else ""))
     headers = [(labels or {}).get(c, c) for c in shown.columns]
-    if labels or i18n.lang() != "en":  # headers may be data (a pivot's regions): translated when known, never logged
-        styler = styler.relabel_index([i18n.name(h) for h in headers], axis="columns")
-    return styler
+    # headers may be data (a pivot's regions, tier names from params): translated when known, never
+    # logged, and escaped like the values (the Styler escapes values only)
+    shown_headers = [i18n.name(h) for h in headers] if labels or i18n.lang() != "en" else headers
+    return styler.relabel_index([html.escape(str(h)) for h in shown_headers], axis="columns")
 
 
 def mask_ids(ids: pd.Series) -> pd.Series:
