@@ -9,6 +9,8 @@ from pathlib import Path
 
 from .errors import TierbookError
 
+INTERRUPTED = 130  # exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tierbook", description="Customer tiering reports from parameterized notebooks.")
@@ -95,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("interrupted: the run's folder is kept and marked interrupted; latest and earlier runs are unchanged", file=sys.stderr)
+        return INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - one line unless --debug
         if args.debug:
             raise

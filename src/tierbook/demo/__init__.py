@@ -441,15 +441,21 @@ def generate(out_dir: Path, size: int = 20000, seed: int = 20240101) -> dict:
 
 def ensure(out_dir: Path, size: int, seed: int) -> dict:
     """Return the stored truth if ``out_dir`` is a complete demo of (size, seed); else regenerate."""
+    import fcntl
+
     out_dir = Path(out_dir)
-    truth_path = out_dir / TRUTH_FILE
-    try:
-        truth = json.loads(truth_path.read_text(encoding="utf-8"))
-        ok = (truth.get("size") == int(size) and truth.get("seed") == int(seed)
-              and truth.get("generator_version") == GENERATOR_VERSION
-              and all((out_dir / f).is_file() for f in EXPECTED_FILES))
-    except (OSError, ValueError):
-        ok = False
-    if ok:
-        return truth
-    return generate(out_dir, size=size, seed=seed)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # two reports started at once on a fresh checkout: one generates, the other waits and reads
+    with open(out_dir.parent / f".{out_dir.name}.generating", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        truth_path = out_dir / TRUTH_FILE
+        try:
+            truth = json.loads(truth_path.read_text(encoding="utf-8"))
+            ok = (truth.get("size") == int(size) and truth.get("seed") == int(seed)
+                  and truth.get("generator_version") == GENERATOR_VERSION
+                  and all((out_dir / f).is_file() for f in EXPECTED_FILES))
+        except (OSError, ValueError):
+            ok = False
+        if ok:
+            return truth
+        return generate(out_dir, size=size, seed=seed)
