@@ -390,6 +390,23 @@ class Run(Strict):
     cell_timeout_seconds: int = Field(1800, ge=10)
 
 
+class Privacy(Strict):
+    """Personal data (tierbook.privacy): source columns never read, contract PII opted into the CRM export."""
+
+    pii_columns: list[str] = []
+    export_pii: list[Literal["name", "phone", "email", "address", "id_number"]] = []
+
+    @model_validator(mode="after")
+    def _names(self):
+        for key, names in (("pii_columns", self.pii_columns), ("export_pii", self.export_pii)):
+            if any(not str(n).strip() for n in names):
+                raise ValueError(f"{key} has an empty column name; list source columns by their header, e.g. [微信号]")
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{key} lists {dup[0]!r} twice; list it once")
+        return self
+
+
 class Params(Strict):
     client: str
     title: str | None = None
@@ -408,6 +425,7 @@ class Params(Strict):
     ab_test: ABTest = ABTest()
     profile: Profile = Profile()
     run: Run = Run()
+    privacy: Privacy = Privacy()
 
     def data_dir(self, root: Path) -> Path:
         return (root / Path(self.paths.data.format(client=self.client)).expanduser()).resolve()
