@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import privacy
 from .contract import TABLES
 from .errors import TierbookError
 from .params import Params, Source, TransactionSource
@@ -247,6 +248,7 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
     """
     contract = TABLES[source.table]
     frame = raw.frame
+    source = privacy.readable(source, params)  # privacy.pii_columns are not read, even as attributes
     _require_columns(raw.path, list(frame.columns), source)
     out = pd.DataFrame({"source": source.name, "row": np.arange(1, len(frame) + 1)}, index=frame.index)
     for column, target in source.columns.items():
@@ -277,7 +279,7 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
         out[outcome] = parse_numbers(frame[column])
     if isinstance(source, TransactionSource):
         out = _transaction_columns(out, frame, source, params)
-    return out
+    return privacy.scrub(out, source)  # phones and e-mails inside comments and attributes masked before any table has them
 
 
 def _transaction_columns(out: pd.DataFrame, frame: pd.DataFrame, source: TransactionSource, params: Params) -> pd.DataFrame:
@@ -311,15 +313,19 @@ def read_all(params: Params, root: Path) -> tuple[dict[str, pd.DataFrame], list[
     inventory = []
     declared: list[Source] = list(params.sources.transactions)
     declared += [s for s in (params.sources.customers, params.sources.survey, params.sources.experiment) if s is not None]
+    privacy.check_params(params)
+    headers = {}
     for source in declared:
         path = params.source_path(root, source)
         raw = read_source(source, path)
+        headers[source.name] = list(raw.frame.columns)
         inventory.append({
             "source": source.name, "table": source.table, "path": str(path), "sha256": raw.sha256,
             "format": _format_of(path, source.format), "encoding": raw.encoding,
             "rows": len(raw.frame), "columns": len(raw.frame.columns),
         })
         tables.setdefault(source.table, []).append(map_source(raw, source, params))
+    privacy.check_headers(params, headers)  # before anything is written: a misspelt pii column protects nothing
     return {name: pd.concat(frames, ignore_index=True) for name, frames in tables.items()}, inventory
 
 
@@ -327,6 +333,7 @@ def check_sources(params: Params, root: Path) -> None:
     """Before any notebook runs: every declared file exists and has the mapped columns (header only)."""
     declared: list[Source] = list(params.sources.transactions)
     declared += [s for s in (params.sources.customers, params.sources.survey, params.sources.experiment) if s is not None]
+    privacy.check_params(params)
     for source in declared:
         path = params.source_path(root, source)
         if not path.exists():
