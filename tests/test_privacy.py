@@ -216,7 +216,7 @@ def test_export_pii_adds_columns_to_the_crm_export_only(tmp_path):
 
 # --------------------------------------------------------------------------- a whole demo run
 
-TEXT_FILES = {".html", ".ipynb", ".csv", ".json", ".yaml", ".txt", ".md"}
+TEXT_FILES = {".html", ".ipynb", ".csv", ".json", ".yaml", ".txt", ".md", ".log"}  # .log: a kernel's messages (notebooks/<section>.kernel.log)
 
 
 def _file_texts(run_dir):
