@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from . import privacy
 from .contract import (  # noqa: F401 - the parsers are used here and imported from here (onboard, tests)
     TABLES,
     DateOrderConflict,
@@ -548,7 +549,7 @@ def _check_parse_rate(parsed: pd.Series, raw: pd.Series, path: Path, column: str
         return
     ok = int((parsed.notna() & present).sum())
     if ok / n < MIN_PARSE_SHARE:
-        bad = raw[present & parsed.isna()].astype(str).head(3).tolist()
+        bad = [privacy.mask_text(b) for b in raw[present & parsed.isna()].astype(str).head(3)]  # the line reaches the run's index page
         raise TierbookError(
             f"{path}: column {column!r} (mapped to {target}) parses for only {ok / n:.0%} of {n} values "
             f"(e.g. {', '.join(repr(b) for b in bad)}); {hint}"
@@ -567,6 +568,7 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
     """
     contract = TABLES[source.table]
     frame = raw.frame
+    source = privacy.readable(source, params)  # privacy.pii_columns are not read, even as attributes
     _require_columns(raw.path, list(frame.columns), source, raw.top_rows)
     out = pd.DataFrame({"source": source.name, "row": np.arange(1, len(frame) + 1)}, index=frame.index)
     details = []
@@ -607,8 +609,9 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
         out[outcome] = parse_numbers(frame[column])
     if isinstance(source, TransactionSource):
         out = _transaction_columns(out, frame, source, params)
-        out["parse_detail"] = _join_details(details, out.index)
-    return out
+        # the text that did not parse goes to rejected.csv: a phone or e-mail typed into a date or amount cell is masked
+        out["parse_detail"] = privacy.mask_free_text(_join_details(details, out.index))
+    return privacy.scrub(out, source)  # phones and e-mails inside comments and attributes masked before any table has them
 
 
 def _rows(n: int) -> str:
@@ -675,15 +678,19 @@ def read_all(params: Params, root: Path) -> tuple[dict[str, pd.DataFrame], list[
     inventory = []
     declared: list[Source] = list(params.sources.transactions)
     declared += [s for s in (params.sources.customers, params.sources.survey, params.sources.experiment) if s is not None]
+    privacy.check_params(params)
+    headers = {}
     for source in declared:
         path = params.source_path(root, source)
         raw = read_source(source, path)
+        headers[source.name] = list(raw.frame.columns)
         inventory.append({
             "source": source.name, "table": source.table, "path": str(path), "sha256": raw.sha256,
             "format": _format_of(path, source.format), "encoding": raw.encoding,
             "rows": len(raw.frame), "columns": len(raw.frame.columns),
         })
         tables.setdefault(source.table, []).append(map_source(raw, source, params))
+    privacy.check_headers(params, headers)  # before anything is written: a misspelt pii column protects nothing
     return {name: pd.concat(frames, ignore_index=True) for name, frames in tables.items()}, inventory
 
 
@@ -694,6 +701,7 @@ def check_sources(params: Params, root: Path) -> None:
     amounts parse, one date order). Raises TierbookError with the one line to fix."""
     declared: list[Source] = list(params.sources.transactions)
     declared += [s for s in (params.sources.customers, params.sources.survey, params.sources.experiment) if s is not None]
+    privacy.check_params(params)
     for source in declared:
         path = params.source_path(root, source)
         if not path.exists():
