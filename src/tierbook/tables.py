@@ -55,6 +55,8 @@ def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), i
             shown = shown.assign(**{column: shown[column].map(i18n.name)})
     # escape="html": client strings (store names, comments ...) are shown as text, never as markup
     styler = shown.style.format(formats, na_rep="", escape="html").hide(axis="index")
+    if "customer_id" in shown.columns:  # a pseudonym on one line (it wrapped after "C-")
+        styler = styler.set_properties(subset=["customer_id"], **{"white-space": "nowrap"})
     if len(frame) > max_rows:
         caption = _("First {shown} of {total:,} rows", shown=max_rows, total=len(frame))
         link = f'<a href="{html.escape(csv, quote=True)}">{html.escape(csv)}</a>' if csv else ""  # relative to the run folder
