@@ -8,8 +8,9 @@ CLIENT ?=
 DATA ?=
 SECTION ?=
 SET ?=
+ID ?=
 
-.PHONY: help env init report section check test bench lab clean
+.PHONY: help env init report section check reveal test bench lab clean
 
 help: ## list the targets (this page)
 	@echo "Tierbook: customer tiering reports. Usage: make <target> [CLIENT=x] [SECTION=y] [SET=\"key=value ...\"]"
@@ -43,6 +44,10 @@ section: $(STAMP) ## re-run SECTION=y of CLIENT=x's newest run on its upstream o
 check: $(STAMP) ## validate CLIENT=x's params and input file headers without running
 	@test -n "$(CLIENT)" || { echo "usage: make check CLIENT=demo"; exit 2; }
 	@$(PY) -m tierbook check --client $(CLIENT) $(foreach s,$(SET),--set $(s))
+
+reveal: $(STAMP) ## the customer ids behind pseudonyms of CLIENT=x's pages: make reveal CLIENT=x ID="C-3f9a1c0b7e2d ..."
+	@test -n "$(CLIENT)" -a -n "$(ID)" || { echo "usage: make reveal CLIENT=demo ID=C-3f9a1c0b7e2d"; exit 2; }
+	@$(PY) -m tierbook reveal --client $(CLIENT) $(ID)
 
 test: $(STAMP) ## run the test suite (unit, end-to-end on a small demo, real data from ../shared when present)
 	@$(PY) -m pytest -q

@@ -139,6 +139,8 @@ def test_over_segmentation_guard_and_merge(demo_profile, tmp_path):
 
 ONLINE_RETAIL = """
 currency: GBP
+paths:
+  data_root: {data}   # the shared datasets sit outside the project
 sources:
   transactions:
     - name: online_retail

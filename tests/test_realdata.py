@@ -12,6 +12,7 @@ ONLINE_RETAIL = """
 currency: GBP
 paths:
   data: {data}
+  data_root: {data}   # the shared datasets sit outside the project
 sources:
   transactions:
     - name: online_retail

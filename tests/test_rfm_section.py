@@ -63,6 +63,7 @@ CDNOW = """
 currency: USD
 paths:
   data: {data}
+  data_root: {data}   # the shared datasets sit outside the project
 sources:
   transactions:
     - name: cdnow

@@ -9,6 +9,8 @@ unparseable_date      rejected  the date does not parse (with the source's ``dat
 unparseable_amount    rejected  the amount (or quantity x unit price) does not parse
 missing_customer_id   rejected  no customer id (walk-in / guest purchases)
 future_date           rejected  dated after ``clean.max_date`` (default: the day of the run)
+placeholder_date      rejected  dated on or before 1970-01-01 (PLACEHOLDER_BEFORE): a system's
+                                default date (1900-01-01, 1899-12-30, 1970-01-01), not a purchase
 outside_window        rejected  before ``clean.window.start`` or after ``clean.window.end``
 non_positive_amount   rejected  a sale (not a return) with amount < 0, or = 0 unless
                                 ``clean.zero_amount_sales: keep`` (free gifts, errors)
@@ -46,6 +48,7 @@ REASONS = {
     "unparseable_amount": "amount does not parse",
     "missing_customer_id": "no customer id",
     "future_date": "dated in the future",
+    "placeholder_date": "dated on or before 1970-01-01 (a placeholder date)",
     "outside_window": "outside the analysis window",
     "non_positive_amount": "sale with zero or negative amount",
     "return_not_negative": "return with a non-negative amount",
@@ -65,6 +68,17 @@ REASONS = {
 LEDGER_COLUMNS = ["table", "source", "row", "status", "reason", "detail", "customer_id", "order_id", "order_date", "amount"]
 TX_COLUMNS = ["source", "row", "order_id", "customer_id", "order_date", "amount", "quantity", "unit_price",
               "product_id", "channel", "store", "currency", "category", "discount", "cost", "margin", "region"]
+
+
+# Dates on or before this are a system's placeholder (Excel's 1899-12-30 and 1900-01-01, SQL Server's
+# 1753-01-01 and 1900-01-01, the Unix epoch 1970-01-01), never a purchase a CRM export holds: the
+# oldest real data this template is tested on is CDNOW's, from 1997. Kept, a 1900 order would make
+# the customer 125 years old in RFM and CLV. `clean.window.start` rejects later dates when asked.
+PLACEHOLDER_BEFORE = pd.Timestamp("1970-01-02")
+# A customers table where more than this share of the rows repeats an earlier row's id (not an
+# exact copy) is not one row per customer: the id column is the wrong one (a store or an order id)
+# or the export is per visit or per card; keeping an arbitrary first row would hide it.
+MAX_DUPLICATE_ID_SHARE = 0.5
 
 
 class _Ledger:
@@ -133,11 +147,13 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     is_return = tx["is_return"].astype(bool)
     day = tx["order_date"].dt.normalize()
 
-    ledger.mark(tx["order_date"].isna(), "rejected", "unparseable_date")
-    ledger.mark(tx["amount"].isna(), "rejected", "unparseable_amount")
+    unparsed = tx["parse_detail"] if "parse_detail" in tx else None  # the text that did not parse (ingest.map_source)
+    ledger.mark(tx["order_date"].isna(), "rejected", "unparseable_date", unparsed)
+    ledger.mark(tx["amount"].isna(), "rejected", "unparseable_amount", unparsed)
     ledger.mark(tx["customer_id"].isna(), "rejected", "missing_customer_id")
     max_date = pd.Timestamp(rules.max_date or today)
     ledger.mark(day > max_date, "rejected", "future_date", f"after {max_date.date()}")
+    ledger.mark(day < PLACEHOLDER_BEFORE, "rejected", "placeholder_date", "on " + day.dt.strftime("%Y-%m-%d").fillna(""))
     if rules.window.start:
         ledger.mark(day < pd.Timestamp(rules.window.start), "rejected", "outside_window", f"before {rules.window.start}")
     if rules.window.end:
@@ -281,20 +297,51 @@ def _match_returns(tx, returns: pd.Series, sale_rows: pd.Series, orders: pd.Data
 # --------------------------------------------------------------------------- other tables
 
 
-def clean_customers(customers: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Customers: ids required and unique (the first row of an id is kept)."""
+def clean_customers(customers: pd.DataFrame, paths: dict[str, object] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Customers: ids required and unique. A row identical to an earlier one is merged into it
+    (``exact_duplicate``); a row that repeats an earlier row's id with other values is merged into
+    the first row of the id (``duplicate_customer_id``; the detail names that row and the columns
+    that differ, never their values). When more than MAX_DUPLICATE_ID_SHARE of a source's rows
+    repeat an id that way the run stops: the table is not one row per customer. ``paths`` (source
+    name -> file) names the file in that message."""
     customers = customers.reset_index(drop=True)
     ledger = _Ledger(customers.index)
     ledger.mark(customers["customer_id"].isna(), "rejected", "missing_customer_id")
-    open_rows = customers[ledger.open]
     attributes = [c for c in customers.columns if c not in ("source", "row")]
+    open_rows = customers[ledger.open]
     exact = open_rows.duplicated(attributes, keep="first")
-    ledger.mark(exact.reindex(customers.index, fill_value=False), "merged", "exact_duplicate")
-    again = customers[ledger.open].duplicated("customer_id", keep="first")
-    ledger.mark(again.reindex(customers.index, fill_value=False), "merged", "duplicate_customer_id")
+    first_exact = open_rows.groupby(attributes, dropna=False, sort=False)["row"].transform("first")
+    ledger.mark(exact.reindex(customers.index, fill_value=False), "merged", "exact_duplicate",
+                ("identical to row " + first_exact.astype(str)).reindex(customers.index))
+    open_rows = customers[ledger.open]
+    again = open_rows.duplicated("customer_id", keep="first")
+    if again.any():
+        firsts = open_rows[~again].set_index("customer_id")
+        repeats = open_rows[again]
+        first = firsts.reindex(repeats["customer_id"]).set_axis(repeats.index)
+        compared = [c for c in attributes if c != "customer_id"]
+        differs = pd.DataFrame({c: ~((repeats[c] == first[c]).fillna(False) | (repeats[c].isna() & first[c].isna())) for c in compared},
+                               index=repeats.index)
+        detail = "same customer id as row " + first["row"].astype(int).astype(str) + differs.apply(
+            lambda r: "; differs in " + ", ".join(r.index[r]) if r.any() else "", axis=1)
+        ledger.mark(again.reindex(customers.index, fill_value=False), "merged", "duplicate_customer_id", detail.reindex(customers.index))
+        _stop_when_not_one_row_per_customer(customers, again, first, paths or {})
     ledger.mark(ledger.open, "kept", "kept")
     kept = customers[ledger.status == "kept"].drop(columns=["row"]).reset_index(drop=True)
     return kept, ledger.frame("customers", customers)
+
+
+def _stop_when_not_one_row_per_customer(customers: pd.DataFrame, again: pd.Series, first: pd.DataFrame, paths: dict) -> None:
+    with_id = customers[customers["customer_id"].notna()].groupby("source").size()
+    repeated = customers.loc[again[again].index].groupby("source").size()
+    for source, n in repeated.items():
+        if n > MAX_DUPLICATE_ID_SHARE * with_id[source]:
+            example = customers.loc[again[again].index].query("source == @source").iloc[0]
+            where = paths.get(source, f"source {source!r}")
+            raise TierbookError(
+                f"{where}: {n:,} of {with_id[source]:,} rows repeat the customer id of an earlier row with other values (e.g. rows "
+                f"{int(first.loc[example.name, 'row'])} and {int(example['row'])}), so the customers table is not one row per customer; "
+                f"check the column mapped to customer_id under `columns` of source {source!r}, or export one row per customer")
 
 
 def clean_survey(survey: pd.DataFrame, today: dt.date) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -306,6 +353,7 @@ def clean_survey(survey: pd.DataFrame, today: dt.date) -> tuple[pd.DataFrame, pd
     ledger = _Ledger(survey.index)
     ledger.mark(survey["response_date"].isna(), "rejected", "unparseable_date")
     ledger.mark(survey["response_date"] > pd.Timestamp(today), "rejected", "future_date")
+    ledger.mark(survey["response_date"] < PLACEHOLDER_BEFORE, "rejected", "placeholder_date")
     ledger.mark(survey["nps"].isna() & survey["csat"].isna(), "rejected", "no_score")
     bad_nps = survey["nps"].notna() & ~survey["nps"].isin(range(0, 11))
     bad_csat = survey["csat"].notna() & ~survey["csat"].isin(range(1, 6))

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from .errors import TierbookError
 
+INTERRUPTED = 130  # exit code of a run stopped by Ctrl-C or SIGTERM (128 + SIGINT, as shells report it)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tierbook", description="Customer tiering reports from parameterized notebooks.")
@@ -28,6 +30,10 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("--client", required=True)
     init.add_argument("--data", required=True, help="folder of the client's exports (CSV, Excel, Parquet); only read")
     init.add_argument("--force", action="store_true", help="overwrite an existing params/<client>.yaml")
+    reveal = sub.add_parser("reveal", help="the customer ids behind pseudonyms shown on a report page (C-3f9a1c0b7e2d, or C-3f9a…)")
+    reveal.add_argument("--client", required=True)
+    reveal.add_argument("--run", default=None, help="run folder whose customers to search (default: the client's newest run)")
+    reveal.add_argument("pseudonyms", nargs="+", metavar="PSEUDONYM")
     sub.add_parser("fonts", help="make sure figures can draw Chinese (installs fonts-noto-cjk with apt-get where it can)")
     return parser
 
@@ -59,6 +65,24 @@ def ensure_cjk_font() -> int:
     return 0
 
 
+def _reveal(project, client: str, run: str | None, refs: list[str]) -> int:
+    """Print each pseudonym's customer id among the run's customers (customer_scores); 1 when one matches nobody."""
+    import pandas as pd
+
+    from . import privacy
+    from .report import resolve_run
+
+    if run and not Path(run).is_dir():  # a run id such as 20261122-224111-052
+        run = project.client_reports(client) / run
+    run_dir = resolve_run(project, client, run)
+    key = privacy.client_key(project.root, client, create=False)
+    ids = pd.read_parquet(run_dir / "data" / "customer_scores.parquet", columns=["customer_id"])["customer_id"]
+    found = privacy.reveal(refs, ids, key)
+    for row in found.itertuples():
+        print(f"{row.pseudonym}  {row.customer_id}" if pd.notna(row.customer_id) else f"{row.ref}  no customer of run {run_dir.name}")
+    return 0 if found["customer_id"].notna().all() else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "fonts":
@@ -71,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0 if run_report(project, args.client, args.set).status == "succeeded" else 1
         if args.command == "section":
             return 0 if run_section(project, args.client, args.section).status == "succeeded" else 1
+        if args.command == "reveal":
+            return _reveal(project, args.client, args.run, args.pseudonyms)
         if args.command == "init":
             from .onboard import run_init
 
@@ -95,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+        print("interrupted: the run's folder is kept and marked interrupted; latest and earlier runs are unchanged", file=sys.stderr)
+        return INTERRUPTED
     except Exception as exc:  # noqa: BLE001 - one line unless --debug
         if args.debug:
             raise

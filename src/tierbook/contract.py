@@ -1,11 +1,20 @@
-"""The data contract: the tables every client's sources are mapped onto.
+"""The data contract: the tables every client's sources are mapped onto, and how a value of each
+kind of column is read from the text of an export.
 
 Each source in params maps its own column names onto these names (``客户ID: customer_id``).
 A column is ``required``, ``optional`` or ``pii`` (read for matching only, dropped before any
-clean table is written, never shown in a report). ``kind`` drives parsing in ``tierbook.ingest``.
+clean table is written, never shown in a report). ``kind`` picks the parser below
+(``parse_ids``, ``parse_text``, ``parse_numbers``, ``parse_datetimes``), which
+``tierbook.ingest.map_source`` applies; a value that does not parse becomes missing, and the
+cleaning stage rejects its row with the text in the detail.
 """
 
+import warnings
 from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 
 @dataclass(frozen=True)
@@ -90,3 +99,165 @@ TABLES = {
     "survey": SURVEY,
     "experiment": EXPERIMENT,
 }
+
+
+# --------------------------------------------------------------------------- reading a value of each kind
+
+
+def parse_ids(values: pd.Series) -> pd.Series:
+    """Ids as stripped strings; Excel's 12345.0 becomes '12345'; blanks become missing."""
+    def one(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)):
+            return None
+        if isinstance(v, float) and v.is_integer():
+            return str(int(v))
+        text = str(v).strip()
+        return text or None
+
+    return pd.Series([one(v) for v in values], index=values.index, dtype="string")
+
+
+def parse_text(values: pd.Series) -> pd.Series:
+    text = values.astype("string").str.strip()
+    return text.mask(text == "")
+
+
+# Amounts as exports write them: ¥1,234.50, 1.234,50 €, (1,234.50), RMB 1 234, 1'234.50, 1234.50-.
+CURRENCY_MARKS = r"(?i:rmb|cny|usd|eur|gbp|hkd|jpy|us\$|hk\$)|[¥$€£₩元圆]"
+NUMBER_SPACES = r"[\s\u00a0\u2009\u202f'’]"  # thousands written with (narrow, no-break) spaces or apostrophes
+PLAIN_NUMBER = r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?"
+DOT_DECIMAL = r"[+-]?\d{1,3}(?:,\d{3})+(?:\.\d+)?|" + PLAIN_NUMBER
+COMMA_DECIMAL = r"[+-]?\d{1,3}(?:\.\d{3})+(?:,\d+)?|[+-]?\d+(?:,\d+)?|[+-]?,\d+"
+# a value that shows the decimal mark: '1.234,50', '12,5', '1.234.567' say comma; '1,234.50', '12.5', '1,234,567' say point
+SAYS_COMMA = r"\.\d{3},\d+$|\d,(?:\d{1,2}|\d{4,})$|\d\.\d{3}\.\d{3}"
+SAYS_POINT = r",\d{3}\.\d+$|\d\.(?:\d{1,2}|\d{4,})$|\d,\d{3},\d{3}|\d[eE][+-]?\d"
+
+
+def parse_numbers(values: pd.Series) -> pd.Series:
+    """Numbers from text such as '¥1,234.50', '1.234,50 €', '(1,234.50)', 'RMB 1 234'; unparseable -> NaN.
+
+    The decimal mark is decided per column from the values that show it (see SAYS_COMMA and
+    SAYS_POINT; the point when none does, as in '1,234'). A value that does not fit the column's
+    convention is unparseable rather than guessed: '1.234,50' in a column of '1,234.50' would
+    otherwise become 1.2345. Non-finite values (inf, 1e400) are unparseable too."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.astype(float)
+        return numbers.where(np.isfinite(numbers))
+    given = pd.Series(np.nan, index=values.index)
+    if values.dtype == object and pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+        # Excel and Parquet give numbers as numbers: never re-read them as text (a CSV column is all text: skipped)
+        is_number = values.map(lambda v: isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_))
+        given = values.where(is_number).astype(float)
+        values = values.where(~is_number)
+    text = values.astype("string").str.strip()
+    if text.str.contains(r"[^\x00-\x7f]", regex=True, na=False).any():
+        text = text.str.normalize("NFKC").str.replace("\u2212", "-", regex=False)  # full-width digits and marks; the minus sign
+    comma = _decimal_comma(text)
+    if comma:
+        plain = text.str.fullmatch(r"[+-]?\d+").fillna(False).astype(bool)
+        parsed = pd.to_numeric(text.where(plain).astype(object), errors="coerce").astype(float)
+    else:  # the C parser reads what PLAIN_NUMBER matches (and inf, nan: made missing below); 0.3 s a million values
+        parsed = pd.to_numeric(text.astype(object), errors="coerce").astype(float)
+    rest = text.notna() & parsed.isna()
+    if rest.any():
+        parsed[rest] = _parse_formatted(text[rest], comma)
+    parsed = parsed.where(parsed.notna(), given)
+    return parsed.where(np.isfinite(parsed))
+
+
+def _decimal_comma(text: pd.Series) -> bool:
+    """Whether the column writes decimals with a comma: more of its values show a comma than a point."""
+    has_comma = text.str.contains(",", regex=False).fillna(False)
+    several_points = (text.str.find(".") != text.str.rfind(".")).fillna(False)
+    if not (has_comma | several_points).any():
+        return False
+    core = (text.str.replace(CURRENCY_MARKS, "", regex=True).str.replace(NUMBER_SPACES, "", regex=True)
+            .str.replace(r"[)\-]+$", "", regex=True))
+    return bool(core.str.contains(SAYS_COMMA, regex=True).sum() > core.str.contains(SAYS_POINT, regex=True).sum())
+
+
+def _parse_formatted(text: pd.Series, comma: bool) -> pd.Series:
+    paren = text.str.fullmatch(r"\(.*\)").fillna(False).astype(bool)
+    core = (text.str.replace(r"^\((.*)\)$", r"\1", regex=True).str.replace(CURRENCY_MARKS, "", regex=True)
+            .str.replace(NUMBER_SPACES, "", regex=True))
+    negative = paren | core.str.startswith("-").fillna(False).astype(bool) | core.str.endswith("-").fillna(False).astype(bool)
+    core = core.str.replace(r"^[-+]|-$", "", regex=True)
+    if comma:
+        valid = core.str.fullmatch(COMMA_DECIMAL).fillna(False).astype(bool)
+        core = core.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    else:
+        valid = core.str.fullmatch(DOT_DECIMAL).fillna(False).astype(bool)
+        core = core.str.replace(",", "", regex=False)
+    numbers = pd.to_numeric(core.where(valid), errors="coerce").astype(float)
+    return numbers.where(~negative, -numbers.abs())
+
+
+# Dates as exports write them, besides ISO: 2024年1月5日, 2024/1/5 下午 2:30:00, 05/01/2024, 5.1.2024.
+CHINESE_DATE = r"(\d{4})\s*年\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?"
+CHINESE_HALF_DAY = r"(上午|下午)\s*(\d{1,2}:\d{2}(?::\d{2})?)"
+DAY_MONTH_YEAR = r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2}|\d{4})\b"
+
+
+class DateOrderConflict(ValueError):
+    """A column with dates that are only valid day-first and others only valid month-first."""
+
+    def __init__(self, day_first: pd.Series, month_first: pd.Series):
+        self.day_first, self.month_first = day_first, month_first
+        super().__init__("the column mixes day-first and month-first dates")
+
+
+def _normalise_dates(text: pd.Series) -> pd.Series:
+    if not text.str.contains(r"[^\x00-\x7f]", regex=True, na=False).any():
+        return text
+    text = text.str.normalize("NFKC").str.replace(CHINESE_DATE, r"\1-\2-\3", regex=True)
+    text = text.str.replace(CHINESE_HALF_DAY, r"\2 \1", regex=True)
+    return text.str.replace("上午", "AM", regex=False).str.replace("下午", "PM", regex=False).str.strip()
+
+
+def day_first_order(text: pd.Series, default: bool) -> bool:
+    """Whether the column's dd/mm/yyyy-like dates put the day first: the values that can only be
+    read one way decide (13/01/2024 is day-first, 01/13/2024 month-first); ``default`` (the
+    source's ``dayfirst``) when none can. Raises DateOrderConflict when both kinds are there."""
+    parts = text.str.extract(DAY_MONTH_YEAR).dropna()
+    if parts.empty:
+        return default
+    first, second = parts[0].astype(int), parts[1].astype(int)
+    day_first, month_first = (first > 12) & (second <= 12), (second > 12) & (first <= 12)
+    if day_first.any() and month_first.any():
+        raise DateOrderConflict(text[day_first[day_first].index], text[month_first[month_first].index])
+    return bool(day_first.any()) or (default and not month_first.any())
+
+
+def parse_datetimes(values: pd.Series, date_format: str | None, dayfirst: bool) -> pd.Series:
+    """Datetimes from the column's values: with ``date_format`` exactly that format (other values
+    are unparseable); else ISO 8601 (also 2024/1/5, 2024.01.05, 20240105, 2024年1月5日), then the
+    format of the first other value, then any format, with the column's day order
+    (``day_first_order``) for dd/mm/yyyy-like values. Unparseable -> NaT."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.dt.tz_localize(None) if values.dt.tz is not None else values
+    present = values.notna()
+    if not present.any():
+        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    if all(isinstance(v, pd.Timestamp | np.datetime64) or v is None for v in values.head(100)) and date_format is None:
+        return pd.to_datetime(values, errors="coerce")
+    text = values.astype("string").str.strip()
+    if date_format:
+        return pd.to_datetime(text, format=date_format, errors="coerce")
+    text = _normalise_dates(text)
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    rest = text.notna() & parsed.isna()
+    if rest.any():
+        day_first = day_first_order(text[rest], dayfirst)
+        dmy = rest & text.str.match(DAY_MONTH_YEAR, na=False)
+        for mask, order in ((dmy, day_first), (rest & ~dmy, False)):  # dayfirst=True would also read 2024/1/5 as 1 May
+            if not mask.any():
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "Parsing dates in %d/%m/%Y format when dayfirst=False": the column decided
+                guess = guess_datetime_format(str(text[mask].iloc[0]), dayfirst=order)
+                one = pd.to_datetime(text[mask], format=guess, errors="coerce") if guess else pd.Series(pd.NaT, index=text[mask].index)
+                todo = one.isna()
+                if todo.any():
+                    one[todo] = pd.to_datetime(text[mask][todo], format="mixed", dayfirst=order, errors="coerce")
+            parsed[mask] = one
+    return parsed

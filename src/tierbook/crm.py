@@ -3,6 +3,11 @@ Zoho, 纷享销客, 简道云 all import CSV and XLSX) to tag customers by tier 
 
 ``customer_scores.csv`` is UTF-8 with a BOM so that Excel shows Chinese correctly;
 ``customer_scores.xlsx`` has the same rows and a second sheet documenting the columns.
+
+Both carry the real customer ids (pages show pseudonyms: ``tierbook.privacy``). Personal data is
+in them only where params opt in (``privacy.export_pii: [phone]``): those columns are read again
+from the customers source for these two files and are never in ``data/customer_scores.parquet``,
+which the later sections read.
 """
 
 from __future__ import annotations
@@ -10,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+
+from . import privacy
 
 COLUMNS = {
     "customer_id": "customer / member id as in the client's data",
@@ -47,6 +54,13 @@ COLUMNS = {
     "return_behaviour": "high return when returns are at least profile.tags.high_return_share of gross spend, else low return",
 }
 
+PII_COLUMNS = {  # privacy.export_pii: personal data from the customers source, in the CRM export only
+    "name": "personal name, from the customers source (privacy.export_pii; never in a report)",
+    "phone": "phone number, from the customers source (privacy.export_pii; never in a report)",
+    "email": "e-mail address, from the customers source (privacy.export_pii; never in a report)",
+    "address": "postal address, from the customers source (privacy.export_pii; never in a report)",
+    "id_number": "national id number, from the customers source (privacy.export_pii; never in a report)",
+}
 
 EXCEL_MAX_ROWS = 1_048_575  # an Excel sheet holds 1,048,576 rows including the header
 
@@ -54,18 +68,25 @@ EXCEL_MAX_ROWS = 1_048_575  # an Excel sheet holds 1,048,576 rows including the 
 def write_customer_scores(scores: pd.DataFrame, run_dir: Path) -> tuple[Path, Path | None]:
     """Write ``customer_scores.csv`` (UTF-8 with BOM) and, when it fits in one sheet,
     ``customer_scores.xlsx`` into the run, and ``data/customer_scores.parquet`` for the later
-    sections (which add their columns). Returns the paths (None for a skipped xlsx)."""
+    sections (which add their columns). Returns the paths (None for a skipped xlsx). The run's
+    ``privacy.export_pii`` columns are added to the CSV and the XLSX only."""
     unknown = [c for c in scores.columns if c not in COLUMNS]
     if unknown:
         raise ValueError(f"customer_scores column {unknown[0]!r} is not documented in tierbook.crm.COLUMNS")
     csv_path, xlsx_path = run_dir / "customer_scores.csv", run_dir / "customer_scores.xlsx"
     (run_dir / "data").mkdir(exist_ok=True)
     scores.to_parquet(run_dir / "data" / "customer_scores.parquet", index=False)
-    scores.to_csv(csv_path, index=False, encoding="utf-8-sig")
-    if len(scores) > EXCEL_MAX_ROWS:
+    export, meaning = scores, COLUMNS
+    personal = privacy.export_pii_columns(run_dir)
+    if personal is not None:
+        by_id = personal.set_index("customer_id")
+        export = scores.assign(**{c: scores["customer_id"].astype(str).map(by_id[c]) for c in by_id.columns})
+        meaning = {**COLUMNS, **PII_COLUMNS}
+    export.to_csv(csv_path, index=False, encoding="utf-8-sig")
+    if len(export) > EXCEL_MAX_ROWS:
         return csv_path, None
     # xlsxwriter: 20,000 customers in about 1 s, where openpyxl took 7-10 s here
     with pd.ExcelWriter(xlsx_path, engine="xlsxwriter") as writer:
-        scores.to_excel(writer, sheet_name="customer_scores", index=False)
-        pd.DataFrame({"column": list(scores.columns), "meaning": [COLUMNS[c] for c in scores.columns]}).to_excel(writer, sheet_name="columns", index=False)
+        export.to_excel(writer, sheet_name="customer_scores", index=False)
+        pd.DataFrame({"column": list(export.columns), "meaning": [meaning[c] for c in export.columns]}).to_excel(writer, sheet_name="columns", index=False)
     return csv_path, xlsx_path

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import clean, i18n, ingest
+from .errors import TierbookError
 from .i18n import _
 from .params import Params
 
@@ -46,8 +47,9 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
     result = clean.clean_transactions(mapped["transactions"], params.clean, priority, today)
     ledgers = [result.ledger]
     tables: dict[str, pd.DataFrame] = {}
+    paths = {s.name: params.source_path(root, s) for s in [*params.sources.transactions, params.sources.customers] if s is not None}
     cleaners = {
-        "customers": clean.clean_customers,
+        "customers": lambda frame: clean.clean_customers(frame, paths),
         "survey": lambda frame: clean.clean_survey(frame, params.clean.max_date or today),
         "experiment": clean.clean_experiment,
     }
@@ -70,7 +72,21 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
         orders=result.orders, transactions=result.transactions, tables=tables,
     )
     _write(stage, ledger, run_dir)
+    if stage.orders.empty:
+        raise TierbookError(_no_orders(ledger, paths))
     return stage
+
+
+def _no_orders(ledger: pd.DataFrame, paths: dict[str, Path]) -> str:
+    """Every transaction row was merged or rejected: the one line that says why, per file (raised
+    after rejected.csv is written, which lists each row with the text that did not parse)."""
+    tx = ledger[ledger["table"] == "transactions"]
+    per_file = []
+    for source, rows in tx.groupby("source", sort=False):
+        counts = rows["reason"].value_counts()
+        per_file.append(f"{paths[source]}: " + ", ".join(f"{n:,} {reason}" for reason, n in counts.items()))
+    return (f"no transaction row is left to analyse, every one was merged or rejected ({'; '.join(per_file)}); rejected.csv in the "
+            f"run folder lists each row; check `date_format` and `columns` of the transaction sources and `clean.window` / `clean.max_date`")
 
 
 def _write(stage: DataStage, ledger: pd.DataFrame, run_dir: Path) -> None:
@@ -142,13 +158,15 @@ def narrative(stage: DataStage, currency: str) -> str:
         first = _("{read:,} transaction rows were read from {n_sources} sources: {kept:,} kept ({kept_share:.1%}), {merged:,} merged "
                   "into other rows ({merged_share:.1%}) and {rejected:,} rejected ({rejected_share:.1%}). Every row is accounted for "
                   "and the amounts reconcile.", **counts)
-    lines = [
-        first,
-        _("The clean data holds **{orders:,} orders** from **{customers:,} customers** between {start:%Y-%m-%d} and {end:%Y-%m-%d}, "
-          "worth **{net}** net of returns ({returned} returned).", orders=len(stage.orders),
-          customers=stage.orders["customer_id"].nunique(), start=start, end=end,
-          net=money(stage.orders["net_amount"].sum(), currency), returned=money(-stage.orders["returned_amount"].sum(), currency)),
-    ]
+    held = dict(orders=len(stage.orders), customers=stage.orders["customer_id"].nunique(), start=start, end=end,
+                net=money(stage.orders["net_amount"].sum(), currency), returned=money(-stage.orders["returned_amount"].sum(), currency))
+    if held["customers"] == 1:
+        holds = _("The clean data holds **{orders:,} orders** from **1 customer** between {start:%Y-%m-%d} and {end:%Y-%m-%d}, "
+                  "worth **{net}** net of returns ({returned} returned).", **held)
+    else:
+        holds = _("The clean data holds **{orders:,} orders** from **{customers:,} customers** between {start:%Y-%m-%d} and "
+                  "{end:%Y-%m-%d}, worth **{net}** net of returns ({returned} returned).", **held)
+    lines = [first, holds]
     top = stage.reasons[(stage.reasons["table"] == "transactions") & (stage.reasons["status"] != "kept")]
     if len(top):
         biggest = top.sort_values("rows", ascending=False).iloc[0]
@@ -158,4 +176,8 @@ def narrative(stage: DataStage, currency: str) -> str:
                        reason=i18n.name(REASONS.get(biggest["reason"], biggest["reason"])), rows=int(biggest["rows"])))
     for name, frame in stage.tables.items():
         lines.append(_("The {name} table has {rows:,} clean rows.", name=table_label(name), rows=len(frame)))
+    repeats = stage.reasons[(stage.reasons["table"] == "customers") & (stage.reasons["reason"] == "duplicate_customer_id")]["rows"].sum()
+    if repeats:
+        lines.append(_("{rows:,} customer rows repeated the id of an earlier row with other values; each was merged into the first "
+                       "row of its id (`data/ledger.parquet` in the run folder names that row and the columns that differ).", rows=int(repeats)))
     return "\n\n".join(lines)

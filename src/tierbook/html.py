@@ -46,11 +46,50 @@ def add_toc(page: str, lang: str) -> str:
     return page[:end] + toc + page[end:]
 
 
+# Tags that sentences generated from the numbers may use (the A/B page's sample-ratio alarm). Any other
+# "<" in a generated sentence came from data (a store, a segment label, a tag) and is shown as text.
+_ALLOWED_TAG = re.compile(r'</?(?:strong|em|b|i|br|div(?: class="tb-[a-z-]+")?|span(?: class="tb-[a-z-]+")?)\s*/?>')
+
+
+def escape_markup(markdown: str) -> str:
+    """A generated markdown sentence made safe to render: every ``<`` that does not start one of the
+    few tags Tierbook writes itself becomes ``&lt;``, so data such as ``<img src=x onerror=...>`` or
+    ``<script>`` is displayed, never run. (nbconvert renders markdown with raw HTML allowed.)"""
+    out, at = [], 0
+    for match in re.finditer("<", markdown):
+        start = match.start()
+        out.append(markdown[at:start])
+        allowed = _ALLOWED_TAG.match(markdown, start)
+        out.append(allowed.group(0) if allowed else "&lt;")
+        at = allowed.end() if allowed else start + 1
+    out.append(markdown[at:])
+    return "".join(out)
+
+
+def _safe_exporter_class():
+    """nbconvert's HTML exporter with links to harmful protocols (``javascript:``, ``vbscript:``,
+    ``data:``) rendered inert: a data value like ``[x](javascript:alert(1))`` in a sentence is no link."""
+    from jinja2 import pass_context
+    from nbconvert import HTMLExporter
+    from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
+
+    class SafeHTMLExporter(HTMLExporter):
+        @pass_context
+        def markdown2html(self, context, source):
+            cell = context.get("cell", {})
+            renderer = IPythonRenderer(
+                escape=False, allow_harmful_protocols=False, attachments=cell.get("attachments", {}),
+                embed_images=self.embed_images, path=context.get("resources", {}).get("metadata", {}).get("path", ""),
+                anchor_link_text=self.anchor_link_text, exclude_anchor_links=self.exclude_anchor_links, **self.lexer_options)
+            return MarkdownWithMath(renderer=renderer).render(source)
+
+    return SafeHTMLExporter
+
+
 def export_section(notebook: Path, html: Path, section, sections, params, run_id: str) -> None:
     """Write the section's HTML next to the run's index, with a navigation bar between sections,
     a table of contents, and its markdown in ``params.lang``."""
     import nbformat
-    from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
     from traitlets.config import Config
 
@@ -60,13 +99,17 @@ def export_section(notebook: Path, html: Path, section, sections, params, run_id
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             cell.source = i18n.translate_markdown(cell.source, lang, on_miss=missing.append)
+        else:
+            for output in cell.get("outputs", []):
+                if "text/markdown" in output.get("data", {}):
+                    output["data"]["text/markdown"] = escape_markup(output["data"]["text/markdown"])
     if missing:
         with open(html.parent / "i18n_missing.txt", "a", encoding="utf-8") as fh:
             fh.writelines(text.replace("\n", "\\n") + "\n" for text in missing)
     config = Config()
     config.TagRemovePreprocessor.remove_cell_tags = {"remove_cell", "parameters", "injected-parameters"}
     config.TagRemovePreprocessor.remove_all_outputs_tags = {"remove_output"}
-    exporter = HTMLExporter(config=config, template_name="tierbook", extra_template_basedirs=[str(TEMPLATES)])
+    exporter = _safe_exporter_class()(config=config, template_name="tierbook", extra_template_basedirs=[str(TEMPLATES)])
     exporter.exclude_input = True
     exporter.exclude_input_prompt = True
     exporter.exclude_output_prompt = True

@@ -2,10 +2,16 @@
 data contract (``tierbook.contract``).
 
 Reading never modifies or copies an input file. Every value is read as text first and parsed by
-the contract's column kind here, so zero-padded ids survive and a bad value becomes a missing
-value that the cleaning stage rejects with a reason, instead of a crash. A column that is wrong as
-a whole (not in the file, mostly unparseable) stops the run with one line naming the file, the
-column and the fix.
+its column's kind (the parsers are in ``tierbook.contract``), so zero-padded ids survive and a bad
+value becomes a missing value that the cleaning stage rejects with a reason and the text, instead
+of a crash. A file or column that is wrong as a whole stops the run with one line naming the
+file, the line or column, the problem and the fix: not the format its name or params say (a CSV
+named .xlsx, an HTML page named .xls, a workbook named .csv, binary bytes), not the encoding
+params declare or mixing two, empty, a header without rows, cut off (the last row, a quoted
+value or a character unfinished), a row with more fields than the header, mapped columns not in
+the header (with the closest name, and the row holding them below title rows), a date or amount
+column mostly unparseable or mixing day-first and month-first dates. ``check_sources`` runs the
+same reading and mapping on the first rows of every file before a run folder is made.
 """
 
 from __future__ import annotations
@@ -16,35 +22,67 @@ import difflib
 import gzip
 import hashlib
 import io
+import itertools
+import re
+import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .contract import TABLES
+from . import privacy
+from .contract import (  # noqa: F401 - the parsers are used here and imported from here (onboard, tests)
+    TABLES,
+    DateOrderConflict,
+    parse_datetimes,
+    parse_ids,
+    parse_numbers,
+    parse_text,
+)
 from .errors import TierbookError
 from .params import Params, Source, TransactionSource
 
 SAMPLE_BYTES = 2_000_000
+# `make check` and the check before a run read this much of each CSV (and CHECK_ROWS rows of a
+# workbook or Parquet file) and map it like the data stage does: a wrong column, encoding, format
+# or date order stops before any run folder exists, in about 50 ms a file.
+CHECK_BYTES = 200_000
+CHECK_ROWS = 1_000
 # GB2312 and GBK are subsets of GB18030: decoding with the superset never loses a character.
 CHINESE_CODECS = {"gb2312": "gb18030", "gbk": "gb18030", "hz": "gb18030", "gb18030": "gb18030"}
 KOREAN_CODECS = {"cp949", "euckr", "johab", "iso2022kr"}
+# Single-byte Latin codecs charset_normalizer ranks alike on a short sample (it took "cliént" for
+# cp1250, where à reads as ŕ): Windows-1252, the Western European one, is what such exports are.
+LATIN_CODECS = {"cp1250", "cp1252", "cp1257", "cp775", "cp850", "cp852", "cp437", "cp858", "maclatin2", "macroman", "maciceland",
+                "hproman8", "latin1", "iso88591", "iso88592", "iso88593", "iso88594", "iso88599", "iso885910", "iso885913",
+                "iso885914", "iso885915", "iso885916"}
+# UTF-32 first: its little-endian BOM starts with UTF-16's. Excel's "Unicode Text" export is UTF-16 with a BOM.
+BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (codecs.BOM_UTF8, "utf-8-sig"),
+        (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 # A column must parse for at least this share of its non-empty values, else it is the wrong
 # column or the wrong format and the run stops (single bad values are rejected row by row).
 MIN_PARSE_SHARE = 0.5
-CURRENCY_NOISE = r"[\s,¥￥$€£]|RMB|CNY|USD|EUR|GBP|元"
+DELIMITERS = ",;\t|"
+ZIP_MAGIC, OLE2_MAGIC, PARQUET_MAGIC = b"PK\x03\x04", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", b"PAR1"
+# Errors pandas and the codecs raise on a file that is not what params say; each becomes one line.
+READ_ERRORS = (ValueError, OSError, EOFError, zlib.error, UnicodeError, LookupError, csv.Error, pd.errors.ParserError)
 
 
 @dataclass
 class RawTable:
-    """A source as read: every column as text (object dtype), plus where it came from."""
+    """A source as read: every column as text (object dtype), plus where it came from.
+
+    ``top_rows`` gives the first rows of the file as text cells (title rows included), for the
+    hint of a missing column ("the mapped columns are in row 3: set `header_row: 2`")."""
 
     source: str
     path: Path
     frame: pd.DataFrame
     encoding: str | None
     sha256: str
+    top_rows: Callable[[], list[list[str]]] | None = None
 
 
 def file_sha256(path: Path) -> str:
@@ -69,19 +107,64 @@ def _format_of(path: Path, declared: str) -> str:
     return "csv"
 
 
+def _open_bytes(path: Path):
+    return gzip.open(path, "rb") if path.suffix.lower() == ".gz" else open(path, "rb")
+
+
 def _head_bytes(path: Path, n: int = SAMPLE_BYTES) -> bytes:
-    opener = gzip.open if path.suffix.lower() == ".gz" else open
-    with opener(path, "rb") as fh:
+    with _open_bytes(path) as fh:
         return fh.read(n)
 
 
-def detect_encoding(sample: bytes) -> str:
-    """UTF-8 (with or without BOM) when the bytes decode as UTF-8, else the detected codec.
+def _utf16_without_bom(sample: bytes) -> str | None:
+    """UTF-16 without a BOM: mostly-ASCII text has a zero in every other byte."""
+    n = min(len(sample), 4000) // 2 * 2
+    if n < 4:
+        return None
+    even, odd = sample[0:n:2], sample[1:n:2]
+    if odd.count(0) > 0.4 * len(odd) and even.count(0) < 0.05 * len(even):
+        return "utf-16-le"
+    if even.count(0) > 0.4 * len(even) and odd.count(0) < 0.05 * len(odd):
+        return "utf-16-be"
+    return None
 
-    Chinese codecs are widened to GB18030 (a superset of GBK and GB2312).
+
+def _reads_as_chinese(sample: bytes) -> bool:
+    """GB18030 decodes the head, and its Chinese characters are the common ones (GB2312).
+
+    charset_normalizer took a short GBK file (a Chinese header over a few rows) for cp1251 or
+    big5hkscs. Latin-1 or cp1252 bytes also decode as GB18030, but into rare characters: an
+    accented letter before an ASCII one ("é" + "n") makes a pair outside GB2312."""
+    head = sample[:65_536]
+    if b"\n" in head[:-1]:
+        head = head[: head.rfind(b"\n") + 1]
+    try:
+        text = head.decode("gb18030")
+    except UnicodeDecodeError:
+        return False
+    wide = {c for c in text if ord(c) >= 0x2E80}
+    if not wide:
+        return False
+    common = 0
+    for c in wide:
+        try:
+            c.encode("gb2312")
+            common += 1
+        except UnicodeEncodeError:
+            pass
+    return common >= 0.8 * len(wide)
+
+
+def detect_encoding(sample: bytes) -> str:
+    """A byte-order mark's codec (UTF-8, UTF-16, UTF-32), else UTF-8 when the bytes decode as
+    UTF-8, else the detected codec. Chinese codecs are widened to GB18030 (a superset of GBK and GB2312).
     """
-    if sample.startswith(codecs.BOM_UTF8):
-        return "utf-8-sig"
+    for bom, name in BOMS:
+        if sample.startswith(bom):
+            return name
+    utf16 = _utf16_without_bom(sample)
+    if utf16:
+        return utf16
     # the sample is the head of the file: cut at the last line end so that a multi-byte character
     # split by the cut does not make the right codec fail (a 20,000-customer GBK export was read as
     # ISO-8859-5 when the 2 MB cut fell inside a character)
@@ -92,12 +175,20 @@ def detect_encoding(sample: bytes) -> str:
         return "utf-8"
     except UnicodeDecodeError:
         pass
+    if _reads_as_chinese(sample):
+        return "gb18030"
     from charset_normalizer import from_bytes
 
     best = from_bytes(sample).best()
     if best is None:
         return "latin-1"
-    name = best.encoding.lower().replace("_", "")
+    name = best.encoding.lower().replace("_", "").replace("-", "")
+    if name in LATIN_CODECS:
+        try:
+            sample.decode("cp1252")
+            return "cp1252"
+        except UnicodeDecodeError:
+            pass
     if name in KOREAN_CODECS:
         # a GBK export whose only Chinese is a short header (ids, dates and numbers below it) is often
         # taken for Korean: every EUC-KR byte pair is a valid GBK pair, and Chinese is what these clients write
@@ -109,117 +200,346 @@ def detect_encoding(sample: bytes) -> str:
     return CHINESE_CODECS.get(name, best.encoding)
 
 
-def _sniff_delimiter(text: str) -> str:
-    lines = "\n".join(text.splitlines()[:50])
+def _sniff_delimiter(text: str, header_row: int = 0) -> str:
+    """The delimiter that splits the header into the most columns with every row agreeing.
+
+    csv.Sniffer guessed from character frequencies and took ';' for the delimiter of a
+    comma-separated file whose quoted values held semicolons; parsing each candidate with the csv
+    module respects quotes. The last row read is left out of the vote (the sample may cut it)."""
+    best, choice = None, ","
+    for delimiter in DELIMITERS:
+        try:
+            rows = list(itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), header_row, header_row + 51))
+        except csv.Error:
+            continue
+        if not rows:
+            continue
+        body = rows[1:-1] if len(rows) > 2 else rows[1:]
+        agree = sum(len(r) == len(rows[0]) for r in body) / len(body) if body else 1.0
+        score = (len(rows[0]) > 1, agree, len(rows[0]))
+        if best is None or score > best:
+            best, choice = score, delimiter
+    return choice
+
+
+# --------------------------------------------------------------------------- what is wrong with a file
+
+
+def _check_encoding_name(source: Source) -> None:
+    if source.encoding == "auto":
+        return
     try:
-        return csv.Sniffer().sniff(lines, delimiters=",;\t|").delimiter
-    except csv.Error:
-        return ","
+        codecs.lookup(source.encoding)
+    except LookupError:
+        raise TierbookError(f"source {source.name!r}: `encoding: {source.encoding}` is not an encoding Python knows; "
+                            f"use auto, utf-8, utf-8-sig, gb18030, utf-16 or latin-1") from None
 
 
-def read_source(source: Source, path: Path) -> RawTable:
-    """Read one source file as text columns. Raises TierbookError naming the file and the fix."""
+def _utf8_until_a_bad_line(head: bytes) -> bool:
+    """Whole lines of UTF-8 text with Chinese or accented letters before the first invalid byte:
+    a UTF-8 file with a line pasted in from another encoding (a GBK file fails within its first
+    characters, long before a whole line)."""
+    try:
+        head.decode("utf-8")
+        return False
+    except UnicodeDecodeError as exc:
+        before = head[: exc.start].decode("utf-8")
+    return "\n" in before and sum(ord(c) > 127 for c in before) >= 2
+
+
+def _wrong_format(path: Path, fmt: str, head: bytes, encoding: str | None, source: Source) -> str | None:
+    """One line when the file's first bytes say it is not the declared format, else None. For a
+    CSV, NUL bytes are looked for only once ``encoding`` is known to decode it."""
+    name = source.name
+    if fmt == "excel":
+        if head.startswith((ZIP_MAGIC, OLE2_MAGIC)):
+            return None
+        page = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+        if page.startswith((b"<html", b"<!doctype", b"<table", b"<?xml", b"<meta")):
+            return (f"{path}: is an HTML or XML page with an Excel name, not a workbook (some systems export web tables so); "
+                    f"open it in Excel and save it as .xlsx, then read it again")
+        return (f"{path}: is not an Excel workbook (it has neither the .xlsx nor the .xls signature; it looks like text, e.g. "
+                f"a CSV with an Excel name); set `format: csv` of source {name!r} or save it from Excel as .xlsx")
+    if fmt == "parquet":
+        if head.startswith(PARQUET_MAGIC):
+            return None
+        return f"{path}: is not a Parquet file (it does not start with PAR1); set `format:` of source {name!r} to csv or excel, or export it again"
+    if head.startswith(ZIP_MAGIC):
+        return f"{path}: is a zip archive or an .xlsx workbook, not CSV text; set `format: excel` of source {name!r} (or unzip it and point `path` at the CSV)"
+    if head.startswith(OLE2_MAGIC):
+        return f"{path}: is an Excel .xls workbook, not CSV text; set `format: excel` of source {name!r}"
+    if head.startswith(PARQUET_MAGIC):
+        return f"{path}: is a Parquet file, not CSV text; set `format: parquet` of source {name!r}"
+    if encoding and b"\x00" in head[:100_000] and not encoding.lower().startswith(("utf-16", "utf-32", "utf_16", "utf_32")):
+        return (f"{path}: contains NUL bytes, so it is not CSV text in {encoding} (a binary file, or UTF-16 without its mark?); "
+                f"export it again as CSV, or set `encoding:` of source {name!r}")
+    return None
+
+
+@dataclass
+class _DecodeProblem:
+    offset: int  # byte offset of the first bad byte in the file
+    line: int  # 1-based line of the file it is on
+    bad: bytes
+    at_end: bool  # the file ends inside a character: it was cut off
+
+
+def _explicit_codec(encoding: str, first: bytes) -> tuple[str, int]:
+    """The codec that decodes the file block by block (a BOM codec guesses the byte order again on
+    every block), and the length of the BOM at the start of the file to skip."""
+    name = codecs.lookup(encoding).name
+    if name == "utf-8-sig":
+        return "utf-8", 3 if first.startswith(codecs.BOM_UTF8) else 0
+    if name in ("utf-16", "utf-32"):
+        le, be = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE) if name == "utf-16" else (codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)
+        if first.startswith(be):
+            return f"{name}-be", len(be)
+        return f"{name}-le", len(le) if first.startswith(le) else 0
+    return name, 0
+
+
+def _find_decode_problem(blocks, encoding: str, complete: bool = True) -> _DecodeProblem | None:
+    """The first byte sequence that is not valid ``encoding`` in a stream of byte blocks.
+
+    pandas reports a decoding error at a position inside its own buffer ("position 0"), which
+    tells the consultant nothing; this names the byte and the line. ``complete``: the blocks are
+    the whole file, so an unfinished character at the end means the file was cut off."""
+    blocks = iter(blocks)
+    block = next(blocks, b"")
+    codec, skip = _explicit_codec(encoding, block)
+    block, base, line, pending = block[skip:], skip, 1, b""
+    while True:
+        following = next(blocks, None)
+        last = following is None
+        data = pending + block
+        try:
+            text, pending = data.decode(codec), b""
+        except UnicodeDecodeError as exc:
+            unfinished = exc.end == len(data) and any(k in exc.reason for k in ("end of data", "incomplete", "truncated"))
+            if unfinished and not (last and complete):
+                text, pending = data[:exc.start].decode(codec), data[exc.start:]
+            else:
+                before = data[:exc.start].decode(codec, errors="replace")
+                return _DecodeProblem(base + exc.start, line + before.count("\n"), data[exc.start:exc.end], unfinished)
+        line += text.count("\n")
+        base += len(data) - len(pending)
+        if last:
+            return None
+        block = following
+
+
+def _file_blocks(path: Path):
+    with _open_bytes(path) as fh:
+        yield from iter(lambda: fh.read(1 << 20), b"")
+
+
+def _decode_error(path: Path, source: Source, encoding: str, problem: _DecodeProblem, head: bytes) -> TierbookError:
+    if problem.at_end:
+        return TierbookError(f"{path}: the file ends in the middle of a {encoding} character (line {problem.line}): it looks truncated "
+                             f"(cut off while exporting or copying); export or copy it again")
+    where = f"line {problem.line} (byte {problem.offset:,}: {problem.bad.hex(' ').upper()})"
+    if source.encoding != "auto":
+        guess = detect_encoding(head)
+        if codecs.lookup(guess).name != codecs.lookup(encoding).name:
+            return TierbookError(f"{path}: is not {encoding} as `encoding` of source {source.name!r} says: {where} is not valid {encoding}; "
+                                 f"the file looks like {guess}: set `encoding: {guess}` (or auto)")
+        return TierbookError(f"{path}: {where} is not valid {encoding}; set `encoding:` of source {source.name!r} to the file's encoding "
+                             f"(e.g. gb18030 or utf-16)")
+    return TierbookError(f"{path}: {where} is not valid {encoding}, the encoding of the lines before it; the file mixes encodings: "
+                         f"set `encoding:` of source {source.name!r} to the right one or export it again as UTF-8")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_source(source: Source, path: Path, head_only: bool = False) -> RawTable:
+    """Read one source file as text columns. Raises TierbookError naming the file and the fix.
+
+    ``head_only``: only the first CHECK_BYTES of a CSV (CHECK_ROWS rows of a workbook or Parquet
+    file), for the check before a run; the checksum is then left empty."""
     if not path.exists():
         raise TierbookError(f"source {source.name!r}: file {path} does not exist; put the export there or fix `path` in params")
+    _check_encoding_name(source)
     fmt = _format_of(path, source.format)
-    encoding = None
+    encoding, top_rows = None, None
     try:
+        head = _head_bytes(path, SAMPLE_BYTES)
+        if not head.strip():
+            raise TierbookError(f"{path}: the file is empty; export it again or remove source {source.name!r}")
         if fmt == "csv":
-            frame, encoding = _read_csv(source, path)
-        elif fmt == "excel":
-            frame = _read_excel(source, path)
+            frame, encoding, top_rows = _read_csv(source, path, head, head_only)
         else:
-            frame = pd.read_parquet(path)
-            frame = frame.astype(object).where(frame.notna(), None)
+            problem = _wrong_format(path, fmt, head, None, source)
+            if problem:
+                raise TierbookError(problem)
+            if fmt == "excel":
+                frame, top_rows = _read_excel(source, path, CHECK_ROWS if head_only else None)
+            else:
+                frame = _read_parquet(path, CHECK_ROWS if head_only else None)
     except TierbookError:
         raise
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except READ_ERRORS as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, EOFError | zlib.error | gzip.BadGzipFile):
+            raise TierbookError(f"{path}: is a damaged or cut-off gzip file ({first}); copy or export it again") from None
         raise TierbookError(f"{path}: cannot be read as {fmt} ({first}); check `format`, `encoding` and `delimiter` of source {source.name!r}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    return RawTable(source.name, path, frame.reset_index(drop=True), encoding, file_sha256(path))
+    frame.columns = [str(c).replace("\ufeff", "").strip() for c in frame.columns]
+    if frame.empty and len(frame.columns):
+        raise TierbookError(f"{path}: has a header but no data rows; export it again with its rows, or remove source {source.name!r} from params")
+    return RawTable(source.name, path, frame.reset_index(drop=True), encoding, "" if head_only else file_sha256(path), top_rows)
 
 
-def _read_csv(source: Source, path: Path) -> tuple[pd.DataFrame, str]:
-    sample = _head_bytes(path)
-    if not sample.strip():
-        raise TierbookError(f"{path}: the file is empty; export it again or remove source {source.name!r}")
-    encoding = detect_encoding(sample) if source.encoding == "auto" else source.encoding
-    delimiter = source.delimiter
-    if delimiter == "auto":
-        delimiter = _sniff_delimiter(sample.decode(encoding, errors="replace"))
+def _read_csv(source: Source, path: Path, head: bytes, head_only: bool):
+    encoding = detect_encoding(head) if source.encoding == "auto" else source.encoding
+    if source.encoding == "auto" and encoding != "utf-8" and _utf8_until_a_bad_line(head):
+        encoding = "utf-8"  # UTF-8 text with a line in another encoding: name that line rather than read it all wrong
+    problem = _wrong_format(path, "csv", head, None, source)  # a workbook, a Parquet file: before decoding it
+    if problem:
+        raise TierbookError(problem)
+    complete = len(head) < SAMPLE_BYTES
+    sample = head if complete or not head_only else head[:CHECK_BYTES]
+    found = _find_decode_problem([sample], encoding, complete=complete and sample is head)
+    if found:
+        raise _decode_error(path, source, encoding, found, head)
+    problem = _wrong_format(path, "csv", head, encoding, source)  # NUL bytes in what decoded as text
+    if problem:
+        raise TierbookError(problem)
+    text = _decode_head(sample, encoding)
+    delimiter = _sniff_delimiter(text, source.header_row) if source.delimiter == "auto" else source.delimiter
+    options = dict(sep=delimiter, dtype=str, keep_default_na=False, na_values=[""], skiprows=source.header_row, skipinitialspace=True)
     try:
-        frame = pd.read_csv(
-            path, encoding=encoding, sep=delimiter, dtype=str, keep_default_na=False, na_values=[""],
-            skiprows=source.header_row, skipinitialspace=True,
-        )
-    except UnicodeDecodeError as exc:
-        raise TierbookError(
-            f"{path}: bytes at position {exc.start} are not valid {encoding}; set `encoding:` of source {source.name!r} "
-            f"(e.g. gb18030 or utf-8)"
-        ) from None
+        if head_only and not (complete and sample is head):
+            frame = pd.read_csv(io.StringIO(text[: text.rfind("\n") + 1]), **options)
+        else:
+            frame = pd.read_csv(path, encoding=encoding, **options)
+    except UnicodeDecodeError:
+        found = _find_decode_problem(_file_blocks(path), encoding)
+        raise (_decode_error(path, source, encoding, found, head) if found else
+               TierbookError(f"{path}: is not valid {encoding}; set `encoding:` of source {source.name!r}")) from None
     except pd.errors.EmptyDataError:
         raise TierbookError(f"{path}: no header row found; check `header_row` of source {source.name!r}") from None
-    return frame.astype(object).where(frame.notna(), None), encoding
+    except pd.errors.ParserError as exc:
+        raise _parser_error(path, source, str(exc), delimiter, encoding) from None
+    if not (head_only and not complete):
+        _check_not_truncated(path, frame, encoding, delimiter)
+    header = {str(c).replace("\ufeff", "").strip() for c in frame.columns}
+    if not set(source.columns) <= header:
+        _suggest_encoding(path, source, sample, encoding, delimiter)
+    frame = frame.astype(object).where(frame.notna(), None)
+
+    def top_rows() -> list[list[str]]:
+        try:
+            return [[c.strip() for c in row] for row in itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), 30)]
+        except csv.Error:  # only a hint for an error message: none rather than a second error
+            return []
+
+    return frame, encoding, top_rows
 
 
-def _read_excel(source: Source, path: Path) -> pd.DataFrame:
+def _suggest_encoding(path: Path, source: Source, sample: bytes, encoding: str, delimiter: str) -> None:
+    """Mapped columns are missing: when the header has them in another encoding (a GBK file
+    declared utf-8 decodes into other Chinese characters without an error), say which."""
+    for other in dict.fromkeys([detect_encoding(sample), "gb18030", "utf-8", "latin-1"]):
+        if codecs.lookup(other).name == codecs.lookup(encoding).name:
+            continue
+        try:
+            text = codecs.getincrementaldecoder(other)().decode(sample, final=False)
+            rows = list(itertools.islice(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter), source.header_row,
+                                         source.header_row + 1))
+        except (UnicodeError, csv.Error):
+            continue
+        if rows and set(source.columns) <= {c.replace("\ufeff", "").strip() for c in rows[0]}:
+            said = f"`encoding: {source.encoding}` of source {source.name!r} says" if source.encoding != "auto" else "was detected"
+            raise TierbookError(f"{path}: the mapped columns are in the header when it is read as {other}, not as {encoding} ({said}); "
+                                f"set `encoding: {other}` of source {source.name!r}")
+
+
+def _decode_head(sample: bytes, encoding: str) -> str:
+    decoder = codecs.getincrementaldecoder(encoding)(errors="replace")
+    return decoder.decode(sample, final=False)
+
+
+def _parser_error(path: Path, source: Source, message: str, delimiter: str, encoding: str) -> TierbookError:
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", message)
+    if fields:
+        expected, line, saw = fields.groups()
+        return TierbookError(f"{path}: line {line} has {saw} fields where the header has {expected} (a value holding the delimiter "
+                             f"{delimiter!r} without quotes?); quote such values in the export or set `delimiter` of source {source.name!r}")
+    if "EOF inside string" in message:
+        tail = _tail_text(path, encoding)
+        if tail is not None and not tail.endswith(("\n", "\r")):
+            return TierbookError(f"{path}: the last row is cut off inside a quoted value (no closing quote, no line end): the file looks "
+                                 f"truncated (cut off while exporting or copying); export or copy it again")
+        return TierbookError(f"{path}: a quoted value is never closed ({message.strip().splitlines()[0]}); a stray \" in the data? "
+                             f"fix the quoting in the export")
+    return TierbookError(f"{path}: cannot be read as csv ({message.strip().splitlines()[0]}); check `encoding` and `delimiter` of source {source.name!r}")
+
+
+def _tail_text(path: Path, encoding: str, n: int = 65_536) -> str | None:
+    """The last ``n`` bytes of a plain (uncompressed) file as text; None for a compressed file."""
+    if path.suffix.lower() == ".gz":
+        return None
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        codec, skip = _explicit_codec(encoding, fh.read(4))
+        width = 4 if "32" in codec else 2 if "16" in codec else 1
+        start = max(skip, size - n)
+        fh.seek(start - (start - skip) % width)
+        return fh.read().decode(codec, errors="replace")
+
+
+def _check_not_truncated(path: Path, frame: pd.DataFrame, encoding: str, delimiter: str) -> None:
+    """Stop when the last line has fewer fields than the header and no line end: the file was cut off.
+
+    A last line without a line end but with every field is accepted (many exports end so); its last
+    value may still be cut, which no reader can tell."""
+    tail = _tail_text(path, encoding)
+    if tail is None or not tail or tail.endswith(("\n", "\r")) or frame.empty:
+        return
+    last = tail.rsplit("\n", 1)[-1]
+    fields = next(csv.reader([last], delimiter=delimiter), [])
+    if len(fields) < len(frame.columns):
+        raise TierbookError(f"{path}: the last row (row {len(frame):,}) stops after {len(fields)} of {len(frame.columns)} columns with no "
+                            f"line end: the file looks truncated (cut off while exporting or copying); export or copy it again")
+
+
+def _read_excel(source: Source, path: Path, nrows: int | None):
     sheet = 0 if source.sheet is None else source.sheet
     try:
-        return pd.read_excel(path, sheet_name=sheet, header=source.header_row, dtype=object, engine="calamine")
+        frame = pd.read_excel(path, sheet_name=sheet, header=source.header_row, dtype=object, engine="calamine", nrows=nrows)
     except ValueError as exc:
         if "not found" in str(exc).lower() or "worksheet" in str(exc).lower():
             sheets = pd.ExcelFile(path, engine="calamine").sheet_names
             raise TierbookError(f"{path}: no sheet {sheet!r}; sheets are {sheets}; fix `sheet` of source {source.name!r}") from None
-        raise
+        raise _damaged_workbook(path, exc) from None
+    except Exception as exc:  # noqa: BLE001 - calamine raises its own types on a damaged workbook; one line, never a traceback
+        raise _damaged_workbook(path, exc) from None
+
+    def top_rows() -> list[list[str]]:
+        cells = pd.read_excel(path, sheet_name=sheet, header=None, dtype=object, engine="calamine", nrows=30)
+        return [["" if pd.isna(v) else str(v).strip() for v in row] for row in cells.itertuples(index=False)]
+
+    return frame, top_rows
 
 
-# --------------------------------------------------------------------------- parsing
+def _damaged_workbook(path: Path, exc: Exception) -> TierbookError:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return TierbookError(f"{path}: cannot be read as an Excel workbook ({first}); the file is damaged or cut off: open it in Excel "
+                         f"and save it again, or export it again")
 
 
-def parse_ids(values: pd.Series) -> pd.Series:
-    """Ids as stripped strings; Excel's 12345.0 becomes '12345'; blanks become missing."""
-    def one(v):
-        if v is None or (isinstance(v, float) and np.isnan(v)):
-            return None
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        text = str(v).strip()
-        return text or None
+def _read_parquet(path: Path, nrows: int | None) -> pd.DataFrame:
+    if nrows is None:
+        frame = pd.read_parquet(path)
+    else:
+        import pyarrow.parquet as pq
 
-    return pd.Series([one(v) for v in values], index=values.index, dtype="string")
+        batch = next(pq.ParquetFile(path).iter_batches(batch_size=nrows), None)
+        frame = batch.to_pandas() if batch is not None else pd.read_parquet(path)
+    return frame.astype(object).where(frame.notna(), None)
 
 
-def parse_text(values: pd.Series) -> pd.Series:
-    text = values.astype("string").str.strip()
-    return text.mask(text == "")
-
-
-def parse_numbers(values: pd.Series) -> pd.Series:
-    """Numbers from text such as '¥1,234.50', '-¥120.00', ' 3 '; unparseable -> NaN."""
-    if pd.api.types.is_numeric_dtype(values):
-        return values.astype(float)
-    text = values.astype("string").str.replace(CURRENCY_NOISE, "", regex=True)
-    return pd.to_numeric(text, errors="coerce").astype(float)
-
-
-def parse_datetimes(values: pd.Series, date_format: str | None, dayfirst: bool) -> pd.Series:
-    if pd.api.types.is_datetime64_any_dtype(values):
-        return values.dt.tz_localize(None) if values.dt.tz is not None else values
-    present = values.notna()
-    if not present.any():
-        return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
-    if all(isinstance(v, pd.Timestamp | np.datetime64) or v is None for v in values.head(100)) and date_format is None:
-        return pd.to_datetime(values, errors="coerce")
-    text = values.astype("string").str.strip()
-    if date_format:
-        return pd.to_datetime(text, format=date_format, errors="coerce")
-    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
-    if parsed[present].isna().mean() > 0.1:
-        mixed = pd.to_datetime(text, format="mixed", dayfirst=dayfirst, errors="coerce")
-        if mixed.notna().sum() > parsed.notna().sum():
-            parsed = mixed
-    return parsed
+# --------------------------------------------------------------------------- mapping onto the contract
 
 
 def _check_parse_rate(parsed: pd.Series, raw: pd.Series, path: Path, column: str, target: str, hint: str) -> None:
@@ -229,7 +549,7 @@ def _check_parse_rate(parsed: pd.Series, raw: pd.Series, path: Path, column: str
         return
     ok = int((parsed.notna() & present).sum())
     if ok / n < MIN_PARSE_SHARE:
-        bad = raw[present & parsed.isna()].astype(str).head(3).tolist()
+        bad = [privacy.mask_text(b) for b in raw[present & parsed.isna()].astype(str).head(3)]  # the line reaches the run's index page
         raise TierbookError(
             f"{path}: column {column!r} (mapped to {target}) parses for only {ok / n:.0%} of {n} values "
             f"(e.g. {', '.join(repr(b) for b in bad)}); {hint}"
@@ -241,14 +561,17 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
 
     Returns one row per input row with ``source`` and ``row`` (1 = the first row below the header)
     and every mapped contract column; transaction sources also get ``amount`` (given, or
-    quantity x unit_price), ``is_return`` from the source's return rules, ``channel``, ``currency``
-    and ``row_hash`` (a hash of the raw row, for exact-duplicate detection). PII columns are
-    dropped here and never reach a clean table.
+    quantity x unit_price), ``is_return`` from the source's return rules, ``channel``, ``currency``,
+    ``row_hash`` (a hash of the raw row, for exact-duplicate detection) and ``parse_detail`` (the
+    text of a date or amount that did not parse, for rejected.csv). PII columns are dropped here
+    and never reach a clean table.
     """
     contract = TABLES[source.table]
     frame = raw.frame
-    _require_columns(raw.path, list(frame.columns), source)
+    source = privacy.readable(source, params)  # privacy.pii_columns are not read, even as attributes
+    _require_columns(raw.path, list(frame.columns), source, raw.top_rows)
     out = pd.DataFrame({"source": source.name, "row": np.arange(1, len(frame) + 1)}, index=frame.index)
+    details = []
     for column, target in source.columns.items():
         spec = contract[target]
         if spec.role == "pii":
@@ -262,11 +585,20 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
             parsed = parse_numbers(values)
             _check_parse_rate(parsed, values, raw.path, column, target, "map the right column or clean its format")
         else:
-            parsed = parse_datetimes(values, source.date_format, source.dayfirst)
-            _check_parse_rate(parsed, values, raw.path, column, target, "set `date_format` of the source (e.g. \"%Y/%m/%d %H:%M\")")
+            try:
+                parsed = parse_datetimes(values, source.date_format, source.dayfirst)
+            except DateOrderConflict as conflict:
+                raise TierbookError(
+                    f"{raw.path}: column {column!r} (mapped to {target}) mixes day-first dates such as {conflict.day_first.iloc[0]!r} "
+                    f"({_rows(len(conflict.day_first))}) and month-first dates such as {conflict.month_first.iloc[0]!r} "
+                    f"({_rows(len(conflict.month_first))}), so a date such as 05/01/2024 cannot be read safely; set `date_format` of "
+                    f"source {source.name!r} (e.g. \"%d/%m/%Y\"): values in another format are then rejected row by row") from None
+            _check_parse_rate(parsed, values, raw.path, column, target, _date_hint(values))
             if spec.kind == "date":
                 parsed = parsed.dt.normalize()
         out[target] = parsed
+        if target in ("order_date", "amount", "quantity", "unit_price"):
+            details.append(_unparsed(column, values, parsed))
     for column, name in getattr(source, "attributes", {}).items():
         if column not in frame.columns:
             raise TierbookError(f"{raw.path}: attribute column {column!r} is not in the file; fix `attributes` of source {source.name!r}")
@@ -277,7 +609,42 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
         out[outcome] = parse_numbers(frame[column])
     if isinstance(source, TransactionSource):
         out = _transaction_columns(out, frame, source, params)
-    return out
+        # the text that did not parse goes to rejected.csv: a phone or e-mail typed into a date or amount cell is masked
+        out["parse_detail"] = privacy.mask_free_text(_join_details(details, out.index))
+    return privacy.scrub(out, source)  # phones and e-mails inside comments and attributes masked before any table has them
+
+
+def _rows(n: int) -> str:
+    return f"{n:,} row" + ("" if n == 1 else "s")
+
+
+def _date_hint(values: pd.Series) -> str:
+    text = values.dropna().astype(str).str.strip().head(1000)
+    if len(text) and text.str.fullmatch(r"[2-6]\d{4}(?:\.\d+)?").all():
+        return ("they look like Excel day numbers (45296 is 2024-01-05): format the column as dates in Excel and export it again, "
+                "or map the right column")
+    return "set `date_format` of the source (e.g. \"%Y/%m/%d %H:%M\")"
+
+
+def _unparsed(column: str, raw: pd.Series, parsed: pd.Series) -> pd.Series:
+    """Per row: the source column and its text when it did not parse ("交易时间 '2025-13-45'"), or "交易时间 empty"."""
+    detail = pd.Series(pd.NA, index=raw.index, dtype="string")
+    missing = parsed.isna()
+    if not missing.any():
+        return detail
+    text = raw[missing].astype("string").str.strip()
+    empty = text.isna() | (text == "")
+    detail[empty[empty].index] = f"{column} empty"
+    bad = text[~empty]
+    detail[bad.index] = column + " " + bad.map(lambda v: repr(v[:60]))
+    return detail
+
+
+def _join_details(details: list[pd.Series], index: pd.Index) -> pd.Series:
+    joined = pd.Series(pd.NA, index=index, dtype="string")
+    for detail in details:
+        joined = joined.where(detail.isna(), joined.fillna("").where(joined.isna(), joined + "; ") + detail)
+    return joined
 
 
 def _transaction_columns(out: pd.DataFrame, frame: pd.DataFrame, source: TransactionSource, params: Params) -> pd.DataFrame:
@@ -311,47 +678,59 @@ def read_all(params: Params, root: Path) -> tuple[dict[str, pd.DataFrame], list[
     inventory = []
     declared: list[Source] = list(params.sources.transactions)
     declared += [s for s in (params.sources.customers, params.sources.survey, params.sources.experiment) if s is not None]
+    privacy.check_params(params)
+    headers = {}
     for source in declared:
         path = params.source_path(root, source)
         raw = read_source(source, path)
+        headers[source.name] = list(raw.frame.columns)
         inventory.append({
             "source": source.name, "table": source.table, "path": str(path), "sha256": raw.sha256,
             "format": _format_of(path, source.format), "encoding": raw.encoding,
             "rows": len(raw.frame), "columns": len(raw.frame.columns),
         })
         tables.setdefault(source.table, []).append(map_source(raw, source, params))
+    privacy.check_headers(params, headers)  # before anything is written: a misspelt pii column protects nothing
     return {name: pd.concat(frames, ignore_index=True) for name, frames in tables.items()}, inventory
 
 
 def check_sources(params: Params, root: Path) -> None:
-    """Before any notebook runs: every declared file exists and has the mapped columns (header only)."""
+    """Before any run: every declared file exists, is the format, encoding and shape params say,
+    has the mapped columns, and its first rows (CHECK_BYTES of a CSV, CHECK_ROWS of a workbook or
+    Parquet file) map onto the contract the way the data stage will map the whole file (dates and
+    amounts parse, one date order). Raises TierbookError with the one line to fix."""
     declared: list[Source] = list(params.sources.transactions)
     declared += [s for s in (params.sources.customers, params.sources.survey, params.sources.experiment) if s is not None]
+    privacy.check_params(params)
     for source in declared:
         path = params.source_path(root, source)
         if not path.exists():
             raise TierbookError(f"source {source.name!r}: file {path} does not exist; put the export there or fix `path` in params/{params.client}.yaml")
-        if _format_of(path, source.format) != "csv":
-            continue  # Excel and Parquet headers are checked when the data stage reads them
-        sample = _head_bytes(path, 200_000)
-        if not sample.strip():
-            raise TierbookError(f"{path}: the file is empty; export it again or remove source {source.name!r}")
-        encoding = detect_encoding(sample) if source.encoding == "auto" else source.encoding
-        text = sample.decode(encoding, errors="replace")
-        delimiter = _sniff_delimiter(text) if source.delimiter == "auto" else source.delimiter
-        lines = text.splitlines()
-        if len(lines) <= source.header_row:
-            raise TierbookError(f"{path}: has no row {source.header_row} for the header; fix `header_row` of source {source.name!r}")
-        header = [h.strip() for h in next(csv.reader(io.StringIO(lines[source.header_row]), delimiter=delimiter))]
-        _require_columns(path, header, source)
+        map_source(read_source(source, path, head_only=True), source, params)
 
 
-def _require_columns(path: Path, header: list[str], source: Source) -> None:
+def _require_columns(path: Path, header: list[str], source: Source, top_rows: Callable[[], list[list[str]]] | None = None) -> None:
+    """Every mapped column is in the header, else one line naming each missing column with the
+    closest name present, and the row that holds the mapped names when it is not the header row
+    (a title or group row above the real header, e.g. merged cells in a workbook)."""
     missing = [c for c in source.columns if c not in header]
-    if missing:
-        close = difflib.get_close_matches(missing[0], header, n=1, cutoff=0.5)
-        hint = f"did you mean {close[0]!r}?" if close else f"the file's columns are {header[:12]};"
-        raise TierbookError(
-            f"{path}: column {missing[0]!r} (mapped to {source.columns[missing[0]]}) is not in the file; {hint} "
-            f"fix `columns` (or `header_row`) of source {source.name!r}"
-        )
+    if not missing:
+        return
+    others = [h for h in header if h not in source.columns]
+    close = {m: next(iter(difflib.get_close_matches(m, others, n=1, cutoff=0.5)), None) for m in missing}
+    listed = [str(h)[:40] for h in header[:12]]
+    if len(missing) == 1:
+        m = missing[0]
+        hint = f"did you mean {close[m]!r}?" if close[m] else f"the file's columns are {listed};"
+        message = f"{path}: column {m!r} (mapped to {source.columns[m]}) is not in the file; {hint}"
+    else:
+        named = ", ".join(f"{m!r} (mapped to {source.columns[m]}" + (f"; closest {close[m]!r})" if close[m] else ")") for m in missing)
+        message = f"{path}: {len(missing)} mapped columns are not in the file: {named};"
+        if not any(close.values()):
+            message += f" the file's columns are {listed};"
+    rows = top_rows() if top_rows is not None else []
+    holding = next((i for i, row in enumerate(rows) if set(source.columns) <= {str(c).strip() for c in row}), None)
+    if holding is not None and holding != source.header_row:
+        raise TierbookError(f"{message} the mapped columns are all in row {holding + 1} of the file (below title or group rows): "
+                            f"set `header_row: {holding}` of source {source.name!r}")
+    raise TierbookError(f"{message} fix `columns` (or `header_row`) of source {source.name!r}")

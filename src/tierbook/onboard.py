@@ -480,7 +480,22 @@ def _source_block(p: FileProfile, name: str, folder: Path, indent: str) -> list[
     return lines
 
 
-def draft_params(profiles: list[FileProfile], client: str, folder: Path, page: str | None = None) -> str:
+def _paths_block(folder: Path, client: str, project_root: Path | None) -> list[str]:
+    """``paths:`` of the draft: relative to the project when the exports are inside it; else the
+    folder is also declared as ``data_root``, the explicit permission to read outside the project."""
+    if project_root is not None:
+        root = project_root.resolve()
+        if folder == root or root in folder.parents:
+            relative = folder.relative_to(root).as_posix()
+            if relative == f"data/{client}":
+                return ["paths:", f"  data: {_q('data/{client}')}   # the default"]
+            return ["paths:", f"  data: {_q(relative)}"]
+    return ["paths:", f"  data: {_q(str(folder))}",
+            f"  data_root: {_q(str(folder))}   # outside the project: reading there is allowed explicitly"]
+
+
+def draft_params(profiles: list[FileProfile], client: str, folder: Path, page: str | None = None,
+                 project_root: Path | None = None) -> str:
     """The draft ``params/<client>.yaml``: every guess commented with its evidence and confidence."""
     folder = folder.resolve()
     today = dt.date.today().isoformat()
@@ -494,8 +509,7 @@ def draft_params(profiles: list[FileProfile], client: str, folder: Path, page: s
         f"title: {_q(client)}",
         f"currency: {_q(currency)}   # from the currency symbol of the amounts" if currency else
         "# currency: TODO the currency code of the amounts (default CNY); none could be read from the values",
-        "paths:",
-        f"  data: {_q(str(folder))}",
+        *_paths_block(folder, client, project_root),
         "sources:",
     ]
     tx = [p for p in profiles if p.table == "transactions"]
@@ -542,7 +556,7 @@ def run_init(client: str, data: Path, project_root: Path, force: bool = False) -
     data = Path(data).expanduser().resolve()
     profiles = profile_folder(data)
     page = project_root / "reports" / client / "init" / "profile.html"
-    text = draft_params(profiles, client, data, str(page.relative_to(project_root)))
+    text = draft_params(profiles, client, data, str(page.relative_to(project_root)), project_root)
     changed = [p.path for p in profiles if p.sha256 and file_sha256(p.path) != p.sha256]
     if changed:
         raise TierbookError(f"{changed[0]} changed while it was being read; run make init again when the export is complete")

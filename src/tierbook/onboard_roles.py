@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from .ingest import parse_numbers
+from .privacy import mask_text
 
 # column-name synonyms per role (compared after lower-casing and removing spaces, _ and -)
 NAMES: dict[str, tuple[str, ...]] = {
@@ -113,8 +114,6 @@ DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M:%S", "%Y/
                 "%Y/%m/%d", "%Y%m%d", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y年%m月%d日")
 PHONE = re.compile(r"^(\+?86[- ]?)?1[3-9]\d{9}$|^\+\d{8,15}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", re.IGNORECASE)
-EMAIL_IN_TEXT = re.compile(r"([\w.+-]+)@([\w-]+(?:\.[\w-]+)*\.[a-z]{2,})", re.IGNORECASE)
-PHONE_IN_TEXT = re.compile(r"(?<!\d)1[3-9]\d[\s-]?\d{4}[\s-]?\d{4}(?!\d)")
 OUTCOME_WORDS = re.compile(r"revenue|convert|conversion|spend|visit|order|purchase|click|retain|转化|收入|消费|下单|访问|留存")
 CURRENCY_SYMBOLS = {"¥": "CNY", "￥": "CNY", "£": "GBP", "€": "EUR", "$": "USD"}
 
@@ -357,6 +356,5 @@ def mask(value, role: str | None) -> str:
         return text[:1] + "*" * max(len(text) - 1, 1)
     if role in ("address", "id_number"):
         return "•••"
-    # a phone number or e-mail address inside free text (a comment, a note)
-    text = EMAIL_IN_TEXT.sub(lambda m: m.group(1)[:1] + "***@" + m.group(2), text)
-    return PHONE_IN_TEXT.sub(lambda m: m.group(0)[:3] + "****" + m.group(0)[-4:], text)[:60]
+    # a phone number, e-mail address or id number inside free text (a comment, a note): as the report masks them
+    return mask_text(text)[:60]

@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import difflib
+import os
 import re
+import string
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
@@ -149,6 +151,12 @@ class Sources(Strict):
             raise ValueError(f"two sources are named {dup[0]!r}; source names must be unique")
         return self
 
+    def all(self) -> list[tuple[str, Source]]:
+        """Every source as (kind, source): transactions first, in their order."""
+        return [(f"transactions[{i}]", s) for i, s in enumerate(self.transactions)] + [
+            (kind, s) for kind, s in (("customers", self.customers), ("survey", self.survey), ("experiment", self.experiment))
+            if s is not None]
+
 
 class Demo(Strict):
     generate: bool = False
@@ -158,6 +166,7 @@ class Demo(Strict):
 
 class Paths(Strict):
     data: str = "data/{client}"
+    data_root: str | None = None  # an absolute folder outside the project that params may read from (explicit opt-in)
 
 
 class Window(Strict):
@@ -381,6 +390,23 @@ class Run(Strict):
     cell_timeout_seconds: int = Field(1800, ge=10)
 
 
+class Privacy(Strict):
+    """Personal data (tierbook.privacy): source columns never read, contract PII opted into the CRM export."""
+
+    pii_columns: list[str] = []
+    export_pii: list[Literal["name", "phone", "email", "address", "id_number"]] = []
+
+    @model_validator(mode="after")
+    def _names(self):
+        for key, names in (("pii_columns", self.pii_columns), ("export_pii", self.export_pii)):
+            if any(not str(n).strip() for n in names):
+                raise ValueError(f"{key} has an empty column name; list source columns by their header, e.g. [微信号]")
+            dup = sorted({n for n in names if names.count(n) > 1})
+            if dup:
+                raise ValueError(f"{key} lists {dup[0]!r} twice; list it once")
+        return self
+
+
 class Params(Strict):
     client: str
     title: str | None = None
@@ -399,13 +425,66 @@ class Params(Strict):
     ab_test: ABTest = ABTest()
     profile: Profile = Profile()
     run: Run = Run()
+    privacy: Privacy = Privacy()
 
     def data_dir(self, root: Path) -> Path:
-        return (root / self.paths.data.format(client=self.client)).resolve()
+        return (root / Path(self.paths.data.format(client=self.client)).expanduser()).resolve()
 
     def source_path(self, root: Path, source: Source) -> Path:
         path = Path(source.path).expanduser()
         return path if path.is_absolute() else self.data_dir(root) / path
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def _lexical(path: Path) -> Path:
+    """``path`` made absolute and normalised without following symbolic links (a data folder that is
+    a link to a shared drive stays where params say it is)."""
+    return Path(os.path.normpath(os.path.abspath(path)))
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def confine_paths(params: Params, root: Path, where: str = "params") -> None:
+    """Every path in params stays in the project, or in ``paths.data_root`` when params set one.
+
+    No ``..`` anywhere; ``paths.data`` relative to the project root, or absolute inside the data
+    root; a source's ``path`` relative to the data folder, or absolute inside the data folder or the
+    data root; ``paths.data`` has no placeholder but ``{client}``. Symbolic links are not followed:
+    the check is on what params say, so a data folder linked to a shared drive still works."""
+    root = _lexical(root)
+    data_root = None
+    if params.paths.data_root is not None:
+        data_root = Path(params.paths.data_root).expanduser()
+        if not data_root.is_absolute() or ".." in data_root.parts:
+            raise TierbookError(f"{where}: paths.data_root = {params.paths.data_root!r} must be an absolute folder without '..' "
+                                "(e.g. /mnt/clients); it allows reading client data outside the project")
+        data_root = _lexical(data_root)
+    fields = [f for _, f, _, _ in string.Formatter().parse(params.paths.data) if f is not None]
+    if any(f != "client" for f in fields):
+        raise TierbookError(f"{where}: paths.data = {params.paths.data!r} may only use the placeholder {{client}}; "
+                            f"remove {{{next(f for f in fields if f != 'client')}}}")
+    allowed = "the project" + (f" or paths.data_root ({data_root})" if data_root else "")
+    fix = "set paths.data_root to the absolute folder that holds the client's data to allow it"
+
+    def check(key: str, text: str, base: Path, inside: list[Path]) -> Path:
+        path = Path(text).expanduser()
+        if ".." in path.parts:
+            raise TierbookError(f"{where}: {key} = {text!r} contains '..', which could leave {allowed}; "
+                                f"give the path from {base} down, or {fix}")
+        full = _lexical(path if path.is_absolute() else base / path)
+        if not any(_inside(full, folder) for folder in inside):
+            raise TierbookError(f"{where}: {key} = {text!r} is outside {allowed}; move the files under {base} or {fix}")
+        return full
+
+    roots = [root] + ([data_root] if data_root else [])
+    data_dir = check("paths.data", params.paths.data.format(client=params.client), root, roots)
+    for kind, source in params.sources.all():
+        check(f"sources.{kind}.path (source {source.name!r})", source.path, data_dir,
+              [data_dir] + ([data_root] if data_root else []))
 
 
 # --------------------------------------------------------------------------- loading
@@ -534,9 +613,12 @@ def load_params(client: str, params_dir: Path, overrides: list[str] | None = Non
         merged = deep_merge(merged, data)
     merged["client"] = client
     try:
-        return Params.model_validate(merged)
+        params = Params.model_validate(merged)
     except ValidationError as exc:
         raise TierbookError(_format_error(exc.errors()[0], files)) from None
+    where = next((str(f) for f, data in reversed(files) if "paths" in data or "sources" in data), str(client_file))
+    confine_paths(params, params_dir.parent, where)
+    return params
 
 
 def params_to_dict(params: Params) -> dict:

@@ -120,6 +120,8 @@ def tier_shares(tiers: pd.DataFrame, order: list[str], value: str = "revenue"):
     ax.yaxis.set_major_formatter(mticker.PercentFormatter(1.0))
     for container in ax.containers:
         ax.bar_label(container, labels=[f"{v.get_height():.0%}" for v in container], fontsize=8)
+    ax.set_ylim(0, max(1e-9, long["value"].max()) * 1.12)  # room for the labels above the tallest bar
+    sns.move_legend(ax, "upper left", bbox_to_anchor=(1.01, 1), frameon=False)  # beside the bars, never over one
     fig.tight_layout()
     return fig
 

@@ -193,13 +193,17 @@ def _one_line(error: BaseException) -> str:
     return lines[0] if lines else type(error).__name__
 
 
-def _kernel_manager_class():
+def _kernel_manager_class(log: Path | None = None):
     """Kernels talk to papermill over IPC sockets (local files), not unencrypted TCP ports.
 
     Each kernel gets its own private socket folder: jupyter_client's default IPC path is
     ``kernel-ipc-<n>`` in the working directory, and two kernels started at the same moment (two
     sections running in parallel) could pick the same ``n`` and read each other's messages
-    ("Invalid Signature")."""
+    ("Invalid Signature").
+
+    The kernel's own messages (not the notebook's output, which papermill records) go to ``log``
+    instead of the consultant's terminal: a kernel whose run was stopped says "Parent appears to have
+    exited" there."""
     import shutil
     import tempfile
 
@@ -211,6 +215,13 @@ def _kernel_manager_class():
             self._socket_dir = tempfile.mkdtemp(prefix="tierbook-kernel-")  # mode 0700: only this user can connect
             kwargs.setdefault("ip", os.path.join(self._socket_dir, "ipc"))
             super().__init__(**kwargs)
+
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            if log is not None and kw.get("stderr") is None:
+                with open(log, "a", encoding="utf-8") as stream:  # the kernel keeps its own copy of the descriptor
+                    kw["stderr"] = stream
+                    return await super()._async_launch_kernel(kernel_cmd, **kw)
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
 
         async def _async_cleanup_resources(self, restart: bool = False) -> None:
             await super()._async_cleanup_resources(restart=restart)
@@ -234,7 +245,8 @@ def _execute_section(project: Project, params: Params, run_dir: Path, section: S
             str(source), str(executed),
             parameters={"client": params.client, "run_dir": str(run_dir), "project_root": str(project.root)},
             kernel_name="python3", progress_bar=False, log_output=False, cwd=str(project.root),
-            execution_timeout=params.run.cell_timeout_seconds, kernel_manager_class=_kernel_manager_class(),
+            execution_timeout=params.run.cell_timeout_seconds,
+            kernel_manager_class=_kernel_manager_class(executed.with_name(executed.stem + ".kernel.log")),
         )
         result.seconds_notebook = round(time.perf_counter() - started, 2)
         html = run_dir / f"{section.name}.html"
@@ -246,6 +258,9 @@ def _execute_section(project: Project, params: Params, run_dir: Path, section: S
         result.status = "failed"
         result.message = _one_line(exc)
         (run_dir / f"{section.name}.error.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
+    kernel_log = executed.with_name(executed.stem + ".kernel.log")
+    if kernel_log.exists() and kernel_log.stat().st_size == 0:
+        kernel_log.unlink()
     result.seconds = round(time.perf_counter() - started, 2)
     return result
 
@@ -254,7 +269,8 @@ def _run_sections(project: Project, params: Params, run_dir: Path, sections: lis
                   results: dict[str, SectionResult], on_done) -> None:
     """Run sections as their dependencies finish, ``run.parallel`` at a time."""
     pending = {s.name: s for s in sections}
-    with ThreadPoolExecutor(max_workers=params.run.parallel) as pool:
+    pool = ThreadPoolExecutor(max_workers=params.run.parallel)
+    try:
         running = {}
         while pending or running:
             for name, section in list(pending.items()):
@@ -274,6 +290,12 @@ def _run_sections(project: Project, params: Params, run_dir: Path, sections: lis
                 name = running.pop(future)
                 results[name] = future.result()
                 on_done(results[name])
+    except BaseException:
+        # interrupted (Ctrl-C, SIGTERM): do not wait for the running notebooks; their kernels end
+        # with this process (ipykernel watches its parent)
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _report_section(result: SectionResult, run_dir: Path) -> None:
@@ -340,8 +362,12 @@ def run_report(project: Project, client: str, overrides: list[str] | None = None
         _run_sections(project, params, run_dir, list(SECTIONS), results, lambda r: _report_section(r, run_dir))
     except BaseException:
         manifest["status"] = "interrupted"
+        manifest["ended_at"] = dt.datetime.now().isoformat(timespec="seconds")
+        manifest["sections"] = {name: {"status": r.status, "seconds": r.seconds, "message": r.message}
+                                for name, r in results.items()}
         _write_json(run_dir / "manifest.json", manifest)
         _client_index(client_dir, params)
+        _say(f"interrupted: {run_dir}")
         raise
     changed = [f["path"] for f in inputs if ingest.file_sha256(Path(f["path"])) != f["sha256"]]
     if changed:

@@ -7,7 +7,7 @@ import html
 
 import pandas as pd
 
-from . import i18n
+from . import i18n, privacy
 from .i18n import _
 
 SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "GBP": "£", "EUR": "€", "JPY": "¥"}
@@ -35,7 +35,9 @@ def p_text(value: float) -> str:
 def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), int_cols=(), pct_cols=(), p_cols=(),
            labels: dict[str, str] | None = None, max_rows: int = MAX_ROWS, csv: str | None = None):
     """A Styler with formatted numbers and readable headers. A table longer than ``max_rows`` is
-    cut, with a caption saying so and naming ``csv`` (the full table in the run folder)."""
+    cut, with a caption saying so and naming ``csv`` (the full table in the run folder). Customer
+    ids must be pseudonyms (``check_no_customer_ids``)."""
+    check_no_customer_ids(frame)
     shown = frame.head(max_rows)
     formats = {column: p_value for column in p_cols}
     for column in money_cols:
@@ -53,23 +55,22 @@ def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), i
             shown = shown.assign(**{column: shown[column].map(i18n.name)})
     # escape="html": client strings (store names, comments ...) are shown as text, never as markup
     styler = shown.style.format(formats, na_rep="", escape="html").hide(axis="index")
+    if "customer_id" in shown.columns:  # a pseudonym on one line (it wrapped after "C-")
+        styler = styler.set_properties(subset=["customer_id"], **{"white-space": "nowrap"})
     if len(frame) > max_rows:
         caption = _("First {shown} of {total:,} rows", shown=max_rows, total=len(frame))
         link = f'<a href="{html.escape(csv, quote=True)}">{html.escape(csv)}</a>' if csv else ""  # relative to the run folder
         styler = styler.set_caption(html.escape(caption) + (_("; all rows in {csv}", csv=link) if csv else ""))
     headers = [(labels or {}).get(c, c) for c in shown.columns]
-    if labels or i18n.lang() != "en":  # headers may be data (a pivot's regions): translated when known, never logged
-        styler = styler.relabel_index([i18n.name(h) for h in headers], axis="columns")
-    return styler
+    # headers may be data (a pivot's regions, tier names from params): translated when known, never
+    # logged, and escaped like the values (the Styler escapes values only)
+    shown_headers = [i18n.name(h) for h in headers] if labels or i18n.lang() != "en" else headers
+    return styler.relabel_index([html.escape(str(h)) for h in shown_headers], axis="columns")
 
 
-def mask_ids(ids: pd.Series) -> pd.Series:
-    """Customer ids for a report page: the first two and last two characters kept, the rest
-    starred (``C0012345`` -> ``C0****45``); ids of four characters or fewer keep only the first."""
-    def mask(value) -> str:
-        text = str(value)
-        if len(text) <= 4:
-            return text[:1] + "***"
-        return text[:2] + "*" * (len(text) - 4) + text[-2:]
-
-    return ids.map(mask)
+def check_no_customer_ids(frame: pd.DataFrame) -> None:
+    """A page shows customer ids only as pseudonyms (``tierbook.privacy``): a ``customer_id`` column
+    holding anything else stops the section instead of reaching the HTML."""
+    if "customer_id" in frame.columns and not privacy.is_pseudonym(frame["customer_id"]).all():
+        raise ValueError("a table with real customer ids was about to be shown; pass them through "
+                         "tierbook.privacy.pseudonymise(ids, privacy.client_key(root, client)) first")

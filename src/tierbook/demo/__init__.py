@@ -117,6 +117,10 @@ customers (p above the sample median of p over ALL customers) are far more often
 TRUTH ``survey`` records the realised detractor share among respondents with an nps in each half
 and the expected (model) share over all customers of each half.  max(1, round(0.02 rows)) rows
 have a blank nps (csat only).  comment: short Chinese text matching the sentiment, or empty (45 %).
+Personal data (generator v6): CONTACT_SHARE (4 %) of the written comments end with the respondent's
+own 手机号 (``，有问题请打我电话13812345678``) and another 4 % with their 邮箱, at least one of each
+(TRUTH ``privacy``), drawn from their own stream (SeedSequence [seed, 13]) so that every other value
+is as in v5; the report must show them masked.
 
 Experiment (experiment.csv)
 ---------------------------
@@ -226,6 +230,7 @@ import pandas as pd
 
 from ._common import (
     CATEGORIES,
+    CONTACT_SHARE,
     DROPOUT_AFTER_FIRST_PURCHASE,
     EMAIL_DOMAINS,
     EXPECTED_FILES,
@@ -256,6 +261,7 @@ from ._files import (
     _xlsx_bytes,
 )
 from ._process import (
+    _contacts_in_comments,
     _simulate,
 )
 
@@ -335,12 +341,13 @@ def generate(out_dir: Path, size: int = 20000, seed: int = 20240101) -> dict:
 
     # ---- survey -------------------------------------------------------------------------------------
     resp = S["resp"]
+    comments, phone_rows, email_rows = _contacts_in_comments(S["comment"], resp, phones, emails, seed)
     survey_df = pd.DataFrame({
         "customer_id": cid[resp],
         "response_date": _iso(S["resp_day"]),
         "nps": pd.array(np.where(S["blank"], 0, S["nps"]), dtype="Int64"),
         "csat": S["csat"],
-        "comment": S["comment"],
+        "comment": comments,
         **{f"item_{name}": scores for name, scores in S["items"].items()},
     })
     survey_df.loc[S["blank"], "nps"] = pd.NA
@@ -426,6 +433,9 @@ def generate(out_dir: Path, size: int = 20000, seed: int = 20240101) -> dict:
     })
 
     truth = _truth(S, size, seed, pos_df, ecom_df, len(member_rows), survey_df, exp_df, rev30, n30)
+    truth["privacy"] = {"contact_share": CONTACT_SHARE, "comments_with_phone": int(phone_rows.size),
+                        "comments_with_email": int(email_rows.size),
+                        "rule": "the respondent's own 手机号 / 邮箱 from members.xlsx appended to a written comment"}
 
     # ---- write (TRUTH.json last) ---------------------------------------------------------------------
     _write_csv(out_dir / "pos_transactions.csv", pos_df, "gbk")
@@ -441,15 +451,21 @@ def generate(out_dir: Path, size: int = 20000, seed: int = 20240101) -> dict:
 
 def ensure(out_dir: Path, size: int, seed: int) -> dict:
     """Return the stored truth if ``out_dir`` is a complete demo of (size, seed); else regenerate."""
+    import fcntl
+
     out_dir = Path(out_dir)
-    truth_path = out_dir / TRUTH_FILE
-    try:
-        truth = json.loads(truth_path.read_text(encoding="utf-8"))
-        ok = (truth.get("size") == int(size) and truth.get("seed") == int(seed)
-              and truth.get("generator_version") == GENERATOR_VERSION
-              and all((out_dir / f).is_file() for f in EXPECTED_FILES))
-    except (OSError, ValueError):
-        ok = False
-    if ok:
-        return truth
-    return generate(out_dir, size=size, seed=seed)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # two reports started at once on a fresh checkout: one generates, the other waits and reads
+    with open(out_dir.parent / f".{out_dir.name}.generating", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        truth_path = out_dir / TRUTH_FILE
+        try:
+            truth = json.loads(truth_path.read_text(encoding="utf-8"))
+            ok = (truth.get("size") == int(size) and truth.get("seed") == int(seed)
+                  and truth.get("generator_version") == GENERATOR_VERSION
+                  and all((out_dir / f).is_file() for f in EXPECTED_FILES))
+        except (OSError, ValueError):
+            ok = False
+        if ok:
+            return truth
+        return generate(out_dir, size=size, seed=seed)

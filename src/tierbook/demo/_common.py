@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-GENERATOR_VERSION = 5
+GENERATOR_VERSION = 6
 
 EXPECTED_FILES = (
     "pos_transactions.csv",
@@ -52,6 +52,11 @@ RATES = {
     "blank_nps": 0.02,
     "survey_share": 0.25,
 }
+# Planted personal data (generator v6): some survey comments carry the respondent's own phone number or
+# e-mail address, as real comments do; the report must mask them (tierbook.privacy). Share of the
+# written comments that get a phone, and again an e-mail (at least one each when there are two comments).
+CONTACT_SHARE = 0.04
+CONTACT_PHRASES = {"phone": "，有问题请打我电话{}", "email": "，结果请发邮箱 {}"}
 FIXED_DIRT = {"negative_amount_not_return": 5, "future_dates": 4, "outliers": 3, "unparseable_dates": 3}
 GARBAGE_TIMES = ("2025-13-45 99:99:99", "2025-02-30 25:61:00", "2025-00-00 00:00:00")
 

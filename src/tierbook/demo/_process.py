@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from ._common import (
+    CONTACT_PHRASES,
+    CONTACT_SHARE,
     _ASSIGN_DAY,
     _BIRTH_END,
     _END,
@@ -408,3 +410,20 @@ def _simulate(size: int, seed: int):
         py1=py1, py2=py2, em_num=em_num, reg_ch=reg_ch, mdup=mdup,
         o_cat=o_cat, coupon_p=coupon_p, top_value=top_value, gender=gender, age_days=age_days, no_profile=no_profile,
     )
+
+
+def _contacts_in_comments(comment: list[str], resp: np.ndarray, phones: list[str], emails: list[str], seed: int):
+    """Comments with the respondent's phone number or e-mail address appended (CONTACT_SHARE of the
+    written comments each), drawn from their own stream (SeedSequence [seed, 13]) so that every other
+    draw and file stays as in generator v5. Returns (comments, rows with a phone, rows with an e-mail)."""
+    rng = np.random.default_rng([seed, 13])
+    written = np.flatnonzero([bool(c) for c in comment])
+    n_each = max(1, int(round(CONTACT_SHARE * written.size))) if written.size >= 2 else 0
+    pick = rng.choice(written, size=2 * n_each, replace=False) if n_each else np.zeros(0, int)
+    phone_rows, email_rows = np.sort(pick[:n_each]), np.sort(pick[n_each:])
+    out = list(comment)
+    for i in phone_rows.tolist():
+        out[i] += CONTACT_PHRASES["phone"].format(phones[resp[i]])
+    for i in email_rows.tolist():
+        out[i] += CONTACT_PHRASES["email"].format(emails[resp[i]])
+    return out, phone_rows, email_rows
