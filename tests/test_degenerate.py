@@ -365,9 +365,27 @@ def test_an_extreme_outlier_is_rejected_by_default_and_named_when_kept(tmp_path)
 # --------------------------------------------------------------------------- surveys
 
 
-def test_a_survey_file_with_only_its_header(shop, tmp_path):
-    client = shop_with(shop, tmp_path, survey="customer_id,response_date,nps\n")
+def test_a_survey_file_with_only_its_header_stops_before_the_run_with_one_line(shop, tmp_path):
+    """A header-only export is a file to export again (ingest's rule for every source), named before
+    any section runs: ``make check`` and ``make report`` stop at the same line."""
+    from tierbook.ingest import check_sources
+
+    with pytest.raises(TierbookError) as caught:
+        shop_with(shop, tmp_path, survey="customer_id,response_date,nps\n")
+    survey = tmp_path / "data" / "edge" / "survey.csv"
+    line = f"{survey}: has a header but no data rows; export it again with its rows, or remove source 'survey' from params"
+    assert _one_line(caught.value) == line
+    assert one_line_stop(lambda: check_sources(load_params("edge", tmp_path / "params"), tmp_path)) == line
+
+
+def test_a_survey_whose_answers_are_all_blank(shop, tmp_path):
+    blank = pd.DataFrame({"customer_id": sorted(shop.data.orders["customer_id"].astype(str).unique())[:25],
+                          "response_date": "2025-06-01", "nps": ""})
+    client = shop_with(shop, tmp_path, survey=blank)
     assert len(client.data.tables["survey"]) == 0
+    ledger = pd.read_parquet(client.run_dir / "data" / "ledger.parquet")
+    survey_rows = ledger[ledger["table"] == "survey"]
+    assert len(survey_rows) == 25 and set(survey_rows["reason"]) == {"no_score"}  # every row accounted for
     satisfaction = readable(client.section("satisfaction"))
     assert ("The survey has only 0 answers with an NPS or CSAT score, fewer than the 30 this section needs (satisfaction.min_responses) "
             "for estimates worth showing.") in satisfaction
@@ -667,10 +685,12 @@ def inputs_digest(folder: Path) -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_a_demo_report_with_a_header_only_survey_and_a_one_arm_experiment(tmp_path):
-    """The demo (400 customers) whose survey export is its header row only and whose experiment kept
-    only its control arm: every section succeeds, the two sections say why they have nothing to show,
-    and no page shows a traceback, an exception or NaN."""
+def test_a_demo_report_with_an_unanswered_survey_and_a_one_arm_experiment(tmp_path):
+    """The demo (400 customers) whose survey export is first its header row only, then its rows with
+    every score blank, and whose experiment kept only its control arm. The header-only file stops the
+    report before any run folder exists, with one line; the blank answers are rejected row by row and
+    every section succeeds, the two sections saying why they have nothing to show; no page shows a
+    traceback, an exception or NaN, and the inputs are unchanged."""
     from tierbook.report import Project, run_report
 
     from .conftest import demo_files
@@ -678,14 +698,22 @@ def test_a_demo_report_with_a_header_only_survey_and_a_one_arm_experiment(tmp_pa
     params, _, _ = demo_files(tmp_path, 400)
     data = params.data_dir(tmp_path)
     survey = data / "survey.csv"
-    survey.write_bytes(survey.read_bytes().split(b"\n", 1)[0] + b"\n")  # UTF-8 BOM and the header row
+    original = survey.read_bytes()
+    survey.write_bytes(original.split(b"\n", 1)[0] + b"\n")  # UTF-8 BOM and the header row
+    (tmp_path / "notebooks").symlink_to(REPO / "notebooks")
+    project = Project(tmp_path)
+    line = one_line_stop(lambda: run_report(project, "demo", ["demo.size=400"]))
+    assert line == f"{survey}: has a header but no data rows; export it again with its rows, or remove source 'survey' from params"
+    assert not (tmp_path / "reports").exists()  # stopped at the check of the inputs, before a run folder
+
+    answers = pd.read_csv(io.BytesIO(original), dtype=str, keep_default_na=False, encoding="utf-8-sig")
+    answers.assign(nps="", csat="").to_csv(survey, index=False, encoding="utf-8-sig")
     arms = pd.read_csv(data / "experiment.csv", dtype=str, keep_default_na=False)
     control = arms[arms["variant"] == "control"]
     control.to_csv(data / "experiment.csv", index=False)
-    (tmp_path / "notebooks").symlink_to(REPO / "notebooks")
     before = inputs_digest(data)
 
-    run = run_report(Project(tmp_path), "demo", ["demo.size=400"])
+    run = run_report(project, "demo", ["demo.size=400"])
     assert run.status == "succeeded", {name: r.message for name, r in run.sections.items() if r.status != "succeeded"}
     assert inputs_digest(data) == before and (tmp_path / "reports" / "demo" / "latest").resolve() == run.run_dir
     pages = {name: readable(page_text(run.run_dir / f"{name}.html")) for name in NOTEBOOKS}
@@ -695,6 +723,8 @@ def test_a_demo_report_with_a_header_only_survey_and_a_one_arm_experiment(tmp_pa
     assert "There is no survey with NPS answers for this client, so churn is not linked to satisfaction here." in pages["churn"]
     assert "The survey table has 0 clean rows." in pages["data"]
     assert f"The experiment table has {len(control):,} clean rows." in pages["data"]
+    rejected = pd.read_csv(run.run_dir / "rejected.csv", encoding="utf-8-sig")
+    assert (rejected[rejected["source"] == "survey"]["reason"] == "no_score").sum() == len(answers)  # every answer accounted for
     cards = pages["summary"].split("First run for this client")[0].split("Demo retailer (synthetic)")[-1]
     findings = pages["summary"].split("Findings")[-1]
     assert "Mean CLV" in cards and "Churned" in cards and "NPS" not in cards and "CSAT" not in cards  # no satisfaction card
