@@ -160,23 +160,27 @@ def test_section_rerun_updates_the_newest_run(demo_project, capsys):
 
 @pytest.mark.slow
 def test_a_failing_section_fails_the_run_in_one_line_and_keeps_latest(demo_project, capsys):
+    """A problem the check before the run cannot see (here: an analysis date before every order,
+    found by the rfm section) fails that section in one line, skips what depends on it, and leaves
+    latest where it was. (A bad file now stops before any run: tests/test_bad_input.py.)"""
     project, _ = demo_project
     latest = project.client_reports("demo") / "latest"
     latest_before = latest.resolve()
-    broken = (project.params_dir / "demo.yaml").read_text(encoding="utf-8").replace('"%Y-%m-%d %H:%M:%S"', '"%d.%m.%Y"')
+    broken = (project.params_dir / "demo.yaml").read_text(encoding="utf-8")
     (project.params_dir / "broken.yaml").write_text(broken.replace("generate: true", "generate: false"), encoding="utf-8")
     (project.root / "data" / "broken").symlink_to(project.root / "data" / "demo")
     capsys.readouterr()
-    assert main(["--root", str(project.root), "report", "--client", "broken", "--set", "demo.size=400"]) == 1
+    assert main(["--root", str(project.root), "report", "--client", "broken", "--set", "demo.size=400", "--set", "rfm.as_of=2000-01-01"]) == 1
     out = capsys.readouterr().out
     failure = [line for line in out.splitlines() if "✗" in line]
     assert len(failure) == 1
-    assert "ecommerce_orders.csv: column 'order_time' (mapped to order_date) parses for only 0%" in failure[0]
-    assert "notebooks/01_data.ipynb" in failure[0] and "Traceback" not in out
+    assert "no order is before as_of 2000-01-01 (data period 2024-01-01 to 2025-12-31); set rfm.as_of to a later date" in failure[0]
+    assert "notebooks/02_rfm.ipynb" in failure[0] and "Traceback" not in out
     run_dir = sorted((project.client_reports("broken")).glob("2*"))[-1]
     manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
-    assert manifest["status"] == "failed" and manifest["sections"]["data"]["status"] == "failed"
-    assert not (run_dir / "data.html").exists()
+    assert manifest["status"] == "failed" and manifest["sections"]["rfm"]["status"] == "failed"
+    assert manifest["sections"]["data"]["status"] == "succeeded" and manifest["sections"]["clv"]["status"] == "skipped"
+    assert (run_dir / "data.html").exists() and not (run_dir / "rfm.html").exists()
     assert not (project.client_reports("broken") / "latest").exists()
     assert latest.resolve() == latest_before
     index = (run_dir / "index.html").read_text(encoding="utf-8")
