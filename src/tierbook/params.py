@@ -387,6 +387,7 @@ class Profile(Strict):
 
 class Run(Strict):
     parallel: int = Field(2, ge=1)
+    executor: Literal["fork", "kernel"] = "fork"
     cell_timeout_seconds: int = Field(1800, ge=10)
 
 

@@ -76,6 +76,7 @@ class SectionResult:
     notebook: str | None = None
     html: str | None = None
     seconds_notebook: float | None = None  # executing the notebook (the rest is the HTML export)
+    peak_memory_mib: int | None = None  # peak resident memory of the section's process (run.executor: fork)
 
 
 @dataclass
@@ -232,8 +233,31 @@ def _kernel_manager_class(log: Path | None = None):
 
 
 def _execute_section(project: Project, params: Params, run_dir: Path, section: Section) -> SectionResult:
+    """Execute a section's notebook and export its HTML: in a child process forked from this one
+    (``run.executor: fork``, tierbook.execute) or by papermill with a Jupyter kernel (``kernel``)."""
+    if params.run.executor == "kernel":
+        return _notebook_and_html(project, params, run_dir, section, _papermill)
+    return _forked(project, params, run_dir, section)
+
+
+def _papermill(project: Project, params: Params, source: Path, executed: Path, parameters: dict) -> None:
     import papermill
 
+    papermill.execute_notebook(
+        str(source), str(executed), parameters=parameters,
+        kernel_name="python3", progress_bar=False, log_output=False, cwd=str(project.root),
+        execution_timeout=params.run.cell_timeout_seconds,
+        kernel_manager_class=_kernel_manager_class(executed.with_name(executed.stem + ".kernel.log")),
+    )
+
+
+def _in_this_process(project: Project, params: Params, source: Path, executed: Path, parameters: dict) -> None:
+    from .execute import execute_notebook
+
+    execute_notebook(source, executed, parameters, project.root, params.run.cell_timeout_seconds)
+
+
+def _notebook_and_html(project: Project, params: Params, run_dir: Path, section: Section, execute) -> SectionResult:
     result = SectionResult(section.name)
     source = project.notebooks_dir / section.notebook
     executed = run_dir / "notebooks" / section.notebook
@@ -241,13 +265,8 @@ def _execute_section(project: Project, params: Params, run_dir: Path, section: S
     result.notebook = str(executed.relative_to(run_dir))
     started = time.perf_counter()
     try:
-        papermill.execute_notebook(
-            str(source), str(executed),
-            parameters={"client": params.client, "run_dir": str(run_dir), "project_root": str(project.root)},
-            kernel_name="python3", progress_bar=False, log_output=False, cwd=str(project.root),
-            execution_timeout=params.run.cell_timeout_seconds,
-            kernel_manager_class=_kernel_manager_class(executed.with_name(executed.stem + ".kernel.log")),
-        )
+        execute(project, params, source, executed,
+                {"client": params.client, "run_dir": str(run_dir), "project_root": str(project.root)})
         result.seconds_notebook = round(time.perf_counter() - started, 2)
         html = run_dir / f"{section.name}.html"
         export_section(executed, html, section, SECTIONS, params, run_dir.name)
@@ -263,6 +282,72 @@ def _execute_section(project: Project, params: Params, run_dir: Path, section: S
         kernel_log.unlink()
     result.seconds = round(time.perf_counter() - started, 2)
     return result
+
+
+_CHILDREN: set = set()  # sections' processes still running (killed when the run is interrupted)
+
+
+def _forked(project: Project, params: Params, run_dir: Path, section: Section) -> SectionResult:
+    """Run the section in a child forked from this process: it starts with the parent's imports
+    (tierbook.execute.warm_up) instead of a kernel's start-up and imports."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    receive, send = context.Pipe(duplex=False)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    process = context.Process(target=_section_child, args=(send, project, params, run_dir, section), name=f"tierbook-{section.name}")
+    started = time.perf_counter()
+    process.start()
+    _CHILDREN.add(process)
+    send.close()
+    try:
+        data = receive.recv()
+    except EOFError:  # the child died before it could say how the section went (killed, out of memory)
+        data = None
+    process.join()
+    _CHILDREN.discard(process)
+    if data is None:
+        executed = run_dir / "notebooks" / section.notebook
+        return SectionResult(section.name, "failed", round(time.perf_counter() - started, 2),
+                             f"the section's process ended without a result (exit code {process.exitcode}; "
+                             f"a negative code is the signal that ended it, -9 often means out of memory)",
+                             notebook=str(executed.relative_to(run_dir)))
+    return SectionResult(**data)
+
+
+def _section_child(send, project: Project, params: Params, run_dir: Path, section: Section) -> None:
+    import ctypes
+    import resource
+    import signal
+
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: end with the run's process
+    except OSError:
+        pass
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    code = 0
+    try:
+        log = run_dir / "notebooks" / (Path(section.notebook).stem + ".kernel.log")
+        log.parent.mkdir(exist_ok=True)
+        fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 1)  # what libraries write to the terminal below Python (C code, warnings at exit) goes to the log
+        os.dup2(fd, 2)
+        os.close(fd)
+        result = _notebook_and_html(project, params, run_dir, section, _in_this_process)
+        result.peak_memory_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        send.send(result.__dict__)
+    except BaseException:  # noqa: BLE001 - the parent reports a section without a result as failed
+        code = 1
+    finally:
+        os._exit(code)
+
+
+def kill_sections() -> None:
+    """End the sections' processes now (the run was interrupted)."""
+    for process in list(_CHILDREN):
+        process.kill()
 
 
 def _run_sections(project: Project, params: Params, run_dir: Path, sections: list[Section],
@@ -291,8 +376,9 @@ def _run_sections(project: Project, params: Params, run_dir: Path, sections: lis
                 results[name] = future.result()
                 on_done(results[name])
     except BaseException:
-        # interrupted (Ctrl-C, SIGTERM): do not wait for the running notebooks; their kernels end
-        # with this process (ipykernel watches its parent)
+        # interrupted (Ctrl-C, SIGTERM): do not wait for the running notebooks; forked sections are
+        # killed, kernels end with this process (ipykernel watches its parent)
+        kill_sections()
         pool.shutdown(wait=False, cancel_futures=True)
         raise
     pool.shutdown(wait=True)
@@ -320,7 +406,7 @@ def _period(run_dir: Path) -> str | None:
 def _finish(run_dir: Path, manifest: dict, params: Params, results: dict[str, SectionResult]) -> None:
     manifest["sections"] = {
         name: {"status": r.status, "seconds": r.seconds, "seconds_notebook": r.seconds_notebook, "message": r.message,
-               "notebook": r.notebook, "html": r.html}
+               "notebook": r.notebook, "html": r.html, "peak_memory_mib": r.peak_memory_mib}
         for name, r in results.items()
     }
     inputs_json = run_dir / "inputs.json"
@@ -359,6 +445,10 @@ def run_report(project: Project, client: str, overrides: list[str] | None = None
     _say(f"run {run_dir}")
     results: dict[str, SectionResult] = {}
     try:
+        if params.run.executor == "fork":
+            from .execute import warm_up
+
+            warm_up()  # once here instead of in every section's process
         _run_sections(project, params, run_dir, list(SECTIONS), results, lambda r: _report_section(r, run_dir))
     except BaseException:
         manifest["status"] = "interrupted"
