@@ -169,3 +169,16 @@ def test_bad_input_is_reported():
         RFMClusters().fit(data.iloc[:0])
     with pytest.raises(ValueError, match="k_range"):
         RFMClusters(k_range=(1, 4)).fit(data)
+
+
+def test_a_base_above_fit_size_is_clustered_from_a_sample_like_the_full_fit():
+    # 3 x 2,000 customers, fit_size 600: k is chosen on 600 sampled customers and refitted on all 6,000
+    frame = groups(seed=3, n=2000)
+    full = RFMClusters(k_range=(2, 5), fit_size=10_000).fit(frame)
+    sampled = RFMClusters(k_range=(2, 5), fit_size=600).fit(frame)
+    assert full.k_ == sampled.k_ == 3
+    assert (sampled.labels_ == full.labels_).mean() == 1.0  # well-separated groups: the same partition, the same ranking
+    assert sampled.inertia_ == pytest.approx(full.inertia_, rel=1e-6)
+    assert pd.crosstab(sampled.labels_, frame["truth"]).max(axis=1).sum() == 6000
+    # below fit_size nothing changes: the default fit_size gives the exact full fit
+    assert (RFMClusters(k_range=(2, 5)).fit(frame).labels_ == full.labels_).all()

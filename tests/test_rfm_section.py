@@ -89,7 +89,7 @@ def test_cdnow_master_runs_through_the_section(shared_data, tmp_path):
     assert stage.scores[["segment_zh", "named_segment", "tier"]].notna().all().all()
     assert stage.tiers["customers"].sum() == buyers
     assert stage.as_of == pd.Timestamp("1998-07-01")
-    exported = pd.read_csv(run_dir / "customer_scores.csv", encoding="utf-8-sig", dtype={"customer_id": str})
+    exported = pd.read_parquet(run_dir / "data" / "customer_scores.parquet")  # the CRM files come with the profile section
     assert exported["customer_id"].str.len().eq(5).all()  # zero-padded ids kept
     meta = json.loads((run_dir / "inputs.json").read_text(encoding="utf-8"))
     assert meta[0]["rows"] == 69_659

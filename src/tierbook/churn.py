@@ -509,7 +509,7 @@ def _write(stage: ChurnStage, scores: pd.DataFrame, run_dir: Path) -> None:
     if "churn_risk" in values:
         values = values.assign(churn_risk=values["churn_risk"].round(4))
     merged = scores.drop(columns=[c for c in CRM_COLUMNS if c in scores]).join(values, on="customer_id")
-    write_customer_scores(merged, run_dir)
+    write_customer_scores(merged, run_dir, export=False)  # the profile section, the last to add columns, writes the CRM files
 
 
 # --------------------------------------------------------------------------- prose

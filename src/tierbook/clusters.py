@@ -11,8 +11,10 @@ values a handful of big spenders would decide every cluster boundary.
 
 Choosing k. k-means is fitted for every k in ``k_range`` (inclusive) and the k with the highest
 silhouette score wins (ties: the smaller k). Silhouette needs every pairwise distance, O(n^2) time,
-so it is computed on a seeded random sample of at most ``sample_size`` customers (k-means itself is
-fitted on everyone). See the comment on ``sample_size`` below for measured times.
+so it is computed on a seeded random sample of at most ``sample_size`` customers. k-means itself is
+fitted on everyone up to ``fit_size`` customers; on a larger base each candidate k is fitted on a
+seeded sample of ``fit_size`` customers and the chosen k is then refitted on everyone, started
+from the sample's centres (one run of Lloyd's iterations). See the comments below for measured times.
 On bases without clear-cut groups two k can score within 0.01 of each other, and the choice
 between them may then change with the sample; read ``silhouette_`` rather than ``k_`` alone.
 
@@ -49,6 +51,12 @@ FEATURES = ["recency_days", "purchase_occasions", "monetary_total"]
 # A whole default fit (k-means with n_init=10 for 7 values of k plus silhouettes) took 46-55 s
 # on 20,000-100,000 customers, 17-35 s with sample_size=5,000. On the 20,000-customer demo the
 # 5,000-sample silhouettes were within 0.006 of the 20,000-sample ones (2.6 s against 17.7 s).
+
+# Why ``fit_size`` (20,000 by default): k-means with n_init=10 for k = 2..8 costs time linear in
+# customers, about 7 s of the 10.5 s of a 100,000-customer fit and so ~100 s at 1M. Choosing k on
+# 20,000 sampled customers and refitting the chosen k on everyone from the sample's centres takes
+# the same few seconds at any size (measured in bench/RESULTS.md, "report at scale"); bases of up
+# to 20,000 customers are fitted exactly as before.
 
 
 def _check(summary: pd.DataFrame) -> None:
@@ -87,6 +95,9 @@ class RFMClusters:
         k-means restarts per k; the run with the lowest inertia is kept.
     sample_size : int, default 5000
         Largest number of customers the silhouette score is computed on (it is O(n^2)).
+    fit_size : int, default 20000
+        Largest number of customers the candidate k are fitted on; above it, a seeded sample of
+        this size chooses k and the chosen k is refitted on everyone from the sample's centres.
 
     Attributes
     ----------
@@ -119,15 +130,16 @@ class RFMClusters:
     >>> crosstab(model.labels_, scored["segment_8"])              # doctest: +SKIP
     """
 
-    def __init__(self, k_range=(2, 8), random_state=0, n_init=10, sample_size=5000):
+    def __init__(self, k_range=(2, 8), random_state=0, n_init=10, sample_size=5000, fit_size=20000):
         self.k_range = k_range
         self.random_state = random_state
         self.n_init = n_init
         self.sample_size = sample_size
+        self.fit_size = fit_size
 
     def __repr__(self) -> str:
         return (f"RFMClusters(k_range={tuple(self.k_range)!r}, random_state={self.random_state!r}, "
-                f"n_init={self.n_init!r}, sample_size={self.sample_size!r})")
+                f"n_init={self.n_init!r}, sample_size={self.sample_size!r}, fit_size={self.fit_size!r})")
 
     def fit(self, summary: pd.DataFrame) -> RFMClusters:
         """Fit k-means for every k in ``k_range`` and keep the k with the highest silhouette.
@@ -176,22 +188,29 @@ class RFMClusters:
             raw_sorted = np.zeros(len(z), dtype=int)
         else:
             candidates = range(min(low, distinct), min(high, distinct) + 1)
+            z_fit = z
+            if len(z) > int(self.fit_size):  # a seeded sample chooses k (the fit_size comment above)
+                fit_rows = np.sort(np.random.default_rng([self.random_state, 1]).choice(len(z), size=int(self.fit_size), replace=False))
+                z_fit = z[fit_rows]
             rng = np.random.default_rng(self.random_state)
-            n_sample = min(len(z), int(self.sample_size))
-            sample = np.sort(rng.choice(len(z), size=n_sample, replace=False))
+            n_sample = min(len(z_fit), int(self.sample_size))
+            sample = np.sort(rng.choice(len(z_fit), size=n_sample, replace=False))
             models, scores = {}, {}
             for k in candidates:
-                model = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(z)
+                model = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(z_fit)
                 models[k] = model
                 sampled = model.labels_[sample]
                 n_labels = len(np.unique(sampled))
                 # silhouette is defined only for 2 <= clusters <= samples - 1
-                scores[k] = float(silhouette_score(z[sample], sampled)) if 2 <= n_labels <= n_sample - 1 else np.nan
+                scores[k] = float(silhouette_score(z_fit[sample], sampled)) if 2 <= n_labels <= n_sample - 1 else np.nan
             self.silhouette_ = pd.Series(scores, name="silhouette", dtype=float)
             self.silhouette_.index.name = "k"
             # idxmax returns the first maximum, i.e. the smaller k on a tie; all-NaN -> smallest k
             self.k_ = int(self.silhouette_.idxmax()) if self.silhouette_.notna().any() else int(candidates[0])
             self.model_ = models[self.k_]
+            if z_fit is not z:  # everyone, from the sample's centres
+                self.model_ = KMeans(n_clusters=self.k_, init=self.model_.cluster_centers_, n_init=1,
+                                     random_state=self.random_state).fit(z)
             self.inertia_ = float(self.model_.inertia_)
             raw_sorted = self.model_.labels_
 

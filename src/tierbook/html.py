@@ -198,7 +198,7 @@ def write_index(run_dir: Path, manifest: dict, sections, params) -> None:
         title=_brand(params), client=manifest["client"], run_id=manifest["run_id"], status=manifest["status"],
         started=f"{started:%Y-%m-%d %H:%M}", period=_period(manifest.get("data_period"), lang), sections=rows, css=_css(),
         comparison=_comparison(run_dir, params),
-        has_rejected=(run_dir / "rejected.csv").exists(), has_scores=(run_dir / "customer_scores.csv").exists(),
+        has_rejected=(run_dir / "rejected.csv").exists(), has_scores=(run_dir / "customer_scores.csv").exists(), has_xlsx=(run_dir / "customer_scores.xlsx").exists(),
         has_tags=(run_dir / "customer_tags.csv").exists(), version=importlib.metadata.version("tierbook"),
         commit=(manifest.get("commit") or "")[:10] + (" (uncommitted changes)" if manifest.get("dirty") else ""),
     )

@@ -272,6 +272,7 @@ class Clustering(Strict):
     k_min: int = Field(2, ge=2)
     k_max: int = Field(8, ge=2)
     sample_size: int = Field(5000, ge=100)
+    fit_size: int = Field(20000, ge=100)
     seed: int = 0
 
 
@@ -385,6 +386,10 @@ class Profile(Strict):
     top_tags: int = Field(5, ge=1, le=20)
 
 
+class Crm(Strict):
+    xlsx_max_rows: int = Field(50_000, ge=0)
+
+
 class Run(Strict):
     parallel: int = Field(2, ge=1)
     executor: Literal["fork", "kernel"] = "fork"
@@ -425,6 +430,7 @@ class Params(Strict):
     churn: Churn = Churn()
     ab_test: ABTest = ABTest()
     profile: Profile = Profile()
+    crm: Crm = Crm()
     run: Run = Run()
     privacy: Privacy = Privacy()
 

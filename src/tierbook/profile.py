@@ -328,7 +328,7 @@ def _write(stage: ProfileStage, scores: pd.DataFrame, params: Params, run_dir: P
     crm_tags.sort_values(["customer_id", "tag_group"], kind="stable").to_csv(run_dir / "customer_tags.csv", index=False, encoding="utf-8-sig")
     values = stage.customers.set_index("customer_id")[[c for c in CRM_COLUMNS if c in stage.customers]]
     merged = scores.drop(columns=[c for c in CRM_COLUMNS if c in scores]).join(values, on="customer_id")
-    write_customer_scores(merged, run_dir)
+    write_customer_scores(merged, run_dir, export=True, xlsx_max_rows=params.crm.xlsx_max_rows)
 
 
 # --------------------------------------------------------------------------- prose

@@ -95,7 +95,7 @@ def run_rfm_stage(params: Params, run_dir: Path) -> RFMStage:
     order = [level.name for level in params.tiers.levels]
 
     clusters = RFMClusters(k_range=(params.clustering.k_min, params.clustering.k_max), random_state=params.clustering.seed,
-                           sample_size=params.clustering.sample_size).fit(summary)
+                           sample_size=params.clustering.sample_size, fit_size=params.clustering.fit_size).fit(summary)
     scores["cluster"] = clusters.labels_.reindex(summary.index).to_numpy()
 
     # migration: tiers at the base date and now, both with the thresholds fitted at the base date
@@ -153,7 +153,7 @@ def _write(stage: RFMStage, params: Params, run_dir: Path) -> None:
         frame.to_csv(tables / f"{name}.csv", index=False, encoding="utf-8-sig")
     if stage.migration is not None:
         stage.migration.matrix.rename_axis("base_tier").reset_index().to_csv(tables / "tier_migration.csv", index=False, encoding="utf-8-sig")
-    write_customer_scores(customer_scores(stage, params), run_dir)
+    write_customer_scores(customer_scores(stage, params), run_dir, export=False)  # the profile section writes the CRM files
 
 
 MEASURE_WORDS = {"recency_days": "days since the last purchase", "purchase_occasions": "purchase occasions",

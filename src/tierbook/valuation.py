@@ -304,7 +304,7 @@ def _write(stage: CLVStage, scores: pd.DataFrame, run_dir: Path) -> None:
     values = stage.customers.set_index("customer_id")[CRM_COLUMNS].round({"p_alive": 4, "expected_purchases": 3, "expected_spend": 2,
                                                                           "clv": 2})
     merged = scores.drop(columns=[c for c in CRM_COLUMNS if c in scores]).join(values, on="customer_id")
-    write_customer_scores(merged, run_dir)
+    write_customer_scores(merged, run_dir, export=False)  # the profile section, the last to add columns, writes the CRM files
 
 
 def top_customers(stage: CLVStage, n: int) -> pd.DataFrame:
