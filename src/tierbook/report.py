@@ -417,6 +417,9 @@ def _finish(run_dir: Path, manifest: dict, params: Params, results: dict[str, Se
     manifest["data_period"] = _period(run_dir)
     manifest["status"] = "succeeded" if all(r.status == "succeeded" for r in results.values()) else "failed"
     manifest["ended_at"] = dt.datetime.now().isoformat(timespec="seconds")
+    import resource
+
+    manifest["peak_memory_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # this process (sections: their own)
     write_index(run_dir, manifest, SECTIONS, params)
     _write_json(run_dir / "manifest.json", manifest)
 
@@ -448,7 +451,9 @@ def run_report(project: Project, client: str, overrides: list[str] | None = None
         if params.run.executor == "fork":
             from .execute import warm_up
 
+            warmed = time.perf_counter()
             warm_up()  # once here instead of in every section's process
+            manifest["seconds_warm_up"] = round(time.perf_counter() - warmed, 2)
         _run_sections(project, params, run_dir, list(SECTIONS), results, lambda r: _report_section(r, run_dir))
     except BaseException:
         manifest["status"] = "interrupted"

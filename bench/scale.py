@@ -1,0 +1,172 @@
+"""The whole `make report` on synthetic clients of growing size: wall time and peak memory, per
+section and in all, median and min–max of N runs.
+
+    .venv/bin/python bench/scale.py [--sizes 10000 100000 1000000] [--runs 3] [--runs-largest 1]
+
+Each size is the demo client (`tierbook.demo`: POS lines in GBK, e-commerce orders with "¥1,234.50"
+amounts, a members workbook, a survey and an experiment, with the demo's dirt) generated once into
+a temporary project. Memory is the proportional set size (PSS, /proc/<pid>/smaps_rollup) summed
+over the report's process and its sections' processes, sampled every 0.2 s: forked sections share
+the parent's pages, which PSS counts once (RSS would count them in every process). Per section,
+the peak resident memory of its own process (from the run's manifest).
+
+"Overhead" is what is not analysis: the time outside the notebooks' cells (process start-up, the
+one import of the libraries, checks, forking, the HTML export, the index), summed over sections as
+if they ran one after another, as a share of the sections' summed time plus the time outside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _tree(pid: int) -> list[int]:
+    """pid and its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", encoding="utf-8") as stat:
+                parent = int(stat.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        todo.extend(children.get(current, []))
+    return out
+
+
+def _pss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup", encoding="utf-8") as rollup:
+                for line in rollup:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            continue
+    return total / 1024
+
+
+def _run(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak PSS (MiB) of the command's process tree."""
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak = 0.0
+    while process.poll() is None:
+        peak = max(peak, _pss_mib(_tree(process.pid)))
+        time.sleep(0.2)
+    wall = time.perf_counter() - started
+    output = process.stdout.read().decode("utf-8", "replace")
+    if process.returncode != 0:
+        raise SystemExit(f"report failed (exit {process.returncode}):\n{output[-3000:]}")
+    return wall, peak
+
+
+def _fmt(values: list[float], unit: str = "s", digits: int = 1) -> str:
+    if not values:
+        return "-"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return f"{med:,.{digits}f} {unit}"
+    return f"{med:,.{digits}f} {unit} ({min(values):,.{digits}f}–{max(values):,.{digits}f})"
+
+
+def bench_size(size: int, runs: int) -> dict:
+    root = Path(tempfile.mkdtemp(prefix=f"tierbook-scale-{size}-"))
+    try:
+        (root / "params").mkdir()
+        for name in ("default.yaml", "demo.yaml"):
+            shutil.copy(REPO / "params" / name, root / "params" / name)
+        (root / "notebooks").symlink_to(REPO / "notebooks")
+        from tierbook import demo
+
+        started = time.perf_counter()
+        truth = demo.ensure(root / "data" / "demo", size, 20240101)
+        generated = time.perf_counter() - started
+        command = [sys.executable, "-m", "tierbook", "--root", str(root), "report", "--client", "demo", "--set", f"demo.size={size}"]
+        out: dict = {"size": size, "generate": generated, "wall": [], "peak": [], "sections": {}, "section_peak": {},
+                     "overhead": [], "warm_up": [], "orders": truth.get("n_orders")}
+        for _ in range(runs):
+            wall, peak = _run(command)
+            run_dir = sorted((root / "reports" / "demo").glob("2*"))[-1]
+            manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
+            sections = manifest["sections"]
+            rows = sum(rec.get("rows") or 0 for rec in manifest["inputs"] if rec.get("table") == "transactions")
+            out["rows"] = rows
+            out["wall"].append(wall)
+            out["peak"].append(peak)
+            out["warm_up"].append(manifest.get("seconds_warm_up") or 0.0)
+            cells_total = 0.0
+            for name, sec in sections.items():
+                notebook = json.loads((run_dir / sec["notebook"]).read_text(encoding="utf-8"))
+                cells = sum(c["metadata"].get("papermill", {}).get("duration") or 0.0 for c in notebook["cells"])
+                cells_total += cells
+                out["sections"].setdefault(name, []).append(sec["seconds"])
+                if sec.get("peak_memory_mib"):
+                    out["section_peak"].setdefault(name, []).append(sec["peak_memory_mib"])
+            serial = sum(sec["seconds"] for sec in sections.values())
+            outside = max(wall - _critical_path(sections), 0.0)
+            out["overhead"].append((serial - cells_total + outside) / (serial + outside))
+            shutil.rmtree(run_dir)
+        return out
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _critical_path(sections: dict) -> float:
+    """Seconds of the longest chain of dependent sections (the part of the wall time they explain)."""
+    from tierbook.pipeline import SECTIONS
+
+    done: dict[str, float] = {}
+    pending = list(SECTIONS)
+    while pending:
+        for section in [s for s in pending if all(d in done for d in s.depends_on)]:
+            done[section.name] = max((done[d] for d in section.depends_on), default=0.0) + sections.get(section.name, {}).get("seconds", 0.0)
+            pending.remove(section)
+    return max(done.values(), default=0.0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--runs-largest", type=int, default=None, help="runs for the largest size (default: --runs)")
+    args = parser.parse_args()
+    results = []
+    for size in args.sizes:
+        runs = args.runs_largest if args.runs_largest and size == max(args.sizes) else args.runs
+        print(f"size {size:,}: {runs} run(s) ...", file=sys.stderr, flush=True)
+        results.append((runs, bench_size(size, runs)))
+    print(f"make report on the demo client at growing size (this machine: {os.cpu_count()} cores); median (min–max)")
+    for runs, r in results:
+        print(f"\n{r['size']:,} customers, {r['rows']:,} transaction rows read, {r['orders']:,} true orders; "
+              f"{runs} run(s); data generated in {r['generate']:.0f} s")
+        print(f"  {'total wall time':<34} {_fmt(r['wall'])}")
+        print(f"  {'peak memory (PSS, all processes)':<34} {_fmt([p / 1024 for p in r['peak']], 'GiB', 2)}")
+        print(f"  {'imports once (warm-up)':<34} {_fmt(r['warm_up'])}")
+        print(f"  {'overhead share (not in cells)':<34} {_fmt([100 * o for o in r['overhead']], '%', 0)}")
+        for name, values in r["sections"].items():
+            peak = r["section_peak"].get(name)
+            print(f"  section {name:<26} {_fmt(values):<28} peak {_fmt([p / 1024 for p in peak], 'GiB', 2) if peak else '-'}")
+
+
+if __name__ == "__main__":
+    main()
