@@ -89,7 +89,7 @@ def _fmt(values: list[float], unit: str = "s", digits: int = 1) -> str:
     return f"{med:,.{digits}f} {unit} ({min(values):,.{digits}f}–{max(values):,.{digits}f})"
 
 
-def bench_size(size: int, runs: int) -> dict:
+def bench_size(size: int, runs: int, cache: Path) -> dict:
     root = Path(tempfile.mkdtemp(prefix=f"tierbook-scale-{size}-"))
     try:
         (root / "params").mkdir()
@@ -99,7 +99,9 @@ def bench_size(size: int, runs: int) -> dict:
         from tierbook import demo
 
         started = time.perf_counter()
-        truth = demo.ensure(root / "data" / "demo", size, 20240101)
+        truth = demo.ensure(cache / str(size), size, 20240101)  # kept between benchmark runs (1M: a few minutes)
+        (root / "data").mkdir()
+        (root / "data" / "demo").symlink_to(cache / str(size))
         generated = time.perf_counter() - started
         command = [sys.executable, "-m", "tierbook", "--root", str(root), "report", "--client", "demo", "--set", f"demo.size={size}"]
         out: dict = {"size": size, "generate": generated, "wall": [], "peak": [], "sections": {}, "section_peak": {},
@@ -149,12 +151,14 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--runs-largest", type=int, default=None, help="runs for the largest size (default: --runs)")
+    parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "tierbook-scale-data",
+                        help="where the generated clients are kept between runs of this script")
     args = parser.parse_args()
     results = []
     for size in args.sizes:
         runs = args.runs_largest if args.runs_largest and size == max(args.sizes) else args.runs
         print(f"size {size:,}: {runs} run(s) ...", file=sys.stderr, flush=True)
-        results.append((runs, bench_size(size, runs)))
+        results.append((runs, bench_size(size, runs, args.data)))
     print(f"make report on the demo client at growing size (this machine: {os.cpu_count()} cores); median (min–max)")
     for runs, r in results:
         print(f"\n{r['size']:,} customers, {r['rows']:,} transaction rows read, {r['orders']:,} true orders; "

@@ -128,7 +128,7 @@ class Client:
         return {name: self.section(name) for name in names}
 
     def scores(self) -> pd.DataFrame:
-        return pd.read_csv(self.run_dir / "customer_scores.csv", encoding="utf-8-sig", dtype={"customer_id": str})
+        return pd.read_parquet(self.run_dir / "data" / "customer_scores.parquet")  # the CRM files come with the profile section
 
 
 @contextmanager
@@ -222,7 +222,6 @@ def shop_with(shop: Client, tmp_path: Path, **kwargs) -> Client:
     client = Client(tmp_path, orders, **kwargs)
     for name in ("customer_scores.parquet", "customer_summary.parquet"):
         shutil.copy(shop.run_dir / "data" / name, client.run_dir / "data" / name)
-    shutil.copy(shop.run_dir / "customer_scores.csv", client.run_dir / "customer_scores.csv")
     for table in (shop.run_dir / "tables").glob("*.csv"):
         if not (client.run_dir / "tables" / table.name).exists():
             shutil.copy(table, client.run_dir / "tables" / table.name)

@@ -543,7 +543,7 @@ def _read_parquet(path: Path, nrows: int | None) -> pd.DataFrame:
 
 
 def _check_parse_rate(parsed: pd.Series, raw: pd.Series, path: Path, column: str, target: str, hint: str) -> None:
-    present = raw.notna() & (raw.astype("string").str.strip() != "")
+    present = raw.notna() & (raw.astype("string[pyarrow]").str.strip() != "")  # Arrow strings: 10x faster than Python's
     n = int(present.sum())
     if n == 0:
         return
