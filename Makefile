@@ -52,8 +52,8 @@ reveal: $(STAMP) ## the customer ids behind pseudonyms of CLIENT=x's pages: make
 test: $(STAMP) ## run the test suite (unit, end-to-end on a small demo, real data from ../shared when present)
 	@$(PY) -m pytest -q
 
-bench: $(STAMP) ## time the demo report, the 1M-customer summary, CLV vs lifetimes/PyMC-Marketing, init on 10M rows (medians, min-max; bench/)
-	@$(PY) bench/report_time.py --runs 3
+bench: $(STAMP) ## make report at 10k/100k/1M customers (time, memory), the summary engines, CLV vs lifetimes/PyMC-Marketing, init on 10M rows (bench/)
+	@$(PY) bench/scale.py --sizes 10000 100000 1000000 --runs 3
 	@$(PY) bench/summary_time.py --runs 3
 	@$(PY) bench/clv_time.py --runs 3
 	@$(PY) bench/init_time.py --runs 3

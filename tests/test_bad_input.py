@@ -525,7 +525,7 @@ def test_any_table_written_as_csv_reads_back_identically(tmp_path_factory, n_col
     assert raw.encoding == encoding
     assert list(raw.frame.columns) == header
     expected = [[cell.strip() or None for cell in row] for row in rows]
-    got = [[None if v is None else str(v).strip() or None for v in row] for row in raw.frame.itertuples(index=False)]
+    got = [[None if pd.isna(v) else str(v).strip() or None for v in row] for row in raw.frame.itertuples(index=False)]
     assert got == expected
 
 
