@@ -196,9 +196,9 @@ def test_engine_params_default_to_duckdb_and_validate(tmp_path):
 
 def test_duckdb_settings_reach_duckdb(tmp_path):
     con = engine.connect({"duckdb": {"threads": 1, "memory_limit": "512MB", "temp_directory": str(tmp_path / "spill")}})
-    threads, limit, temp = con.raw_sql("select current_setting('threads'), current_setting('memory_limit'), "
-                                       "current_setting('temp_directory')").fetchone()
-    assert (threads, temp) == (1, str(tmp_path / "spill")) and limit in ("488.2 MiB", "512.0 MB")
+    threads, limit, temp, progress = con.raw_sql("select current_setting('threads'), current_setting('memory_limit'), "
+                                                 "current_setting('temp_directory'), current_setting('enable_progress_bar')").fetchone()
+    assert (threads, temp, progress) == (1, str(tmp_path / "spill"), False) and limit in ("488.2 MiB", "512.0 MB")
 
 
 def test_pyspark_without_java_is_a_one_line_error(monkeypatch):

@@ -73,7 +73,9 @@ def connect(engine: Engine | dict | None = None):
     engine = _engine_params(engine)
     if engine.kind == "duckdb":
         settings = {key: value for key, value in engine.duckdb.model_dump().items() if value is not None}
-        return ibis.duckdb.connect(":memory:", **settings)
+        con = ibis.duckdb.connect(":memory:", **settings)
+        con.raw_sql("SET enable_progress_bar = false")  # DuckDB draws one on stdout for queries over 2 s, into the notebooks' output
+        return con
     spark = engine.spark
     try:
         from pyspark.sql import SparkSession
