@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from tierbook.errors import TierbookError
-from tierbook.summary import COLUMNS, customer_summary, default_as_of
+from tierbook.summary import COLUMNS, customer_summary, default_as_of, to_amount_units
 
 
 def orders(rows):
@@ -86,3 +86,15 @@ def test_integer_ids_give_the_same_summary_as_their_strings():
     assert all(type(v) is int for v in by_number["customer_id"])  # Python ints, as factorized ids are
     by_name = customer_summary(ORDERS, "2024-03-01", time_unit="D").set_index("customer_id").loc[["B", "A"]].reset_index(drop=True)
     pd.testing.assert_frame_equal(by_number.drop(columns="customer_id"), by_name)
+
+
+def test_sums_are_integer_sums_divided_once():
+    """Amounts are summed as int64 ten-thousandths: 10.10 + 5.20 is 15.3, not the float sum
+    15.299999999999999, and the repeat value 25.175, not 25.175000000000004 (the float
+    (65.65 - 15.3) / 2); DuckDB and Spark compute the same (tests/test_engine.py)."""
+    cents = orders([("A", "1", "2024-01-01 09:00", 10.10), ("A", "2", "2024-01-01 18:00", 5.20),
+                    ("A", "3", "2024-01-15 12:00", 20.00), ("A", "4", "2024-02-12 12:00", 30.35)])
+    a = customer_summary(cents, "2024-03-01").iloc[0]
+    assert (a["monetary_total"], a["monetary_mean"], a["monetary_value"]) == (65.65, 65.65 / 3, 25.175)
+    assert customer_summary(cents, "2024-01-02")["monetary_total"].iloc[0] == 15.3
+    assert to_amount_units(np.array([0.1, 118.61000000000001, 0.00016, 2.5e-5, -1.23])).tolist() == [1000, 1186100, 2, 0, -12300]

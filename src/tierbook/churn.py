@@ -30,6 +30,7 @@ import pandas as pd
 from . import i18n
 from .crm import write_customer_scores
 from .data import load_clean
+from .engine import run_cohorts, run_summary
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
@@ -415,7 +416,7 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
         days, note = churn_days(orders, as_of, params)
     except TierbookError as error:
         return ChurnStage(as_of=as_of, problem=_("Churn cannot be defined on this data: {error}.", error=error), tier_order=order)
-    summary = customer_summary(orders, as_of, occasion=params.rfm.occasion)
+    summary = run_summary(params, run_dir, as_of, occasion=params.rfm.occasion)  # params.engine: DuckDB or Spark
     survey, members = _read_optional(run_dir, "survey"), _read_optional(run_dir, "customers")
     regions = None
     if members is not None and "region" in members and members["region"].notna().any():
@@ -469,7 +470,7 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
         as_of=as_of, churn_days=days, churn_days_note=note, customers=customers,
         by_tier=churn_rates(customers, "tier", order), by_segment=churn_rates(customers, "segment_zh"),
         by_channel=churn_rates(customers, "main_channel"), by_nps=churn_rates(customers, "nps_category", NPS_CATEGORIES) if has_survey else None,
-        cohorts=cohort_retention(orders, as_of), km_tier=km_tier, km_nps=km_nps, cox=cox, cox_note=cox_note, prediction=prediction,
+        cohorts=run_cohorts(params, run_dir, as_of), km_tier=km_tier, km_nps=km_nps, cox=cox, cox_note=cox_note, prediction=prediction,
         prediction_note=prediction_note, at_risk=at_risk, tier_order=order, has_survey=has_survey, value_column=value_column)
     _write(stage, scores, run_dir)
     return stage

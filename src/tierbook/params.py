@@ -396,6 +396,37 @@ class Run(Strict):
     cell_timeout_seconds: int = Field(1800, ge=10)
 
 
+class DuckDBSettings(Strict):
+    """DuckDB's own settings (null = DuckDB's default: every core, 80% of the memory, spill beside the database)."""
+
+    threads: int | None = Field(None, ge=1)
+    memory_limit: str | None = Field(None, pattern=r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
+    temp_directory: str | None = None
+
+
+class SparkSettings(Strict):
+    master: str = "local[2]"
+    app_name: str = "tierbook"
+    remote: str | None = Field(None, pattern=r"^sc://")
+    config: dict[str, str | int | float | bool] = {}
+
+    @field_validator("config")
+    @classmethod
+    def _spark_keys(cls, v):
+        for key in v:
+            if not key.startswith("spark."):
+                raise ValueError(f"config key {key!r} is not a Spark setting; Spark settings start with 'spark.', e.g. spark.executor.memory")
+        return v
+
+
+class Engine(Strict):
+    """Where the transaction-level work runs (tierbook.engine): DuckDB in-process, or PySpark."""
+
+    kind: Literal["duckdb", "pyspark"] = "duckdb"
+    duckdb: DuckDBSettings = DuckDBSettings()
+    spark: SparkSettings = SparkSettings()
+
+
 class Privacy(Strict):
     """Personal data (tierbook.privacy): source columns never read, contract PII opted into the CRM export."""
 
@@ -433,6 +464,7 @@ class Params(Strict):
     crm: Crm = Crm()
     run: Run = Run()
     privacy: Privacy = Privacy()
+    engine: Engine = Engine()
 
     def data_dir(self, root: Path) -> Path:
         return (root / Path(self.paths.data.format(client=self.client)).expanduser()).resolve()

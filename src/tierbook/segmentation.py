@@ -15,6 +15,7 @@ import pandas as pd
 from .clusters import RFMClusters, crosstab
 from .crm import write_customer_scores
 from .data import load_clean
+from .engine import run_summary
 from .params import Params
 from .rfm import RFMScorer, segment_profile
 from .summary import customer_summary, default_as_of
@@ -90,7 +91,7 @@ def run_rfm_stage(params: Params, run_dir: Path) -> RFMStage:
     orders = load_clean(run_dir, "orders")
     rfm = params.rfm
     as_of = pd.Timestamp(rfm.as_of) if rfm.as_of else default_as_of(orders)
-    summary = customer_summary(orders, as_of, occasion=rfm.occasion, time_unit=rfm.time_unit)
+    summary = run_summary(params, run_dir, as_of, occasion=rfm.occasion, time_unit=rfm.time_unit)  # params.engine: DuckDB or Spark
     scorer, scores, _ = score_customers(params, summary, orders)
     order = [level.name for level in params.tiers.levels]
 
@@ -102,7 +103,7 @@ def run_rfm_stage(params: Params, run_dir: Path) -> RFMStage:
     base_date = as_of - pd.Timedelta(days=params.tiers.migration_days)
     moved = None
     if (orders["order_date"] < base_date).any():
-        base_summary = customer_summary(orders, base_date, occasion=rfm.occasion, time_unit=rfm.time_unit)
+        base_summary = run_summary(params, run_dir, base_date, occasion=rfm.occasion, time_unit=rfm.time_unit)
         base_scorer, base_scores, base_rules = score_customers(params, base_summary, orders)
         current_segments = base_scorer.transform(summary)
         current_tier = base_rules.assign(tier_basis(params, orders, summary), current_segments)

@@ -34,6 +34,7 @@ from .clv import (
 )
 from .crm import write_customer_scores
 from .data import load_clean
+from .engine import run_summary
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
@@ -263,7 +264,7 @@ def clv_tiers(params: Params, customers: pd.DataFrame, order: list[str]) -> pd.D
 def run_clv_stage(params: Params, run_dir: Path) -> CLVStage:
     orders = load_clean(run_dir, "orders")
     as_of = pd.Timestamp(params.rfm.as_of) if params.rfm.as_of else default_as_of(orders)
-    summary = customer_summary(orders, as_of, occasion=params.rfm.occasion, time_unit=params.clv.time_unit)
+    summary = run_summary(params, run_dir, as_of, occasion=params.rfm.occasion, time_unit=params.clv.time_unit)  # params.engine
     order = [level.name for level in params.tiers.levels]
     empty = dict(validation=None, validation_note=None, fit=None, customers=None, by_tier=None, by_segment=None,
                  p_alive_bands=None, clv_tiers=None, tier_order=order)

@@ -1,0 +1,384 @@
+"""The transaction engine: the per-customer summary, the acquisition cohorts and the monthly
+figures as Ibis expressions, run by DuckDB in-process (the default) or by PySpark (``engine: pyspark``).
+
+Why Ibis: one expression, written once in Python, compiles to DuckDB's SQL and to Spark SQL, so a
+client whose orders sit in a Spark cluster runs the same template; DuckDB reads Parquet and CSV
+files (or a glob of them) directly and streams them, so memory does not grow with the file.
+Everything after the per-customer summary stays in pandas.
+
+    con = connect(params.engine)                       # DuckDB, or a SparkSession built from params
+    orders = orders_table(con, run_dir / "data" / "orders.parquet")   # or "exports/orders-*.parquet"
+    summary = execute_summary(orders, as_of, occasion="day", time_unit="W")   # == summary.customer_summary
+
+``customer_summary`` returns the expression; ``summary_frame`` turns its executed result into the
+table ``tierbook.summary.customer_summary`` returns for the same orders (columns ``COLUMNS``, their
+dtypes, customers sorted by id, ``attrs``), equal to it exactly: tests/test_engine.py checks this on
+a demo run for DuckDB and, row for row, for PySpark in local mode.
+
+Two choices make the numbers engine-independent:
+
+* Days are integers (days since 1970-01-01), so ``as_of`` compares whole days as the pandas
+  summary does, whatever the engine's timestamp type or time zone.
+* Amounts are summed as integers: each order's ``net_amount`` becomes int64 ten-thousandths of the
+  currency unit (``summary.to_amount_units``: floor(x * 10,000 + 0.5)) and each sum is divided once.
+  Floating sums depend on the order of the additions, which differs between DuckDB's, Spark's and
+  numpy's aggregations; integer sums do not. numpy's summary does the same, so all three agree bit
+  for bit, and a sum is the double nearest the exact decimal sum of the orders.
+"""
+
+from __future__ import annotations
+
+import functools
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from .errors import TierbookError
+from .summary import AMOUNT_SCALE, COLUMNS, DAYS_PER_UNIT, NS_PER_DAY
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
+
+    from .params import Engine
+
+# Spark settings the engine needs (params' engine.spark.config may override them): whole days are
+# UTC days, as in pandas; pandas writes Parquet timestamps in nanoseconds, which Spark 4.0 reads only
+# as a long (otherwise "Illegal Parquet type: INT64 (TIMESTAMP(NANOS,false))").
+SPARK_DEFAULTS = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.legacy.parquet.nanosAsLong": "true",
+}
+
+
+# --------------------------------------------------------------------------- connection and input
+
+
+def _engine_params(engine: Engine | dict | None) -> Engine:
+    from .params import Engine
+
+    if engine is None:
+        return Engine()
+    return engine if isinstance(engine, Engine) else Engine.model_validate(engine)
+
+
+def connect(engine: Engine | dict | None = None):
+    """An Ibis backend for params' ``engine`` section: DuckDB in this process (default) or PySpark
+    (a SparkSession from ``engine.spark``: ``master``, or Spark Connect ``remote``, ``app_name``
+    and ``config``). pyspark is imported only here, and only for ``kind: pyspark``."""
+    import ibis
+
+    engine = _engine_params(engine)
+    if engine.kind == "duckdb":
+        settings = {key: value for key, value in engine.duckdb.model_dump().items() if value is not None}
+        con = ibis.duckdb.connect(":memory:", **settings)
+        con.raw_sql("SET enable_progress_bar = false")  # DuckDB draws one on stdout for queries over 2 s, into the notebooks' output
+        return con
+    spark = engine.spark
+    try:
+        from pyspark.sql import SparkSession
+    except ImportError:
+        raise TierbookError("engine.kind is pyspark but pyspark is not installed; install it with "
+                            "`pip install 'tierbook[spark]'` (or set engine.kind: duckdb)") from None
+    if spark.remote is None and shutil.which("java") is None and not _java_home():
+        raise TierbookError(f"engine.kind is pyspark with master {spark.master!r}, but no Java is on PATH (Spark 4.0 needs "
+                            "Java 17 or 21); install a JDK, or set engine.spark.remote to a Spark Connect server")
+    builder = SparkSession.builder.remote(spark.remote) if spark.remote else SparkSession.builder.master(spark.master)
+    builder = builder.appName(spark.app_name)
+    settings = {**SPARK_DEFAULTS, **{key: _spark_value(value) for key, value in spark.config.items()}}
+    for key, value in settings.items():
+        builder = builder.config(key, value)
+    session = builder.getOrCreate()
+    for key in SPARK_DEFAULTS:  # also on a session that existed before (getOrCreate keeps its static settings)
+        session.conf.set(key, settings[key])
+    return ibis.pyspark.connect(session)
+
+
+def _java_home() -> bool:
+    import os
+
+    home = os.environ.get("JAVA_HOME")
+    return bool(home) and (Path(home) / "bin" / "java").exists()
+
+
+def _spark_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_connection(engine_json: str):
+    from .params import Engine
+
+    return connect(Engine.model_validate_json(engine_json))
+
+
+def connection(engine: Engine | dict | None = None):
+    """``connect(engine)``, made once per process and settings (a section asks for several summaries)."""
+    return _cached_connection(_engine_params(engine).model_dump_json())
+
+
+def orders_table(con, path: str | Path, *, format: Literal["auto", "parquet", "csv"] = "auto",
+                 columns: dict[str, str] | None = None) -> ir.Table:
+    """The orders as an Ibis table read by the backend itself (no pandas): a run's
+    ``data/orders.parquet``, or for a large client any Parquet or CSV file, folder or glob
+    (``exports/2026-*.parquet``) whose columns are the clean orders' (``customer_id``,
+    ``order_date``, ``net_amount``; ``source``, ``order_id`` for ``occasion="order"``; ``channel``
+    for ``monthly``) or are renamed to them with ``columns`` (file column -> contract name).
+
+    CSV is read as text and cast (ids stay text: ``00001`` keeps its zeros); its dates must be ISO
+    (``2026-01-31`` or ``2026-01-31 09:30:00``). ``customer_id`` is text, ``net_amount`` float64;
+    ``order_date`` a timestamp, or on Spark an integer of nanoseconds from a Parquet file written by
+    pandas (``_day`` reads both)."""
+    import ibis
+
+    text = str(path)
+    if format == "auto":
+        name = text.lower().removesuffix(".gz")
+        format = "csv" if name.endswith((".csv", ".txt", ".tsv")) else "parquet"
+    is_spark = con.name == "pyspark"
+    if format == "parquet":
+        table = con.read_parquet(text)
+    elif is_spark:
+        table = con.read_csv(text, header=True, inferSchema=False)
+    else:
+        table = con.read_csv(text, all_varchar=True)
+    if columns:
+        table = table.rename({new: old for old, new in columns.items()})
+    missing = [c for c in ("customer_id", "order_date", "net_amount") if c not in table.columns]
+    if missing:
+        raise TierbookError(f"{text}: no column {missing[0]!r} (columns: {', '.join(table.columns)}); name it so, or map it with "
+                            f"columns={{'<file column>': {missing[0]!r}}}")
+    casts: dict[str, Any] = {"customer_id": table.customer_id.cast("string"), "net_amount": table.net_amount.cast("float64")}
+    if table.order_date.type().is_string():
+        casts["order_date"] = table.order_date.cast("timestamp")
+    for name in ("source", "order_id", "channel"):
+        if name in table.columns and not table[name].type().is_string():
+            casts[name] = table[name].cast("string")
+    return table.mutate(**casts) if casts else table
+
+
+# --------------------------------------------------------------------------- per-order columns
+
+
+def _day(orders: ir.Table) -> ir.IntegerColumn:
+    """Whole days since 1970-01-01 of each order (the day of ``order_date``, as int64)."""
+    column = orders.order_date
+    dtype = column.type()
+    if dtype.is_integer():
+        # nanoseconds since 1970 (pandas' Parquet timestamps as Spark reads them). Integer division
+        # without a floor division, which the engines do in doubles: ns - ns % day is a multiple of a
+        # day, k x 2^16 x 1,318,359,375, exact in a double up to k = 2^22 (the year 13,400), so the
+        # division is exact. Days before 1970 never reach here (the data stage rejects them).
+        return ((column - column % NS_PER_DAY) / NS_PER_DAY).cast("int64")
+    if dtype.is_timestamp():
+        column = column.date()
+    return column.epoch_days().cast("int64")
+
+
+def _units(orders: ir.Table) -> ir.IntegerColumn:
+    """``net_amount`` in int64 ten-thousandths of the currency unit, as ``summary.to_amount_units``:
+    floor(x * 10,000 + 0.5), one multiplication and one addition in doubles in every engine (the same
+    IEEE operations in DuckDB, Java and numpy, none fused) and a floor that is exact."""
+    return (orders.net_amount.cast("float64") * float(AMOUNT_SCALE) + 0.5).floor().cast("int64")
+
+
+def _as_of_day(as_of) -> int:
+    return int(pd.Timestamp(as_of).normalize().to_datetime64().astype("datetime64[D]").astype(np.int64))
+
+
+def _date(days) -> pd.Series | pd.Timestamp:
+    return pd.to_datetime(np.asarray(days, dtype=np.int64) * NS_PER_DAY) if np.ndim(days) else pd.Timestamp(int(days) * NS_PER_DAY)
+
+
+def default_as_of(orders: ir.Table) -> pd.Timestamp:
+    """The day after the last order (``summary.default_as_of``), from one query."""
+    last = orders.select(day=_day(orders)).day.max().execute()
+    if last is None or pd.isna(last):
+        raise TierbookError("no orders: the orders table is empty")
+    return _date(int(last) + 1)
+
+
+def _no_order_before(orders: ir.Table, as_of: pd.Timestamp) -> TierbookError:
+    days = orders.select(day=_day(orders))
+    span = days.aggregate(first=days.day.min(), last=days.day.max(), n=days.count()).execute().iloc[0]
+    period = f"{_date(span['first']):%Y-%m-%d} to {_date(span['last']):%Y-%m-%d}" if span["n"] else "no orders"
+    return TierbookError(f"no order is before as_of {as_of:%Y-%m-%d} (data period {period}); set rfm.as_of to a later date")
+
+
+# --------------------------------------------------------------------------- the per-customer summary
+
+
+def customer_summary(orders: ir.Table, as_of, *, occasion: Literal["day", "order"] = "day",
+                     time_unit: Literal["D", "W", "M", "Q"] = "W") -> ir.Table:
+    """The per-customer summary of ``tierbook.summary.customer_summary`` as an Ibis expression
+    (one row per customer with an order before ``as_of``, sorted by ``customer_id``); its executed
+    result through ``summary_frame`` equals the pandas function's exactly.
+
+    Columns: ``customer_id``, ``first_day`` and ``last_day`` (days since 1970-01-01; ``summary_frame``
+    makes them ``first_purchase`` / ``last_purchase``), then ``recency_days`` ... ``monetary_value``
+    as in ``tierbook.summary`` (``recency`` is the BTYD t_x, first to last purchase, in ``time_unit``).
+
+    ``occasion="day"`` merges a customer's orders of one calendar day into one purchase occasion;
+    ``"order"`` counts each (``source``, ``order_id``) and the first occasion of a customer is the
+    first by (``order_date``, ``source``, ``order_id``), the data stage's row order that the pandas
+    summary follows."""
+    import ibis
+
+    as_of_day = _as_of_day(as_of)
+    unit = DAYS_PER_UNIT[time_unit]
+    keys = [c for c in ("source", "order_id") if c in orders.columns] if occasion == "order" else []
+    prepared = orders.select("customer_id", *keys, **({"at": orders.order_date} if keys else {}),
+                             day=_day(orders), units=_units(orders))
+    before = prepared.filter(prepared.day < as_of_day)
+    if occasion == "day":
+        occasions = before.group_by(["customer_id", "day"]).aggregate(value=before.units.sum())
+        first_value = occasions.value.argmin(occasions.day)  # one occasion per customer and day: no tie
+    elif occasion == "order":
+        if "order_id" not in keys:
+            raise TierbookError("occasion: order needs an order_id column in the orders")
+        occasions = before.group_by(["customer_id", "day", *keys]).aggregate(value=before.units.sum(), at=before.at.min())
+        rank = ibis.row_number().over(group_by="customer_id", order_by=["day", "at", *keys])
+        occasions = occasions.mutate(is_first=rank == 0)
+        first_value = occasions.value.sum(where=occasions.is_first)
+    else:
+        raise ValueError(f"occasion must be 'day' or 'order', not {occasion!r}")
+    per = occasions.group_by("customer_id").aggregate(
+        first_day=occasions.day.min(), last_day=occasions.day.max(), occasions=occasions.count(),
+        total=occasions.value.sum(), first_value=first_value)
+    total = per.total.cast("float64") / float(AMOUNT_SCALE)  # divided once, as in summary.py
+    n = per.occasions.cast("int64")
+    frequency = n - 1
+    repeat_value = (per.total - per.first_value).cast("float64") / float(AMOUNT_SCALE)
+    return per.select(
+        customer_id=per.customer_id,
+        first_day=per.first_day.cast("int64"),
+        last_day=per.last_day.cast("int64"),
+        recency_days=(as_of_day - per.last_day).cast("int64"),
+        purchase_occasions=n,
+        monetary_total=total,
+        monetary_mean=total / n.cast("float64"),
+        tenure_days=(as_of_day - per.first_day).cast("int64"),
+        frequency=frequency,
+        recency=(per.last_day - per.first_day).cast("float64") / unit,
+        T=(as_of_day - 1 - per.first_day).cast("float64") / unit,
+        monetary_value=ibis.ifelse(frequency > 0, repeat_value / ibis.greatest(frequency, 1).cast("float64"), 0.0),
+    ).order_by("customer_id")
+
+
+def summary_frame(result: pd.DataFrame, as_of, *, occasion: str = "day", time_unit: str = "W") -> pd.DataFrame:
+    """The executed ``customer_summary`` as ``tierbook.summary.customer_summary`` returns it: days
+    as datetime64[ns] midnights, int64 counts, object ids, ``COLUMNS`` order and ``attrs``."""
+    as_of = pd.Timestamp(as_of).normalize()
+    ids = result["customer_id"].to_numpy(dtype=object)
+    summary = pd.DataFrame({
+        "customer_id": ids,
+        "first_purchase": (result["first_day"].to_numpy(dtype=np.int64) * NS_PER_DAY).view("datetime64[ns]"),
+        "last_purchase": (result["last_day"].to_numpy(dtype=np.int64) * NS_PER_DAY).view("datetime64[ns]"),
+        **{c: result[c].to_numpy(dtype=np.int64) for c in ("recency_days", "purchase_occasions")},
+        **{c: result[c].to_numpy(dtype=np.float64) for c in ("monetary_total", "monetary_mean")},
+        "tenure_days": result["tenure_days"].to_numpy(dtype=np.int64),
+        "frequency": result["frequency"].to_numpy(dtype=np.int64),
+        **{c: result[c].to_numpy(dtype=np.float64) for c in ("recency", "T", "monetary_value")},
+    })[COLUMNS]
+    summary.attrs.update({"as_of": as_of.date().isoformat(), "time_unit": time_unit, "occasion": occasion})
+    return summary
+
+
+def execute_summary(orders: ir.Table, as_of=None, *, occasion: Literal["day", "order"] = "day",
+                    time_unit: Literal["D", "W", "M", "Q"] = "W") -> pd.DataFrame:
+    """Run ``customer_summary`` on the orders' backend and return the pandas table (``as_of`` None:
+    the day after the last order). Raises ``TierbookError`` when no order is before ``as_of``."""
+    as_of = default_as_of(orders) if as_of is None else pd.Timestamp(as_of).normalize()
+    result = customer_summary(orders, as_of, occasion=occasion, time_unit=time_unit).to_pandas()
+    if result.empty:
+        raise _no_order_before(orders, as_of)
+    return summary_frame(result, as_of, occasion=occasion, time_unit=time_unit)
+
+
+# --------------------------------------------------------------------------- cohorts and months
+
+
+def _month(orders: ir.Table) -> ir.IntegerColumn:
+    """The calendar month of each order as pandas' monthly Period ordinal ((year - 1970) x 12 + month - 1)."""
+    import ibis
+
+    date = ibis.date(1970, 1, 1) + _day(orders).as_interval("D")
+    return ((date.year() - 1970) * 12 + date.month() - 1).cast("int64")
+
+
+def cohort_counts(orders: ir.Table, as_of) -> ir.Table:
+    """Customers buying per acquisition cohort (month of the first order) and age (months since
+    it), from the orders before ``as_of``: the heavy part of ``churn.cohort_retention``
+    (distinct customer-months, each customer's first month, counts)."""
+    prepared = orders.select("customer_id", day=_day(orders), month=_month(orders))
+    months = prepared.filter(prepared.day < _as_of_day(as_of)).select("customer_id", "month").distinct()
+    first = months.group_by("customer_id").aggregate(cohort=months.month.min())
+    joined = months.join(first, "customer_id")
+    return (joined.group_by([joined.cohort, (joined.month - joined.cohort).name("age")])
+            .aggregate(customers=joined.count()).order_by(["cohort", "age"]))
+
+
+def cohort_retention(orders: ir.Table, as_of, max_cohorts: int = 24) -> pd.DataFrame:
+    """``churn.cohort_retention`` with the counting on the engine and the small pivot in pandas
+    (the same steps as there, so the tables are equal; tests/test_engine.py checks it)."""
+    as_of = pd.Timestamp(as_of).normalize()
+    counts = cohort_counts(orders, as_of).to_pandas()
+    counts = counts.assign(cohort=pd.PeriodIndex.from_ordinals(counts["cohort"].astype(np.int64), freq="M"),
+                           age=counts["age"].astype(np.int64), customers=counts["customers"].astype(np.int64))
+    per_cell = counts.set_index(["cohort", "age"])["customers"]
+    sizes = per_cell.xs(0, level="age").rename(None)
+    last_month = (as_of - pd.Timedelta(days=1)).to_period("M")
+    ages = range(0, max((last_month - sizes.index.min()).n + 1, 1))
+    active = per_cell.rename(None).unstack("age").reindex(columns=ages).fillna(0)
+    table = active.div(sizes, axis=0)
+    observable = np.array([[age <= (last_month - cohort).n for age in ages] for cohort in table.index])
+    table = table.where(observable).iloc[-max_cohorts:]  # months after the data ends are blank, months without a buyer 0
+    table.index = table.index.astype(str)
+    table.insert(0, "customers", sizes.reindex(table.index.map(pd.Period)).to_numpy())
+    return table
+
+
+def monthly_expr(orders: ir.Table) -> ir.Table:
+    """Orders, customers and net revenue per calendar month and channel (``data.monthly``), with
+    the month as a Period ordinal and revenue in amount units (``monthly`` converts both)."""
+    prepared = orders.filter(orders.channel.notnull()).select("customer_id", "channel", month=_month(orders), units=_units(orders))
+    return (prepared.group_by(["month", "channel"])
+            .aggregate(orders=prepared.count(), customers=prepared.customer_id.nunique(), units=prepared.units.sum())
+            .order_by(["month", "channel"]))
+
+
+def monthly(orders: ir.Table) -> pd.DataFrame:
+    """``data.monthly`` on the engine: month (first day, datetime64[ns]), channel, orders,
+    customers, revenue. Revenue is the integer sum divided once (see the module docstring); pandas'
+    float sum agrees with it to the last bit or two."""
+    result = monthly_expr(orders).to_pandas()
+    month = pd.PeriodIndex.from_ordinals(result["month"].astype(np.int64), freq="M").to_timestamp()
+    return pd.DataFrame({
+        "month": month.astype("datetime64[ns]"),
+        "channel": result["channel"].to_numpy(dtype=object),
+        "orders": result["orders"].to_numpy(dtype=np.int64),
+        "customers": result["customers"].to_numpy(dtype=np.int64),
+        "revenue": result["units"].to_numpy(dtype=np.int64) / AMOUNT_SCALE,
+    })
+
+
+# --------------------------------------------------------------------------- the pipeline's stages
+
+
+def run_orders(params, run_dir: Path) -> ir.Table:
+    """The run's clean orders (``data/orders.parquet``) on params' engine."""
+    return orders_table(connection(params.engine), Path(run_dir) / "data" / "orders.parquet")
+
+
+def run_summary(params, run_dir: Path, as_of, *, occasion: Literal["day", "order"] = "day",
+                time_unit: Literal["D", "W", "M", "Q"] = "W") -> pd.DataFrame:
+    """The per-customer summary of a run's orders on params' engine: what the RFM, CLV and churn
+    sections start from (equal to ``summary.customer_summary`` of the same orders)."""
+    return execute_summary(run_orders(params, run_dir), as_of, occasion=occasion, time_unit=time_unit)
+
+
+def run_cohorts(params, run_dir: Path, as_of, max_cohorts: int = 24) -> pd.DataFrame:
+    """``churn.cohort_retention`` of a run's orders on params' engine."""
+    return cohort_retention(run_orders(params, run_dir), as_of, max_cohorts)
