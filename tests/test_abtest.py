@@ -77,6 +77,19 @@ def test_continuous_effect_is_welch_and_the_bootstrap_is_seeded():
     assert abs(row["boot_ci_low"] - row["ci_low"]) < 0.3 * half and row["boot_ci_low"] != row["ci_low"]
 
 
+@pytest.mark.parametrize("n_t, n_c, resamples, confidence, seed", [(200, 300, 999, 0.95, 5), (37, 11, 250, 0.9, 1), (2, 3, 100, 0.99, 7)])
+def test_bootstrap_interval_is_scipys_bca_interval(n_t, n_c, resamples, confidence, seed):
+    # the closed-form jackknife and the batch-of-100 draws must give scipy's BCa interval on the same seed
+    rng = np.random.default_rng(seed)
+    yt = rng.exponential(12, n_t) * (rng.random(n_t) < 0.3) + rng.random(n_t)
+    yc = rng.lognormal(1, 1, n_c)
+    reference = stats.bootstrap((yt, yc), lambda a, b, axis: a.mean(axis) - b.mean(axis), method="BCa", confidence_level=confidence,
+                                n_resamples=resamples, rng=np.random.default_rng(seed), batch=100).confidence_interval
+    low, high = abtest.bootstrap_interval(yt, yc, confidence, resamples, seed)
+    assert (low, high) == pytest.approx((reference.low, reference.high), rel=1e-12, abs=1e-12)
+    assert low < yt.mean() - yc.mean() < high
+
+
 def test_winsorisation_caps_both_arms_at_the_pooled_quantile():
     e = _arms([0.0] * 98 + [10.0, 1000.0], [0.0] * 97 + [10.0, 10.0, 10.0])
     row = abtest.evaluate(e, "y", winsorize_quantile=0.99, bootstrap=False).iloc[0]

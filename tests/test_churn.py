@@ -14,6 +14,7 @@ from tierbook.churn import (
     cox_model,
     evaluate,
     features_at,
+    importance_rows,
     kaplan_meier,
     label_after,
     last_answers,
@@ -113,6 +114,61 @@ def test_cox_reproduces_lifelines_rossi():
     assert result.table.set_index("covariate").loc["age", "ph_p"] < 0.05  # age violates proportional hazards (lifelines' own example)
 
 
+def _cox_frame(n: int, seed: int = 0) -> pd.DataFrame:
+    """Customers whose hazard doubles in tier B and rises with a numeric score; an effect of tier C that
+    fades over time (so its proportional-hazards test rejects)."""
+    rng = np.random.default_rng(seed)
+    tier = rng.choice(["A", "B", "C"], n)
+    score = rng.normal(size=n)
+    base = rng.exponential(100, n) * np.exp(-np.log(2) * (tier == "B") - 0.3 * score)
+    duration = np.where(tier == "C", np.where(base < 50, base / 3, base * 1.5), base).round() + 1
+    event = duration < 200
+    return pd.DataFrame({"duration": np.minimum(duration, 200), "event": event, "tier": tier, "score": score})
+
+
+def test_cox_proportional_hazards_test_on_a_sample_above_cox_sample():
+    from lifelines import CoxPHFitter
+    from lifelines.statistics import proportional_hazard_test
+
+    from tierbook.churn import cox_caption
+
+    frame = _cox_frame(3000)
+    full = cox_model(frame, {"tier": "A"}, numeric=["score"])
+    # at or below the threshold: the test is on every customer, exactly as without a threshold
+    same = cox_model(frame, {"tier": "A"}, numeric=["score"], ph_sample=3000, seed=1)
+    pd.testing.assert_frame_equal(same.table, full.table)
+    assert (same.ph_customers, same.ph_events) == (3000, int(frame["event"].sum())) and not same.ph_sampled
+    assert "random sample" not in cox_caption(same)
+    # above it: hazard ratios, intervals and concordance from all customers; the test from a model refitted on
+    # the seeded sample, as lifelines computes it on those 1,000 customers
+    sampled = cox_model(frame, {"tier": "A"}, numeric=["score"], ph_sample=1000, seed=1)
+    pd.testing.assert_frame_equal(sampled.table.drop(columns="ph_p"), full.table.drop(columns="ph_p"))
+    assert sampled.concordance == full.concordance and sampled.customers == 3000
+    design = pd.DataFrame({"duration": frame["duration"].astype(float), "event": frame["event"].astype(float),
+                           "score": frame["score"], "tier: B": (frame["tier"] == "B").astype(float),
+                           "tier: C": (frame["tier"] == "C").astype(float)})
+    sample = design.sample(n=1000, random_state=np.random.RandomState(1))
+    expected = proportional_hazard_test(CoxPHFitter(penalizer=0.01).fit(sample, "duration", "event"), sample, time_transform="rank")
+    ph = sampled.table.set_index("covariate")["ph_p"]
+    assert ph.to_dict() == pytest.approx(expected.summary["p"].to_dict(), rel=1e-12)
+    assert ph["tier: C"] < 1e-3 and ph["tier: B"] > 0.01  # the fading effect is caught on the sample, the constant one is not
+    assert (sampled.ph_customers, sampled.ph_events) == (1000, int(sample["event"].sum())) and sampled.ph_sampled
+    assert ph.to_dict() != pytest.approx(full.table.set_index("covariate")["ph_p"].to_dict(), rel=1e-6)  # a different test
+    assert f"random sample of 1,000 of these customers ({int(sample['event'].sum()):,} churned" in cox_caption(sampled)
+
+
+def test_importance_rows_sample_above_the_threshold():
+    y = np.array([0, 1] * 50)
+    assert np.array_equal(importance_rows(y, 100, 0), np.arange(100)) and np.array_equal(importance_rows(y, 500, 0), np.arange(100))
+    rows = importance_rows(y, 30, 3)
+    assert len(rows) == 30 and len(set(rows)) == 30 and np.all(np.diff(rows) > 0) and rows.max() < 100
+    assert np.array_equal(rows, importance_rows(y, 30, 3)) and not np.array_equal(rows, importance_rows(y, 30, 4))  # seeded
+    assert set(y[rows]) == {0, 1}
+    rare = np.zeros(100, dtype=int)
+    rare[17] = 1  # a sample of 5 would almost surely miss the one churner: then every row is used
+    assert np.array_equal(importance_rows(rare, 5, 0), np.arange(100))
+
+
 def test_evaluate_by_hand():
     y = np.array([1, 1, 0, 0] * 5)
     metrics, _, lift = evaluate(y, {"perfect": y * 0.9 + 0.05, "reversed": 1 - y * 0.9})
@@ -148,7 +204,7 @@ def test_demo_detractors_churn_more_and_the_model_beats_p_alive(tmp_path):
     (tmp_path / "params").mkdir()
     for name in ("default.yaml", "demo.yaml"):
         (tmp_path / "params" / name).write_text((REPO / "params" / name).read_text(encoding="utf-8"), encoding="utf-8")
-    params = load_params("demo", tmp_path / "params", ["demo.size=5000"])
+    params = load_params("demo", tmp_path / "params", ["demo.size=5000", "churn.importance_sample=1000", "churn.cox_sample=2000"])
     demo.ensure(params.data_dir(tmp_path), params.demo.size, params.demo.seed)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -165,6 +221,15 @@ def test_demo_detractors_churn_more_and_the_model_beats_p_alive(tmp_path):
     scores = pd.read_parquet(run_dir / "data/customer_scores.parquet")
     assert scores.loc[scores["churned"], "churn_risk"].isna().all() and scores.loc[~scores["churned"], "churn_risk"].notna().all()
     assert set(stage.at_risk["customer_id"]) <= set(scores.loc[~scores["churned"], "customer_id"].astype(str))
+    # the samples of churn.importance_sample and churn.cox_sample, and the page says so
+    from tierbook.churn import cox_caption, importance_caption
+
+    pred = stage.prediction
+    assert pred.n_importance == 1000 < pred.n_eval
+    assert pred.importance["feature"].is_unique and len(pred.importance) >= 8 and pred.importance["importance"].iloc[0] > 0.01
+    assert f"random sample of 1,000 of the {pred.n_eval:,} test customers" in importance_caption(pred)
+    assert stage.cox.ph_customers == 2000 < stage.cox.customers == len(stage.customers) and stage.cox.table["ph_p"].notna().any()
+    assert "random sample of 2,000 of these customers" in cox_caption(stage.cox)
 
 
 @pytest.mark.slow

@@ -102,6 +102,18 @@ def test_pareto_nbd_reproduces_the_published_fit_and_btyd_predictions(cdnow_summ
     assert btyd.conditional_expected_purchases(52, 26, 30.86, 31) == pytest.approx(25.46, abs=0.01)
 
 
+def test_pareto_nbd_fit_likelihood_is_the_per_customer_one_bit_for_bit(cdnow_summary):
+    from tierbook.clv import ParetoNBDModel, _ParetoNBDLikelihood, _unique_rows
+
+    rows, _ = _unique_rows(cdnow_summary, ["frequency", "recency", "T"])
+    x, t_x, T = rows.T
+    likelihood = _ParetoNBDLikelihood(x, t_x, T)
+    assert len(likelihood.tx_pairs[0]) < len(x) and len(likelihood.T_pairs[0]) < len(x)  # fewer hyp2f1 calls than rows
+    # alpha > beta and alpha < beta take the two branches of A0
+    for params in ([0.5533, 10.5777, 0.6062, 11.6684], [2.0, 30.0, 0.3, 4.0], [0.1, 1.0, 5.0, 100.0]):
+        assert np.array_equal(likelihood(np.array(params)), ParetoNBDModel.log_likelihood(np.array(params), x, t_x, T))
+
+
 def test_bgbb_reproduces_fader_hardie_shang_2010(shared_data):
     from tierbook.clv import fit_bgbb
 

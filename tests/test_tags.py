@@ -66,6 +66,18 @@ def test_channel_preference():
     assert T.channel_preference(orders).to_dict() == {"1": "store only", "2": "omnichannel"}
 
 
+def test_channel_preference_missing_channels_repeats_and_order():
+    # 10: app twice and a missing channel -> app only; 9: three channels -> omnichannel; 7: only missing
+    # channels -> unknown; 8: store, then store again -> store only. Ids come back as text, sorted as
+    # text ("10" before "7"), one row per customer, whatever the order of the orders.
+    rows = [(9, "2024-01-03", "app"), (10, "2024-01-01", "app"), (7, "2024-01-01", None), (9, "2024-01-01", "store"),
+            (10, "2024-01-02", None), (8, "2024-01-01", "store"), (9, "2024-01-02", "online"), (10, "2024-01-05", "app"),
+            (7, "2024-01-02", None), (8, "2024-02-01", "store")]
+    pref = T.channel_preference(_orders(rows))
+    assert list(pref.index) == ["10", "7", "8", "9"] and pref.name == "channel_preference"
+    assert pref.to_dict() == {"10": "app only", "7": "unknown", "8": "store only", "9": "omnichannel"}
+
+
 def test_purchase_cadence_bands_and_boundaries():
     day = pd.Timestamp("2024-01-01")
     rows = [("a", day), ("a", day + pd.Timedelta(days=10)), ("a", day + pd.Timedelta(days=30)), ("a", day + pd.Timedelta(days=70)),  # 10, 20, 40

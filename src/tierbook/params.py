@@ -306,6 +306,8 @@ class Churn(Strict):
     at_risk_value_share: float = Field(0.2, gt=0, le=1)
     at_risk_min_risk: float = Field(0.5, gt=0, lt=1)
     top_n: int = Field(30, ge=1, le=500)
+    cox_sample: int = Field(20000, ge=1000)  # more customers: the proportional-hazards test runs on a random sample of this many
+    importance_sample: int = Field(20000, ge=1000)  # more test customers: the permutation importance runs on a sample of this many
     seed: int = 0
 
 
