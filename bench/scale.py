@@ -105,7 +105,7 @@ def bench_size(size: int, runs: int, cache: Path) -> dict:
         generated = time.perf_counter() - started
         command = [sys.executable, "-m", "tierbook", "--root", str(root), "report", "--client", "demo", "--set", f"demo.size={size}"]
         out: dict = {"size": size, "generate": generated, "wall": [], "peak": [], "sections": {}, "section_peak": {},
-                     "overhead": [], "warm_up": [], "orders": truth.get("n_orders")}
+                     "overhead": [], "orders": truth.get("n_orders")}
         for _ in range(runs):
             wall, peak = _run(command)
             run_dir = sorted((root / "reports" / "demo").glob("2*"))[-1]
@@ -115,7 +115,6 @@ def bench_size(size: int, runs: int, cache: Path) -> dict:
             out["rows"] = rows
             out["wall"].append(wall)
             out["peak"].append(peak)
-            out["warm_up"].append(manifest.get("seconds_warm_up") or 0.0)
             cells_total = 0.0
             for name, sec in sections.items():
                 notebook = json.loads((run_dir / sec["notebook"]).read_text(encoding="utf-8"))
@@ -165,7 +164,6 @@ def main() -> None:
               f"{runs} run(s); data generated in {r['generate']:.0f} s")
         print(f"  {'total wall time':<34} {_fmt(r['wall'])}")
         print(f"  {'peak memory (PSS, all processes)':<34} {_fmt([p / 1024 for p in r['peak']], 'GiB', 2)}")
-        print(f"  {'imports once (warm-up)':<34} {_fmt(r['warm_up'])}")
         print(f"  {'overhead share (not in cells)':<34} {_fmt([100 * o for o in r['overhead']], '%', 0)}")
         for name, values in r["sections"].items():
             peak = r["section_peak"].get(name)

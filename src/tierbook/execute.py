@@ -1,10 +1,11 @@
-"""Executing a section's notebook without a Jupyter kernel: in a child process forked from the
-``make report`` process, which has imported the heavy libraries once.
+"""Executing a section's notebook without a Jupyter kernel: in a process forked from
+multiprocessing's fork server, which has imported the heavy libraries once (``WARM_MODULES``;
+``report._fork_context``).
 
 Why: a kernel per notebook costs its start-up plus every import again (pandas, matplotlib,
 seaborn, scipy, scikit-learn, lifelines, statsmodels): 5-10 s a section, 60-75 s of a 400-customer
 demo report's 108 s (measured 2026-12-02, ``bench/report_time.py``). A forked child shares the
-parent's imported modules copy-on-write and starts in milliseconds.
+server's imported modules copy-on-write and starts in milliseconds.
 
 The notebook is the same file an analyst opens in JupyterLab: papermill injects the parameters
 (``papermill.parameterize.parameterize_notebook``, the ``injected-parameters`` cell after the
@@ -23,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-# imported by the parent before it forks: each section's child then starts with them loaded
+# imported once by the fork server: each section's process starts with them loaded
 WARM_MODULES = (
     "pandas", "numpy", "scipy.stats", "scipy.optimize", "matplotlib.pyplot", "seaborn", "sklearn.cluster",
     "sklearn.linear_model", "sklearn.ensemble", "sklearn.metrics", "statsmodels.api", "lifelines", "pyarrow.parquet",
@@ -32,18 +33,6 @@ WARM_MODULES = (
     "tierbook.valuation", "tierbook.satisfaction", "tierbook.churn", "tierbook.experiment", "tierbook.profile",
     "tierbook.tags", "tierbook.executive", "tierbook.privacy",
 )
-
-
-def warm_up() -> None:
-    """Import what every section needs (once, in the parent, before the first fork)."""
-    import importlib
-
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    for name in WARM_MODULES:
-        try:
-            importlib.import_module(name)
-        except ImportError:  # an optional library missing: the section that needs it says so itself
-            pass
 
 
 class CellError(Exception):

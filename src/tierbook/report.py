@@ -287,12 +287,35 @@ def _notebook_and_html(project: Project, params: Params, run_dir: Path, section:
 _CHILDREN: set = set()  # sections' processes still running (killed when the run is interrupted)
 
 
-def _forked(project: Project, params: Params, run_dir: Path, section: Section) -> SectionResult:
-    """Run the section in a child forked from this process: it starts with the parent's imports
-    (tierbook.execute.warm_up) instead of a kernel's start-up and imports."""
+def _fork_context():
+    """multiprocessing's fork server with the libraries imported (tierbook.execute.WARM_MODULES): a
+    fresh process that imports them once and forks a child per section. Not a fork of this process:
+    a process that has already run OpenMP, DuckDB or Spark threads (a test session, a notebook)
+    can leave its child waiting forever on a lock one of those threads held (seen: a k-means child
+    of a pytest process that had run k-means, stuck in futex_wait)."""
     import multiprocessing
 
-    context = multiprocessing.get_context("fork")
+    from .execute import WARM_MODULES
+
+    os.environ.setdefault("MPLBACKEND", "Agg")  # the server imports pyplot; each section switches to the inline backend
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(list(WARM_MODULES))
+    return context
+
+
+def start_fork_server() -> None:
+    """Start the fork server now, so that it imports the libraries while this process checks the
+    inputs (it is started once per process and then reused)."""
+    from multiprocessing import forkserver
+
+    _fork_context()
+    forkserver.ensure_running()
+
+
+def _forked(project: Project, params: Params, run_dir: Path, section: Section) -> SectionResult:
+    """Run the section in a child of the fork server (``_fork_context``): it starts with the
+    libraries imported instead of a kernel's start-up and imports."""
+    context = _fork_context()
     receive, send = context.Pipe(duplex=False)
     sys.stdout.flush()
     sys.stderr.flush()
@@ -449,11 +472,7 @@ def run_report(project: Project, client: str, overrides: list[str] | None = None
     results: dict[str, SectionResult] = {}
     try:
         if params.run.executor == "fork":
-            from .execute import warm_up
-
-            warmed = time.perf_counter()
-            warm_up()  # once here instead of in every section's process
-            manifest["seconds_warm_up"] = round(time.perf_counter() - warmed, 2)
+            start_fork_server()  # it imports the libraries once, for every section's process
         _run_sections(project, params, run_dir, list(SECTIONS), results, lambda r: _report_section(r, run_dir))
     except BaseException:
         manifest["status"] = "interrupted"
