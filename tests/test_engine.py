@@ -189,7 +189,8 @@ def test_engine_params_default_to_duckdb_and_validate(tmp_path):
     spark = Engine.model_validate({"kind": "pyspark", "spark": {"remote": "sc://cluster:15002", "config": {"spark.executor.memory": "8g"}}})
     assert spark.spark.config == {"spark.executor.memory": "8g"}
     for bad, message in (({"kind": "spark"}, "'duckdb' or 'pyspark'"), ({"spark": {"config": {"executor.memory": "8g"}}}, "not a Spark setting"),
-                         ({"duckdb": {"memory_limit": "lots"}}, "should match pattern"), ({"spark": {"remote": "cluster:15002"}}, "sc://")):
+                         ({"duckdb": {"memory_limit": "lots"}}, "'lots' is not a size; write it as DuckDB does, e.g. 4GB"),
+                         ({"spark": {"remote": "cluster:15002"}}, "not a Spark Connect URL; write sc://host:15002")):
         with pytest.raises(ValueError, match=message):
             Engine.model_validate(bad)
 
