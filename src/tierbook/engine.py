@@ -29,6 +29,7 @@ Two choices make the numbers engine-independent:
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -97,8 +98,6 @@ def connect(engine: Engine | dict | None = None):
 
 
 def _java_home() -> bool:
-    import os
-
     home = os.environ.get("JAVA_HOME")
     return bool(home) and (Path(home) / "bin" / "java").exists()
 
@@ -122,7 +121,7 @@ def connection(engine: Engine | dict | None = None):
 def orders_table(con, path: str | Path, *, format: Literal["auto", "parquet", "csv"] = "auto",
                  columns: dict[str, str] | None = None) -> ir.Table:
     """The orders as an Ibis table read by the backend itself (no pandas): a run's
-    ``data/orders.parquet``, or for a large client any Parquet or CSV file, folder or glob
+    ``data/orders.parquet``, or for a large client any Parquet or CSV file or glob of files
     (``exports/2026-*.parquet``) whose columns are the clean orders' (``customer_id``,
     ``order_date``, ``net_amount``; ``source``, ``order_id`` for ``occasion="order"``; ``channel``
     for ``monthly``) or are renamed to them with ``columns`` (file column -> contract name).
@@ -131,8 +130,6 @@ def orders_table(con, path: str | Path, *, format: Literal["auto", "parquet", "c
     (``2026-01-31`` or ``2026-01-31 09:30:00``). ``customer_id`` is text, ``net_amount`` float64;
     ``order_date`` a timestamp, or on Spark an integer of nanoseconds from a Parquet file written by
     pandas (``_day`` reads both)."""
-    import ibis
-
     text = str(path)
     if format == "auto":
         name = text.lower().removesuffix(".gz")
