@@ -202,6 +202,28 @@ def test_duckdb_settings_reach_duckdb(tmp_path):
     assert (threads, temp, progress) == (1, str(tmp_path / "spill"), False) and limit in ("488.2 MiB", "512.0 MB")
 
 
+def test_a_forked_process_makes_its_own_connection(demo_run):
+    """Sections run in processes forked from make report's (run.executor: fork): a connection made
+    before the fork is not reused in the child, which summarises with its own."""
+    import multiprocessing
+
+    global _PARENT_CONNECTION
+    path, frame = demo_run
+    _PARENT_CONNECTION = engine.connection()
+    assert engine.connection() is _PARENT_CONNECTION
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        rows, reused = pool.apply_async(_summary_in_child, (str(path),)).get(timeout=300)
+    assert not reused and rows == frame["customer_id"].nunique()
+
+
+_PARENT_CONNECTION = None
+
+
+def _summary_in_child(path: str) -> tuple[int, bool]:
+    con = engine.connection()
+    return len(engine.execute_summary(engine.orders_table(con, path))), con is _PARENT_CONNECTION
+
+
 def test_pyspark_without_java_is_a_one_line_error(monkeypatch):
     pytest.importorskip("pyspark")
     monkeypatch.setattr(shutil, "which", lambda name: None)

@@ -106,16 +106,19 @@ def _spark_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_connection(engine_json: str):
+@functools.cache
+def _cached_connection(engine_json: str, pid: int):
     from .params import Engine
 
     return connect(Engine.model_validate_json(engine_json))
 
 
 def connection(engine: Engine | dict | None = None):
-    """``connect(engine)``, made once per process and settings (a section asks for several summaries)."""
-    return _cached_connection(_engine_params(engine).model_dump_json())
+    """``connect(engine)``, made once per process and settings (a section asks for several summaries).
+    Per process id: a section forked from a process that had a connection (run.executor: fork) makes
+    its own, since a DuckDB connection's threads and locks do not survive a fork; the inherited one is
+    left untouched (closing it in the child could wait on a lock held by a thread that is gone)."""
+    return _cached_connection(_engine_params(engine).model_dump_json(), os.getpid())
 
 
 def orders_table(con, path: str | Path, *, format: Literal["auto", "parquet", "csv"] = "auto",
