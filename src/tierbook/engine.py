@@ -52,6 +52,8 @@ SPARK_DEFAULTS = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.legacy.parquet.nanosAsLong": "true",
 }
+# for a session the engine starts: no console progress bars in the sections' output
+SPARK_START_DEFAULTS = {"spark.ui.showConsoleProgress": "false"}
 
 
 # --------------------------------------------------------------------------- connection and input
@@ -75,7 +77,11 @@ def connect(engine: Engine | dict | None = None):
     if engine.kind == "duckdb":
         settings = {key: value for key, value in engine.duckdb.model_dump().items() if value is not None}
         con = ibis.duckdb.connect(":memory:", **settings)
-        con.raw_sql("SET enable_progress_bar = false")  # DuckDB draws one on stdout for queries over 2 s, into the notebooks' output
+        try:  # in a script DuckDB draws a progress bar on stdout for queries over 2 s (into the sections' output)
+            con.raw_sql("SET enable_progress_bar = false")
+        except Exception as error:  # in a Jupyter kernel it draws none without ipywidgets and refuses the setting
+            if "ipywidgets" not in str(error):
+                raise
         return con
     spark = engine.spark
     try:
@@ -88,7 +94,7 @@ def connect(engine: Engine | dict | None = None):
                             "Java 17 or 21); install a JDK, or set engine.spark.remote to a Spark Connect server")
     builder = SparkSession.builder.remote(spark.remote) if spark.remote else SparkSession.builder.master(spark.master)
     builder = builder.appName(spark.app_name)
-    settings = {**SPARK_DEFAULTS, **{key: _spark_value(value) for key, value in spark.config.items()}}
+    settings = {**SPARK_START_DEFAULTS, **SPARK_DEFAULTS, **{key: _spark_value(value) for key, value in spark.config.items()}}
     for key, value in settings.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
