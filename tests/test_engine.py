@@ -242,7 +242,7 @@ def spark():
         pytest.skip("PySpark engine: no `java` on PATH (Spark 4.0 needs Java 17 or 21)")
     pytest.importorskip("pyspark", reason="PySpark engine: pyspark is not installed (pip install 'tierbook[spark]')")
     con = engine.connect({"kind": "pyspark", "spark": {"master": "local[2]", "app_name": "tierbook-tests", "config": {
-        "spark.ui.enabled": False, "spark.ui.showConsoleProgress": False, "spark.sql.shuffle.partitions": 4, "spark.log.level": "ERROR",
+        "spark.ui.enabled": False, "spark.sql.shuffle.partitions": 4, "spark.log.level": "ERROR",
         "spark.driver.memory": "1g"}}})
     yield con
     con._session.stop()
