@@ -6,7 +6,8 @@ tierbook.summary (numpy, after pandas.read_parquet) and a plain pandas groupby, 
 The orders (seeded, as bench/summary_time.py makes them: ids dictionary-encoded, two years of
 order times, log-normal amounts in cents) are written once as Parquet, as the data stage writes
 orders.parquet. Each tool then runs in its own Python process, from the file to the summary table
-(a warm-up, then ``--runs`` timed runs), so that its peak resident memory (``ru_maxrss``) is its own:
+(a warm-up, then ``--runs`` timed runs; wall time, and the process's CPU time summed over its
+threads, steadier than wall time on a shared machine), so that its peak resident memory (``ru_maxrss``) is its own:
 pandas holds the whole file in memory, DuckDB streams it (and with ``memory_limit`` spills above
 it). The engine's result is checked equal to tierbook.summary's, exactly. Not in ``make bench``.
 """
@@ -52,14 +53,15 @@ def summarise(tool: str, path: Path, as_of: pd.Timestamp) -> pd.DataFrame:
 def child(tool: str, path: Path, as_of: pd.Timestamp, runs: int, out: Path | None) -> None:
     """One tool in this process: warm-up, timed runs, then its peak RSS as one JSON line."""
     result = summarise(tool, path, as_of)
-    times = []
+    times, cpu = [], []
     for _ in range(runs):
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         summarise(tool, path, as_of)
         times.append(time.perf_counter() - started)
+        cpu.append(time.process_time() - cpu_started)
     if out is not None:
         result.to_parquet(out, index=False)
-    print(json.dumps({"times": times, "rows": len(result), "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+    print(json.dumps({"times": times, "cpu": cpu, "rows": len(result), "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
 def main() -> None:
@@ -90,7 +92,7 @@ def main() -> None:
         del orders
         print(f"per-customer summary from Parquet: {args.customers:,} customers, {n_orders:,} orders, "
               f"{path.stat().st_size / 1024 ** 2:,.0f} MiB on disk (written in {time.perf_counter() - started:.1f} s); "
-              f"{args.runs} runs after a warm-up, each tool in its own process (median, min–max, peak RSS)")
+              f"{args.runs} runs after a warm-up, each tool in its own process (wall median, min–max; CPU median; peak RSS)")
         results = {}
         for tool in TOOLS:
             out = folder / f"{tool}.parquet" if tool in ("duckdb", "numpy") else None
@@ -102,7 +104,7 @@ def main() -> None:
             results[tool] = json.loads(done.stdout.strip().splitlines()[-1])
             times = results[tool]["times"]
             print(f"  {TOOLS[tool]:42s} {statistics.median(times):6.2f} s  ({min(times):.2f}–{max(times):.2f})  "
-                  f"peak RSS {results[tool]['maxrss_kib'] / 1024 ** 2:.2f} GiB")
+                  f"CPU {statistics.median(results[tool]['cpu']):5.2f} s  peak RSS {results[tool]['maxrss_kib'] / 1024 ** 2:.2f} GiB")
         med = {tool: statistics.median(r["times"]) for tool, r in results.items()}
         if "duckdb" in med:
             for peer in ("numpy", "pandas"):

@@ -189,7 +189,8 @@ def test_engine_params_default_to_duckdb_and_validate(tmp_path):
     spark = Engine.model_validate({"kind": "pyspark", "spark": {"remote": "sc://cluster:15002", "config": {"spark.executor.memory": "8g"}}})
     assert spark.spark.config == {"spark.executor.memory": "8g"}
     for bad, message in (({"kind": "spark"}, "'duckdb' or 'pyspark'"), ({"spark": {"config": {"executor.memory": "8g"}}}, "not a Spark setting"),
-                         ({"duckdb": {"memory_limit": "lots"}}, "should match pattern"), ({"spark": {"remote": "cluster:15002"}}, "sc://")):
+                         ({"duckdb": {"memory_limit": "lots"}}, "'lots' is not a size; write it as DuckDB does, e.g. 4GB"),
+                         ({"spark": {"remote": "cluster:15002"}}, "not a Spark Connect URL; write sc://host:15002")):
         with pytest.raises(ValueError, match=message):
             Engine.model_validate(bad)
 
@@ -199,6 +200,28 @@ def test_duckdb_settings_reach_duckdb(tmp_path):
     threads, limit, temp, progress = con.raw_sql("select current_setting('threads'), current_setting('memory_limit'), "
                                                  "current_setting('temp_directory'), current_setting('enable_progress_bar')").fetchone()
     assert (threads, temp, progress) == (1, str(tmp_path / "spill"), False) and limit in ("488.2 MiB", "512.0 MB")
+
+
+def test_a_forked_process_makes_its_own_connection(demo_run):
+    """Sections run in processes forked from make report's (run.executor: fork): a connection made
+    before the fork is not reused in the child, which summarises with its own."""
+    import multiprocessing
+
+    global _PARENT_CONNECTION
+    path, frame = demo_run
+    _PARENT_CONNECTION = engine.connection()
+    assert engine.connection() is _PARENT_CONNECTION
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        rows, reused = pool.apply_async(_summary_in_child, (str(path),)).get(timeout=300)
+    assert not reused and rows == frame["customer_id"].nunique()
+
+
+_PARENT_CONNECTION = None
+
+
+def _summary_in_child(path: str) -> tuple[int, bool]:
+    con = engine.connection()
+    return len(engine.execute_summary(engine.orders_table(con, path))), con is _PARENT_CONNECTION
 
 
 def test_pyspark_without_java_is_a_one_line_error(monkeypatch):
@@ -219,7 +242,7 @@ def spark():
         pytest.skip("PySpark engine: no `java` on PATH (Spark 4.0 needs Java 17 or 21)")
     pytest.importorskip("pyspark", reason="PySpark engine: pyspark is not installed (pip install 'tierbook[spark]')")
     con = engine.connect({"kind": "pyspark", "spark": {"master": "local[2]", "app_name": "tierbook-tests", "config": {
-        "spark.ui.enabled": False, "spark.ui.showConsoleProgress": False, "spark.sql.shuffle.partitions": 4, "spark.log.level": "ERROR",
+        "spark.ui.enabled": False, "spark.sql.shuffle.partitions": 4, "spark.log.level": "ERROR",
         "spark.driver.memory": "1g"}}})
     yield con
     con._session.stop()

@@ -29,6 +29,7 @@ Two choices make the numbers engine-independent:
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -51,6 +52,8 @@ SPARK_DEFAULTS = {
     "spark.sql.session.timeZone": "UTC",
     "spark.sql.legacy.parquet.nanosAsLong": "true",
 }
+# for a session the engine starts: no console progress bars in the sections' output
+SPARK_START_DEFAULTS = {"spark.ui.showConsoleProgress": "false"}
 
 
 # --------------------------------------------------------------------------- connection and input
@@ -74,7 +77,11 @@ def connect(engine: Engine | dict | None = None):
     if engine.kind == "duckdb":
         settings = {key: value for key, value in engine.duckdb.model_dump().items() if value is not None}
         con = ibis.duckdb.connect(":memory:", **settings)
-        con.raw_sql("SET enable_progress_bar = false")  # DuckDB draws one on stdout for queries over 2 s, into the notebooks' output
+        try:  # in a script DuckDB draws a progress bar on stdout for queries over 2 s (into the sections' output)
+            con.raw_sql("SET enable_progress_bar = false")
+        except Exception as error:  # in a Jupyter kernel it draws none without ipywidgets and refuses the setting
+            if "ipywidgets" not in str(error):
+                raise
         return con
     spark = engine.spark
     try:
@@ -87,7 +94,7 @@ def connect(engine: Engine | dict | None = None):
                             "Java 17 or 21); install a JDK, or set engine.spark.remote to a Spark Connect server")
     builder = SparkSession.builder.remote(spark.remote) if spark.remote else SparkSession.builder.master(spark.master)
     builder = builder.appName(spark.app_name)
-    settings = {**SPARK_DEFAULTS, **{key: _spark_value(value) for key, value in spark.config.items()}}
+    settings = {**SPARK_START_DEFAULTS, **SPARK_DEFAULTS, **{key: _spark_value(value) for key, value in spark.config.items()}}
     for key, value in settings.items():
         builder = builder.config(key, value)
     session = builder.getOrCreate()
@@ -97,8 +104,6 @@ def connect(engine: Engine | dict | None = None):
 
 
 def _java_home() -> bool:
-    import os
-
     home = os.environ.get("JAVA_HOME")
     return bool(home) and (Path(home) / "bin" / "java").exists()
 
@@ -107,22 +112,25 @@ def _spark_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-@functools.lru_cache(maxsize=4)
-def _cached_connection(engine_json: str):
+@functools.cache
+def _cached_connection(engine_json: str, pid: int):
     from .params import Engine
 
     return connect(Engine.model_validate_json(engine_json))
 
 
 def connection(engine: Engine | dict | None = None):
-    """``connect(engine)``, made once per process and settings (a section asks for several summaries)."""
-    return _cached_connection(_engine_params(engine).model_dump_json())
+    """``connect(engine)``, made once per process and settings (a section asks for several summaries).
+    Per process id: a section forked from a process that had a connection (run.executor: fork) makes
+    its own, since a DuckDB connection's threads and locks do not survive a fork; the inherited one is
+    left untouched (closing it in the child could wait on a lock held by a thread that is gone)."""
+    return _cached_connection(_engine_params(engine).model_dump_json(), os.getpid())
 
 
 def orders_table(con, path: str | Path, *, format: Literal["auto", "parquet", "csv"] = "auto",
                  columns: dict[str, str] | None = None) -> ir.Table:
     """The orders as an Ibis table read by the backend itself (no pandas): a run's
-    ``data/orders.parquet``, or for a large client any Parquet or CSV file, folder or glob
+    ``data/orders.parquet``, or for a large client any Parquet or CSV file or glob of files
     (``exports/2026-*.parquet``) whose columns are the clean orders' (``customer_id``,
     ``order_date``, ``net_amount``; ``source``, ``order_id`` for ``occasion="order"``; ``channel``
     for ``monthly``) or are renamed to them with ``columns`` (file column -> contract name).
@@ -131,8 +139,6 @@ def orders_table(con, path: str | Path, *, format: Literal["auto", "parquet", "c
     (``2026-01-31`` or ``2026-01-31 09:30:00``). ``customer_id`` is text, ``net_amount`` float64;
     ``order_date`` a timestamp, or on Spark an integer of nanoseconds from a Parquet file written by
     pandas (``_day`` reads both)."""
-    import ibis
-
     text = str(path)
     if format == "auto":
         name = text.lower().removesuffix(".gz")

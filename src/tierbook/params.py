@@ -402,15 +402,29 @@ class DuckDBSettings(Strict):
     """DuckDB's own settings (null = DuckDB's default: every core, 80% of the memory, spill beside the database)."""
 
     threads: int | None = Field(None, ge=1)
-    memory_limit: str | None = Field(None, pattern=r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$")
+    memory_limit: str | None = None
     temp_directory: str | None = None
+
+    @field_validator("memory_limit")
+    @classmethod
+    def _size(cls, v):
+        if v is not None and not re.match(r"^\s*\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$", v):
+            raise ValueError(f"{v!r} is not a size; write it as DuckDB does, e.g. 4GB or 512MB")
+        return v
 
 
 class SparkSettings(Strict):
     master: str = "local[2]"
     app_name: str = "tierbook"
-    remote: str | None = Field(None, pattern=r"^sc://")
+    remote: str | None = None
     config: dict[str, str | int | float | bool] = {}
+
+    @field_validator("remote")
+    @classmethod
+    def _connect_url(cls, v):
+        if v is not None and not v.startswith("sc://"):
+            raise ValueError(f"{v!r} is not a Spark Connect URL; write sc://host:15002")
+        return v
 
     @field_validator("config")
     @classmethod
