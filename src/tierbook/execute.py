@@ -31,7 +31,7 @@ WARM_MODULES = (
     "IPython", "matplotlib_inline.backend_inline", "nbformat", "nbconvert", "papermill.iorw", "papermill.parameterize",
     "tierbook.plots", "tierbook.plots_profile", "tierbook.tables", "tierbook.data", "tierbook.segmentation",
     "tierbook.valuation", "tierbook.satisfaction", "tierbook.churn", "tierbook.experiment", "tierbook.profile",
-    "tierbook.tags", "tierbook.executive", "tierbook.privacy",
+    "tierbook.tags", "tierbook.executive", "tierbook.privacy", "ibis", "ibis.backends.duckdb", "tierbook.engine",
 )
 
 

@@ -31,7 +31,7 @@ from .params import Params, load_params, params_to_dict
 from .pipeline import SECTIONS, Section, section_named
 
 PACKAGES = ["tierbook", "pandas", "numpy", "scipy", "matplotlib", "seaborn", "pyarrow", "pydantic", "papermill",
-            "nbconvert", "ipykernel", "python-calamine", "openpyxl", "charset-normalizer"]
+            "nbconvert", "ipykernel", "python-calamine", "openpyxl", "charset-normalizer", "ibis-framework", "duckdb", "sqlglot", "pyspark"]
 
 
 @dataclass
