@@ -297,7 +297,6 @@ def _fork_context():
 
     from .execute import WARM_MODULES
 
-    os.environ.setdefault("MPLBACKEND", "Agg")  # the server imports pyplot; each section switches to the inline backend
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(WARM_MODULES))
     return context
@@ -309,7 +308,15 @@ def start_fork_server() -> None:
     from multiprocessing import forkserver
 
     _fork_context()
-    forkserver.ensure_running()
+    before = os.environ.get("MPLBACKEND")
+    os.environ["MPLBACKEND"] = "Agg"  # the server imports pyplot without a screen; each section switches to the inline backend
+    try:
+        forkserver.ensure_running()
+    finally:  # not for this process's later kernels (run.executor: kernel), whose inline figures Agg would hide
+        if before is None:
+            del os.environ["MPLBACKEND"]
+        else:
+            os.environ["MPLBACKEND"] = before
 
 
 def _forked(project: Project, params: Params, run_dir: Path, section: Section) -> SectionResult:
