@@ -233,7 +233,7 @@ def _kernel_manager_class(log: Path | None = None):
 
 
 def _execute_section(project: Project, params: Params, run_dir: Path, section: Section) -> SectionResult:
-    """Execute a section's notebook and export its HTML: in a child process forked from this one
+    """Execute a section's notebook and export its HTML: in a process forked from the fork server
     (``run.executor: fork``, tierbook.execute) or by papermill with a Jupyter kernel (``kernel``)."""
     if params.run.executor == "kernel":
         return _notebook_and_html(project, params, run_dir, section, _papermill)
@@ -303,8 +303,8 @@ def _fork_context():
 
 
 def start_fork_server() -> None:
-    """Start the fork server now, so that it imports the libraries while this process checks the
-    inputs (it is started once per process and then reused)."""
+    """Start the fork server now (once per process, then reused); it imports the libraries in its own
+    process, and the first section's fork waits until it has."""
     from multiprocessing import forkserver
 
     _fork_context()
@@ -352,7 +352,8 @@ def _section_child(send, project: Project, params: Params, run_dir: Path, sectio
     import signal
 
     try:
-        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: end with the run's process
+        # PR_SET_PDEATHSIG: end with the fork server, which ends when the run's process does
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)
     except OSError:
         pass
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
