@@ -30,7 +30,7 @@ import pandas as pd
 from . import i18n
 from .crm import write_customer_scores
 from .data import load_clean
-from .engine import run_cohorts, run_summary
+from .engine import cohort_table, run_cohorts, run_summary
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
@@ -118,16 +118,7 @@ def cohort_retention(orders: pd.DataFrame, as_of: pd.Timestamp, max_cohorts: int
     first = frame.groupby("c")["m"].transform("min")
     frame["cohort"] = first
     frame["age"] = (frame["m"] - frame["cohort"]).map(lambda d: d.n)
-    sizes = frame[frame["age"] == 0].groupby("cohort").size()
-    last_month = (as_of - pd.Timedelta(days=1)).to_period("M")
-    ages = range(0, max((last_month - sizes.index.min()).n + 1, 1))
-    active = frame.groupby(["cohort", "age"]).size().unstack("age").reindex(columns=ages).fillna(0)
-    table = active.div(sizes, axis=0)
-    observable = np.array([[age <= (last_month - cohort).n for age in ages] for cohort in table.index])
-    table = table.where(observable).iloc[-max_cohorts:]  # months after the data ends are blank, months without a buyer 0
-    table.index = table.index.astype(str)
-    table.insert(0, "customers", sizes.reindex(table.index.map(pd.Period)).to_numpy())
-    return table
+    return cohort_table(frame.groupby(["cohort", "age"]).size(), as_of, max_cohorts)
 
 
 # --------------------------------------------------------------------------- survival

@@ -333,11 +333,18 @@ def cohort_retention(orders: ir.Table, as_of, max_cohorts: int = 24) -> pd.DataF
     counts = cohort_counts(orders, as_of).to_pandas()
     counts = counts.assign(cohort=pd.PeriodIndex.from_ordinals(counts["cohort"].astype(np.int64), freq="M"),
                            age=counts["age"].astype(np.int64), customers=counts["customers"].astype(np.int64))
-    per_cell = counts.set_index(["cohort", "age"])["customers"]
-    sizes = per_cell.xs(0, level="age").rename(None)
+    return cohort_table(counts.set_index(["cohort", "age"])["customers"], as_of, max_cohorts)
+
+
+def cohort_table(per_cell: pd.Series, as_of: pd.Timestamp, max_cohorts: int = 24) -> pd.DataFrame:
+    """The retention table from the customers active per (cohort month, age in months): shares of
+    each cohort's size, the last ``max_cohorts`` cohorts, a ``customers`` column first. Shared by
+    this module and ``churn.cohort_retention``."""
+    per_cell = per_cell.rename(None)
+    sizes = per_cell.xs(0, level="age")
     last_month = (as_of - pd.Timedelta(days=1)).to_period("M")
     ages = range(0, max((last_month - sizes.index.min()).n + 1, 1))
-    active = per_cell.rename(None).unstack("age").reindex(columns=ages).fillna(0)
+    active = per_cell.unstack("age").reindex(columns=ages).fillna(0)
     table = active.div(sizes, axis=0)
     observable = np.array([[age <= (last_month - cohort).n for age in ages] for cohort in table.index])
     table = table.where(observable).iloc[-max_cohorts:]  # months after the data ends are blank, months without a buyer 0
