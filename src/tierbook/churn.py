@@ -34,7 +34,7 @@ from .engine import cohort_table, run_cohorts, run_summary
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
-from .summary import customer_summary, default_as_of
+from .summary import customer_codes, customer_summary, default_as_of
 
 NPS_CATEGORIES = ["detractor", "passive", "promoter", "no answer"]
 NUMERIC_FEATURES = ["recency_days", "purchase_occasions", "monetary_total", "monetary_mean", "tenure_days",
@@ -48,11 +48,16 @@ CATEGORICAL_FEATURES = ["main_channel", "region"]
 def purchase_gaps(orders: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
     """Days between consecutive purchase days of the same customer, before as_of."""
     before = orders[orders["order_date"] < as_of]
-    days = pd.DataFrame({"c": before["customer_id"].astype(str).to_numpy(),
-                         "d": before["order_date"].to_numpy().astype("datetime64[D]").astype(np.int64)}).drop_duplicates()
-    days = days.sort_values(["c", "d"])
-    same = days["c"].to_numpy()[1:] == days["c"].to_numpy()[:-1]
-    return np.diff(days["d"].to_numpy())[same]
+    codes, _ids = customer_codes(before["customer_id"])
+    day = before["order_date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    if not len(day):
+        return np.array([], dtype=np.int64)
+    # distinct (customer, day) pairs sorted as one integer each: no strings hashed or sorted
+    # (5.1M orders of 1M customers: 20 s -> 0.6 s)
+    span = int(day.max() - day.min()) + 1
+    pairs = np.unique(codes * span + (day - day.min()))
+    customer, offset = np.divmod(pairs, span)
+    return np.diff(offset)[customer[1:] == customer[:-1]]
 
 
 def churn_days(orders: pd.DataFrame, as_of: pd.Timestamp, params: Params) -> tuple[int, str]:
@@ -73,9 +78,17 @@ def churn_days(orders: pd.DataFrame, as_of: pd.Timestamp, params: Params) -> tup
 def main_channel(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
     """Each customer's channel with the most orders before as_of (ties: the first in name order)."""
     before = orders[orders["order_date"] < as_of]
-    counts = before.groupby([before["customer_id"].astype(str), "channel"], observed=True).size().rename("n").reset_index()
-    counts = counts.sort_values(["customer_id", "n", "channel"], ascending=[True, False, True])
-    return counts.drop_duplicates("customer_id").set_index("customer_id")["channel"].astype(str)
+    codes, ids = customer_codes(before["customer_id"])
+    channel, channels = pd.factorize(before["channel"].astype(str).where(before["channel"].notna()), sort=True)
+    known = channel >= 0
+    # per (customer, channel) code pair: its number of orders; then per customer the most, the first channel name on ties
+    # (codes, not strings: 5.1M orders of 1M customers 40 s -> 1 s)
+    pairs, n = np.unique(codes[known] * len(channels) + channel[known], return_counts=True)
+    customer, pick = np.divmod(pairs, max(len(channels), 1))
+    order = np.lexsort((pick, -n, customer))
+    first = order[np.r_[True, customer[order][1:] != customer[order][:-1]]]
+    return pd.Series(np.asarray(channels, dtype=object)[pick[first]], index=pd.Index(ids[customer[first]], name="customer_id"),
+                     name="channel")
 
 
 def last_answers(survey: pd.DataFrame | None, before: pd.Timestamp) -> pd.DataFrame:

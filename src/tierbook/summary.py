@@ -44,12 +44,25 @@ COLUMNS = ["customer_id", "first_purchase", "last_purchase", "recency_days", "pu
 def _sorted_codes(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Renumber factorize codes so that they follow the sorted customer ids (sorting the 1M
     uniques is far cheaper than ``factorize(sort=True)`` on 10M rows)."""
+    if len(uniques) < 2 or bool((uniques[1:] > uniques[:-1]).all()):
+        return codes, uniques  # already sorted (the data stage's sorted categories): no argsort of 1M strings
     order = np.argsort(uniques, kind="stable")
-    if (order == np.arange(len(order))).all():
-        return codes, uniques  # already sorted (sorted categories)
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     return rank[codes], uniques[order]
+
+
+def customer_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of customer ids that follow the ids' order as text, and the ids as text
+    (``ids[codes]`` gives each row's id): grouping and sorting by the codes gives the order of
+    ``ids.astype(str)`` without hashing or sorting millions of strings. The data stage stores ids
+    dictionary-encoded with sorted categories, whose codes are used as they are (unobserved
+    categories keep their code). No missing ids (clean tables have none)."""
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        codes = ids.cat.codes.to_numpy().astype(np.int64)
+        return _sorted_codes(codes, np.asarray(ids.cat.categories.astype(str), dtype=object))
+    codes, uniques = pd.factorize(ids.astype(str))
+    return _sorted_codes(codes.astype(np.int64), np.asarray(uniques, dtype=object))
 
 
 class _IntegerIds:

@@ -29,6 +29,7 @@ import pandas as pd
 
 from . import i18n
 from .i18n import _
+from .summary import customer_codes
 
 STAGES = ("new", "active", "reactivated", "lapsing", "lapsed")
 NOT_YET = "not yet a customer"
@@ -37,14 +38,26 @@ NOT_YET = "not yet a customer"
 # --------------------------------------------------------------------------- lifecycle
 
 
-def _purchase_days(orders: pd.DataFrame, at: pd.Timestamp) -> pd.DataFrame:
-    """Distinct (customer, purchase day) before ``at``, sorted; ``day`` is days since the epoch."""
+def _purchase_days(orders: pd.DataFrame, at: pd.Timestamp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (customer, purchase day) before ``at``, sorted by customer id as text, then day:
+    each pair's customer code, its day (days since the epoch), and the ids by code (``ids[code]``).
+
+    One integer per pair sorted with numpy: no customer id is hashed or sorted as a string (5.1M
+    orders of 1M customers: about 20 s a call as strings, under 1 s so; the profile calls it 4 times)."""
     before = orders[orders["order_date"] < at]
-    days = pd.DataFrame({
-        "customer_id": before["customer_id"].astype(str).to_numpy(),
-        "day": before["order_date"].to_numpy().astype("datetime64[D]").astype(np.int64),
-    }).drop_duplicates()
-    return days.sort_values(["customer_id", "day"], kind="stable").reset_index(drop=True)
+    codes, ids = customer_codes(before["customer_id"])
+    day = before["order_date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    if not len(day):
+        return codes, day, ids
+    low = day.min()
+    span = int(day.max() - low) + 1
+    code, offset = np.divmod(np.unique(codes * span + (day - low)), span)
+    return code, offset + low, ids
+
+
+def _starts(code: np.ndarray) -> np.ndarray:
+    """Where each customer's run of rows starts in rows sorted by customer code."""
+    return np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if len(code) else np.array([], dtype=np.int64)
 
 
 def lifecycle_stages(orders: pd.DataFrame, at, churn_days: int, *, new_days: int = 90, lapsing_share: float = 0.5,
@@ -53,31 +66,31 @@ def lifecycle_stages(orders: pd.DataFrame, at, churn_days: int, *, new_days: int
     last_purchase, recency_days, tenure_days, last_return`` (date of the latest purchase after a
     lapse, NaT when none). Rules in the module docstring."""
     at = pd.Timestamp(at).normalize()
-    days = _purchase_days(orders, at)
+    code, day, ids = _purchase_days(orders, at)
     today = int(at.to_datetime64().astype("datetime64[D]").astype(np.int64))
-    cid, day = days["customer_id"].to_numpy(), days["day"].to_numpy()
-    same = np.r_[False, cid[1:] == cid[:-1]]
+    same = np.r_[False, code[1:] == code[:-1]]
     gap = np.where(same, day - np.r_[day[:1], day[:-1]], 0)
     back = np.where(same & (gap > churn_days), day, np.iinfo(np.int64).min)
-    per = pd.DataFrame({"customer_id": cid, "day": day, "back": back}).groupby("customer_id", sort=True).agg(
-        first=("day", "min"), last=("day", "max"), back=("back", "max"))
-    recency = today - per["last"].to_numpy()
-    tenure = today - per["first"].to_numpy()
-    has_back = per["back"].to_numpy() > np.iinfo(np.int64).min
-    since_back = np.where(has_back, today - per["back"].to_numpy(), np.iinfo(np.int64).max)
+    starts = _starts(code)
+    ends = np.r_[starts[1:], len(code)] - 1
+    first, last = day[starts], day[ends]  # days are sorted within a customer
+    back = np.maximum.reduceat(back, starts) if len(starts) else back[:0]
+    recency = today - last
+    tenure = today - first
+    has_back = back > np.iinfo(np.int64).min
+    since_back = np.where(has_back, today - back, np.iinfo(np.int64).max)
     stage = np.select(
         [tenure <= new_days, recency > churn_days, recency > lapsing_share * churn_days, since_back <= reactivated_days],
         ["new", "lapsed", "lapsing", "reactivated"], default="active")
     epoch = np.datetime64("1970-01-01", "D")
     return pd.DataFrame({
-        "customer_id": per.index.to_numpy(),
+        "customer_id": ids[code[starts]],
         "stage": pd.Categorical(stage, categories=list(STAGES)),
-        "first_purchase": pd.to_datetime(epoch + per["first"].to_numpy().astype("timedelta64[D]")),
-        "last_purchase": pd.to_datetime(epoch + per["last"].to_numpy().astype("timedelta64[D]")),
+        "first_purchase": pd.to_datetime(epoch + first.astype("timedelta64[D]")),
+        "last_purchase": pd.to_datetime(epoch + last.astype("timedelta64[D]")),
         "recency_days": recency.astype(int),
         "tenure_days": tenure.astype(int),
-        "last_return": pd.to_datetime(np.where(has_back, epoch + per["back"].to_numpy().clip(0).astype("timedelta64[D]"),
-                                               np.datetime64("NaT"))),
+        "last_return": pd.to_datetime(np.where(has_back, epoch + back.clip(0).astype("timedelta64[D]"), np.datetime64("NaT"))),
     })
 
 
@@ -142,15 +155,14 @@ def band(values: pd.Series, edges) -> pd.Series:
 def purchase_cadence(orders: pd.DataFrame, at, edges=(30, 90, 180)) -> pd.DataFrame:
     """Median days between consecutive purchase days per customer, and its band (``<= 30 days`` ...,
     ``one purchase`` without a repeat): ``customer_id, cadence_days, purchase_cadence``."""
-    days = _purchase_days(orders, pd.Timestamp(at).normalize())
-    cid, day = days["customer_id"].to_numpy(), days["day"].to_numpy()
-    same = np.r_[False, cid[1:] == cid[:-1]]
-    gaps = pd.DataFrame({"customer_id": cid[same], "gap": (day - np.r_[day[:1], day[:-1]])[same]})
-    median = gaps.groupby("customer_id")["gap"].median().reindex(pd.unique(cid))
+    code, day, ids = _purchase_days(orders, pd.Timestamp(at).normalize())
+    same = np.r_[False, code[1:] == code[:-1]]
+    customers = code[_starts(code)]
+    median = pd.Series((day - np.r_[day[:1], day[:-1]])[same]).groupby(code[same]).median().reindex(customers)
     edges = list(edges)
     labels = [f"<= {edges[0]} days"] + [f"{lo + 1}-{hi} days" for lo, hi in zip(edges[:-1], edges[1:])] + [f"> {edges[-1]} days"]
     banded = pd.cut(median, [0, *edges, np.inf], right=True, labels=labels).astype(object).where(median.notna(), "one purchase")
-    return pd.DataFrame({"customer_id": median.index, "cadence_days": median.to_numpy(), "purchase_cadence": banded.to_numpy()})
+    return pd.DataFrame({"customer_id": ids[customers], "cadence_days": median.to_numpy(), "purchase_cadence": banded.to_numpy()})
 
 
 def discount_sensitivity(lines: pd.DataFrame, edges=(0.2, 0.5)) -> pd.DataFrame:
@@ -170,11 +182,12 @@ def discount_sensitivity(lines: pd.DataFrame, edges=(0.2, 0.5)) -> pd.DataFrame:
 def weekday_weekend(orders: pd.DataFrame, at, weekend_share: float = 0.5) -> pd.DataFrame:
     """``weekend`` shoppers make at least ``weekend_share`` of their purchase days on Saturday or
     Sunday, the others are ``weekday``: ``customer_id, weekend_share, weekday_weekend``."""
-    days = _purchase_days(orders, pd.Timestamp(at).normalize())
-    weekend = ((days["day"] + 3) % 7) >= 5  # day 0 = 1970-01-01, a Thursday: Monday = 0
-    share = weekend.groupby(days["customer_id"]).mean()
-    return pd.DataFrame({"customer_id": share.index, "weekend_share": share.to_numpy(),
-                         "weekday_weekend": np.where(share.to_numpy() >= weekend_share, "weekend", "weekday")})
+    code, day, ids = _purchase_days(orders, pd.Timestamp(at).normalize())
+    weekend = ((day + 3) % 7) >= 5  # day 0 = 1970-01-01, a Thursday: Monday = 0
+    starts = _starts(code)
+    share = np.add.reduceat(weekend.astype(float), starts) / np.diff(np.r_[starts, len(code)]) if len(starts) else np.array([])
+    return pd.DataFrame({"customer_id": ids[code[starts]], "weekend_share": share,
+                         "weekday_weekend": np.where(share >= weekend_share, "weekend", "weekday")})
 
 
 def return_behaviour(orders: pd.DataFrame, high_share: float = 0.2) -> pd.DataFrame:
@@ -249,20 +262,42 @@ def tgi_table(tags: pd.DataFrame, groups: pd.Series, *, min_n: int = 30, correct
     n_group, n_tag_group, share_group, n_all, n_tag_all, share_all, tgi, p_value, p_adjusted, small``."""
     from .abtest import adjust
 
-    frame = tags.merge(groups.rename("group").rename_axis("customer_id").reset_index().astype({"customer_id": str}),
-                       on="customer_id", how="inner")
-    if frame.empty:
+    # counted on integer codes: a merge and groupbys of the long table's strings took minutes at 1M customers
+    # (13M tags; the profile builds three TGI tables)
+    ids = pd.Index(groups.index.astype(str))
+    position = ids.get_indexer(tags["customer_id"].astype(str))
+    inside = position >= 0
+    if not inside.any():
         return pd.DataFrame(columns=["group", "tag_group", "tag", "n_group", "n_tag_group", "share_group", "n_all", "n_tag_all",
                                      "share_all", "tgi", "p_value", "p_adjusted", "small"])
-    n_tag_group = frame.groupby(["group", "tag_group", "tag"], observed=True).size().rename("n_tag_group")
-    n_group = frame.groupby(["group", "tag_group"], observed=True)["customer_id"].nunique().rename("n_group")
-    n_tag_all = frame.groupby(["tag_group", "tag"]).size().rename("n_tag_all")
-    n_all = frame.groupby("tag_group")["customer_id"].nunique().rename("n_all")
-    # every (group, tag) pair, including tags a group has none of
-    pairs = frame[["tag_group", "tag"]].drop_duplicates().merge(pd.DataFrame({"group": groups.dropna().unique()}), how="cross")
-    out = (pairs.merge(n_tag_group.reset_index(), on=["group", "tag_group", "tag"], how="left")
-           .merge(n_group.reset_index(), on=["group", "tag_group"], how="left")
-           .merge(n_tag_all.reset_index(), on=["tag_group", "tag"]).merge(n_all.reset_index(), on="tag_group"))
+    kind_code, kinds = pd.factorize(tags["tag_group"].to_numpy()[inside])
+    pair_code, pairs_seen = pd.factorize(pd.MultiIndex.from_arrays([tags["tag_group"].to_numpy()[inside], tags["tag"].to_numpy()[inside]]))
+    group_code, group_names = pd.factorize(groups.to_numpy())  # missing groups: -1 (counted in the totals, not as a group)
+    customer = position[inside].astype(np.int64)
+    group = group_code[customer].astype(np.int64)
+    n_customers, n_kinds, n_pairs, n_groups = len(ids), len(kinds), len(pairs_seen), len(group_names)
+
+    pair_kind = np.zeros(n_pairs, dtype=np.int64)
+    pair_kind[pair_code] = kind_code
+    n_tag_all = np.bincount(pair_code, minlength=n_pairs)
+    n_all = np.bincount(np.unique(kind_code.astype(np.int64) * n_customers + customer) // n_customers, minlength=n_kinds)
+    grouped = group >= 0
+    n_tag_group = np.bincount(group[grouped] * n_pairs + pair_code[grouped], minlength=n_groups * n_pairs).reshape(n_groups, n_pairs)
+    group_kind = np.unique((group[grouped] * n_kinds + kind_code[grouped]) * n_customers + customer[grouped]) // n_customers
+    n_group = np.bincount(group_kind, minlength=n_groups * n_kinds).reshape(n_groups, n_kinds)
+    # every (group, tag) pair, including tags a group has none of (groups in order of appearance, as factorize numbers them)
+    g_index = np.repeat(np.arange(n_groups), n_pairs)
+    p_index = np.tile(np.arange(n_pairs), n_groups)
+    out = pd.DataFrame({
+        "group": np.asarray(group_names, dtype=object)[g_index],
+        "tag_group": pairs_seen.get_level_values(0).to_numpy()[p_index],
+        "tag": pairs_seen.get_level_values(1).to_numpy()[p_index],
+        "n_group": n_group[g_index, pair_kind[p_index]],
+        "n_tag_group": n_tag_group[g_index, p_index],
+        "n_tag_all": n_tag_all[p_index],
+        "n_all": n_all[pair_kind[p_index]],
+    })
+    out["n_group"] = out["n_group"].where(out["n_group"] > 0)
     out = out[out["n_group"].notna()].fillna({"n_tag_group": 0}).astype({"n_tag_group": int, "n_group": int})
     out["share_group"] = out["n_tag_group"] / out["n_group"]
     out["share_all"] = out["n_tag_all"] / out["n_all"]
