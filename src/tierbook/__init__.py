@@ -7,3 +7,10 @@ One module per stage: ``params`` (merge and validate), ``ingest`` (read and map 
 """
 
 __version__ = "0.1.0"
+
+import pandas as _pd
+
+# Text columns (``astype("string")``) are held by Arrow, not as one Python object per value: the
+# strings of a 7M-line export take a fraction of the memory and their comparisons, hashing and
+# string functions run in C++ (pandas' own default from pandas 3).
+_pd.set_option("mode.string_storage", "pyarrow")
