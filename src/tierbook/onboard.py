@@ -24,6 +24,7 @@ import pandas as pd
 
 from .errors import TierbookError
 from .ingest import _head_bytes, _sniff_delimiter, detect_encoding, file_sha256, parse_numbers
+from .summary import unique_sorted
 from .onboard_roles import (
     CURRENCY_SYMBOLS,
     DATE_ROLES,
@@ -297,7 +298,7 @@ def _stream_count(path: Path, facts: dict, columns: list[ColumnGuess]) -> tuple[
     per = {c.column: {"missing_share": 1 - filled[i] / max(rows, 1), "distinct": c.distinct} for i, c in enumerate(columns)} if rows else {}
     for column, span in ranges.items():
         per[column]["range"] = span
-    return rows, int(rows - np.unique(allh).size), "pandas (full scan in chunks)", per
+    return rows, int(rows - unique_sorted(allh).size), "pandas (full scan in chunks)", per
 
 
 def profile_file(path: Path) -> list[FileProfile]:

@@ -52,6 +52,13 @@ def _sorted_codes(codes: np.ndarray, uniques: np.ndarray) -> tuple[np.ndarray, n
     return rank[codes], uniques[order]
 
 
+def unique_sorted(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` by sorting. numpy 2.4's np.unique of integers without counts takes a
+    hash-table path that is 25x slower here: 13M int64 in 25 s against 1 s sorted (2026-12-02)."""
+    ordered = np.sort(values)
+    return ordered[np.r_[True, ordered[1:] != ordered[:-1]]] if len(ordered) else ordered
+
+
 def customer_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes of customer ids that follow the ids' order as text, and the ids as text
     (``ids[codes]`` gives each row's id): grouping and sorting by the codes gives the order of
