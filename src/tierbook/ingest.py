@@ -591,7 +591,7 @@ def _read_parquet(path: Path, nrows: int | None) -> pd.DataFrame:
 # --------------------------------------------------------------------------- mapping onto the contract
 
 
-def _check_parse_rate(parsed: pd.Series, raw: pd.Series, path: Path, column: str, target: str, hint: str) -> None:
+def _check_parse_rate(parsed: pd.Series, raw: pd.Series, path: Path, column: str, target: str, hint: str | Callable[[], str]) -> None:
     present = raw.notna() & (raw.astype("string[pyarrow]").str.strip() != "")  # Arrow strings: 10x faster than Python's
     n = int(present.sum())
     if n == 0:
@@ -601,7 +601,7 @@ def _check_parse_rate(parsed: pd.Series, raw: pd.Series, path: Path, column: str
         bad = [privacy.mask_text(b) for b in raw[present & parsed.isna()].astype(str).head(3)]  # the line reaches the run's index page
         raise TierbookError(
             f"{path}: column {column!r} (mapped to {target}) parses for only {ok / n:.0%} of {n} values "
-            f"(e.g. {', '.join(repr(b) for b in bad)}); {hint}"
+            f"(e.g. {', '.join(repr(b) for b in bad)}); {hint() if callable(hint) else hint}"
         )
 
 
@@ -642,7 +642,7 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
                     f"({_rows(len(conflict.day_first))}) and month-first dates such as {conflict.month_first.iloc[0]!r} "
                     f"({_rows(len(conflict.month_first))}), so a date such as 05/01/2024 cannot be read safely; set `date_format` of "
                     f"source {source.name!r} (e.g. \"%d/%m/%Y\"): values in another format are then rejected row by row") from None
-            _check_parse_rate(parsed, values, raw.path, column, target, _date_hint(values))
+            _check_parse_rate(parsed, values, raw.path, column, target, lambda: _date_hint(values))  # the hint only when the check fails
             if spec.kind == "date":
                 parsed = parsed.dt.normalize()
         out[target] = parsed

@@ -68,7 +68,7 @@ def customer_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(ids.dtype, pd.CategoricalDtype):
         codes = ids.cat.codes.to_numpy().astype(np.int64)
         return _sorted_codes(codes, np.asarray(ids.cat.categories.astype(str), dtype=object))
-    codes, uniques = pd.factorize(ids.astype(str))
+    codes, uniques = pd.factorize(ids if isinstance(ids.dtype, pd.StringDtype) else ids.astype(str))  # Arrow strings: hashed in C++
     return _sorted_codes(codes.astype(np.int64), np.asarray(uniques, dtype=object))
 
 
