@@ -204,7 +204,8 @@ def test_demo_detractors_churn_more_and_the_model_beats_p_alive(tmp_path):
     (tmp_path / "params").mkdir()
     for name in ("default.yaml", "demo.yaml"):
         (tmp_path / "params" / name).write_text((REPO / "params" / name).read_text(encoding="utf-8"), encoding="utf-8")
-    params = load_params("demo", tmp_path / "params", ["demo.size=5000", "churn.importance_sample=1000", "churn.cox_sample=2000"])
+    params = load_params("demo", tmp_path / "params", ["demo.size=5000", "churn.importance_sample=1000", "churn.cox_sample=2000",
+                                                               "churn.train_sample=1500"])
     demo.ensure(params.data_dir(tmp_path), params.demo.size, params.demo.seed)
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -221,10 +222,12 @@ def test_demo_detractors_churn_more_and_the_model_beats_p_alive(tmp_path):
     scores = pd.read_parquet(run_dir / "data/customer_scores.parquet")
     assert scores.loc[scores["churned"], "churn_risk"].isna().all() and scores.loc[~scores["churned"], "churn_risk"].notna().all()
     assert set(stage.at_risk["customer_id"]) <= set(scores.loc[~scores["churned"], "customer_id"].astype(str))
-    # the samples of churn.importance_sample and churn.cox_sample, and the page says so
-    from tierbook.churn import cox_caption, importance_caption
+    # the samples of churn.train_sample, churn.importance_sample and churn.cox_sample, and the page says so
+    from tierbook.churn import cox_caption, importance_caption, training_caption
 
     pred = stage.prediction
+    assert pred.n_fit == 1500 < pred.n_train and pred.n_refit == 1500 < pred.n_eval
+    assert f"random sample of 1,500 of the {pred.n_train:,} customers active at" in training_caption(pred)
     assert pred.n_importance == 1000 < pred.n_eval
     assert pred.importance["feature"].is_unique and len(pred.importance) >= 8 and pred.importance["importance"].iloc[0] > 0.01
     assert f"random sample of 1,000 of the {pred.n_eval:,} test customers" in importance_caption(pred)

@@ -254,6 +254,18 @@ def cox_caption(cox: CoxResult) -> str:
     return text
 
 
+def training_caption(pred: Prediction) -> str:
+    """The sentence above the model metrics: the training and test windows, and the sample when there was one."""
+    values = dict(n_train=pred.n_train, train_cutoff=f"{pred.train_cutoff:%Y-%m-%d}", n_eval=pred.n_eval,
+                  eval_cutoff=f"{pred.eval_cutoff:%Y-%m-%d}", days=pred.days)
+    if pred.n_fit < pred.n_train:
+        return _("Trained on a random sample of {n_fit:,} of the {n_train:,} customers active at {train_cutoff} (churn.train_sample), "
+                 "tested on all {n_eval:,} active at {eval_cutoff}; window {days} days. ROC AUC: 0.5 is guessing, 1 is perfect; PR AUC "
+                 "is to be read against the base rate.", n_fit=pred.n_fit, **values)
+    return _("Trained on {n_train:,} customers active at {train_cutoff}, tested on {n_eval:,} active at {eval_cutoff}; window {days} "
+             "days. ROC AUC: 0.5 is guessing, 1 is perfect; PR AUC is to be read against the base rate.", **values)
+
+
 def importance_caption(pred: Prediction) -> str:
     """The sentence above the permutation-importance figure, with the sample when there was one."""
     text = _("Permutation importance of the {model} model (the better one by ROC AUC), which scores the customers active now:",
@@ -364,6 +376,8 @@ class Prediction:
     chosen: str
     risk: pd.Series  # churn risk at as_of per active customer id
     n_importance: int = 0  # test customers the permutation importance was computed on (n_eval, or a sample of them)
+    n_fit: int = 0  # training customers the models were fitted on (n_train, or a sample of them: churn.train_sample)
+    n_refit: int = 0  # test customers the chosen model was refitted on to score the customers active now
 
 
 def importance_rows(y: np.ndarray, size: int, seed: int) -> np.ndarray:
@@ -407,8 +421,9 @@ def predict_churn(orders, as_of, churn_after, days, survey, regions, params: Par
     categorical = [f for f in CATEGORICAL_FEATURES if train[f].nunique(dropna=True) > 1]
     features = numeric + categorical
     scores, fitted = {}, {}
+    fit_rows = importance_rows(y_train, params.churn.train_sample, seed)  # all, or a seeded sample keeping both classes
     for name, model in churn_models(seed, numeric, categorical).items():
-        fitted[name] = model.fit(train[features], y_train)
+        fitted[name] = model.fit(train[features].iloc[fit_rows], y_train[fit_rows])
         scores[name] = model.predict_proba(test[features])[:, 1]
     cal_summary = customer_summary(orders, eval_cutoff, occasion=params.rfm.occasion, time_unit=params.clv.time_unit)
     try:
@@ -427,11 +442,13 @@ def predict_churn(orders, as_of, churn_after, days, survey, regions, params: Par
     importance = pd.DataFrame({"feature": features, "importance": imp.importances_mean, "std": imp.importances_std}).sort_values(
         "importance", ascending=False, ignore_index=True)
     # the chosen model refitted on the latest labelled window, scoring the customers active now
-    final = churn_models(seed, numeric, categorical)[chosen].fit(test[features], y_test)
+    refit_rows = importance_rows(y_test, params.churn.train_sample, seed)
+    final = churn_models(seed, numeric, categorical)[chosen].fit(test[features].iloc[refit_rows], y_test[refit_rows])
     now = features_at(orders, as_of, churn_after, survey, regions, params.rfm.occasion)
     risk = pd.Series(final.predict_proba(now[features])[:, 1], index=now["customer_id"].to_numpy(), name="churn_risk")
     return Prediction(train_cutoff=train_cutoff, eval_cutoff=eval_cutoff, days=days, n_train=len(train), n_eval=len(test), metrics=metrics,
-                      calibration=calibration, lift=lift, importance=importance, chosen=chosen, risk=risk, n_importance=len(rows)), None
+                      calibration=calibration, lift=lift, importance=importance, chosen=chosen, risk=risk, n_importance=len(rows),
+                      n_fit=len(fit_rows), n_refit=len(refit_rows)), None
 
 
 # --------------------------------------------------------------------------- the stage

@@ -203,7 +203,8 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     ledger.mark(returns & matched.isna(), "rejected", "return_unmatched", "no earlier order of this customer")
     netted = returns & matched.notna()
     tx["netted_into"] = matched
-    ledger.mark(netted, "merged", "return_netted", "order " + orders["order_id"].reindex(matched).set_axis(tx.index).fillna(""))
+    ledger.mark(netted, "merged", "return_netted",
+                lambda rows: "order " + orders["order_id"].reindex(matched[rows]).set_axis(matched[rows].index).fillna(""))
     returned = tx[netted].groupby("netted_into")["amount"].sum()
     orders["returned_amount"] = returned.reindex(orders.index).fillna(0.0)
     orders["net_amount"] = orders["gross_amount"] + orders["returned_amount"]
@@ -281,8 +282,8 @@ def _mark_cross_source_duplicates(tx, orders, ledger, priority: list[str], minut
         ).dropna(subset=["ref_key"])
         duplicate_of.update(zip(match["order_key"], match["ref_source"] + " order " + match["ref_order_id"]))
     if duplicate_of:
-        detail = "same order as " + tx["order_key"].map(duplicate_of).fillna("")
-        ledger.mark(_isin(tx["order_key"], duplicate_of) & ~tx["is_return"].astype(bool), "merged", "cross_source_duplicate", detail)
+        ledger.mark(_isin(tx["order_key"], duplicate_of) & ~tx["is_return"].astype(bool), "merged", "cross_source_duplicate",
+                    lambda rows: "same order as " + tx.loc[rows, "order_key"].astype(object).map(duplicate_of).fillna(""))
 
 
 def _match_returns(tx, returns: pd.Series, sale_rows: pd.Series, orders: pd.DataFrame) -> pd.Series:
@@ -311,11 +312,14 @@ def _match_returns(tx, returns: pd.Series, sale_rows: pd.Series, orders: pd.Data
         if left.empty:
             continue
         right = sales.dropna(subset=by).sort_values("order_date")
+        # the keys as one integer per row, numbered over both sides (ids compared as text, as before): merge_asof
+        # by an integer, not by millions of id strings
+        key_left, key_right = np.zeros(len(left), dtype=np.int64), np.zeros(len(right), dtype=np.int64)
         for column in by:
-            left[column] = left[column].astype(str)
-            right[column] = right[column].astype(str)
-        found = pd.merge_asof(left.reset_index(), right[["order_date"] + by + ["order_key"]], on="order_date", by=by,
-                              direction="backward").set_index("index")["order_key"]
+            codes, uniques = pd.factorize(pd.concat([left[column], right[column]], ignore_index=True).astype("string"))
+            key_left, key_right = key_left * (len(uniques) + 1) + codes[: len(left)], key_right * (len(uniques) + 1) + codes[len(left):]
+        found = pd.merge_asof(left[["order_date"]].assign(key=key_left).reset_index(), right[["order_date", "order_key"]].assign(key=key_right),
+                              on="order_date", by="key", direction="backward").set_index("index")["order_key"]
         matched.loc[found.index] = matched.loc[found.index].fillna(found)
     return matched
 

@@ -307,6 +307,7 @@ class Churn(Strict):
     at_risk_min_risk: float = Field(0.5, gt=0, lt=1)
     top_n: int = Field(30, ge=1, le=500)
     cox_sample: int = Field(20000, ge=1000)  # more customers: the proportional-hazards test runs on a random sample of this many
+    train_sample: int = Field(100000, ge=1000)  # more active customers: the churn models are fitted on a sample of this many
     importance_sample: int = Field(20000, ge=1000)  # more test customers: the permutation importance runs on a sample of this many
     seed: int = 0
 
