@@ -208,22 +208,34 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     returned = tx[netted].groupby("netted_into")["amount"].sum()
     orders["returned_amount"] = returned.reindex(orders.index).fillna(0.0)
     orders["net_amount"] = orders["gross_amount"] + orders["returned_amount"]
-    gone = orders.index[(orders["net_amount"] <= 0.005) & ((orders["returned_amount"] < 0) | (not keep_zero))]
+    gone_mask = ((orders["net_amount"] <= 0.005) & ((orders["returned_amount"] < 0) | (not keep_zero))).to_numpy()
+    gone = orders.index[gone_mask]
     ledger.mark(ledger.open & ~is_return & _isin(tx["order_key"], gone), "rejected", "fully_returned", "net amount <= 0 after returns")
     ledger.mark(netted & _isin(tx["netted_into"], gone), "rejected", "fully_returned", "net amount <= 0 after returns", force=True)
     ledger.mark(ledger.open & ~is_return, "kept", "kept")
     if ledger.open.any():
         raise AssertionError("cleaning left rows without a status")
 
-    orders = orders.drop(index=gone).reset_index(drop=True)
-    kept = tx[ledger.status == "kept"]
+    orders = orders[~gone_mask].reset_index(drop=True)  # a mask, not a drop by 5M index labels
     orders = orders[["source", "order_id", "customer_id", "order_date", "gross_amount", "returned_amount", "net_amount",
-                     "n_lines", "channel", "store", "currency"]].sort_values(["order_date", "source", "order_id"], kind="stable")
+                     "n_lines", "channel", "store", "currency"]]
     return CleanTransactions(
-        transactions=kept[TX_COLUMNS].reset_index(drop=True),
-        orders=orders.reset_index(drop=True),
+        transactions=tx.loc[(ledger.status == "kept").to_numpy(dtype=bool), TX_COLUMNS].reset_index(drop=True),
+        orders=orders.take(_stable_order(orders, ["order_date", "source", "order_id"])).reset_index(drop=True),
         ledger=ledger.frame("transactions", tx),
     )
+
+
+def _stable_order(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """Positions that sort ``frame`` by ``columns``, ascending and stable, as ``sort_values(kind="stable")``
+    does, by Arrow's sort (strings compared as UTF-8 bytes, i.e. by code point, as Python compares them):
+    5M orders by date, source and order id took 15 s in pandas, which factorizes and sorts the id strings."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = pa.table({c: pa.array(frame[c].array) if isinstance(frame[c].dtype, pd.StringDtype) else pa.array(frame[c].to_numpy())
+                      for c in columns})
+    return pc.sort_indices(table, sort_keys=[(c, "ascending") for c in columns]).to_numpy()
 
 
 def _mark_outliers(tx: pd.DataFrame, ledger: _Ledger, is_return: pd.Series, rules: Clean) -> None:
