@@ -289,10 +289,12 @@ def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
 
     p = params.profile
     by = customers.set_index("customer_id")
+    encoded = T.encode_tags(long)
     tgi = {
-        "tier": T.tgi_table(long, by["tier"], min_n=p.min_n, correction=p.correction),
-        "segment": T.tgi_table(long, by["segment_zh"], min_n=p.min_n, correction=p.correction),
-        "lifecycle": T.tgi_table(long[long["tag_group"] != "lifecycle_stage"], by["lifecycle_stage"], min_n=p.min_n, correction=p.correction),
+        "tier": T.tgi_table(long, by["tier"], min_n=p.min_n, correction=p.correction, encoded=encoded),
+        "segment": T.tgi_table(long, by["segment_zh"], min_n=p.min_n, correction=p.correction, encoded=encoded),
+        "lifecycle": T.tgi_table(long, by["lifecycle_stage"], min_n=p.min_n, correction=p.correction, encoded=encoded,
+                                 skip=("lifecycle_stage",)),
     }
     card_tags = [c for c in ("region", "age_band", "channel_preference", "favourite_category", "lifecycle_stage") if c in tag_groups]
     cards = {"tier": profile_cards(customers, "tier", tier_order, card_tags, has_profit),

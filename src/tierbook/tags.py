@@ -23,6 +23,7 @@ proportion z-test, pooled variance), corrected for the number of tags tested.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -261,25 +262,53 @@ def two_proportion_p(k1, n1, k2, n2) -> np.ndarray:
     return np.where(se > 0, 2 * norm.sf(np.abs(z)), np.nan)
 
 
-def tgi_table(tags: pd.DataFrame, groups: pd.Series, *, min_n: int = 30, correction: str = "holm") -> pd.DataFrame:
+@dataclass
+class EncodedTags:
+    """A long tag table as integer codes, made once for the several TGI tables of one table."""
+
+    customers: pd.Index  # distinct customer ids (text)
+    customer: np.ndarray  # per row: its customer's position in ``customers``
+    pairs: pd.MultiIndex  # distinct (tag_group, tag)
+    pair: np.ndarray  # per row: its pair's position in ``pairs``
+
+
+def encode_tags(tags: pd.DataFrame) -> EncodedTags:
+    customer, customers = pd.factorize(tags["customer_id"].astype(str).to_numpy())
+    pair, pairs = pd.factorize(pd.MultiIndex.from_arrays([tags["tag_group"].to_numpy(), tags["tag"].to_numpy()]))
+    return EncodedTags(pd.Index(customers), customer.astype(np.int64), pairs, pair.astype(np.int64))
+
+
+def tgi_table(tags: pd.DataFrame, groups: pd.Series, *, min_n: int = 30, correction: str = "holm", encoded: EncodedTags | None = None,
+              skip: tuple[str, ...] = ()) -> pd.DataFrame:
     """TGI of every tag in every group. ``tags`` is the long table; ``groups`` maps customer id ->
     group (tier, segment, lifecycle stage ...). Shares are among the customers of a tag group who
     have a tag in it (a missing region is not a region). Rows where fewer than ``min_n`` customers of
     the group hold the tag and fewer than ``min_n`` were expected to are kept but not tested
     (``small``). Columns: ``group, tag_group, tag,
-    n_group, n_tag_group, share_group, n_all, n_tag_all, share_all, tgi, p_value, p_adjusted, small``."""
+    n_group, n_tag_group, share_group, n_all, n_tag_all, share_all, tgi, p_value, p_adjusted, small``.
+
+    ``encoded``: ``encode_tags(tags)``, when several tables are made from one long table; ``skip``:
+    tag groups left out (the lifecycle stage when the groups are lifecycle stages)."""
     from .abtest import adjust
 
     # counted on integer codes: a merge and groupbys of the long table's strings took minutes at 1M customers
-    # (13M tags; the profile builds three TGI tables)
+    # (13M tags; the profile builds three TGI tables from one encoding)
+    encoded = encoded if encoded is not None else encode_tags(tags)
     ids = pd.Index(groups.index.astype(str))
-    position = ids.get_indexer(tags["customer_id"].astype(str))
-    inside = position >= 0
+    position = ids.get_indexer(encoded.customers)[encoded.customer]
+    pair_group = encoded.pairs.get_level_values(0).to_numpy()
+    inside = (position >= 0) & ~np.isin(pair_group, list(skip))[encoded.pair]
     if not inside.any():
         return pd.DataFrame(columns=["group", "tag_group", "tag", "n_group", "n_tag_group", "share_group", "n_all", "n_tag_all",
                                      "share_all", "tgi", "p_value", "p_adjusted", "small"])
-    kind_code, kinds = pd.factorize(tags["tag_group"].to_numpy()[inside])
-    pair_code, pairs_seen = pd.factorize(pd.MultiIndex.from_arrays([tags["tag_group"].to_numpy()[inside], tags["tag"].to_numpy()[inside]]))
+    # the pairs and tag groups present among these rows, numbered from 0
+    present = np.zeros(len(encoded.pairs), dtype=bool)
+    present[encoded.pair[inside]] = True
+    renumber = np.cumsum(present) - 1
+    pair_code = renumber[encoded.pair[inside]]
+    pairs_seen = encoded.pairs[present]
+    pair_kind_code, kinds = pd.factorize(pairs_seen.get_level_values(0).to_numpy())
+    kind_code = pair_kind_code[pair_code]
     group_code, group_names = pd.factorize(groups.to_numpy())  # missing groups: -1 (counted in the totals, not as a group)
     customer = position[inside].astype(np.int64)
     group = group_code[customer].astype(np.int64)
