@@ -265,13 +265,28 @@ def _mark_exact_duplicates(tx: pd.DataFrame, ledger: _Ledger) -> None:
 
 def _orders(sales: pd.DataFrame) -> pd.DataFrame:
     """One row per (source, order id): customer, first time, gross amount, number of lines."""
-    grouped = sales.groupby("order_key", sort=False)
-    orders = grouped.agg(
-        source=("source", "first"), order_id=("order_id", "first"), customer_id=("customer_id", "first"),
-        order_date=("order_date", "min"), gross_amount=("amount", "sum"), n_lines=("row", "size"),
-        channel=("channel", "first"), store=("store", "first"), currency=("currency", "first"),
-    )
+    # the order's attributes are those of its first line with one (groupby "first" skips missing values); a column
+    # without missing values is taken at each order's first line directly: groupby "first" of Arrow strings
+    # took 20 s on 7M lines (2026-12-02)
+    code, keys = pd.factorize(sales["order_key"])  # numbered in order of appearance, as groupby(sort=False)
+    first = np.flatnonzero(np.r_[True, np.diff(np.maximum.accumulate(code)) > 0]) if len(code) else np.array([], dtype=np.int64)
+    grouped = sales.groupby(code, sort=False)
+    orders = pd.DataFrame(index=pd.Index(keys, name="order_key"))
+    for column in ("source", "order_id", "customer_id"):
+        orders[column] = _first(sales[column], first, grouped)
+    orders["order_date"] = grouped["order_date"].min().to_numpy()
+    orders["gross_amount"] = grouped["amount"].sum().to_numpy()
+    orders["n_lines"] = grouped["row"].size().to_numpy()
+    for column in ("channel", "store", "currency"):
+        orders[column] = _first(sales[column], first, grouped)
     return orders
+
+
+def _first(values: pd.Series, first: np.ndarray, grouped) -> np.ndarray:
+    """Each group's first non-missing value (groups numbered in order of appearance; ``first``: each group's first row)."""
+    if values.notna().all():
+        return values.take(first).to_numpy() if not isinstance(values.dtype, pd.StringDtype) else values.take(first).array
+    return grouped[values.name].first().to_numpy() if not isinstance(values.dtype, pd.StringDtype) else grouped[values.name].first().array
 
 
 def _mark_cross_source_duplicates(tx, orders, ledger, priority: list[str], minutes: float) -> None:
