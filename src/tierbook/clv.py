@@ -37,6 +37,7 @@ from scipy.optimize import minimize
 from scipy.special import betaln, digamma, gammaln, hyp2f1, polygamma
 
 from .errors import TierbookError
+from .summary import customer_codes, unique_sorted
 
 
 def _dot(weights: np.ndarray, values: np.ndarray) -> float:
@@ -598,8 +599,12 @@ def holdout_actuals(orders: pd.DataFrame, calibration: pd.DataFrame, holdout_end
     start = pd.Timestamp(calibration.attrs["as_of"])
     window = orders[(orders["order_date"] >= start) & (orders["order_date"] < holdout_end)]
     keys = window["order_date"].dt.normalize() if occasion == "day" else window["source"].astype(str) + window["order_id"].astype(str)
-    counts = pd.DataFrame({"customer_id": window["customer_id"].astype(str), "key": keys}).drop_duplicates().groupby("customer_id").size()
-    return counts.reindex(calibration["customer_id"].astype(str)).fillna(0).to_numpy()
+    # distinct (customer, occasion) pairs counted on integer codes, not id strings
+    codes, ids = customer_codes(window["customer_id"])
+    key, distinct = pd.factorize(keys.to_numpy())
+    pairs = unique_sorted(codes * max(len(distinct), 1) + key)
+    counts = np.bincount(pairs // max(len(distinct), 1), minlength=len(ids))
+    return pd.Series(counts, index=pd.Index(ids)).reindex(calibration["customer_id"].astype(str)).fillna(0).to_numpy(dtype=float)
 
 
 def holdout_validation(model, calibration: pd.DataFrame, actual: np.ndarray, holdout_periods: float) -> dict:

@@ -38,7 +38,7 @@ from .engine import run_summary
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
-from .summary import DAYS_PER_UNIT, customer_summary, default_as_of
+from .summary import DAYS_PER_UNIT, customer_codes, customer_summary, default_as_of, unique_sorted
 from .tiers import TierRules
 
 UNIT_WORDS = {"D": "days", "W": "weeks", "M": "months", "Q": "quarters"}
@@ -140,15 +140,20 @@ def tracking(orders: pd.DataFrame, calibration: pd.DataFrame, bg: BetaGeoModel, 
     """Cumulative repeat purchases of the calibration cohort per week, actual and expected
     (Σ over customers of E[X(t − first purchase)]), from the cohort's first purchase to ``end``."""
     unit = DAYS_PER_UNIT[calibration.attrs["time_unit"]]
-    ids = calibration["customer_id"].astype(str)
     frame = orders[(orders["order_date"] < end)]
-    frame = frame[frame["customer_id"].astype(str).isin(set(ids))]
-    day = frame["order_date"].to_numpy().astype("datetime64[D]").astype(np.int64)
-    keys = pd.DataFrame({"customer_id": frame["customer_id"].astype(str).to_numpy(), "day": day})
+    codes, ids = customer_codes(frame["customer_id"])
+    keep = pd.Index(ids).isin(calibration["customer_id"].astype(str))[codes]
+    customer, day = codes[keep], frame["order_date"].to_numpy().astype("datetime64[D]").astype(np.int64)[keep]
+    # distinct occasions (customer, day[, order]) as one integer each, sorted by customer then day: integer codes rather than
+    # id strings (5M orders: a drop_duplicates and sort of strings)
+    low, days = (int(day.min()), int(day.max()) - int(day.min()) + 1) if len(day) else (0, 1)
+    order, n_orders = np.zeros(len(day), dtype=np.int64), 1
     if occasion == "order":
-        keys["order"] = frame["source"].astype(str).to_numpy() + "\x1f" + frame["order_id"].astype(str).to_numpy()
-    occasions = keys.drop_duplicates().sort_values(["customer_id", "day"])
-    repeats = occasions[occasions.duplicated("customer_id", keep="first")]  # every occasion after the first
+        order, order_keys = pd.factorize((frame["source"].astype(str) + "\x1f" + frame["order_id"].astype(str)).to_numpy()[keep])
+        n_orders = max(len(order_keys), 1)
+    occasions = unique_sorted((customer * days + (day - low)) * n_orders + order)
+    occasion_customer, occasion_day = occasions // (days * n_orders), (occasions // n_orders) % days + low
+    repeats = pd.DataFrame({"day": occasion_day[np.r_[False, occasion_customer[1:] == occasion_customer[:-1]]]})  # after the first
     first = calibration["first_purchase"].to_numpy().astype("datetime64[D]").astype(np.int64)
     start, stop = int(first.min()), int(np.datetime64(end, "D").astype(np.int64))
     week_end = np.minimum(np.arange(start + 7, stop + 7, 7), stop)
