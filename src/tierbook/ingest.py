@@ -452,6 +452,8 @@ def _read_csv_arrow(path: Path, encoding: str, delimiter: str, header_row: int, 
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
+    if len(delimiter) != 1:  # a regular expression (`delimiter: "\\s+"`): pandas' reader only
+        return None
     try:
         names = next(itertools.islice(csv.reader(io.StringIO(head_text, newline=""), delimiter=delimiter, skipinitialspace=True),
                                       header_row, header_row + 1))
