@@ -79,14 +79,15 @@ def main_channel(orders: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series:
     """Each customer's channel with the most orders before as_of (ties: the first in name order)."""
     before = orders[orders["order_date"] < as_of]
     codes, ids = customer_codes(before["customer_id"])
-    channel, channels = pd.factorize(before["channel"].astype(str).where(before["channel"].notna()), sort=True)
+    channel, channels = pd.factorize(before["channel"].to_numpy(), sort=True)  # missing: -1
+    channels = np.asarray(channels, dtype=object).astype(str)
     known = channel >= 0
     # per (customer, channel) code pair: its number of orders; then per customer the most, the first channel name on ties
     # (codes, not strings: 5.1M orders of 1M customers 40 s -> 1 s)
     pairs, n = np.unique(codes[known] * len(channels) + channel[known], return_counts=True)
     customer, pick = np.divmod(pairs, max(len(channels), 1))
     order = np.lexsort((pick, -n, customer))
-    first = order[np.r_[True, customer[order][1:] != customer[order][:-1]]]
+    first = order[np.r_[True, customer[order][1:] != customer[order][:-1]]] if len(order) else order
     return pd.Series(np.asarray(channels, dtype=object)[pick[first]], index=pd.Index(ids[customer[first]], name="customer_id"),
                      name="channel")
 
