@@ -196,9 +196,16 @@ def category_mix(lines: pd.DataFrame, tiers: pd.Series, order: list[str], as_of:
     codes, ids = customer_codes(lines["customer_id"])
     tier_of = pd.Series(tiers.to_numpy(), index=tiers.index.astype(str))
     tier_of = tier_of[~tier_of.index.duplicated()].reindex(ids).to_numpy()  # a tier per customer code, not a lookup per line
-    frame = pd.DataFrame({"tier": tier_of[codes], "category": lines["category"].astype(str).to_numpy(),
-                          "amount": lines["amount"].to_numpy()}).dropna(subset=["tier"])
-    table = frame.pivot_table(index="tier", columns="category", values="amount", aggfunc="sum", fill_value=0.0)
+    tier_code, tier_names = pd.factorize(tier_of)  # per customer code; -1 = no tier
+    category, categories = pd.factorize(lines["category"].astype(str).to_numpy())
+    line_tier = tier_code[codes]
+    has_tier = line_tier >= 0
+    # revenue per (tier, category) summed by an integer key in line order (as pivot_table's groupby sums), names sorted as it sorts them
+    sums = pd.Series(lines["amount"].to_numpy(float)[has_tier]).groupby(line_tier[has_tier] * len(categories) + category[has_tier]).sum()
+    t, c = np.divmod(sums.index.to_numpy(), max(len(categories), 1))
+    table = (pd.DataFrame({"tier": np.asarray(tier_names, dtype=object)[t], "category": np.asarray(categories, dtype=object)[c],
+                           "amount": sums.to_numpy()})
+             .pivot(index="tier", columns="category", values="amount").fillna(0.0).sort_index().sort_index(axis=1))
     table = table.reindex([t for t in order if t in table.index])
     table = table[table.sum().sort_values(ascending=False).index]
     return table.div(table.sum(axis=1), axis=0)

@@ -274,7 +274,12 @@ class EncodedTags:
 
 def encode_tags(tags: pd.DataFrame) -> EncodedTags:
     customer, customers = pd.factorize(tags["customer_id"].astype(str).to_numpy())
-    pair, pairs = pd.factorize(pd.MultiIndex.from_arrays([tags["tag_group"].to_numpy(), tags["tag"].to_numpy()]))
+    # (tag_group, tag) pairs numbered through one integer per row: factorizing a MultiIndex of 13M rows took 20 s
+    kind, kinds = pd.factorize(tags["tag_group"].to_numpy())
+    tag, tag_names = pd.factorize(tags["tag"].to_numpy())
+    pair, combined = pd.factorize(kind.astype(np.int64) * max(len(tag_names), 1) + tag)
+    pairs = pd.MultiIndex.from_arrays([np.asarray(kinds, dtype=object)[combined // max(len(tag_names), 1)],
+                                       np.asarray(tag_names, dtype=object)[combined % max(len(tag_names), 1)]])
     return EncodedTags(pd.Index(customers), customer.astype(np.int64), pairs, pair.astype(np.int64))
 
 
