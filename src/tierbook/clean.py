@@ -333,7 +333,9 @@ def _mark_cross_source_duplicates(tx, orders, ledger, priority: list[str], minut
                 columns={"order_key": "ref_key", "source": "ref_source", "order_id": "ref_order_id"}),
             on="order_date", by=["customer_id", "cents"], tolerance=tolerance, direction="nearest",
         ).dropna(subset=["ref_key"])
-        duplicate_of.update(zip(match["order_key"], match["ref_source"] + " order " + match["ref_order_id"]))
+        # as Python strings: with Arrow-held text, an empty match's object column has no string type to join with
+        reference = match["ref_source"].astype(object) + " order " + match["ref_order_id"].astype(object)
+        duplicate_of.update(zip(match["order_key"].astype(object), reference))
     if duplicate_of:
         ledger.mark(_isin(tx["order_key"], duplicate_of) & ~tx["is_return"].astype(bool), "merged", "cross_source_duplicate",
                     lambda rows: "same order as " + tx.loc[rows, "order_key"].astype(object).map(duplicate_of).fillna(""))
