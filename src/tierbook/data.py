@@ -130,7 +130,7 @@ def monthly(orders: pd.DataFrame) -> pd.DataFrame:
     return (
         orders.assign(month=month)
         .groupby(["month", "channel"])
-        .agg(orders=("order_id", "size"), customers=("customer_id", "nunique"), revenue=("net_amount", "sum"))
+        .agg(orders=("order_date", "size"), customers=("customer_id", "nunique"), revenue=("net_amount", "sum"))  # size of a datetime column: int64
         .reset_index()
     )
 
