@@ -146,3 +146,32 @@ def test_gbk_detected_whatever_byte_the_sample_ends_on():
     raw = ("小票号,会员卡号,门店,品类\n" + "P001,C01,上海徐汇店,美妆\n" * 3000).encode("gbk")
     # the head of a big file ends anywhere, also inside a two-byte character
     assert {detect_encoding(raw[:cut]) for cut in range(len(raw) - 12, len(raw))} == {"gb18030"}
+
+
+def _pandas_read(path, encoding, delimiter=","):
+    return pd.read_csv(path, encoding=encoding, sep=delimiter, dtype="string[pyarrow]", keep_default_na=False, na_values=[""],
+                       skipinitialspace=True)
+
+
+def test_arrow_csv_reader_reads_what_pandas_reads_and_leaves_the_rest_to_it(tmp_path):
+    """Whole files go through pyarrow's reader (GBK transcoded); the frame equals pandas' reading with
+    the options it had: spaces after a delimiter dropped, a value of spaces only or "" missing, and
+    quoted delimiters and line ends kept. What Arrow would read differently falls back (None)."""
+    from tierbook.ingest import _read_csv_arrow
+
+    text = '会员卡号,门店,金额\n"001", 上海店 ,"1,234.50"\n002,"北京\n二店",   \n003,,""\n'
+    gbk = tmp_path / "pos.csv"
+    gbk.write_bytes(text.encode("gbk"))
+    frame = _read_csv_arrow(gbk, "gb18030", ",", 0, text)
+    pd.testing.assert_frame_equal(frame, _pandas_read(gbk, "gb18030"))
+    assert frame["会员卡号"].tolist() == ["001", "002", "003"] and frame["金额"].iloc[0] == "1,234.50"
+    assert frame["门店"].iloc[0] == "上海店 " and frame["门店"].iloc[1] == "北京\n二店" and frame["金额"].isna().tolist() == [False, True, True]
+    bom = tmp_path / "bom.csv"
+    bom.write_bytes("\ufeffid;amount\nA;1\n".encode("utf-8"))
+    pd.testing.assert_frame_equal(_read_csv_arrow(bom, "utf-8-sig", ";", 0, "id;amount\nA;1\n"), _pandas_read(bom, "utf-8-sig", ";"))
+    ragged = tmp_path / "ragged.csv"
+    ragged.write_text("a,b\n1,2\n3,4,5\n", encoding="utf-8")
+    assert _read_csv_arrow(ragged, "utf-8", ",", 0, "a,b\n1,2\n3,4,5\n") is None  # pandas names the line
+    assert _read_csv_arrow(ragged, "utf-8", r"\s+", 0, "a b\n") is None  # a regular expression: pandas only
+    assert _read_csv_arrow(ragged, "utf-8", ",", 0, "a,a\n1,2\n") is None  # a repeated name: pandas renames it a.1
+    assert _read_csv_arrow(ragged, "utf-8", ",", 0, 'a,b\n1, "x,y"\n') is None  # a quote after a space: pandas unquotes it

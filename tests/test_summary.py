@@ -98,3 +98,17 @@ def test_sums_are_integer_sums_divided_once():
     assert (a["monetary_total"], a["monetary_mean"], a["monetary_value"]) == (65.65, 65.65 / 3, 25.175)
     assert customer_summary(cents, "2024-01-02")["monetary_total"].iloc[0] == 15.3
     assert to_amount_units(np.array([0.1, 118.61000000000001, 0.00016, 2.5e-5, -1.23])).tolist() == [1000, 1186100, 2, 0, -12300]
+
+
+def test_customer_codes_sort_as_the_ids_do_and_unique_sorted_is_np_unique():
+    from tierbook.summary import customer_codes, unique_sorted
+
+    ids = ["b10", "a", "b9", "a", "中", "b10"]
+    for series in (pd.Series(ids, dtype=object), pd.Series(ids, dtype="string[pyarrow]"),
+                   pd.Series(pd.Categorical(ids, categories=["中", "b9", "b10", "a", "zz"]))):
+        codes, names = customer_codes(series)
+        assert list(names[codes]) == ids  # each row's id back
+        assert list(np.argsort(codes, kind="stable")) == list(np.argsort(np.array(ids, dtype=object), kind="stable"))
+    assert list(customer_codes(pd.Series(pd.Categorical(ids, categories=["中", "b9", "b10", "a", "zz"])))[1]) == ["a", "b10", "b9", "zz", "中"]
+    values = np.random.default_rng(0).integers(-50, 50, 1000)
+    assert np.array_equal(unique_sorted(values), np.unique(values)) and len(unique_sorted(values[:0])) == 0

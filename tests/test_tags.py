@@ -164,6 +164,20 @@ def test_tgi_shares_among_customers_with_a_tag_in_the_group():
     assert t.loc[("VIP", "华南"), "n_tag_group"] == 0  # a tag the group has none of is still a row
 
 
+def test_tgi_from_one_encoding_with_a_tag_group_skipped_equals_the_filtered_table():
+    # the profile encodes its long table once for three TGI tables and leaves the lifecycle stage out of the lifecycle one
+    tags = pd.DataFrame({"customer_id": ["1", "2", "3", "1", "2", "3", "4"], "tag_group": ["region"] * 3 + ["stage"] * 4,
+                         "tag": ["华东", "华东", "华南", "new", "lapsed", "new", "new"]})
+    groups = pd.Series({"1": "VIP", "2": "Regular", "3": "Regular", "4": None, "5": "VIP"})
+    encoded = T.encode_tags(tags)
+    pd.testing.assert_frame_equal(T.tgi_table(tags, groups, min_n=1, encoded=encoded, skip=("stage",)),
+                                  T.tgi_table(tags[tags["tag_group"] != "stage"], groups, min_n=1))
+    t = T.tgi_table(tags, groups, min_n=1, encoded=encoded).set_index(["group", "tag_group", "tag"])
+    # customer 4 has no group but counts in the shares of all customers: 3 of the 4 with a stage are new
+    assert t.loc[("Regular", "stage", "new"), "n_tag_group"] == 1 and t.loc[("Regular", "stage", "new"), "share_all"] == 0.75
+    assert set(t.index.get_level_values("group")) == {"VIP", "Regular"}
+
+
 def test_labels_in_the_report_language_leave_data_and_english_alone():
     from tierbook import i18n
 
