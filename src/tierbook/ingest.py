@@ -718,9 +718,29 @@ def _transaction_columns(out: pd.DataFrame, frame: pd.DataFrame, source: Transac
         out["channel"] = out["channel"].fillna(source.channel or source.name)
     if "currency" not in out:
         out["currency"] = source.currency or params.currency
-    text = frame if all(isinstance(t, pd.StringDtype) for t in frame.dtypes) else frame.astype("string")
-    out["row_hash"] = pd.util.hash_pandas_object(text, index=False).to_numpy()
+    out["row_hash"] = row_hash(frame)
     return out
+
+
+def row_hash(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each row's text (equal rows, equal hashes), for exact-duplicate detection.
+
+    Arrow string columns (every CSV source) are hashed by DuckDB's ``hash(...)``, multi-threaded:
+    0.12 s for the 100k demo's 455k POS lines against 1.6 s for pandas' hash_pandas_object, which
+    turns each Arrow column into Python objects first (2026-12-02). Other sources (Excel, Parquet)
+    are hashed by pandas, as text."""
+    if len(frame.columns) and len(frame) and all(isinstance(t, pd.StringDtype) and t.storage == "pyarrow" for t in frame.dtypes):
+        import duckdb
+        import pyarrow as pa
+
+        table = pa.table({f"c{i}": pa.array(frame[c].array) for i, c in enumerate(frame.columns)})
+        with duckdb.connect() as con:
+            con.execute("SET preserve_insertion_order = true")  # the default, said: the hashes come back in row order
+            con.register("source_rows", table)
+            columns = ", ".join(f"c{i}" for i in range(len(frame.columns)))
+            return con.execute(f"SELECT hash({columns}) AS h FROM source_rows").fetchnumpy()["h"]
+    text = frame if all(isinstance(t, pd.StringDtype) for t in frame.dtypes) else frame.astype("string")
+    return pd.util.hash_pandas_object(text, index=False).to_numpy()
 
 
 def read_all(params: Params, root: Path) -> tuple[dict[str, pd.DataFrame], list[dict]]:
