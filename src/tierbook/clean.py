@@ -358,7 +358,7 @@ def _match_returns(tx, returns: pd.Series, sale_rows: pd.Series, orders: pd.Data
         hit = hit.fillna(pd.Series(by_customer.reindex(lookup).to_numpy(), index=rets.index))
         matched.loc[rets.index] = hit
     # 2. the customer's latest earlier sale line of the same product, 3. latest earlier order
-    sales = tx[sale_rows & _isin(tx["order_key"], orders.index)][["order_date", "customer_id", "product_id", "order_key"]]
+    sales = tx.loc[sale_rows & _isin(tx["order_key"], orders.index), ["order_date", "customer_id", "product_id", "order_key"]]
     for by in (["customer_id", "product_id"], ["customer_id"]):
         todo = matched.loc[rets.index].isna()
         if "product_id" in by and rets["product_id"].isna().all():
