@@ -34,7 +34,7 @@ from .engine import cohort_table, run_cohorts, run_summary
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
-from .summary import customer_codes, customer_summary, default_as_of, unique_sorted
+from .summary import customer_codes, customer_summary, default_as_of, purchase_days
 
 NPS_CATEGORIES = ["detractor", "passive", "promoter", "no answer"]
 NUMERIC_FEATURES = ["recency_days", "purchase_occasions", "monetary_total", "monetary_mean", "tenure_days",
@@ -47,17 +47,8 @@ CATEGORICAL_FEATURES = ["main_channel", "region"]
 
 def purchase_gaps(orders: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
     """Days between consecutive purchase days of the same customer, before as_of."""
-    before = orders[orders["order_date"] < as_of]
-    codes, _ids = customer_codes(before["customer_id"])
-    day = before["order_date"].to_numpy().astype("datetime64[D]").astype(np.int64)
-    if not len(day):
-        return np.array([], dtype=np.int64)
-    # distinct (customer, day) pairs sorted as one integer each: no strings hashed or sorted
-    # (5.1M orders of 1M customers: 20 s -> 0.6 s)
-    span = int(day.max() - day.min()) + 1
-    pairs = unique_sorted(codes * span + (day - day.min()))
-    customer, offset = np.divmod(pairs, span)
-    return np.diff(offset)[customer[1:] == customer[:-1]]
+    code, day, _ids = purchase_days(orders, as_of)
+    return np.diff(day)[code[1:] == code[:-1]]
 
 
 def churn_days(orders: pd.DataFrame, as_of: pd.Timestamp, params: Params) -> tuple[int, str]:

@@ -310,9 +310,8 @@ def _orders(sales: pd.DataFrame) -> pd.DataFrame:
 
 def _first(values: pd.Series, first: np.ndarray, grouped) -> np.ndarray:
     """Each group's first non-missing value (groups numbered in order of appearance; ``first``: each group's first row)."""
-    if values.notna().all():
-        return values.take(first).to_numpy() if not isinstance(values.dtype, pd.StringDtype) else values.take(first).array
-    return grouped[values.name].first().to_numpy() if not isinstance(values.dtype, pd.StringDtype) else grouped[values.name].first().array
+    out = values.take(first) if values.notna().all() else grouped[values.name].first()
+    return out.array if isinstance(values.dtype, pd.StringDtype) else out.to_numpy()
 
 
 def _mark_cross_source_duplicates(tx, orders, ledger, priority: list[str], minutes: float) -> None:

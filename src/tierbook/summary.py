@@ -72,6 +72,24 @@ def customer_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return _sorted_codes(codes.astype(np.int64), np.asarray(uniques, dtype=object))
 
 
+def purchase_days(orders: pd.DataFrame, at: pd.Timestamp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct (customer, purchase day) before ``at``, sorted by customer id as text, then day:
+    each pair's customer code, its day (days since the epoch), and the ids by code (``ids[code]``).
+
+    One integer per pair sorted with numpy: no customer id is hashed or sorted as a string (5.1M
+    orders of 1M customers: about 20 s a call as strings, under 1 s so). The profile's lifecycle, cadence and
+    weekday tags and churn's purchase gaps start from it."""
+    before = orders[orders["order_date"] < at]
+    codes, ids = customer_codes(before["customer_id"])
+    day = before["order_date"].to_numpy().astype("datetime64[D]").astype(np.int64)
+    if not len(day):
+        return codes, day, ids
+    low = day.min()
+    span = int(day.max() - low) + 1
+    code, offset = np.divmod(unique_sorted(codes * span + (day - low)), span)
+    return code, offset + low, ids
+
+
 class _IntegerIds:
     """Integer customer ids as codes offset by the smallest id: ``ids[codes]`` gives the ids back
     (as Python ints in an object array, as the factorized ids were)."""
