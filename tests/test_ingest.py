@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -128,6 +129,16 @@ def test_parse_numbers_and_ids():
     assert parsed.iloc[4:].isna().all()
     ids = parse_ids(pd.Series(["00001", 17850.0, " C9 ", "", None], dtype=object))
     assert ids.iloc[:3].tolist() == ["00001", "17850", "C9"] and ids.iloc[3:].isna().all()
+
+
+def test_plain_numbers_are_the_nearest_double():
+    # Arrow's cast reads plain numbers (pandas' to_numeric was one unit in the last place off for the long one); zero has no sign
+    values = pd.Series(["3.14159265358979323846", "0.1", "-0", "-0.0", "+5", "1.", ".5", "1e5", "1e400", "inf", "12,5"], dtype="string")
+    parsed = parse_numbers(values)
+    assert parsed.iloc[:8].tolist() == [3.141592653589793, 0.1, 0.0, 0.0, 5.0, 1.0, 0.5, 100000.0]
+    assert not np.signbit(parsed.iloc[2:4]).any()
+    assert parsed.iloc[8:10].isna().all()  # not finite: unparseable
+    assert np.isnan(parsed.iloc[10])  # a decimal comma in a column of points: unparseable, not guessed
 
 
 def test_reading_never_modifies_the_input(project):

@@ -162,11 +162,7 @@ def parse_numbers(values: pd.Series) -> pd.Series:
     if text.str.contains(r"[^\x00-\x7f]", regex=True, na=False).any():
         text = text.str.normalize("NFKC").str.replace("\u2212", "-", regex=False)  # full-width digits and marks; the minus sign
     comma = _decimal_comma(text)
-    if comma:
-        plain = text.str.fullmatch(r"[+-]?\d+").fillna(False).astype(bool)
-        parsed = pd.to_numeric(text.where(plain).astype(object), errors="coerce").astype(float)
-    else:  # the C parser reads what PLAIN_NUMBER matches (and inf, nan: made missing below); 0.3 s a million values
-        parsed = pd.to_numeric(text.astype(object), errors="coerce").astype(float)
+    parsed = _plain_numbers(text, r"[+-]?\d+" if comma else PLAIN_NUMBER)
     rest = text.notna() & parsed.isna()
     if rest.any():
         parsed[rest] = _parse_formatted(text[rest], comma)
@@ -174,11 +170,32 @@ def parse_numbers(values: pd.Series) -> pd.Series:
     return parsed.where(np.isfinite(parsed))
 
 
+def _plain_numbers(text: pd.Series, pattern: str) -> pd.Series:
+    """The values that are plain numbers (``pattern``, e.g. PLAIN_NUMBER: 12, -3.5, 1e5) as floats, the others NaN.
+
+    Arrow matches and casts them in C++: pandas' to_numeric went through a Python object per value, 33 s for
+    the 1M-customer client's 22M amounts, quantities and prices (2026-12-02), with identical results on them.
+    Arrow reads a value of more than 17 digits as the double nearest it, where pandas' parser could be one unit
+    in the last place off ('3.14159265358979323846'); a zero is +0.0 (to_numeric gave '-0' as 0 in a column of
+    whole numbers and -0.0 in one with decimals)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pa.array(text.array, type=pa.string())
+    plain = pc.match_substring_regex(values, f"^(?:{pattern})$")
+    numbers = pc.cast(pc.if_else(plain, values, pa.scalar(None, pa.string())), pa.float64()).to_numpy(zero_copy_only=False)
+    return pd.Series(numbers + 0.0, index=text.index)  # + 0.0: -0.0 becomes 0.0
+
+
 def _decimal_comma(text: pd.Series) -> bool:
     """Whether the column writes decimals with a comma: more of its values show a comma than a point."""
-    has_comma = text.str.contains(",", regex=False).fillna(False)
-    several_points = (text.str.count(r"\.") > 1).fillna(False)
-    if not (has_comma | several_points).any():
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = pa.array(text.array, type=pa.string())
+    has_comma = pc.fill_null(pc.match_substring(values, ","), False)
+    several_points = pc.fill_null(pc.greater(pc.count_substring(values, "."), 1), False)  # not a regular expression: 10x faster
+    if not pc.any(pc.or_(has_comma, several_points)).as_py():
         return False
     core = (text.str.replace(CURRENCY_MARKS, "", regex=True).str.replace(NUMBER_SPACES, "", regex=True)
             .str.replace(r"[)\-]+$", "", regex=True))
