@@ -204,7 +204,9 @@ def _decimal_comma(text: pd.Series) -> bool:
 
 def _parse_formatted(text: pd.Series, comma: bool) -> pd.Series:
     paren = text.str.fullmatch(r"\(.*\)").fillna(False).astype(bool)
-    core = (text.str.replace(r"^\((.*)\)$", r"\1", regex=True).str.replace(CURRENCY_MARKS, "", regex=True)
+    # the parentheses sliced off the values that have them: a replacement with a group (^\((.*)\)$ -> \1) took 2.5 s
+    # for 265k amounts such as '¥179.25' (2026-12-02)
+    core = (text.mask(paren, text.str.slice(1, -1)).str.replace(CURRENCY_MARKS, "", regex=True)
             .str.replace(NUMBER_SPACES, "", regex=True))
     negative = paren | core.str.startswith("-").fillna(False).astype(bool) | core.str.endswith("-").fillna(False).astype(bool)
     core = core.str.replace(r"^[-+]|-$", "", regex=True)
@@ -214,7 +216,7 @@ def _parse_formatted(text: pd.Series, comma: bool) -> pd.Series:
     else:
         valid = core.str.fullmatch(DOT_DECIMAL).fillna(False).astype(bool)
         core = core.str.replace(",", "", regex=False)
-    numbers = pd.to_numeric(core.where(valid), errors="coerce").astype(float)
+    numbers = _plain_numbers(core.where(valid), PLAIN_NUMBER)  # what is valid is a plain number once its marks are gone
     return numbers.where(~negative, -numbers.abs())
 
 
