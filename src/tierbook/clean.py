@@ -519,14 +519,21 @@ def clean_experiment(experiment: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFra
 
 def reconcile(ledger: pd.DataFrame) -> pd.DataFrame:
     """Rows and amount totals per table and source: read = kept + merged + rejected."""
-    frame = ledger.assign(amount=ledger["amount"].astype(float).fillna(0.0))
-    rows = frame.pivot_table(index=["table", "source"], columns="status", values="row", aggfunc="size", fill_value=0)
-    amounts = frame.pivot_table(index=["table", "source"], columns="status", values="amount", aggfunc="sum", fill_value=0.0)
-    out = pd.DataFrame(index=rows.index)
-    out["rows_read"] = frame.groupby(["table", "source"]).size()
+    # two groupbys of the columns they need (pivot tables, a copy of the ledger and a groupby-apply took 36 s on
+    # the 9M-row ledger of 1M customers, 2026-12-02); the sums add the same rows in the same order as before
+    amount = ledger["amount"].astype(float)
+    frame = pd.DataFrame({"table": ledger["table"], "source": ledger["source"], "status": ledger["status"],
+                          "amount": amount.fillna(0.0), "has_amount": amount.notna()})
+    per_status = frame.groupby(["table", "source", "status"], observed=True).agg(rows=("amount", "size"), amount=("amount", "sum"))
+    per_source = frame.groupby(["table", "source"], observed=True).agg(rows=("amount", "size"), amount=("amount", "sum"),
+                                                                       has_amount=("has_amount", "any"))
+    rows = per_status["rows"].unstack("status", fill_value=0)
+    amounts = per_status["amount"].unstack("status", fill_value=0.0)
+    out = pd.DataFrame(index=per_source.index)
+    out["rows_read"] = per_source["rows"]
     for status in ("kept", "merged", "rejected"):
         out[f"rows_{status}"] = rows[status] if status in rows else 0
-    out["amount_read"] = frame.groupby(["table", "source"])["amount"].sum()
+    out["amount_read"] = per_source["amount"]
     for status in ("kept", "merged", "rejected"):
         out[f"amount_{status}"] = amounts[status] if status in amounts else 0.0
     out["balanced"] = (
@@ -534,8 +541,7 @@ def reconcile(ledger: pd.DataFrame) -> pd.DataFrame:
         & ((out["amount_read"] - out["amount_kept"] - out["amount_merged"] - out["amount_rejected"]).abs() < 0.005)
     )
     # tables without amounts (customers, survey, experiment) show no amount columns' values
-    no_amounts = ledger.groupby(["table", "source"])["amount"].apply(lambda a: a.isna().all())
-    out.loc[no_amounts[no_amounts].index, [c for c in out.columns if c.startswith("amount_")]] = np.nan
+    out.loc[~per_source["has_amount"], [c for c in out.columns if c.startswith("amount_")]] = np.nan
     return out.reset_index()
 
 
@@ -547,7 +553,9 @@ def check_reconciliation(recon: pd.DataFrame, orders: pd.DataFrame, ledger: pd.D
             raise TierbookError(f"reconciliation: source {rec['source']!r} has {rows_read.get(rec['source'])} rows in the file but {rec['rows_read']} in the ledger")
         if not rec["balanced"]:
             raise TierbookError(f"reconciliation: source {rec['source']!r} does not balance (read != kept + merged + rejected)")
-    tx = ledger[ledger["table"] == "transactions"]
-    expected = tx.loc[tx["status"] == "kept", "amount"].sum() + tx.loc[tx["reason"] == "return_netted", "amount"].sum()
+    is_tx = (ledger["table"] == "transactions").to_numpy(dtype=bool)  # masks, not a copy of the 7M transaction rows
+    amount = ledger["amount"]
+    kept, netted = (ledger["status"] == "kept").to_numpy(dtype=bool), (ledger["reason"] == "return_netted").to_numpy(dtype=bool)
+    expected = amount[is_tx & kept].sum() + amount[is_tx & netted].sum()
     if abs(orders["net_amount"].sum() - expected) > 0.01:
         raise TierbookError(f"reconciliation: clean orders total {orders['net_amount'].sum():,.2f} != kept sales + netted returns {expected:,.2f}")
