@@ -402,24 +402,30 @@ def _match_returns(tx, returns: pd.Series, sale_rows: pd.Series, orders: pd.Data
         lookup = pd.MultiIndex.from_arrays([rets["customer_id"], ref])
         hit = hit.fillna(pd.Series(by_customer.reindex(lookup).to_numpy(), index=rets.index).astype("Int64"))
         matched.loc[rets.index] = hit
-    # 2. the customer's latest earlier sale line of the same product, 3. latest earlier order
-    sales = tx.loc[sale_rows & tx["order_key"].isin(orders.index.to_numpy()), ["order_date", "customer_id", "product_id", "order_key"]]
+    # 2. the customer's latest earlier sale line of the same product, 3. latest earlier order. The lines' customers and
+    # products as integer codes (ids compared as text) and the sale lines as positions: copies and sorts of the 7M sale
+    # lines' id strings took 20 s at 1M customers (2026-12-02)
+    sale = np.flatnonzero((sale_rows & tx["order_key"].isin(orders.index.to_numpy())).to_numpy())
+    order_date, order_key = tx["order_date"].to_numpy(), tx["order_key"].to_numpy()
+    codes: dict[str, np.ndarray] = {}
     for by in (["customer_id", "product_id"], ["customer_id"]):
         todo = matched.loc[rets.index].isna()
         if "product_id" in by and rets["product_id"].isna().all():
             continue
-        left = rets[todo][["order_date"] + by].dropna().sort_values("order_date")
-        if left.empty:
-            continue
-        right = sales.dropna(subset=by).sort_values("order_date")
-        # the keys as one integer per row, numbered over both sides (ids compared as text, as before): merge_asof
-        # by an integer, not by millions of id strings
-        key_left, key_right = np.zeros(len(left), dtype=np.int64), np.zeros(len(right), dtype=np.int64)
+        key = np.zeros(len(tx), dtype=np.int64)
+        present = tx["order_date"].notna().to_numpy()
         for column in by:
-            codes, uniques = pd.factorize(pd.concat([left[column], right[column]], ignore_index=True).astype("string"))
-            key_left, key_right = key_left * (len(uniques) + 1) + codes[: len(left)], key_right * (len(uniques) + 1) + codes[len(left):]
-        found = pd.merge_asof(left[["order_date"]].assign(key=key_left).reset_index(), right[["order_date", "order_key"]].assign(key=key_right),
-                              on="order_date", by="key", direction="backward").set_index("index")["order_key"]
+            if column not in codes:
+                codes[column] = pd.factorize(tx[column].astype("string"))[0].astype(np.int64)  # -1: missing
+            key = key * (int(codes[column].max()) + 2) + codes[column]
+            present &= codes[column] >= 0
+        left_rows = rets.index[todo.to_numpy() & present[rets.index]].to_numpy()
+        if not len(left_rows):
+            continue
+        right_rows = sale[present[sale]]
+        left = pd.DataFrame({"index": left_rows, "order_date": order_date[left_rows], "key": key[left_rows]}).sort_values("order_date")
+        right = pd.DataFrame({"order_date": order_date[right_rows], "order_key": order_key[right_rows], "key": key[right_rows]}).sort_values("order_date")
+        found = pd.merge_asof(left, right, on="order_date", by="key", direction="backward").set_index("index")["order_key"]
         matched.loc[found.index] = matched.loc[found.index].fillna(found.astype("Int64"))
     return matched
 
