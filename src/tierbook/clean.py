@@ -232,8 +232,7 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     keys = OrderKeys(ids, len(sources), pd.Series(id_code[len(tx):], index=references.index))
 
     sales = ledger.open & ~is_return
-    orders = _orders(tx.loc[sales, ["order_key", "source", "order_id", "customer_id", "order_date", "amount", "row", "channel", "store",
-                                    "currency"]])
+    orders = _orders(tx, np.flatnonzero(sales.to_numpy()))
     if rules.cross_source_duplicates.enabled:
         _mark_cross_source_duplicates(tx, orders, ledger, priority, rules.cross_source_duplicates.time_tolerance_minutes)
         orders = orders[orders.index.isin(tx.loc[ledger.open & ~is_return, "order_key"].to_numpy())]
@@ -255,12 +254,15 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     if ledger.open.any():
         raise AssertionError("cleaning left rows without a status")
 
-    orders = orders[~gone_mask].reset_index(drop=True)  # a mask, not a drop by 5M index labels
+    # the orders left, sorted, in one take (a mask, a column selection and a sort each copied 5M orders: 10 s, 2026-12-02)
+    left = np.flatnonzero(~gone_mask)
+    by = ["order_date", "source", "order_id"]
+    order = left[_stable_order(pd.DataFrame({c: orders[c].take(left) for c in by}), by)]
     orders = orders[["source", "order_id", "customer_id", "order_date", "gross_amount", "returned_amount", "net_amount",
-                     "n_lines", "channel", "store", "currency"]]
+                     "n_lines", "channel", "store", "currency"]].take(order).reset_index(drop=True)
     return CleanTransactions(
         transactions=tx.loc[ledger.has("kept"), TX_COLUMNS].reset_index(drop=True),
-        orders=orders.take(_stable_order(orders, ["order_date", "source", "order_id"])).reset_index(drop=True),
+        orders=orders,
         ledger=ledger.frame("transactions", tx),
     )
 
@@ -326,29 +328,31 @@ def _mark_exact_duplicates(tx: pd.DataFrame, ledger: _Ledger) -> None:
                 lambda rows: "identical to row " + first_row.reindex(rows[rows].index).astype("int64").astype(str))
 
 
-def _orders(sales: pd.DataFrame) -> pd.DataFrame:
-    """One row per (source, order id): customer, first time, gross amount, number of lines."""
+def _orders(tx: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
+    """One row per (source, order id) of the lines at positions ``rows``: customer, first time, gross amount, number of lines."""
     # the order's attributes are those of its first line with one (groupby "first" skips missing values); a column
     # without missing values is taken at each order's first line directly: groupby "first" of Arrow strings
-    # took 20 s on 7M lines (2026-12-02)
-    code, keys = pd.factorize(sales["order_key"])  # numbered in order of appearance, as groupby(sort=False)
+    # took 20 s on 7M lines, and a copy of the sale lines' ten columns 12 s (2026-12-02)
+    code, keys = pd.factorize(tx["order_key"].to_numpy()[rows])  # numbered in order of appearance, as groupby(sort=False)
     first = np.flatnonzero(np.r_[True, np.diff(np.maximum.accumulate(code)) > 0]) if len(code) else np.array([], dtype=np.int64)
-    grouped = sales.groupby(code, sort=False)
+
+    def column(name: str):
+        values = tx[name]
+        if values.notna().to_numpy()[rows].all():
+            out = values.take(rows[first])
+        else:
+            out = values.take(rows).groupby(code, sort=False).first()
+        return out.array if isinstance(values.dtype, pd.StringDtype) else out.to_numpy()
+
     orders = pd.DataFrame(index=pd.Index(keys, name="order_key"))
-    for column in ("source", "order_id", "customer_id"):
-        orders[column] = _first(sales[column], first, grouped)
-    orders["order_date"] = grouped["order_date"].min().to_numpy()
-    orders["gross_amount"] = grouped["amount"].sum().to_numpy()
-    orders["n_lines"] = grouped["row"].size().to_numpy()
-    for column in ("channel", "store", "currency"):
-        orders[column] = _first(sales[column], first, grouped)
+    for name in ("source", "order_id", "customer_id"):
+        orders[name] = column(name)
+    orders["order_date"] = pd.Series(tx["order_date"].to_numpy()[rows]).groupby(code, sort=False).min().to_numpy()
+    orders["gross_amount"] = pd.Series(tx["amount"].to_numpy()[rows]).groupby(code, sort=False).sum().to_numpy()
+    orders["n_lines"] = np.bincount(code, minlength=len(keys))
+    for name in ("channel", "store", "currency"):
+        orders[name] = column(name)
     return orders
-
-
-def _first(values: pd.Series, first: np.ndarray, grouped) -> np.ndarray:
-    """Each group's first non-missing value (groups numbered in order of appearance; ``first``: each group's first row)."""
-    out = values.take(first) if values.notna().all() else grouped[values.name].first()
-    return out.array if isinstance(values.dtype, pd.StringDtype) else out.to_numpy()
 
 
 def _mark_cross_source_duplicates(tx, orders, ledger, priority: list[str], minutes: float) -> None:
