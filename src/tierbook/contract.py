@@ -268,6 +268,10 @@ def parse_datetimes(values: pd.Series, date_format: str | None, dayfirst: bool) 
         return pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
     if all(isinstance(v, pd.Timestamp | np.datetime64) or v is None for v in values.head(100)) and date_format is None:
         return pd.to_datetime(values, errors="coerce")
+    if values.dtype == object and date_format is None and pd.api.types.infer_dtype(values, skipna=True) == "datetime":
+        # a workbook's date cells with some empty (NaN) among the first: the same instants their text would give, without
+        # writing 2M dates out as text to read them back (6 s for the 1M-member workbook, 2026-12-02)
+        return pd.to_datetime(values, errors="coerce")
     text = values.astype("string").str.strip()
     if date_format:
         return pd.to_datetime(text, format=date_format, errors="coerce")
