@@ -38,6 +38,7 @@ from scipy.special import betaln, digamma, gammaln, hyp2f1, polygamma
 
 from .errors import TierbookError
 from .summary import customer_codes, unique_sorted
+from .tiers import reindex_sorted
 
 
 def _dot(weights: np.ndarray, values: np.ndarray) -> float:
@@ -405,6 +406,17 @@ class GammaGammaModel(_Fit):
         return (gamma + x * zbar) * p / (p * x + q - 1)
 
 
+def _per_distinct(function, x, t) -> np.ndarray:
+    """``function(x, t)`` of an elementwise function, computed once per distinct (x, t) pair of long arrays
+    and given back to every row (the same operations on the same numbers, so the same bits). Pareto/NBD's
+    P(alive) of the 1M demo's calibration customers: 2M hyp2f1 calls -> 30k pairs (2026-12-02)."""
+    x, t = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(t, dtype=float))
+    if x.ndim != 1 or len(x) <= 10_000:
+        return function(x, t)
+    ((ux, ix), (ut, it)), _, row_of = _distinct_rows([x, t])
+    return function(ux[ix], ut[it])[row_of]
+
+
 def _log_diff(l1, l2, out: bool = False):
     """log(exp(l1) - exp(l2)) for l1 >= l2 (``out``: computed in ``l2``'s memory, which it overwrites)."""
     with np.errstate(divide="ignore"):
@@ -440,7 +452,8 @@ class ParetoNBDModel(_Fit):
 
     @classmethod
     def _log_a0(cls, params, x, t_x, T):
-        return _log_diff(cls._log_a0_term(params, x, t_x), cls._log_a0_term(params, x, T))
+        term = lambda x, t: cls._log_a0_term(params, x, t)  # noqa: E731
+        return _log_diff(_per_distinct(term, x, t_x), _per_distinct(term, x, T))
 
     @classmethod
     def log_likelihood(cls, params, x, t_x, T) -> np.ndarray:
@@ -619,7 +632,7 @@ def holdout_actuals(orders: pd.DataFrame, calibration: pd.DataFrame, holdout_end
     key, distinct = pd.factorize(keys.to_numpy())
     pairs = unique_sorted(codes * max(len(distinct), 1) + key)
     counts = np.bincount(pairs // max(len(distinct), 1), minlength=len(ids))
-    return pd.Series(counts, index=pd.Index(ids)).reindex(calibration["customer_id"].astype(str)).fillna(0).to_numpy(dtype=float)
+    return reindex_sorted(pd.Series(counts, index=pd.Index(ids)), calibration["customer_id"].astype(str)).fillna(0).to_numpy(dtype=float)
 
 
 def holdout_validation(model, calibration: pd.DataFrame, actual: np.ndarray, holdout_periods: float) -> dict:
