@@ -38,6 +38,7 @@ from scipy.special import betaln, digamma, gammaln, hyp2f1, polygamma
 
 from .errors import TierbookError
 from .summary import customer_codes, unique_sorted
+from .tiers import reindex_sorted
 
 
 def _dot(weights: np.ndarray, values: np.ndarray) -> float:
@@ -405,10 +406,28 @@ class GammaGammaModel(_Fit):
         return (gamma + x * zbar) * p / (p * x + q - 1)
 
 
-def _log_diff(l1, l2):
-    """log(exp(l1) - exp(l2)) for l1 >= l2."""
+def _per_distinct(function, x, t) -> np.ndarray:
+    """``function(x, t)`` of an elementwise function, computed once per distinct (x, t) pair of long arrays
+    and given back to every row (the same operations on the same numbers, so the same bits). Pareto/NBD's
+    P(alive) of the 1M demo's calibration customers: 2M hyp2f1 calls -> 30k pairs (2026-12-02)."""
+    x, t = np.broadcast_arrays(np.asarray(x, dtype=float), np.asarray(t, dtype=float))
+    if x.ndim != 1 or len(x) <= 10_000:
+        return function(x, t)
+    ((ux, ix), (ut, it)), _, row_of = _distinct_rows([x, t])
+    return function(ux[ix], ut[it])[row_of]
+
+
+def _log_diff(l1, l2, out: bool = False):
+    """log(exp(l1) - exp(l2)) for l1 >= l2 (``out``: computed in ``l2``'s memory, which it overwrites)."""
     with np.errstate(divide="ignore"):
-        return l1 + np.log1p(-np.exp(np.minimum(l2 - l1, 0.0)))
+        if not out:
+            return l1 + np.log1p(-np.exp(np.minimum(l2 - l1, 0.0)))
+        work = np.subtract(l2, l1, out=l2)  # the same operations, without a new array for each
+        np.minimum(work, 0.0, out=work)
+        np.exp(work, out=work)
+        np.negative(work, out=work)
+        np.log1p(work, out=work)
+        return np.add(l1, work, out=work)
 
 
 @dataclass
@@ -433,7 +452,8 @@ class ParetoNBDModel(_Fit):
 
     @classmethod
     def _log_a0(cls, params, x, t_x, T):
-        return _log_diff(cls._log_a0_term(params, x, t_x), cls._log_a0_term(params, x, T))
+        term = lambda x, t: cls._log_a0_term(params, x, t)  # noqa: E731
+        return _log_diff(_per_distinct(term, x, t_x), _per_distinct(term, x, T))
 
     @classmethod
     def log_likelihood(cls, params, x, t_x, T) -> np.ndarray:
@@ -488,6 +508,9 @@ class _ParetoNBDLikelihood:
         self.iT, self.T = pd.factorize(T)
         self.tx_pairs, self.tx_row = self._pairs(x, t_x)
         self.T_pairs, self.T_row = self._pairs(x, T)
+        some_row = np.empty(len(self.T_pairs[0]), dtype=np.intp)
+        some_row[self.T_row] = np.arange(len(self.T_row))  # any row of each (x, T) pair: they share x and T
+        self.pair_ix, self.pair_iT = self.ix[some_row], self.iT[some_row]
 
     @staticmethod
     def _pairs(x, t):
@@ -496,13 +519,18 @@ class _ParetoNBDLikelihood:
 
     def __call__(self, params) -> np.ndarray:
         r, alpha, s, beta = params
-        x, T, ix, iT = self.x, self.T, self.ix, self.iT
-        head = (gammaln(r + x)[ix] - gammaln(r) + r * np.log(alpha) + s * np.log(beta))
-        term1 = -(r + x)[ix] * np.log(alpha + T)[iT] - s * np.log(beta + T)[iT]
+        x, T, ix = self.x, self.T, self.ix
+        # head (per distinct x) and term1 (per distinct (x, T) pair) are the per-row expressions' operations on the
+        # same numbers, so each row gets the same bits; the logs and gammaln are taken of the same arrays as before.
+        # Per row only what needs t_x: 443k rows of the 1M demo's calibration, 26 -> 15 ms an evaluation (2026-12-02)
+        head = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+        ip, jp = self.pair_ix, self.pair_iT
+        term1 = -(r + x)[ip] * np.log(alpha + T)[jp] - s * np.log(beta + T)[jp]
         log_a0 = _log_diff(ParetoNBDModel._log_a0_term(params, *self.tx_pairs)[self.tx_row],
-                           ParetoNBDModel._log_a0_term(params, *self.T_pairs)[self.T_row])
-        term2 = np.log(s) - np.log(r + s + x)[ix] + log_a0
-        return head + np.logaddexp(term1, term2)
+                           ParetoNBDModel._log_a0_term(params, *self.T_pairs)[self.T_row], out=True)
+        log_a0 += (np.log(s) - np.log(r + s + x))[ix]  # term2: (log s - log(r + s + x)) + log A0, the same sum
+        out = np.logaddexp(term1[self.T_row], log_a0, out=log_a0)
+        return np.add(head[ix], out, out=out)
 
 
 @dataclass
@@ -604,7 +632,7 @@ def holdout_actuals(orders: pd.DataFrame, calibration: pd.DataFrame, holdout_end
     key, distinct = pd.factorize(keys.to_numpy())
     pairs = unique_sorted(codes * max(len(distinct), 1) + key)
     counts = np.bincount(pairs // max(len(distinct), 1), minlength=len(ids))
-    return pd.Series(counts, index=pd.Index(ids)).reindex(calibration["customer_id"].astype(str)).fillna(0).to_numpy(dtype=float)
+    return reindex_sorted(pd.Series(counts, index=pd.Index(ids)), calibration["customer_id"].astype(str)).fillna(0).to_numpy(dtype=float)
 
 
 def holdout_validation(model, calibration: pd.DataFrame, actual: np.ndarray, holdout_periods: float) -> dict:

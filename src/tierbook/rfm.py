@@ -41,8 +41,13 @@ def _oriented(values: pd.Series, key: str) -> np.ndarray:
 def quantile_scores(values: pd.Series, n: int, key: str) -> np.ndarray:
     """``1 + floor(n * share of customers with a strictly worse value)``; ties share a score."""
     v = _oriented(values, key)
-    ordered = np.sort(v)
-    strictly_worse = np.searchsorted(ordered, v, side="left")
+    # customers strictly worse = the sorted position where a customer's run of equal values starts, given back
+    # through one argsort: np.searchsorted of 1M values into their sorted copy took 0.4 s a measure (2026-12-02)
+    order = np.argsort(v, kind="stable")
+    ordered = v[order]
+    run_start = np.r_[True, ordered[1:] != ordered[:-1]] if len(v) else np.zeros(0, dtype=bool)
+    strictly_worse = np.empty(len(v), dtype=np.intp)
+    strictly_worse[order] = np.maximum.accumulate(np.where(run_start, np.arange(len(v)), 0))
     return 1 + np.floor(n * strictly_worse / len(v)).astype(int)
 
 
@@ -90,7 +95,12 @@ class RFMScorer:
             position = np.searchsorted(lows, _oriented(summary[column], key), side="right") - 1
             out[f"{key}_score"] = np.where(position >= 0, levels[np.clip(position, 0, None)], 1).astype(int)
         out["rfm_score"] = out["r_score"] + out["f_score"] + out["m_score"]
-        out["rfm_code"] = out["r_score"].astype(str) + out["f_score"].astype(str) + out["m_score"].astype(str)
+        # the code text once per distinct (R, F, M), not three int-to-text conversions and two concatenations of 1M rows (1.2 s)
+        r, f, m = (out[f"{key}_score"].to_numpy() for key in MEASURES)
+        base = int(max(r.max(), f.max(), m.max())) + 1 if len(out) else 1  # scores are 1..n
+        triples, row = np.unique((r * base + f) * base + m, return_inverse=True)
+        codes = [str(t // (base * base)) + str(t // base % base) + str(t % base) for t in triples]
+        out["rfm_code"] = np.array(codes, dtype=object)[row]
         return out
 
     def transform(self, summary: pd.DataFrame) -> pd.DataFrame:
@@ -102,10 +112,15 @@ class RFMScorer:
             "f": summary["purchase_occasions"] > ref["f"],
             "m": summary["monetary_total"] > ref["m"],
         })
-        out["rfm_hl"] = np.where(high["r"], "H", "L") + pd.Series(np.where(high["f"], "H", "L"), index=out.index) + np.where(high["m"], "H", "L")
+        # the 8 codes as text once each, every row's by its number (concatenating and mapping 1M strings took 0.9 s)
+        number = high["r"].to_numpy(dtype=int) * 4 + high["f"].to_numpy(dtype=int) * 2 + high["m"].to_numpy(dtype=int)
+        present = np.unique(number)
+        hl = pd.Series([("H" if c & 4 else "L") + ("H" if c & 2 else "L") + ("H" if c & 1 else "L") for c in present], index=present)
+        out["rfm_hl"] = hl.to_numpy(dtype=object)[np.searchsorted(present, number)]
         if self.segments_8:
-            out["segment_zh"] = out["rfm_hl"].map({k: v["zh"] for k, v in self.segments_8.items()})
-            out["segment_en"] = out["rfm_hl"].map({k: v["en"] for k, v in self.segments_8.items()})
+            for column, language in (("segment_zh", "zh"), ("segment_en", "en")):
+                mapped = hl.map({k: v[language] for k, v in self.segments_8.items()})  # the dtype of the codes present, as a map of every row
+                out[column] = mapped.to_numpy()[np.searchsorted(present, number)]
         if self.segments_named:
             out["named_segment"], out["named_segment_zh"] = named_segments(out["r_score"], out["f_score"], self.segments_named)
         return out
@@ -123,12 +138,13 @@ class RFMScorer:
 
 def named_segments(r_score: pd.Series, f_score: pd.Series, rules: list[dict]) -> tuple[pd.Series, pd.Series]:
     """First-match rules on R and F score ranges -> (English name, Chinese name)."""
-    name = pd.Series(pd.NA, index=r_score.index, dtype="string")
-    name_zh = pd.Series(pd.NA, index=r_score.index, dtype="string")
-    for rule in rules:
-        hit = name.isna() & r_score.between(*rule["r"]) & f_score.between(*rule["f"])
-        name[hit], name_zh[hit] = rule["name"], rule["zh"]
-    return name, name_zh
+    # the first matching rule's number per row, and the texts taken once (setting 1M Arrow strings per rule took 1.2 s)
+    r, f = r_score.to_numpy(), f_score.to_numpy()
+    first = np.full(len(r), len(rules))
+    for i, rule in reversed(list(enumerate(rules))):
+        first[(r >= rule["r"][0]) & (r <= rule["r"][1]) & (f >= rule["f"][0]) & (f <= rule["f"][1])] = i
+    names = [np.array([rule[key] for rule in rules] + [None], dtype=object)[first] for key in ("name", "zh")]
+    return tuple(pd.Series(pd.array(values, dtype="string"), index=r_score.index) for values in names)
 
 
 def uncovered_cells(rules: list[dict], n: int) -> list[tuple[int, int]]:

@@ -47,10 +47,13 @@ class TierRules:
         return self
 
     def assign(self, summary: pd.DataFrame, segments: pd.DataFrame | None = None) -> pd.Series:
-        """One tier name per customer (same index as ``summary``)."""
-        tier = pd.Series(pd.NA, index=summary.index, dtype="string")
-        for level in self.levels:
-            open_ = tier.isna()
+        """One tier name per customer (same index as ``summary``; ``segments`` is matched to it by label)."""
+        if segments is not None and not segments.index.equals(summary.index):
+            segments = segments.reindex(summary.index)
+        # each customer's first matching level by number, the names taken once at the end (setting 1M Arrow
+        # strings level by level took 0.5 s a call)
+        first = np.full(len(summary), len(self.levels))
+        for i, level in reversed(list(enumerate(self.levels))):
             if level.get("top_share") is not None:
                 basis = summary[self.basis]
                 hit = (basis >= self.cutoffs_[level["name"]]) & (basis > 0)
@@ -64,8 +67,9 @@ class TierRules:
                         hit |= segments[column].isin(listed).fillna(False).astype(bool)
             else:
                 hit = pd.Series(True, index=summary.index)
-            tier[open_ & hit] = level["name"]
-        return tier
+            first[hit.to_numpy(dtype=bool)] = i
+        names = np.array([level["name"] for level in self.levels] + [None], dtype=object)
+        return pd.Series(pd.array(names[first], dtype="string"), index=summary.index)
 
 
 def tier_summary(summary: pd.DataFrame, tier: pd.Series, order: list[str]) -> pd.DataFrame:
@@ -98,7 +102,7 @@ def migration(base_tier: pd.Series, current_tier: pd.Series, order: list[str],
     first purchase is after the base date); every customer of the base period is in the current one
     (the data up to the later date contains the earlier data).
     """
-    both = pd.DataFrame({"base": base_tier, "current": current_tier})
+    both = _side_by_side(base_tier, current_tier)
     both["base"] = both["base"].fillna("new")
     rows, columns = order + ["new"], order
     matrix = pd.crosstab(both["base"], both["current"]).reindex(index=rows, columns=columns, fill_value=0)
@@ -114,11 +118,49 @@ def migration(base_tier: pd.Series, current_tier: pd.Series, order: list[str],
         "new_customers": int((both["base"] == "new").sum()),
     }
     row_share = matrix.loc[order].div(matrix.loc[order].sum(axis=1).replace(0, np.nan), axis=0)
-    direction = pd.Series("new", index=both.index)
-    direction[stayed.index] = np.select([moved > 0, moved < 0], ["up", "down"], "stay")
+    direction = np.full(len(both), "new", dtype=object)  # by position: setting 1M rows by their id labels took 0.7 s
+    direction[(both["base"] != "new").to_numpy(dtype=bool)] = np.select([moved > 0, moved < 0], ["up", "down"], "stay")
+    direction = pd.Series(direction, index=both.index)
     if current_revenue is not None:
-        revenue = current_revenue.reindex(both.index).fillna(0.0).groupby(direction).sum()
+        revenue = reindex_sorted(current_revenue, both.index).fillna(0.0).groupby(direction).sum()
     else:
         revenue = pd.Series(dtype=float)
     revenue_moved = pd.DataFrame({"customers": direction.value_counts(), "revenue": revenue}).reindex(["up", "stay", "down", "new"]).fillna(0)
     return Migration(matrix, row_share, rates, revenue_moved.rename_axis("move").reset_index())
+
+
+def _side_by_side(base_tier: pd.Series, current_tier: pd.Series) -> pd.DataFrame:
+    """``pd.DataFrame({"base": base_tier, "current": current_tier})``, customers of either period by id. When
+    both are sorted by id and every base customer is a current one (summaries of the same orders at two dates),
+    the sorted union of the ids is the current ids, and the base tiers are placed by one merge of the two: the
+    union of 1M id strings sorted them again (3.9 s CPU, 2026-12-02)."""
+    position = sorted_positions(base_tier.index, current_tier.index)
+    if position is not None and int((position >= 0).sum()) == len(base_tier):
+        return pd.DataFrame({"base": _take(base_tier, position), "current": current_tier}, index=current_tier.index)
+    return pd.DataFrame({"base": base_tier, "current": current_tier})
+
+
+def sorted_positions(index: pd.Index, target: pd.Index) -> np.ndarray | None:
+    """The position in ``index`` of each label of ``target`` (-1 when absent), from one merge when both are
+    sorted without repeats (customer summaries are sorted by id), else None. pandas' hash of 1M id strings
+    (``reindex``, ``get_indexer``) took 0.7 s CPU, the merge 0.06 s."""
+    # monotonic first: an index found strictly increasing is then known to be unique without hashing its labels
+    if not (index.is_monotonic_increasing and target.is_monotonic_increasing and index.is_unique and target.is_unique):
+        return None
+    _, _, position = target.join(index, how="left", return_indexers=True)
+    return np.arange(len(target)) if position is None else position  # None: the same labels
+
+
+def reindex_sorted(values: pd.Series, ids) -> pd.Series:
+    """``values.reindex(ids)``, by ``sorted_positions`` when it applies."""
+    target = pd.Index(ids)
+    position = sorted_positions(values.index, target)
+    if position is None:
+        return values.reindex(target)
+    return pd.Series(_take(values, position), index=target, name=values.name)
+
+
+def _take(values: pd.Series, position: np.ndarray):
+    """``values`` at ``position``, missing (as ``reindex`` fills it) where it is -1."""
+    array = values.to_numpy() if isinstance(values.dtype, np.dtype) else values.array
+    return pd.api.extensions.take(array, position, allow_fill=True)
