@@ -9,8 +9,10 @@ import pytest
 
 from tierbook.churn import (
     churn_days,
+    NUMERIC_FEATURES,
     churn_models,
     cohort_retention,
+    concordance_counts,
     cox_model,
     evaluate,
     features_at,
@@ -18,6 +20,7 @@ from tierbook.churn import (
     kaplan_meier,
     label_after,
     last_answers,
+    main_channel,
     nps_category,
     purchase_gaps,
     run_churn_stage,
@@ -70,6 +73,75 @@ def test_labels_features_and_survival_on_a_toy_timeline():
     assert surv.loc["a"].tolist() == [119, True]
     assert surv.loc["b"].tolist() == [60, True]
     assert surv.loc["c"].tolist() == [150, False]  # censored at as_of: 2025-02-01 .. 2025-07-01
+
+
+def _old_main_channel(orders, as_of):
+    """main_channel as it was before the Timeline (the whole frame filtered, customers looked up by id as text)."""
+    before = orders[orders["order_date"] < as_of]
+    counts = before.groupby([before["customer_id"].astype(str), before["channel"].astype(object)]).size().rename("n").reset_index()
+    counts = counts.sort_values(["customer_id", "n", "channel"], ascending=[True, False, True])
+    return counts.drop_duplicates("customer_id").set_index("customer_id")["channel"].astype(str)
+
+
+def _old_features_at(orders, cutoff, churn_after, survey, regions, occasion="day"):
+    """features_at as it was before the Timeline (every piece looked up by customer id as text)."""
+    summary = customer_summary(orders, cutoff, occasion=occasion)
+    active = summary[summary["recency_days"] <= churn_after].reset_index(drop=True)
+    ids = active["customer_id"].astype(str)
+    recent = orders[(orders["order_date"] >= cutoff - pd.Timedelta(days=90)) & (orders["order_date"] < cutoff)]
+    recent_summary = (customer_summary(recent, cutoff, occasion=occasion).assign(customer_id=lambda f: f["customer_id"].astype(str))
+                      .set_index("customer_id") if len(recent) else None)
+    out = pd.DataFrame({
+        "customer_id": ids, "recency_days": active["recency_days"].to_numpy(float), "purchase_occasions": active["purchase_occasions"].to_numpy(float),
+        "monetary_total": active["monetary_total"].to_numpy(float), "monetary_mean": active["monetary_mean"].to_numpy(float),
+        "tenure_days": active["tenure_days"].to_numpy(float),
+        "days_per_occasion": (active["tenure_days"] / active["purchase_occasions"]).to_numpy(float),
+    })
+    for column, source in (("occasions_last_90d", "purchase_occasions"), ("spend_last_90d", "monetary_total")):
+        out[column] = recent_summary[source].reindex(ids).fillna(0).to_numpy(float) if recent_summary is not None else 0.0
+    out["last_nps"] = last_answers(survey, cutoff)["last_nps"].reindex(ids).to_numpy(float)
+    out["main_channel"] = _old_main_channel(orders, cutoff).reindex(ids).fillna("unknown").to_numpy()
+    out["region"] = regions.reindex(ids).fillna("unknown").astype(str).to_numpy() if regions is not None else "unknown"
+    return out
+
+
+def _random_orders(seed: int, n_customers: int = 300, n_orders: int = 3000) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ids = np.array([f"c{i:04d}" for i in rng.permutation(n_customers)])  # not in text order
+    when = pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 400 * 24, n_orders), unit="h")
+    return pd.DataFrame({"customer_id": ids[rng.integers(0, n_customers, n_orders)], "order_date": when,
+                         "net_amount": rng.integers(1, 500, n_orders) / 4,
+                         "channel": rng.choice(np.array(["store", "online", "app", None], dtype=object), n_orders, p=[0.4, 0.4, 0.1, 0.1]),
+                         "source": "pos", "order_id": [f"o{i}" for i in range(n_orders)]})
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_features_labels_and_main_channel_as_the_lookups_by_id_gave(seed):
+    """The Timeline's arrays by customer code give what filtering the frame and looking customers up by id
+    as text gave: for ids as text, as the data stage's sorted categories, and as integers (numeric order)."""
+    orders = _random_orders(seed)
+    rng = np.random.default_rng(seed)
+    ids = orders["customer_id"].unique()
+    survey = pd.DataFrame({"customer_id": rng.choice(np.r_[ids, ["stranger"]], 400),
+                           "response_date": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 400, 400), unit="D"),
+                           "nps": pd.array(rng.integers(0, 11, 400), dtype="Int64")})
+    regions = pd.Series(rng.choice(["north", "south"], len(ids) - 5), index=pd.Index(ids[5:], name="customer_id"), name="region")
+    variants = {"text": orders,
+                "categories": orders.assign(customer_id=pd.Categorical(orders["customer_id"], categories=sorted(ids) + ["c9999"])),
+                "integers": orders.assign(customer_id=orders["customer_id"].str[1:].astype(int)),
+                # channels as the stage reads them, a dictionary (categories in neither name order nor all present)
+                "channel categories": orders.assign(channel=pd.Categorical(orders["channel"], categories=["store", "online", "app", "kiosk"]))}
+    for name, frame in variants.items():
+        as_text = survey.assign(customer_id=survey["customer_id"].map(lambda i: i[1:].lstrip("0") or "0" if name == "integers" else i))
+        by_id = regions.set_axis(regions.index.map(lambda i: i[1:].lstrip("0") or "0") if name == "integers" else regions.index)
+        for cutoff in (pd.Timestamp("2025-09-01"), pd.Timestamp("2025-10-15 13:30")):
+            new = features_at(frame, cutoff, 60, as_text, by_id)
+            pd.testing.assert_frame_equal(new, _old_features_at(frame, cutoff, 60, as_text, by_id), check_exact=True, obj=f"{name} {cutoff}")
+            assert np.array_equal(label_after(frame, new["customer_id"], cutoff, 45),
+                                  (~new["customer_id"].isin(set(frame.loc[(frame["order_date"] >= cutoff) & (frame["order_date"] < cutoff + pd.Timedelta(days=45)),
+                                                                         "customer_id"].astype(str)))).to_numpy(dtype=int))
+            old = _old_main_channel(frame, cutoff)
+            pd.testing.assert_series_equal(main_channel(frame, cutoff), old.set_axis(old.index.astype(object)), check_exact=True, check_index_type=False)
 
 
 def test_nps_categories_and_the_last_answer():
@@ -147,6 +219,9 @@ def test_cox_proportional_hazards_test_on_a_sample_above_cox_sample():
     design = pd.DataFrame({"duration": frame["duration"].astype(float), "event": frame["event"].astype(float),
                            "score": frame["score"], "tier: B": (frame["tier"] == "B").astype(float),
                            "tier: C": (frame["tier"] == "C").astype(float)})
+    assert full.concordance == CoxPHFitter(penalizer=0.01).fit(design, "duration", "event").concordance_index_  # counted as lifelines does
+    on_tiers = cox_model(frame, {"tier": "A"})  # categories only, as the stage's model: a few distinct scores
+    assert on_tiers.concordance == CoxPHFitter(penalizer=0.01).fit(design.drop(columns="score"), "duration", "event").concordance_index_
     sample = design.sample(n=1000, random_state=np.random.RandomState(1))
     expected = proportional_hazard_test(CoxPHFitter(penalizer=0.01).fit(sample, "duration", "event"), sample, time_transform="rank")
     ph = sampled.table.set_index("covariate")["ph_p"]
@@ -155,6 +230,51 @@ def test_cox_proportional_hazards_test_on_a_sample_above_cox_sample():
     assert (sampled.ph_customers, sampled.ph_events) == (1000, int(sample["event"].sum())) and sampled.ph_sampled
     assert ph.to_dict() != pytest.approx(full.table.set_index("covariate")["ph_p"].to_dict(), rel=1e-6)  # a different test
     assert f"random sample of 1,000 of these customers ({int(sample['event'].sum()):,} churned" in cox_caption(sampled)
+
+
+def test_concordance_counts_as_lifelines_counts_them():
+    from lifelines.utils import concordance_index as lifelines_concordance
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n = int(rng.integers(1, 300))
+        durations = rng.integers(0, int(rng.integers(1, 30)), n).astype(float)  # many tied durations and scores
+        scores = rng.integers(0, int(rng.integers(1, 10)), n) * rng.choice([1.0, -1.0, 0.37])
+        events = rng.random(n) < rng.random()
+        counts = concordance_counts(durations, scores, events)
+        if not events.any():
+            assert counts is None
+            continue
+        correct, tied, pairs = counts
+        if pairs:
+            assert (correct + tied / 2) / pairs == lifelines_concordance(durations, scores, events)  # the same double
+    assert concordance_counts(np.arange(10.0), np.arange(10.0), np.ones(10, bool), max_cells=50) is None  # then lifelines counts
+
+
+def test_the_churn_models_do_not_depend_on_the_openmp_thread_count():
+    """predict_churn fits and predicts on one OpenMP thread (on a shared machine two threads stalled at
+    every tree): the same numbers as on every core, early stopping included (above 10,000 rows)."""
+    from sklearn.inspection import permutation_importance
+    from threadpoolctl import threadpool_limits
+
+    rng = np.random.default_rng(0)
+    n = 12_000
+    x = pd.DataFrame({f: rng.gamma(2.0, 10.0, n).round(1) for f in NUMERIC_FEATURES})
+    x.loc[rng.random(n) < 0.7, "last_nps"] = np.nan
+    x["main_channel"] = rng.choice(["store", "online", "unknown"], n)
+    x["region"] = rng.choice(["north", "south", "east"], n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(x["recency_days"] - 20) / 10 - (x["main_channel"] == "store")))).to_numpy(int)
+    runs = []
+    for threads in (1, 2):
+        with threadpool_limits(limits=threads, user_api="openmp"):
+            models = churn_models(0)
+            numbers = [model.fit(x, y).predict_proba(x)[:, 1] for model in models.values()]
+            numbers.append(permutation_importance(models["gradient boosting"], x.iloc[:2000], y[:2000], scoring="roc_auc", n_repeats=2,
+                                                  random_state=0).importances)
+        runs.append(numbers)
+    assert models["gradient boosting"][-1].n_iter_ < 200  # stopped early: the validation split and its loss are covered
+    for one_thread, two_threads in zip(*runs):
+        assert np.array_equal(one_thread, two_threads)
 
 
 def test_importance_rows_sample_above_the_threshold():
