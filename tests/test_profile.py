@@ -200,3 +200,81 @@ def test_findings_and_narrative_in_chinese_have_no_untranslated_sentence(demo_pr
     assert not log.exists(), log.read_text(encoding="utf-8")
     assert "**VIP客户**中全渠道购买（通过两个或以上渠道购买）的比例" in text and "VIP客户中有" in text and "位于华东" in text
     assert "属性标签：地区、" in text and "omnichannel" not in text
+
+
+def _tags_csv_by_strings(parts, path):
+    """customer_tags.csv as it was written: the long tables concatenated, sorted by customer id then tag group, pyarrow's writer."""
+    from tierbook.crm import write_csv
+    from tierbook.summary import customer_codes
+
+    frame = pd.concat([part.frame() for part in parts], ignore_index=True)
+    customer, _ids = customer_codes(frame["customer_id"])
+    group, _groups = pd.factorize(frame["tag_group"], sort=True)
+    write_csv(frame.take(np.lexsort((group, customer))), path)
+
+
+@pytest.mark.parametrize("batch", [1, 2, 1000])
+def test_customer_tags_written_from_codes_are_the_sorted_long_tables_byte_for_byte(tmp_path, batch):
+    from tierbook import tags as T
+    from tierbook.profile import write_customer_tags
+
+    ids = ["9", "10", "C-2", "C-10", "王", "11"]  # text order: "10" < "11" < "9"
+    customers = pd.DataFrame({"customer_id": ids, "region": ["华东", None, 'a "quoted", tag', "华南", np.nan, "x\ny"],
+                              "tier": ["VIP", "VIP", None, "Regular", "Regular", "VIP"],  # also a group of the second part
+                              "age_band": [None] * 6, "lifecycle_stage": ["new", "lapsed", "active", "new", "active", "lapsing"]})
+    scores = pd.DataFrame({"customer_id": ids, "tier": ["VIP", "VIP", "Regular", "Regular", "Regular", None],
+                           "rfm_segment": ["重要价值客户"] * 6, "named_segment": ["Champions", None, "Lost", "Lost", "At Risk", "Lost"]})
+    parts = [T.coded_tags(customers, ["region", "tier", "age_band", "lifecycle_stage"]),
+             T.coded_tags(scores, ["tier", "rfm_segment", "named_segment"])]
+    write_customer_tags(parts, tmp_path / "got.csv", customers_per_batch=batch)
+    _tags_csv_by_strings(parts, tmp_path / "want.csv")
+    assert (tmp_path / "got.csv").read_bytes() == (tmp_path / "want.csv").read_bytes()
+    assert not (tmp_path / "got.csv.tmp").exists()
+    # ids that differ between the parts, or repeat: written the plain way, the same bytes
+    other = T.coded_tags(scores.assign(customer_id=ids[::-1]), ["tier"])
+    twice = T.coded_tags(customers.assign(customer_id=["9", "9", "1", "2", "3", "4"]), ["region"])
+    for case in ([parts[0], other], [twice]):
+        write_customer_tags(case, tmp_path / "got.csv")
+        _tags_csv_by_strings(case, tmp_path / "want.csv")
+        assert (tmp_path / "got.csv").read_bytes() == (tmp_path / "want.csv").read_bytes()
+
+
+def test_customer_tags_without_any_tag_have_the_header_only(tmp_path):
+    from tierbook import tags as T
+    from tierbook.profile import write_customer_tags
+
+    empty = pd.DataFrame({"customer_id": ["1", "2"], "region": [None, None]})
+    for groups in (["region"], []):
+        parts = [T.coded_tags(empty, groups)]
+        write_customer_tags(parts, tmp_path / "got.csv")
+        _tags_csv_by_strings(parts, tmp_path / "want.csv")
+        assert (tmp_path / "got.csv").read_bytes() == (tmp_path / "want.csv").read_bytes() == b'\xef\xbb\xbf"customer_id","tag_group","tag"\n'
+
+
+def test_aligned_is_reindex():
+    from tierbook.profile import _aligned
+
+    key = pd.Index(["c", "a", "b"])
+    table = pd.DataFrame({"n": [1, 2, 3, 4], "s": ["x", None, "z", "w"], "flag": [True, False, True, True]}, index=["a", "b", "c", "extra"])
+    for frame in (table, table.drop(index="a"), table.iloc[:3], table["n"]):
+        pd.testing.assert_frame_equal(pd.DataFrame(_aligned(frame, key)), pd.DataFrame(frame.reindex(key)))
+    assert _aligned(table, key)["n"].dtype == np.int64 and _aligned(table.drop(index="a"), key)["n"].dtype == float  # a missing customer: NaN
+
+
+def test_attribute_text_becomes_objects_as_astype_object_where():
+    from tierbook.profile import _objects
+
+    for values in (pd.Series(["华东", None, "华南", "华东"], dtype="string[pyarrow]"), pd.Series(["a", np.nan, None], dtype=object),
+                   pd.Series([1.5, np.nan]), pd.Series(pd.to_datetime(["2024-01-01", None]))):
+        want = values.astype(object).where(values.notna(), None).to_numpy()
+        got = _objects(values)
+        assert got.dtype == object and [type(v) for v in got] == [type(v) for v in want] and list(got) == list(want)
+
+
+def test_members_outside_counts_distinct_ids_not_among_the_customers():
+    from tierbook.profile import _members_outside
+
+    key = pd.Index(["a", "b", "c"])
+    for ids in (pd.Series(["a", "d", "d", "e", "b"], dtype="string[pyarrow]"), pd.Series(["a", None, "d"], dtype="string[pyarrow]"),
+                pd.Series(["a", "x", 1], dtype=object), pd.Series([], dtype="string[pyarrow]"), pd.Series(["a", "b"], dtype="string[pyarrow]")):
+        assert _members_outside(ids, key) == len(set(ids.astype(str)) - set(key))

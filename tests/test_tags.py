@@ -191,3 +191,170 @@ def test_labels_in_the_report_language_leave_data_and_english_alone():
     finally:
         i18n.set_lang("en")
     assert T.labelled("region", "华东") == "region: 华东"
+
+
+# --------------------------------------------------------------------------- the integer-coded paths against the plain pandas ones
+# (the profile counts and writes 13M tags of 1M customers from codes; each path must give what the string operations gave)
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+TAG_VALUES = ["a", "b", "华东", "x,y", 'say "hi"', None, np.nan, pd.NA, 1, 1.0, "1", True]
+
+
+def _long_by_strings(wide, groups):
+    """The long table as it was made from Python strings (before the coded table)."""
+    parts = [pd.DataFrame({"customer_id": wide["customer_id"], "tag_group": g, "tag": wide[g].astype(object)}).dropna(subset=["tag"])
+             for g in groups if g in wide]
+    if not parts:
+        return pd.DataFrame(columns=["customer_id", "tag_group", "tag"])
+    out = pd.concat(parts, ignore_index=True)
+    out["tag"] = out["tag"].astype(str)
+    return out
+
+
+@pytest.mark.parametrize("sort", [False, True])
+@pytest.mark.parametrize("values", [
+    pd.Series(["美妆", "服装", "美妆", "食品", "家居"], dtype="string[pyarrow]"),
+    pd.Series(["b", "a", "b", "c"], dtype=object),
+    pd.Series([1, "1", 1.0, 2, "a"], dtype=object),  # one value to factorize, two texts
+    pd.Series(["b", None, "a"], dtype="string[pyarrow]"),  # a missing value is the text "<NA>"
+    pd.Series(["b", None, "a"], dtype=object),  # ... and "None" here
+    pd.Series([], dtype="string[pyarrow]"),
+])
+def test_text_codes_are_the_factorized_texts(values, sort):
+    codes, texts = T.text_codes(values, sort=sort)
+    want_codes, want_texts = pd.factorize(values.astype(str).to_numpy(), sort=sort)
+    assert codes.tolist() == want_codes.tolist() and list(texts) == list(want_texts)
+
+
+def test_coded_long_table_equals_the_string_one_with_awkward_values():
+    wide = pd.DataFrame({
+        "customer_id": ["9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "20"],
+        "mixed": TAG_VALUES,
+        "text": ["a", None, "b", "a", np.nan, "c", "a", "b", None, "c", "a", "a"],
+        "nothing": [None] * 12,
+        "stage": pd.Categorical(["new", "active"] * 6),
+        "arrow": pd.Series(["x", None, "y"] * 4, dtype="string[pyarrow]"),
+    })
+    groups = ["text", "mixed", "absent", "nothing", "stage", "arrow"]
+    coded = T.coded_tags(wide, groups)
+    pd.testing.assert_frame_equal(coded.frame(), _long_by_strings(wide, groups))
+    pd.testing.assert_frame_equal(T.long_tags(wide, ["absent"]), _long_by_strings(wide, ["absent"]))
+    arrow_ids = wide.assign(customer_id=wide["customer_id"].astype("string[pyarrow]"))
+    pd.testing.assert_frame_equal(T.long_tags(arrow_ids, groups), _long_by_strings(arrow_ids, groups))
+
+
+wide_tables = st.integers(1, 12).flatmap(lambda n: st.tuples(
+    st.lists(st.sampled_from([f"c{i}" for i in range(14)]), min_size=n, max_size=n),  # ids may repeat
+    st.lists(st.lists(st.sampled_from(TAG_VALUES), min_size=n, max_size=n), min_size=1, max_size=3),
+    st.dictionaries(st.sampled_from([f"c{i}" for i in range(16)]), st.sampled_from(["VIP", "Regular", None])),
+    st.lists(st.sampled_from(["g0", "g1", "g2"]), max_size=2),
+))
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(wide_tables)
+def test_tgi_counted_from_codes_equals_tgi_from_the_long_table(case):
+    ids, columns, groups, skip = case
+    wide = pd.DataFrame({"customer_id": ids, **{f"g{i}": pd.Series(c, dtype=object) for i, c in enumerate(columns)}})
+    names = [f"g{i}" for i in range(len(columns))]
+    coded = T.coded_tags(wide, names)
+    long = coded.frame()
+    pd.testing.assert_frame_equal(long, _long_by_strings(wide, names))
+    by = pd.Series(groups, dtype=object) if groups else pd.Series([], dtype=object)
+    want = T.tgi_table(long, by, min_n=1, encoded=T.encode_tags(long), skip=tuple(skip))
+    got = T.tgi_table(long, by, min_n=1, encoded=coded, skip=tuple(skip))
+    pd.testing.assert_frame_equal(got, want)
+    if len(set(ids)) == len(ids):  # the profile's case: the groups are the coded customers, in their order
+        same = pd.Series(np.resize(np.array(["VIP", "Regular", None], dtype=object), len(ids)), index=ids)
+        pd.testing.assert_frame_equal(T.tgi_table(long, same, min_n=1, encoded=coded), T.tgi_table(long, same, min_n=1))
+
+
+def test_tgi_from_codes_with_a_tag_group_twice_counts_as_the_long_table():
+    wide = pd.DataFrame({"customer_id": ["1", "2", "3"], "g": ["a", "b", "a"], "h": ["a", None, "c"]})
+    coded = T.coded_tags(wide, ["g", "h"])
+    coded.groups = ["g", "g"]  # two columns, one tag group: pairs merge in the long table
+    long = coded.frame()
+    groups = pd.Series({"1": "A", "2": "A", "3": "B"})
+    pd.testing.assert_frame_equal(T.tgi_table(long, groups, min_n=1, encoded=coded), T.tgi_table(long, groups, min_n=1))
+
+
+def test_sums_by_key_are_pandas_grouped_sums_bit_for_bit():
+    rng = np.random.default_rng(7)
+    n = 20_000
+    key = rng.integers(0, 3_000, n) * 5 + rng.integers(0, 5, n)
+    # magnitudes 1e-3 .. 1e16 and signs mixed: a sum in another order or without compensation differs in the last bits
+    values = rng.choice([1e16, -1e16, 1.0, 0.1, 3.3, 1e-3, 7e12], n) * rng.random(n)
+    frame = pd.DataFrame({"a": values, "b": values[::-1].copy()})
+    want = frame.groupby(key, sort=True).sum()
+    got = T.sums_by_key(frame, key, 15_000)
+    pd.testing.assert_frame_equal(got, want, check_exact=True, check_index_type=False)
+    assert np.array_equal(got.index.to_numpy(), want.index.to_numpy())
+    with_missing = pd.Series(np.where(rng.random(n) < 0.9, np.nan, values))
+    pd.testing.assert_series_equal(T.sums_by_key(with_missing, key, 15_000, min_count=1), with_missing.groupby(key, sort=True).sum(min_count=1),
+                                   check_exact=True, check_index_type=False)
+    sparse = np.array([5, 10**9, 5])  # keys spread far wider than the rows: the plain groupby
+    pd.testing.assert_series_equal(T.sums_by_key(pd.Series([1.0, 2.0, 3.0]), sparse, 10**9 + 1), pd.Series([4.0, 2.0], index=[5, 10**9]))
+    assert T.sums_by_key(pd.Series([], dtype=float), np.array([], dtype=np.int64), 0).empty
+
+
+def _old_cadence(orders, at, edges):
+    from tierbook.summary import purchase_days
+
+    code, day, ids = purchase_days(orders, pd.Timestamp(at).normalize())
+    same = np.r_[False, code[1:] == code[:-1]]
+    customers = code[T._starts(code)]
+    return pd.Series((day - np.r_[day[:1], day[:-1]])[same]).groupby(code[same]).median().reindex(customers)
+
+
+def test_purchase_cadence_medians_are_the_grouped_medians():
+    rng = np.random.default_rng(3)
+    n = 5_000
+    orders = pd.DataFrame({"customer_id": rng.integers(0, 800, n).astype(str),
+                           "order_date": pd.Timestamp("2023-01-01") + pd.to_timedelta(rng.integers(0, 700, n), unit="D")})
+    got = T.purchase_cadence(orders, "2025-01-01")
+    assert np.array_equal(got["cadence_days"].to_numpy(), _old_cadence(orders, "2025-01-01", (30, 90, 180)).to_numpy(), equal_nan=True)
+    assert got["cadence_days"].isna().any() and (got["cadence_days"] % 1 == 0.5).any()  # one-time buyers and even counts both seen
+
+
+def _old_favourite(lines):
+    from tierbook.summary import customer_codes
+
+    lines = lines[lines["category"].notna() & (lines["amount"] > 0)]
+    codes, ids = customer_codes(lines["customer_id"])
+    category, categories = pd.factorize(lines["category"].astype(str), sort=True)
+    n = max(len(categories), 1)
+    spend = pd.Series(lines["amount"].to_numpy(float)).groupby(codes * n + category, sort=True).sum()
+    customer, pick = np.divmod(spend.index.to_numpy(), n)
+    amount = spend.to_numpy()
+    share = amount / pd.Series(amount).groupby(customer).transform("sum").to_numpy()
+    order = np.lexsort((pick, -amount, customer))
+    first = order[np.r_[True, customer[order][1:] != customer[order][:-1]]] if len(order) else order
+    return pd.DataFrame({"customer_id": ids[customer[first]], "favourite_category": np.asarray(categories, dtype=object)[pick[first]],
+                         "share": share[first]})
+
+
+@pytest.mark.parametrize("dtype", ["string[pyarrow]", object])
+def test_favourite_category_equals_the_sorted_groupby_with_ties(dtype):
+    rng = np.random.default_rng(11)
+    n = 6_000
+    lines = pd.DataFrame({"customer_id": pd.Categorical(rng.integers(0, 900, n).astype(str)),
+                          "category": pd.Series(rng.choice(["美妆", "服装", "食品", "家居", None], n), dtype=dtype),
+                          "amount": rng.choice([10.0, 20.0, 30.0, -5.0, 0.1], n)})  # few amounts: many ties
+    pd.testing.assert_frame_equal(T.favourite_category(lines), _old_favourite(lines), check_exact=True)
+
+
+def test_rows_where_copies_only_when_rows_are_dropped():
+    frame = pd.DataFrame({"a": [1, 2, 3]})
+    assert T.rows_where(frame, frame["a"] > 0) is frame
+    pd.testing.assert_frame_equal(T.rows_where(frame, frame["a"] > 1), frame[frame["a"] > 1])
+
+
+def test_tgi_with_repeated_customers_in_the_groups_fails_from_codes_as_from_the_long_table():
+    wide = pd.DataFrame({"customer_id": ["1", "1", "2"], "g": ["a", "b", "a"]})
+    coded = T.coded_tags(wide, ["g"])
+    groups = pd.Series(["A", "A", "B"], index=["1", "1", "2"])
+    for encoded in (coded, T.encode_tags(coded.frame())):
+        with pytest.raises(pd.errors.InvalidIndexError):
+            T.tgi_table(coded.frame(), groups, encoded=encoded)

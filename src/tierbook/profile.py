@@ -15,23 +15,32 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
 
 from . import i18n
 from . import tags as T
 from .churn import _read_optional
 from .churn import churn_days as churn_rule
 from .crm import write_csv, write_customer_scores
-from .data import load_clean
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
-from .summary import customer_codes, default_as_of
+from .summary import customer_codes, default_as_of, purchase_days
 
 ATTRIBUTE_COLUMNS = ["region", "city", "gender", "age_band", "signup_channel", "member_tier", "industry", "company_size_band"]
 BEHAVIOUR_COLUMNS = ["favourite_category", "channel_preference", "purchase_cadence", "discount_sensitivity", "weekday_weekend",
                      "return_behaviour"]
 CRM_COLUMNS = ["lifecycle_stage", *BEHAVIOUR_COLUMNS]
 FALLBACK_CHURN_DAYS = 365
+# the columns of the clean tables the section reads (a column a table lacks is left out): reading all of
+# them held about 3 GiB for the 1M-customer demo before any work (order ids, products, stores as text)
+ORDER_COLUMNS = ["customer_id", "order_date", "channel", "gross_amount", "returned_amount"]
+LINE_COLUMNS = ["customer_id", "order_date", "amount", "category", "discount", "cost", "margin", "region"]
+OPTIONAL_LINE_COLUMNS = ("category", "discount", "cost", "margin", "region")  # each used only when it has a value
+SCORE_COLUMNS = ["customer_id", "tier", "segment_zh", "named_segment", "monetary_total"]
 
 
 @dataclass
@@ -97,17 +106,29 @@ def attribute_table(members: pd.DataFrame | None, lines: pd.DataFrame, as_of: pd
         if unknown:
             raise TierbookError(f"profile.attributes lists {unknown[0]!r}, which the data does not have; available: {', '.join(out.columns) or 'none'}")
         out = out[list(p.attributes)]
-    return out.astype(object).where(out.notna(), None)
+    return pd.DataFrame({c: _objects(out[c]) for c in out.columns}, index=out.index)
 
 
-def behaviour_table(orders: pd.DataFrame, lines: pd.DataFrame, as_of: pd.Timestamp, params: Params) -> pd.DataFrame:
-    """Behaviour tags per customer (index customer_id), and the numbers behind them."""
+def _objects(values: pd.Series) -> np.ndarray:
+    """``values.astype(object).where(values.notna(), None)``; a text column through its distinct
+    values, so that 1M customers' regions are a handful of Python strings, not 1M."""
+    if isinstance(values.dtype, pd.StringDtype):
+        codes, uniques = pd.factorize(values)
+        return np.append(np.asarray(uniques, dtype=object), None)[codes]  # code -1 (missing) picks the None
+    return values.astype(object).where(values.notna(), None).to_numpy()
+
+
+def behaviour_table(orders: pd.DataFrame, lines: pd.DataFrame, as_of: pd.Timestamp, params: Params, *,
+                    bought: tuple | None = None) -> pd.DataFrame:
+    """Behaviour tags per customer (index customer_id), and the numbers behind them. ``bought``:
+    ``purchase_days(orders, as_of.normalize())`` when the caller has it."""
     rules = params.profile.tags
-    orders = orders[orders["order_date"] < as_of]
-    lines = lines[lines["order_date"] < as_of]
+    orders = T.rows_where(orders, orders["order_date"] < as_of)
+    lines = T.rows_where(lines, lines["order_date"] < as_of)
+    bought = bought if bought is not None else purchase_days(orders, as_of.normalize())
     parts = [T.channel_preference(orders).to_frame(),
-             T.purchase_cadence(orders, as_of, rules.cadence_days).set_index("customer_id"),
-             T.weekday_weekend(orders, as_of, rules.weekend_share).set_index("customer_id")]
+             T.purchase_cadence(None, as_of, rules.cadence_days, bought=bought).set_index("customer_id"),
+             T.weekday_weekend(None, as_of, rules.weekend_share, bought=bought).set_index("customer_id")]
     if "category" in lines and lines["category"].notna().any():
         parts.append(T.favourite_category(lines).set_index("customer_id").rename(columns={"share": "favourite_category_share"}))
     if "discount" in lines and pd.to_numeric(lines["discount"], errors="coerce").notna().any():
@@ -122,7 +143,7 @@ def behaviour_table(orders: pd.DataFrame, lines: pd.DataFrame, as_of: pd.Timesta
 def profit_per_customer(lines: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series | None:
     """Gross profit of each customer's sale lines (amount - cost, or the margin column); None when
     neither is mapped. Returns are not deducted (they are netted per order, not per line)."""
-    lines = lines[lines["order_date"] < as_of]
+    lines = T.rows_where(lines, lines["order_date"] < as_of)
     if "cost" in lines and pd.to_numeric(lines["cost"], errors="coerce").notna().any():
         profit = lines["amount"] - pd.to_numeric(lines["cost"], errors="coerce")
     elif "margin" in lines and pd.to_numeric(lines["margin"], errors="coerce").notna().any():
@@ -135,7 +156,7 @@ def profit_per_customer(lines: pd.DataFrame, as_of: pd.Timestamp) -> pd.Series |
 def _per_customer_sum(values: pd.Series, customer_id: pd.Series, **kwargs) -> pd.Series:
     """Sum per customer (index: the ids as text, sorted), grouped by integer codes rather than by id strings."""
     codes, ids = customer_codes(customer_id)
-    out = pd.Series(values.to_numpy(), dtype=values.dtype).groupby(codes, sort=True).sum(**kwargs)
+    out = T.sums_by_key(pd.Series(values.to_numpy(), dtype=values.dtype), codes, len(ids), **kwargs)
     return out.set_axis(pd.Index(ids[out.index.to_numpy()], name="customer_id"))
 
 
@@ -163,12 +184,15 @@ def profile_cards(customers: pd.DataFrame, by: str, order: list[str], tags: list
     of each tag (with its share inside the group), median cadence and tenure in days."""
     total_rev = customers["revenue"].sum()
     total_profit = customers["profit"].sum() if has_profit else np.nan
+    n_customers = len(customers)
+    # each group's rows of the columns a card reads (the whole 25-column table filtered per group took seconds at 1M)
+    customers = customers[list(dict.fromkeys([by, "revenue", *(["profit", "gross"] if has_profit else []), *tags, "cadence_days", "tenure_days"]))]
     rows = []
     for group in order:
         g = customers[customers[by] == group]
         if g.empty:
             continue
-        row = {"group": group, "customers": len(g), "customer_share": len(g) / len(customers),
+        row = {"group": group, "customers": len(g), "customer_share": len(g) / n_customers,
                "revenue_share": g["revenue"].sum() / total_rev if total_rev else np.nan}
         if has_profit:
             row["profit_share"] = g["profit"].sum() / total_profit if total_profit else np.nan
@@ -192,16 +216,17 @@ def category_mix(lines: pd.DataFrame, tiers: pd.Series, order: list[str], as_of:
     """Share of each tier's sale-line revenue per category (rows tiers, columns categories)."""
     if "category" not in lines or lines["category"].isna().all():
         return None
-    lines = lines[(lines["order_date"] < as_of) & lines["category"].notna()]
+    lines = T.rows_where(lines[["customer_id", "category", "amount"]], (lines["order_date"] < as_of) & lines["category"].notna())
     codes, ids = customer_codes(lines["customer_id"])
     tier_of = pd.Series(tiers.to_numpy(), index=tiers.index.astype(str))
     tier_of = tier_of[~tier_of.index.duplicated()].reindex(ids).to_numpy()  # a tier per customer code, not a lookup per line
     tier_code, tier_names = pd.factorize(tier_of)  # per customer code; -1 = no tier
-    category, categories = pd.factorize(lines["category"].astype(str).to_numpy())
+    category, categories = T.text_codes(lines["category"])
     line_tier = tier_code[codes]
     has_tier = line_tier >= 0
     # revenue per (tier, category) summed by an integer key in line order (as pivot_table's groupby sums), names sorted as it sorts them
-    sums = pd.Series(lines["amount"].to_numpy(float)[has_tier]).groupby(line_tier[has_tier] * len(categories) + category[has_tier]).sum()
+    sums = T.sums_by_key(pd.Series(lines["amount"].to_numpy(float)[has_tier]), line_tier[has_tier] * len(categories) + category[has_tier],
+                         len(tier_names) * len(categories))
     t, c = np.divmod(sums.index.to_numpy(), max(len(categories), 1))
     table = (pd.DataFrame({"tier": np.asarray(tier_names, dtype=object)[t], "category": np.asarray(categories, dtype=object)[c],
                            "amount": sums.to_numpy()})
@@ -245,13 +270,47 @@ def apply_merges(customers: pd.DataFrame, merge: dict[str, str]) -> dict[str, st
 # --------------------------------------------------------------------------- the stage
 
 
+def _read(run_dir: Path, name: str, columns: list[str], optional: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A clean table of the run, only the ``columns`` it has. An ``optional`` column that is all
+    missing (Parquet's null type: the demo's sale lines have no region and no margin) is left out:
+    the section uses those only when present with a value, and each was 7M Python ``None`` read."""
+    path = Path(run_dir) / "data" / f"{name}.parquet"
+    schema = pq.read_schema(path)
+    have = {f.name for f in schema if not (f.name in optional and f.type == "null")}
+    return pd.read_parquet(path, columns=[c for c in columns if c in have])
+
+
+def _aligned(frame, key: pd.Index):
+    """``frame.reindex(key)``: the rows of a table indexed by customer id in the order of ``key``
+    (the customers' ids), found by looking the table's ids up in ``key``, whose hash table is made
+    once for every table (reindexing each table hashed its own 1M ids). The plain reindex when a
+    customer of ``key`` is not in the table (it then fills in NaN, as a join does) or is twice in it."""
+    if key.is_unique:
+        at = key.get_indexer(frame.index)
+        found = at >= 0
+        if (np.bincount(at[found], minlength=len(key)) == 1).all():
+            rows = np.empty(len(key), dtype=np.int64)
+            rows[at[found]] = np.flatnonzero(found)
+            return frame.take(rows).set_axis(key)
+    return frame.reindex(key)
+
+
+def _release_arrow_memory() -> None:
+    """Hand the memory Arrow's allocator keeps for reuse back to the system: reading the clean tables
+    decodes each row group's dictionary of customer ids (1M strings) again, and mimalloc kept about
+    0.5 GiB of those buffers after the 1M demo's tables were read."""
+    pa.default_memory_pool().release_unused()
+
+
 def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
+    # the orders and sale lines are dropped as soon as what needs them is done (they are most of the memory until then)
     run_dir = Path(run_dir)
-    orders = load_clean(run_dir, "orders")
-    lines = load_clean(run_dir, "transactions")
+    orders = _read(run_dir, "orders", ORDER_COLUMNS)
+    lines = _read(run_dir, "transactions", LINE_COLUMNS, optional=OPTIONAL_LINE_COLUMNS)
     members = _read_optional(run_dir, "customers")
-    scores = pd.read_parquet(run_dir / "data" / "customer_scores.parquet")
+    scores = _read(run_dir, "customer_scores", SCORE_COLUMNS)  # every column again when the CRM files are written
     scores["customer_id"] = scores["customer_id"].astype(str)
+    _release_arrow_memory()
     as_of = pd.Timestamp(params.rfm.as_of) if params.rfm.as_of else default_as_of(orders)
     base_date = as_of - pd.Timedelta(days=params.tiers.migration_days)
     notes = []
@@ -261,46 +320,71 @@ def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
         days, note = FALLBACK_CHURN_DAYS, _("{days} days (a fallback: {error})", days=FALLBACK_CHURN_DAYS, error=error)
         notes.append(_("Lapsed means no purchase for {days} days here, because {error}.", days=FALLBACK_CHURN_DAYS, error=error))
     rules = params.profile.lifecycle
-    lifecycle = T.lifecycle_stages(orders, as_of, days, new_days=rules.new_days, lapsing_share=rules.lapsing_share,
-                                   reactivated_days=rules.reactivated_days).set_index("customer_id")
+    # the distinct (customer, purchase day) pairs before as_of, once for the lifecycle (now and at the base date), cadence and
+    # weekday tags (each computed them from the orders: 5M orders, four times)
+    bought = purchase_days(orders[["customer_id", "order_date"]], as_of.normalize())
+    lifecycle = T.lifecycle_stages(None, as_of, days, new_days=rules.new_days, lapsing_share=rules.lapsing_share,
+                                   reactivated_days=rules.reactivated_days, bought=bought).set_index("customer_id")
+    earlier_stage = None  # the lifecycle stage at the base date, for the flow between stages
+    if (orders["order_date"] < base_date).any():
+        earlier = T.days_before(bought, base_date) if base_date.normalize() <= as_of.normalize() else None
+        earlier_stage = T.lifecycle_stages(orders, base_date, days, new_days=rules.new_days, lapsing_share=rules.lapsing_share,
+                                           reactivated_days=rules.reactivated_days, bought=earlier).set_index("customer_id")["stage"]
+        del earlier
 
     attributes = attribute_table(members, lines, as_of, params)
-    behaviour = behaviour_table(orders, lines, as_of, params)
+    behaviour = behaviour_table(orders, lines, as_of, params, bought=bought)
+    del orders, bought
     profit = profit_per_customer(lines, as_of)
-    before = lines[lines["order_date"] < as_of]
+    before = T.rows_where(lines[["customer_id", "amount"]], lines["order_date"] < as_of)
     gross = _per_customer_sum(before["amount"], before["customer_id"])
+    del before
     ids = scores["customer_id"]
+    key = pd.Index(ids.to_numpy())  # the customers' ids, hashed once for every lookup below
     customers = pd.DataFrame({"customer_id": ids.to_numpy(), "tier": scores["tier"].to_numpy(),
                               "segment_zh": scores["segment_zh"].to_numpy(), "named_segment": scores["named_segment"].to_numpy(),
                               "revenue": scores["monetary_total"].to_numpy(float)})
-    customers["lifecycle_stage"] = lifecycle["stage"].reindex(ids).astype(object).to_numpy()
-    customers["tenure_days"] = lifecycle["tenure_days"].reindex(ids).to_numpy()
-    customers = customers.join(attributes, on="customer_id").join(behaviour, on="customer_id")
-    customers["gross"] = gross.reindex(ids).fillna(0.0).to_numpy()
+    del scores
+    now = _aligned(lifecycle[["stage", "tenure_days"]], key)
+    customers["lifecycle_stage"] = now["stage"].astype(object).to_numpy()
+    customers["tenure_days"] = now["tenure_days"].to_numpy()
+    del now, lifecycle
+    attribute_columns = list(attributes.columns)
+    if set(customers.columns) & (set(attributes.columns) | set(behaviour.columns)) or set(attributes.columns) & set(behaviour.columns):
+        customers = customers.join(attributes, on="customer_id").join(behaviour, on="customer_id")  # raises, as it says why
+    else:  # the left joins on customer id, by position
+        customers = pd.concat([customers, *(_aligned(frame, key).reset_index(drop=True) for frame in (attributes, behaviour))], axis=1)
+    del attributes, behaviour
+    customers["gross"] = _aligned(gross, key).fillna(0.0).to_numpy()
     has_profit = profit is not None
     if has_profit:
-        customers["profit"] = profit.reindex(ids).fillna(0.0).to_numpy()
+        customers["profit"] = _aligned(profit, key).fillna(0.0).to_numpy()
     if members is not None:
-        outside = len(set(members["customer_id"].astype(str)) - set(ids))
+        outside = _members_outside(members["customer_id"], key)
         if outside:
             notes.append(_("{outside:,} members of the customers table had no purchase before {as_of:%Y-%m-%d} and are not profiled.",
                            outside=outside, as_of=as_of))
+    del members
 
+    p = params.profile
     merged = apply_merges(customers, params.profile.merge)
     tier_order = [level.name for level in params.tiers.levels if level.name in set(customers["tier"])]
     segment_order = [s.zh for s in params.rfm.segments_8.values() if s.zh in set(customers["segment_zh"])]
-    attr_groups = [c for c in attributes.columns if customers[c].notna().any()]
+    by = {column: pd.Series(customers[column].to_numpy(), index=key, name=column) for column in ("tier", "segment_zh", "lifecycle_stage")}
+    mix_by_category = category_mix(lines, by["tier"], tier_order, as_of)
+    del lines
+    _release_arrow_memory()
+    attr_groups = [c for c in attribute_columns if customers[c].notna().any()]
     behaviour_groups = [c for c in BEHAVIOUR_COLUMNS if c in customers and customers[c].notna().any()]
     tag_groups = attr_groups + behaviour_groups + ["lifecycle_stage"]
-    long = T.long_tags(customers, tag_groups)
-
-    p = params.profile
-    by = customers.set_index("customer_id")
-    encoded = T.encode_tags(long)
+    # the long table as one code per customer and tag group: TGI and customer_tags.csv are counted and written from the codes
+    # (13M rows of Python strings were concatenated, hashed for TGI and sorted for the CSV: about 70 s and 2 GiB at 1M customers)
+    coded = T.coded_tags(customers, tag_groups)
+    long = coded.frame()
     tgi = {
-        "tier": T.tgi_table(long, by["tier"], min_n=p.min_n, correction=p.correction, encoded=encoded),
-        "segment": T.tgi_table(long, by["segment_zh"], min_n=p.min_n, correction=p.correction, encoded=encoded),
-        "lifecycle": T.tgi_table(long, by["lifecycle_stage"], min_n=p.min_n, correction=p.correction, encoded=encoded,
+        "tier": T.tgi_table(long, by["tier"], min_n=p.min_n, correction=p.correction, encoded=coded),
+        "segment": T.tgi_table(long, by["segment_zh"], min_n=p.min_n, correction=p.correction, encoded=coded),
+        "lifecycle": T.tgi_table(long, by["lifecycle_stage"], min_n=p.min_n, correction=p.correction, encoded=coded,
                                  skip=("lifecycle_stage",)),
     }
     card_tags = [c for c in ("region", "age_band", "channel_preference", "favourite_category", "lifecycle_stage") if c in tag_groups]
@@ -311,21 +395,28 @@ def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
         if rows in tag_groups:
             mix[f"tier x {rows}"] = group_mix(customers, rows, "tier", tier_order)
             mix[f"segment x {rows}"] = group_mix(customers, rows, "segment_zh", segment_order)
-    flow = None
-    if (orders["order_date"] < base_date).any():
-        before = T.lifecycle_stages(orders, base_date, days, new_days=rules.new_days, lapsing_share=rules.lapsing_share,
-                                    reactivated_days=rules.reactivated_days).set_index("customer_id")["stage"]
-        flow = T.stage_flow(before, customers.set_index("customer_id")["lifecycle_stage"])
+    flow = T.stage_flow(earlier_stage, by["lifecycle_stage"]) if earlier_stage is not None else None
     stage = ProfileStage(
         as_of=as_of, base_date=base_date, churn_days=days, churn_note=note, customers=customers, attributes=attr_groups,
         behaviour=behaviour_groups, tags=long, stages=stage_table(customers), flow=flow, tgi=tgi, cards=cards, mix=mix,
-        category_mix=category_mix(lines, by["tier"], tier_order, as_of), small_groups=small_groups(customers, p.min_group_size, merged),
+        category_mix=mix_by_category, small_groups=small_groups(customers, p.min_group_size, merged),
         merged=merged, tier_order=tier_order, segment_order=segment_order, has_profit=has_profit, notes=notes)
-    _write(stage, scores, params, run_dir)
+    _write(stage, coded, params, run_dir)
     return stage
 
 
-def _write(stage: ProfileStage, scores: pd.DataFrame, params: Params, run_dir: Path) -> None:
+def _members_outside(member_ids: pd.Series, key: pd.Index) -> int:
+    """Distinct members (ids as text) that are not among the customers ``key`` (distinct ids): in
+    Arrow for Arrow text without missing ids (1M ids: no Python string per id), else as
+    ``len(set(member_ids.astype(str)) - set(key))``."""
+    if isinstance(member_ids.dtype, pd.StringDtype) and member_ids.dtype.storage == "pyarrow" and not member_ids.isna().any() and key.is_unique:
+        distinct = pc.unique(pa.array(member_ids.array))
+        known = pc.sum(pc.is_in(distinct, value_set=pa.array(key.to_numpy(), type=pa.string()))).as_py() or 0
+        return len(distinct) - known
+    return len(set(member_ids.astype(str)) - set(key))
+
+
+def _write(stage: ProfileStage, coded: T.CodedTags, params: Params, run_dir: Path) -> None:
     tables = run_dir / "tables"
     tables.mkdir(exist_ok=True)
     frames = {"profile_lifecycle": stage.stages, "profile_cards_tier": stage.cards["tier"], "profile_cards_segment": stage.cards["segment"],
@@ -340,18 +431,71 @@ def _write(stage: ProfileStage, scores: pd.DataFrame, params: Params, run_dir: P
         frames["profile_" + name.replace(" x ", "_by_")] = frame.reset_index()
     for name, frame in frames.items():
         frame.to_csv(tables / f"{name}.csv", index=False, encoding="utf-8-sig")
-    # the CRM import: every tag of every customer, tiers and segments included
-    crm_tags = pd.concat([
-        stage.tags,
-        T.long_tags(scores.rename(columns={"segment_zh": "rfm_segment"}), ["tier", "rfm_segment", "named_segment"]),
-    ], ignore_index=True)
-    # sorted by customer id, then tag group, on integer codes (a stable sort of ~15M id strings took most of a minute at 1M customers)
-    customer, _ids = customer_codes(crm_tags["customer_id"])
-    group, _groups = pd.factorize(crm_tags["tag_group"], sort=True)
-    write_csv(crm_tags.take(np.lexsort((group, customer))), run_dir / "customer_tags.csv")
-    values = stage.customers.set_index("customer_id")[[c for c in CRM_COLUMNS if c in stage.customers]]
-    merged = scores.drop(columns=[c for c in CRM_COLUMNS if c in scores]).join(values, on="customer_id")
+    # the scores without the columns this section (re)writes: the file gets them from the customers table below
+    path = run_dir / "data" / "customer_scores.parquet"
+    scores = pd.read_parquet(path, columns=[c for c in pq.read_schema(path).names if c not in CRM_COLUMNS])
+    scores["customer_id"] = scores["customer_id"].astype(str)
+    # the CRM import: every tag of every customer, tiers and segments included (the scores' own, before profile.merge)
+    write_customer_tags([coded, T.coded_tags(scores.rename(columns={"segment_zh": "rfm_segment"}), ["tier", "rfm_segment", "named_segment"])],
+                        run_dir / "customer_tags.csv")
+    columns = [c for c in CRM_COLUMNS if c in stage.customers]
+    customers = stage.customers["customer_id"].to_numpy()
+    if len(customers) == len(scores) and np.array_equal(customers, scores["customer_id"].to_numpy()) and pd.Index(customers).is_unique:
+        # the customers are the scores' rows in their order: the join on customer id by position, added in place (no copy of 1M x 26)
+        for column in columns:
+            scores[column] = stage.customers[column].set_axis(scores.index)
+        merged = scores
+    else:
+        merged = scores.join(stage.customers.set_index("customer_id")[columns], on="customer_id")
+    del scores
     write_customer_scores(merged, run_dir, export=True, xlsx_max_rows=params.crm.xlsx_max_rows)
+
+
+TAG_COLUMNS = ["customer_id", "tag_group", "tag"]
+
+
+def write_customer_tags(parts: list[T.CodedTags], path: Path, customers_per_batch: int = 200_000) -> None:
+    """``customer_tags.csv``: the rows of the long tables of ``parts`` sorted by customer id (as
+    text), then tag group (by name; a group in two parts keeps their order), written as
+    ``crm.write_csv`` writes a frame (UTF-8 with BOM, pyarrow's writer) but from the codes, a batch
+    of customers at a time: no 16M-row table of Python strings is made, sorted or converted (at 1M
+    customers that was 19 s and the section's peak memory). The same bytes as sorting the
+    concatenated long tables, which is what is done when the parts do not share one list of
+    distinct text customer ids."""
+    ids = parts[0].customer_ids
+    text_ids = pd.api.types.infer_dtype(ids, skipna=False) == "string"
+    shared = text_ids and all(len(part.customer_ids) == len(ids) and np.array_equal(np.asarray(part.customer_ids, dtype=object),
+                                                                                   np.asarray(ids, dtype=object)) for part in parts[1:])
+    rank, distinct = customer_codes(pd.Series(np.asarray(ids, dtype=object))) if shared else (None, ())
+    if not shared or len(distinct) != len(ids):
+        frame = pd.concat([part.frame() for part in parts], ignore_index=True)
+        customer, _ids = customer_codes(frame["customer_id"])
+        group, _groups = pd.factorize(frame["tag_group"], sort=True)
+        write_csv(frame.take(np.lexsort((group, customer))), path)
+        return
+    # the tag groups of all parts in the file's order: by name, stable (as a stable sort of the concatenated rows keeps them)
+    columns = [(group, codes, texts) for part in parts for group, codes, texts in zip(part.groups, part.codes, part.texts)]
+    columns = sorted(columns, key=lambda column: column[0])
+    offsets = np.cumsum([0] + [len(texts) for _g, _c, texts in columns])[:-1]
+    customer_text = pa.array(np.asarray(ids, dtype=object), type=pa.string())
+    group_text = pa.array([group for group, _c, _t in columns], type=pa.string())
+    tag_text = pa.array(np.concatenate([np.asarray(t, dtype=object) for _g, _c, t in columns] + [np.array([], dtype=object)]), type=pa.string())
+    in_text_order = np.argsort(rank, kind="stable")  # rows of the customers in the order of their ids as text
+    schema = pa.schema([(name, pa.string()) for name in TAG_COLUMNS])
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as stream:
+        stream.write("\ufeff".encode("utf-8"))
+        if not columns:
+            pacsv.write_csv(pa.table({name: pa.array([], type=pa.null()) for name in TAG_COLUMNS}), stream)
+        else:
+            with pacsv.CSVWriter(stream, schema) as writer:
+                for start in range(0, len(in_text_order), customers_per_batch):
+                    rows = in_text_order[start:start + customers_per_batch]
+                    codes = np.stack([c[rows] for _g, c, _t in columns], axis=1)  # customer x tag group, -1 for none
+                    row, column = np.nonzero(codes >= 0)  # customer by customer, groups in order
+                    writer.write_table(pa.table([customer_text.take(rows[row]), group_text.take(column),
+                                                 tag_text.take(offsets[column] + codes[row, column])], schema=schema))
+    tmp.replace(path)
 
 
 # --------------------------------------------------------------------------- prose
