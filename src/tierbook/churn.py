@@ -29,11 +29,12 @@ import pandas as pd
 
 from . import i18n
 from .crm import write_customer_scores
+from .data import load_clean
 from .engine import cohort_table, run_cohorts, run_summary
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
-from .summary import customer_codes, customer_summary, default_as_of, purchase_days
+from .summary import customer_codes, customer_summary, default_as_of, purchase_days, same_ids
 
 NPS_CATEGORIES = ["detractor", "passive", "promoter", "no answer"]
 NUMERIC_FEATURES = ["recency_days", "purchase_occasions", "monetary_total", "monetary_mean", "tenure_days",
@@ -665,14 +666,7 @@ def _read_orders(run_dir: Path, occasion: str) -> pd.DataFrame:
     5M names. The other tables are read likewise: the members' ids and regions, and of customer_scores
     (1 GiB at 1M customers) the ids and four columns until ``_write``."""
     columns = ["customer_id", "order_date", "net_amount", "channel"] + (["source", "order_id"] if occasion == "order" else [])
-    return pd.read_parquet(Path(run_dir) / "data" / "orders.parquet", columns=columns, read_dictionary=["channel"])
-
-
-def _same_ids(a, b) -> bool:
-    """Whether two lists of customer ids (as text) are the same, in the same order: then their rows go
-    side by side, without the hashing of 1M ids that a merge or a reindex does."""
-    a, b = np.asarray(a, dtype=object), np.asarray(b, dtype=object)
-    return len(a) == len(b) and bool(np.array_equal(a, b))
+    return load_clean(run_dir, "orders", columns=columns, read_dictionary=["channel"])
 
 
 def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
@@ -702,7 +696,7 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
     })
     customers["nps_category"] = nps_category(customers["last_nps"]).to_numpy()
     keep = [c for c in ("tier", "segment_zh", "p_alive", "clv") if c in scores]
-    if _same_ids(customers["customer_id"], scores["customer_id"]):  # the rfm stage's order: no merge of 1M ids as text
+    if same_ids(customers["customer_id"], scores["customer_id"]):  # the rfm stage's order: no merge of 1M ids as text
         for column in keep:
             customers[column] = scores[column].set_axis(customers.index)
     else:
@@ -738,7 +732,7 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
     value_column = "clv" if "clv" in customers and customers["clv"].notna().any() else "monetary_total"
     if prediction is not None:
         active = ~customers["churned"].to_numpy()
-        if _same_ids(prediction.risk.index, customers["customer_id"].to_numpy(dtype=object)[active]):
+        if same_ids(prediction.risk.index, customers["customer_id"].to_numpy(dtype=object)[active]):
             risk = np.full(len(customers), np.nan)  # the active customers, in order
             risk[active] = prediction.risk.to_numpy()
             customers["churn_risk"] = risk
@@ -797,7 +791,7 @@ def _write(stage: ChurnStage, scores: pd.DataFrame, run_dir: Path) -> None:
     for position, column in enumerate(columns):
         if column in scores:
             merged.insert(position, column, scores[column])
-    if _same_ids(merged["customer_id"], values.index):
+    if same_ids(merged["customer_id"], values.index):
         for column in values:  # the stage's customers are the scores' rows, in order: no join (2 s and 1 GiB at 1M)
             merged[column] = values[column].to_numpy()
     else:

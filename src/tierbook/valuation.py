@@ -37,7 +37,7 @@ from .engine import run_summary
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
-from .summary import DAYS_PER_UNIT, customer_codes, customer_summary, default_as_of, unique_sorted
+from .summary import DAYS_PER_UNIT, customer_codes, customer_summary, default_as_of, same_ids, unique_sorted
 from .segmentation import load_orders
 from .tiers import TierRules, sorted_positions
 
@@ -283,7 +283,7 @@ def run_clv_stage(params: Params, run_dir: Path) -> CLVStage:
     scores["customer_id"] = scores["customer_id"].astype(str)
     customers = fit.customers.assign(customer_id=fit.customers["customer_id"].astype(str))
     scored = scores[["customer_id", "tier", "segment_zh", "segment_en", "named_segment", "rfm_score"]]
-    if _same_customers(customers, scored) and isinstance(customers.index, pd.RangeIndex):
+    if same_ids(customers["customer_id"], scored["customer_id"], unique=True) and isinstance(customers.index, pd.RangeIndex):
         # the rfm stage's rows are this summary's customers in the same order: its columns by position, as the merge
         # (hashing 1M id strings) would place them
         customers = customers.assign(**{c: scored[c].set_axis(customers.index) for c in scored.columns if c != "customer_id"})
@@ -317,7 +317,7 @@ def _write(stage: CLVStage, scores: pd.DataFrame, run_dir: Path) -> None:
         write_table(frame, tables / f"{name}.csv")
     decimals = {"p_alive": 4, "expected_purchases": 3, "expected_spend": 2, "clv": 2}
     kept = scores.drop(columns=[c for c in CRM_COLUMNS if c in scores])
-    if _same_customers(kept, stage.customers):  # by position, as in run_clv_stage
+    if same_ids(kept["customer_id"], stage.customers["customer_id"], unique=True):  # by position, as in run_clv_stage
         merged = kept.assign(**{c: stage.customers[c].round(decimals[c]).to_numpy() for c in CRM_COLUMNS})
     else:
         merged = kept.join(stage.customers.set_index("customer_id")[CRM_COLUMNS].round(decimals), on="customer_id")
@@ -379,12 +379,6 @@ def _csv_column(values: pd.Series):
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text
             return None
     return None
-
-
-def _same_customers(left: pd.DataFrame, right: pd.DataFrame) -> bool:
-    """Whether both tables list the same customer ids in the same, strictly increasing (so repeat-free) order."""
-    ids, other = left["customer_id"].to_numpy(), right["customer_id"].to_numpy()
-    return len(ids) == len(other) and bool(np.all(ids == other)) and bool(np.all(ids[1:] > ids[:-1]))
 
 
 def top_customers(stage: CLVStage, n: int) -> pd.DataFrame:
