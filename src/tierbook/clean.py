@@ -146,24 +146,6 @@ class _Ledger:
         return out[LEDGER_COLUMNS]
 
 
-def _isin(values: pd.Series | pd.Index, candidates) -> pd.Series | np.ndarray:
-    """``values.isin(candidates)``; for Arrow strings through ``pyarrow.compute.is_in`` on the arrays.
-
-    pandas' isin of Arrow strings turns each candidate into a pyarrow scalar in a Python loop: 4 of
-    the 100k demo's 30 s of cleaning were spent so (2026-12-02). A missing value is never in."""
-    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
-        return values.isin(candidates)
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if isinstance(candidates, pd.Series | pd.Index) and isinstance(candidates.dtype, pd.StringDtype):
-        value_set = pa.array(candidates.array)
-    else:
-        value_set = pa.array(pd.array(list(candidates) if isinstance(candidates, set | dict) else candidates, dtype="string[pyarrow]"))
-    hit = pc.is_in(pa.array(values.array), value_set=value_set.cast(pa.string()), skip_nulls=True).to_numpy(zero_copy_only=False)
-    return pd.Series(hit, index=values.index) if isinstance(values, pd.Series) else hit
-
-
 @dataclass
 class CleanTransactions:
     transactions: pd.DataFrame  # kept sale lines (TX_COLUMNS)
