@@ -186,3 +186,76 @@ def test_arrow_csv_reader_reads_what_pandas_reads_and_leaves_the_rest_to_it(tmp_
     assert _read_csv_arrow(ragged, "utf-8", r"\s+", 0, "a b\n") is None  # a regular expression: pandas only
     assert _read_csv_arrow(ragged, "utf-8", ",", 0, "a,a\n1,2\n") is None  # a repeated name: pandas renames it a.1
     assert _read_csv_arrow(ragged, "utf-8", ",", 0, 'a,b\n1, "x,y"\n') is None  # a quote after a space: pandas unquotes it
+
+
+def _workbook(path, rows):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    sheet = book.active
+    for row in rows:
+        sheet.append(row)
+    book.save(path)
+
+
+def test_workbook_read_by_fastexcel_maps_as_pandas_reading_does(project, monkeypatch):
+    """fastexcel's typed columns (text with pandas' missing-value texts missing, whole numbers as ints, dates
+    with their times, a column of empty cells) map onto the same rows as pandas' reading of the cells; a
+    sheet it cannot give so (a column mixing text and numbers, a repeated or empty header name, empty
+    columns left of the table, true/false cells) is left to pandas (None)."""
+    import datetime as dt
+
+    from tierbook import workbook
+
+    params = _params(project, """
+sources:
+  transactions:
+    - name: shop
+      path: sales.xlsx
+      columns: {客户: customer_id, 日期: order_date, 金额: amount, 单号: order_id, 店: store}
+  customers:
+    name: members
+    path: members.xlsx
+    columns: {卡号: customer_id, 生日: birth_date, 地区: region, 等级: member_tier}
+    attributes: {积分: points}
+""")
+    _workbook(project / "data/acme/sales.xlsx", [
+        ["客户", "日期", "金额", "单号", "店"],
+        ["C1", dt.datetime(2024, 5, 1, 14, 23, 17), 1000, 17850, None],
+        ["NA", dt.datetime(2024, 5, 2, 9, 0, 0, 250000), 88.5, 17851.5, None],
+        ["C2", None, 12.25, 3, None],
+        ["C3 ", dt.datetime(2024, 5, 3), -5, None, None],
+        ["C1", dt.datetime(2024, 5, 1, 14, 23, 17), 1000, 17850, None],  # an exact duplicate of the first row
+    ])
+    _workbook(project / "data/acme/members.xlsx", [
+        ["卡号", "生日", "地区", "等级", "积分"],
+        ["C1", dt.datetime(1990, 1, 31), "N/A", "金卡", 1.5],
+        ["C2", None, "华东", "null", 2],
+        ["C3", dt.datetime(1985, 12, 1), "", "普通", None],
+    ])
+    for name, columns in (("sales.xlsx", ["客户", "日期"]), ("members.xlsx", ["卡号"])):
+        assert workbook.read_sheet(project / "data/acme" / name, 0, 0, None, columns) is not None  # fastexcel read these
+    fast, _ = read_all(params, project)
+    monkeypatch.setattr(workbook, "read_sheet", lambda *args: None)
+    slow, _ = read_all(params, project)
+    pd.testing.assert_frame_equal(fast["customers"], slow["customers"])
+    # the row hashes are of the rows' text, dates written with the column's precision rather than each its own: the same
+    # rows are equal (exact duplicates), the hashes differ
+    pd.testing.assert_frame_equal(fast["transactions"].drop(columns="row_hash"), slow["transactions"].drop(columns="row_hash"))
+    assert pd.factorize(fast["transactions"]["row_hash"])[0].tolist() == pd.factorize(slow["transactions"]["row_hash"])[0].tolist() == [0, 1, 2, 3, 0]
+    assert fast["transactions"]["customer_id"].iloc[0] == "C1" and pd.isna(fast["transactions"]["customer_id"].iloc[1])  # "NA": missing
+    assert fast["transactions"]["order_date"].iloc[1] == pd.Timestamp("2024-05-02 09:00:00.250")
+    assert fast["transactions"]["order_id"].tolist()[:3] == ["17850", "17851.5", "3"]
+    assert fast["customers"]["region"].isna().tolist() == [True, False, True]
+    monkeypatch.undo()
+
+    odd = project / "data/acme/odd.xlsx"
+    for rows in ([["id", "x"], ["a", 1], [5, 2]],  # text and a number in one column
+                 [["id", "id"], ["a", 1]], [["id", None, "x"], ["a", 1, 2]],  # a repeated name, an empty one
+                 [["id", "x"], ["a", True]]):  # true/false cells
+        _workbook(odd, rows)
+        assert workbook.read_sheet(odd, 0, 0, None, ["id"]) is None
+    _workbook(odd, [[None, "id", "x"], [None, "a", 1]])  # an empty column left of the table: pandas names it "Unnamed: 0"
+    assert workbook.read_sheet(odd, 0, 0, None, ["id"]) is None
+    _workbook(odd, [["id", "x"], ["a", 1]])
+    assert workbook.read_sheet(odd, 0, 0, None, ["id", "y"]) is None  # a mapped column not in the header: pandas' error names it

@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import privacy
+from . import privacy, workbook
 from .contract import (  # noqa: F401 - the parsers are used here and imported from here (onboard, tests)
     TABLES,
     DateOrderConflict,
@@ -556,6 +556,15 @@ def _check_not_truncated(path: Path, frame: pd.DataFrame, encoding: str, delimit
 
 def _read_excel(source: Source, path: Path, nrows: int | None):
     sheet = 0 if source.sheet is None else source.sheet
+    needed = [*source.columns, *getattr(source, "attributes", {}), *getattr(source, "outcomes", {})]
+    frame = workbook.read_sheet(path, sheet, source.header_row, nrows, needed)  # typed columns, without a Python object per cell
+
+    def top_rows() -> list[list[str]]:
+        cells = pd.read_excel(path, sheet_name=sheet, header=None, dtype=object, engine="calamine", nrows=30)
+        return [["" if pd.isna(v) else str(v).strip() for v in row] for row in cells.itertuples(index=False)]
+
+    if frame is not None:
+        return frame, top_rows
     try:
         frame = pd.read_excel(path, sheet_name=sheet, header=source.header_row, dtype=object, engine="calamine", nrows=nrows)
     except ValueError as exc:
@@ -565,11 +574,6 @@ def _read_excel(source: Source, path: Path, nrows: int | None):
         raise _damaged_workbook(path, exc) from None
     except Exception as exc:  # noqa: BLE001 - calamine raises its own types on a damaged workbook; one line, never a traceback
         raise _damaged_workbook(path, exc) from None
-
-    def top_rows() -> list[list[str]]:
-        cells = pd.read_excel(path, sheet_name=sheet, header=None, dtype=object, engine="calamine", nrows=30)
-        return [["" if pd.isna(v) else str(v).strip() for v in row] for row in cells.itertuples(index=False)]
-
     return frame, top_rows
 
 
@@ -597,6 +601,8 @@ def _not_blank(raw: pd.Series) -> pd.Series:
     """Whether each value is more than spaces: text is stripped (as Arrow strings, 10x faster than Python's); a
     workbook's numbers and dates are never blank and are not written out as text to tell (13 s for the 1M-member
     workbook's two date columns, 2026-12-02)."""
+    if not (raw.dtype == object or isinstance(raw.dtype, pd.StringDtype)):  # a workbook's typed dates (workbook.read_sheet)
+        return pd.Series(True, index=raw.index)
     if raw.dtype == object:
         is_text = np.fromiter((isinstance(v, str) for v in raw.array), dtype=bool, count=len(raw))
         if not is_text.all():

@@ -1,0 +1,86 @@
+"""A workbook sheet read into typed columns by fastexcel, for ``ingest``.
+
+fastexcel reads the cells with calamine (Rust), the library pandas' ``engine="calamine"`` uses too, but
+straight into Arrow columns: pandas makes a Python object of every cell, then a Timestamp of every date
+cell. The members workbook of the 1M-customer demo (1M rows, 10 columns) took 28 s there (py-spy,
+2026-12-02); see ``read_sheet`` for the figure here.
+
+The frame holds what pandas' ``read_excel(dtype=object)`` holds, as far as the contract's parsers
+(``tierbook.contract``) can tell:
+
+- text cells: Arrow strings, with pandas' default missing-value texts ("", "NA", "N/A", "NULL", "nan" ...)
+  missing;
+- number cells: Python ints where whole and floats otherwise (pandas' conversion), NaN when empty;
+- date cells: datetime64[ns], NaT when empty;
+- a column of empty cells: NaN.
+
+``read_sheet`` returns None for a sheet it cannot give exactly so, and ``ingest`` reads that one with
+pandas, which also names what is wrong with a sheet that cannot be read: a column mixing text and
+numbers or dates, a time-of-day or true/false column, a header with an empty or repeated name or not
+holding the mapped columns, empty columns left of the table, a date beyond the year 2262.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+from pandas._libs.parsers import STR_NA_VALUES
+
+# "Could not determine dtype for column 3, falling back to string" for a column of empty cells: a log line
+# that would reach the data page's output, about a case handled here
+logging.getLogger("fastexcel").setLevel(logging.ERROR)
+
+_NA_TEXTS = pa.array(sorted(STR_NA_VALUES), type=pa.string())
+
+
+def read_sheet(path: Path, sheet: int | str, header_row: int, nrows: int | None, needed: list[str]) -> pd.DataFrame | None:
+    """The sheet's rows below ``header_row`` as columns (module docstring), or None when pandas must read it.
+    ``needed``: the column names params map; a header without them is pandas' to read and report."""
+    import fastexcel
+
+    try:
+        loaded = fastexcel.read_excel(path).load_sheet(sheet, header_row=header_row, n_rows=nrows, schema_sample_rows=None,
+                                                       dtype_coercion="strict")
+        infos = loaded.available_columns()
+        table = pa.Table.from_batches([loaded.to_arrow()])
+    except Exception:  # noqa: BLE001 - a damaged file, a missing sheet, mixed columns: pandas' reader says which
+        return None
+    names = table.column_names
+    if not names or infos[0].absolute_index != 0 or len(set(names)) < len(names) or not set(needed) <= set(names):
+        return None
+    if any(info.column_name_from != "looked_up" or (info.name.rsplit("_", 1)[0] in names and info.name.rsplit("_", 1)[-1].isdigit())
+           for info in infos):  # a header cell left empty, or fastexcel's "name_1" for a repeated one
+        return None
+    columns = {}
+    for name, column in zip(names, table.columns):
+        converted = _column(column)
+        if converted is None:
+            return None
+        columns[name] = converted
+    return pd.DataFrame(columns)
+
+
+def _column(column: pa.ChunkedArray) -> pd.Series | np.ndarray | None:
+    kind = column.type
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        text = pc.if_else(pc.is_in(column, value_set=_NA_TEXTS), pa.scalar(None, kind), column)
+        return pd.Series(pd.arrays.ArrowStringArray(text.cast(pa.string())))
+    if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
+        try:
+            return pd.Series(column.cast(pa.timestamp("ns")).to_numpy())  # safe cast: beyond 2262 raises
+        except pa.ArrowInvalid:
+            return None
+    if pa.types.is_floating(kind) or pa.types.is_integer(kind):
+        numbers = column.to_numpy().astype(float)
+        values = numbers.astype(object)
+        whole = np.isfinite(numbers) & (numbers == np.trunc(numbers))
+        values[whole] = [int(v) for v in numbers[whole]]  # pandas: int(value) when it equals the value
+        return values
+    if pa.types.is_null(kind):
+        return np.full(len(column), np.nan, dtype=object)
+    return None  # booleans, durations: rare enough for pandas' reader
