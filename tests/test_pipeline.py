@@ -207,3 +207,31 @@ def test_bad_params_and_inputs_stop_before_any_run(tmp_path, capsys):
     assert main(["--root", str(tmp_path), "check", "--client", "acme"]) == 2
     assert "column 'day' (mapped to order_date) is not in the file; did you mean 'date'?" in capsys.readouterr().err
     assert not (tmp_path / "reports").exists()
+
+
+def test_ready_sections_start_longest_chain_first(monkeypatch):
+    """With one slot free when clv is done (ab_test still running), churn takes it: profile and summary wait on
+    churn, only summary on satisfaction. The listed order gave the slot to satisfaction."""
+    import threading
+    from types import SimpleNamespace
+
+    from tierbook import report
+    from tierbook.pipeline import by_priority, waiting_on
+
+    assert waiting_on("clv") == {"satisfaction", "churn", "profile", "summary"} and waiting_on("summary") == set()
+    assert [s.name for s in by_priority(SECTIONS)][:4] == ["data", "rfm", "clv", "churn"]
+    started, ab_test_done = [], threading.Event()
+
+    def execute(project, params, run_dir, section):
+        started.append(section.name)
+        if section.name == "ab_test":
+            ab_test_done.wait(5)  # still running when clv finishes
+        if section.name in ("churn", "satisfaction"):
+            ab_test_done.set()
+        return report.SectionResult(section.name, "succeeded")
+
+    monkeypatch.setattr(report, "_execute_section", execute)
+    results = {}
+    report._run_sections(None, SimpleNamespace(run=SimpleNamespace(parallel=2)), None, list(SECTIONS), results, lambda result: None)
+    assert started[:4] == ["data", "rfm", "clv", "ab_test"] and started[4] == "churn"
+    assert {r.status for r in results.values()} == {"succeeded"} and started[-1] == "summary"

@@ -2,6 +2,7 @@
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -113,3 +114,29 @@ def test_parallel_kernels_get_private_sockets_that_are_removed_after_shutdown(tm
     assert dir_a != dir_b
     assert not os.path.exists(dir_a) and not os.path.exists(dir_b)
     assert not list(tmp_path.glob("kernel-ipc-*"))
+
+
+def test_customer_scores_are_replaced_whole(tmp_path, monkeypatch):
+    """Sections running in parallel read data/customer_scores.parquet while another rewrites it: the file is written
+    beside and renamed into place, so a write that fails half-way leaves the previous file whole and no partial file."""
+    import pandas as pd
+
+    from tierbook import crm
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    first = pd.DataFrame({"customer_id": ["C1", "C2"], "tier": ["VIP", "Regular"]})
+    crm.write_customer_scores(first, run_dir, export=False)
+
+    def half_written(self, path, **kwargs):
+        Path(path).write_bytes(b"PAR1 cut off")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(pd.DataFrame, "to_parquet", half_written)
+    with pytest.raises(OSError):
+        crm.write_customer_scores(first.assign(tier="VIP"), run_dir, export=False)
+    monkeypatch.undo()
+    pd.testing.assert_frame_equal(pd.read_parquet(run_dir / "data" / "customer_scores.parquet"), first)
+    crm.write_customer_scores(first.assign(tier="VIP"), run_dir, export=False)
+    assert pd.read_parquet(run_dir / "data" / "customer_scores.parquet")["tier"].tolist() == ["VIP", "VIP"]
+    assert sorted(p.name for p in (run_dir / "data").iterdir()) == ["customer_scores.parquet"]

@@ -12,6 +12,7 @@ which the later sections read.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pandas as pd
@@ -80,7 +81,15 @@ def write_customer_scores(scores: pd.DataFrame, run_dir: Path, export: bool = Tr
     if unknown:
         raise ValueError(f"customer_scores column {unknown[0]!r} is not documented in tierbook.crm.COLUMNS")
     (run_dir / "data").mkdir(exist_ok=True)
-    scores.to_parquet(run_dir / "data" / "customer_scores.parquet", index=False)
+    # written beside and renamed into place: sections running in parallel read it (ab_test while clv writes it, satisfaction
+    # while churn does) and must see the whole file, old or new, never a half-written one
+    path = run_dir / "data" / "customer_scores.parquet"
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        scores.to_parquet(partial, index=False)
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     if not export:
         return None, None
     csv_path, xlsx_path = run_dir / "customer_scores.csv", run_dir / "customer_scores.xlsx"

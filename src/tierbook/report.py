@@ -28,7 +28,7 @@ from . import demo, i18n, ingest
 from .errors import TierbookError
 from .html import export_section, write_client_index, write_index
 from .params import Params, load_params, params_to_dict
-from .pipeline import SECTIONS, Section, section_named
+from .pipeline import SECTIONS, Section, by_priority, section_named
 
 PACKAGES = ["tierbook", "pandas", "numpy", "scipy", "matplotlib", "seaborn", "pyarrow", "pydantic", "papermill",
             "nbconvert", "ipykernel", "python-calamine", "openpyxl", "charset-normalizer", "ibis-framework", "duckdb", "sqlglot", "pyspark"]
@@ -384,7 +384,7 @@ def kill_sections() -> None:
 def _run_sections(project: Project, params: Params, run_dir: Path, sections: list[Section],
                   results: dict[str, SectionResult], on_done) -> None:
     """Run sections as their dependencies finish, ``run.parallel`` at a time."""
-    pending = {s.name: s for s in sections}
+    pending = {s.name: s for s in by_priority(sections)}
     pool = ThreadPoolExecutor(max_workers=params.run.parallel)
     try:
         running = {}
