@@ -210,16 +210,18 @@ def test_bad_params_and_inputs_stop_before_any_run(tmp_path, capsys):
 
 
 def test_ready_sections_start_longest_chain_first(monkeypatch):
-    """With one slot free when clv is done (ab_test still running), churn takes it: profile and summary wait on
-    churn, only summary on satisfaction. The listed order gave the slot to satisfaction."""
+    """With one slot free when clv is done (ab_test still running), churn takes it: the costliest chain to the end of the
+    report (churn then summary) before profile's and satisfaction's. The listed order gave the slot to satisfaction."""
     import threading
     from types import SimpleNamespace
 
     from tierbook import report
-    from tierbook.pipeline import by_priority, waiting_on
+    from tierbook.pipeline import by_priority, chain_cost
 
-    assert waiting_on("clv") == {"satisfaction", "churn", "profile", "summary"} and waiting_on("summary") == set()
-    assert [s.name for s in by_priority(SECTIONS)][:4] == ["data", "rfm", "clv", "churn"]
+    cost = {s.name: s.cost for s in SECTIONS}
+    assert chain_cost("clv") == cost["clv"] + cost["churn"] + cost["summary"] and chain_cost("summary") == cost["summary"]
+    assert chain_cost("data") == cost["data"] + cost["rfm"] + chain_cost("clv")
+    assert [s.name for s in by_priority(SECTIONS)][:5] == ["data", "rfm", "clv", "churn", "ab_test"]
     started, ab_test_done = [], threading.Event()
 
     def execute(project, params, run_dir, section):

@@ -116,9 +116,20 @@ def test_customer_tags_csv_opens_in_excel_and_has_no_pii(demo_profile):
     for column in ("手机号", "邮箱"):
         assert not any(value in text for value in members[column].dropna().head(500))
     assert not any(f",{name}\n" in text or f",{name}\r\n" in text for name in members["姓名"].dropna().head(500))
+    # the section's columns wait in profile_scores.parquet; the summary section joins them into customer_scores and the CRM files
+    from tierbook.profile import CRM_COLUMNS, export_scores
+
+    columns = ["lifecycle_stage", "favourite_category", "channel_preference", "purchase_cadence", "discount_sensitivity",
+               "weekday_weekend", "return_behaviour"]
+    assert columns == CRM_COLUMNS
+    assert not set(columns) & set(pd.read_parquet(run / "data" / "customer_scores.parquet").columns)
+    export_scores(params, run)
     scores = pd.read_parquet(run / "data" / "customer_scores.parquet")
-    assert {"lifecycle_stage", "favourite_category", "channel_preference", "purchase_cadence", "discount_sensitivity"} <= set(scores.columns)
-    assert len(scores) == len(stage.customers)
+    assert len(scores) == len(stage.customers) and scores.columns.tolist()[-len(columns):] == columns
+    expected = stage.customers.set_index("customer_id")[columns].reindex(scores["customer_id"])
+    pd.testing.assert_frame_equal(scores.set_index("customer_id")[columns], expected, check_names=False)
+    exported = pd.read_csv(run / "customer_scores.csv", encoding="utf-8-sig", dtype=str)
+    assert exported.columns.tolist() == scores.columns.tolist() and exported["lifecycle_stage"].tolist() == scores["lifecycle_stage"].tolist()
 
 
 def test_over_segmentation_guard_and_merge(demo_profile, tmp_path):

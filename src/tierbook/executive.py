@@ -296,6 +296,9 @@ def build_findings(k: dict, run_dir: Path, params: Params, before: dict | None) 
 
 
 def run_summary_stage(params: Params, run_dir: Path) -> SummaryStage:
+    from .profile import export_scores
+
+    export_scores(params, run_dir)  # customer_scores and the CRM files, every section's columns in them
     k = collect_kpis(run_dir)
     prev = previous_run(run_dir)
     before, before_date, moves = None, None, None

@@ -236,7 +236,7 @@ def export_pii_columns(run_dir: Path) -> pd.DataFrame | None:
     if not manifest_path.exists():
         return None
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    roles = list(manifest["params"].get("privacy", {}).get("export_pii", []))
+    roles = list(manifest.get("params", {}).get("privacy", {}).get("export_pii", []))
     if not roles:
         return None
     from . import ingest

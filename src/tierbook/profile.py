@@ -4,8 +4,9 @@ Reads the run's clean orders and sale lines, the customers table (when declared)
 customer scores; computes each customer's lifecycle stage, attribute and behaviour tags
 (``tierbook.tags``), profile cards per tier and segment, TGI tables, the mix of tiers by region
 and channel, the category mix by tier, and the over-segmentation guard. Writes
-``customer_tags.csv`` (UTF-8 with BOM: ``customer_id, tag_group, tag``), adds the main tags to
-``customer_scores``, and ``tables/profile_*.csv``.
+``customer_tags.csv`` (UTF-8 with BOM: ``customer_id, tag_group, tag``), the main tags of each customer
+(``data/profile_scores.parquet``, which ``export_scores`` joins into ``customer_scores`` and the CRM
+files once every section is done), and ``tables/profile_*.csv``.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ ORDER_COLUMNS = ["customer_id", "order_date", "channel", "gross_amount", "return
 LINE_COLUMNS = ["customer_id", "order_date", "amount", "category", "discount", "cost", "margin", "region"]
 OPTIONAL_LINE_COLUMNS = ("category", "discount", "cost", "margin", "region")  # each used only when it has a value
 SCORE_COLUMNS = ["customer_id", "tier", "segment_zh", "named_segment", "monetary_total"]
+PROFILE_SCORES = "profile_scores.parquet"  # in the run's data/: customer_id and CRM_COLUMNS, for export_scores
 
 
 @dataclass
@@ -431,24 +433,40 @@ def _write(stage: ProfileStage, coded: T.CodedTags, params: Params, run_dir: Pat
         frames["profile_" + name.replace(" x ", "_by_")] = frame.reset_index()
     for name, frame in frames.items():
         frame.to_csv(tables / f"{name}.csv", index=False, encoding="utf-8-sig")
-    # the scores without the columns this section (re)writes: the file gets them from the customers table below
+    # the CRM import: every tag of every customer, tiers and segments included (rfm's, in customer_scores)
     path = run_dir / "data" / "customer_scores.parquet"
-    scores = pd.read_parquet(path, columns=[c for c in pq.read_schema(path).names if c not in CRM_COLUMNS])
+    scores = pd.read_parquet(path, columns=["customer_id", "tier", "segment_zh", "named_segment"])
     scores["customer_id"] = scores["customer_id"].astype(str)
-    # the CRM import: every tag of every customer, tiers and segments included (the scores' own, before profile.merge)
     write_customer_tags([coded, T.coded_tags(scores.rename(columns={"segment_zh": "rfm_segment"}), ["tier", "rfm_segment", "named_segment"])],
                         run_dir / "customer_tags.csv")
-    columns = [c for c in CRM_COLUMNS if c in stage.customers]
-    customers = stage.customers["customer_id"].to_numpy()
-    if len(customers) == len(scores) and np.array_equal(customers, scores["customer_id"].to_numpy()) and pd.Index(customers).is_unique:
-        # the customers are the scores' rows in their order: the join on customer id by position, added in place (no copy of 1M x 26)
-        for column in columns:
-            scores[column] = stage.customers[column].set_axis(scores.index)
-        merged = scores
-    else:
-        merged = scores.join(stage.customers.set_index("customer_id")[columns], on="customer_id")
     del scores
-    write_customer_scores(merged, run_dir, export=True, xlsx_max_rows=params.crm.xlsx_max_rows)
+    # the section's columns of customer_scores, joined into it by the summary section (export_scores): this section runs
+    # beside churn, which rewrites customer_scores, rather than after it
+    columns = [c for c in CRM_COLUMNS if c in stage.customers]
+    stage.customers[["customer_id", *columns]].to_parquet(run_dir / "data" / PROFILE_SCORES, index=False)
+
+
+def export_scores(params: Params, run_dir: Path) -> None:
+    """customer_scores with the profile section's columns (``data/profile_scores.parquet``) joined in, and the CRM files
+    (``crm.write_customer_scores``): the summary section's first step, once every section that adds columns is done."""
+    run_dir = Path(run_dir)
+    path = run_dir / "data" / "customer_scores.parquet"
+    if not path.exists():
+        return
+    scores = pd.read_parquet(path, columns=[c for c in pq.read_schema(path).names if c not in CRM_COLUMNS])
+    scores["customer_id"] = scores["customer_id"].astype(str)
+    extra = run_dir / "data" / PROFILE_SCORES
+    if extra.exists():
+        profile = pd.read_parquet(extra)
+        customers = profile["customer_id"].astype(str).to_numpy()
+        columns = [c for c in profile.columns if c != "customer_id"]
+        if len(customers) == len(scores) and np.array_equal(customers, scores["customer_id"].to_numpy()) and pd.Index(customers).is_unique:
+            # the profile's customers are the scores' rows in their order: joined by position, in place (no copy of 1M x 26)
+            for column in columns:
+                scores[column] = profile[column].set_axis(scores.index)
+        else:
+            scores = scores.join(profile.set_index(pd.Index(customers, name="customer_id"))[columns], on="customer_id")
+    write_customer_scores(scores, run_dir, export=True, xlsx_max_rows=params.crm.xlsx_max_rows)
 
 
 TAG_COLUMNS = ["customer_id", "tag_group", "tag"]

@@ -321,7 +321,7 @@ def _write(stage: CLVStage, scores: pd.DataFrame, run_dir: Path) -> None:
         merged = kept.assign(**{c: stage.customers[c].round(decimals[c]).to_numpy() for c in CRM_COLUMNS})
     else:
         merged = kept.join(stage.customers.set_index("customer_id")[CRM_COLUMNS].round(decimals), on="customer_id")
-    write_customer_scores(merged, run_dir, export=False)  # the profile section, the last to add columns, writes the CRM files
+    write_customer_scores(merged, run_dir, export=False)  # the summary section writes the CRM files (profile.export_scores)
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
