@@ -9,6 +9,7 @@ clean table is written, never shown in a report). ``kind`` picks the parser belo
 cleaning stage rejects its row with the text in the detail.
 """
 
+import threading
 import warnings
 from dataclasses import dataclass
 
@@ -226,6 +227,10 @@ CHINESE_HALF_DAY = r"(上午|下午)\s*(\d{1,2}:\d{2}(?::\d{2})?)"
 DAY_MONTH_YEAR = r"^(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2}|\d{4})\b"
 
 
+# ingest.read_all parses sources in threads
+_WARNINGS = threading.Lock()
+
+
 class DateOrderConflict(ValueError):
     """A column with dates that are only valid day-first and others only valid month-first."""
 
@@ -287,7 +292,7 @@ def parse_datetimes(values: pd.Series, date_format: str | None, dayfirst: bool) 
         for mask, order in ((dmy, day_first), (rest & ~dmy, False)):  # dayfirst=True would also read 2024/1/5 as 1 May
             if not mask.any():
                 continue
-            with warnings.catch_warnings():
+            with _WARNINGS, warnings.catch_warnings():  # catch_warnings swaps process-wide filters: one thread at a time
                 warnings.simplefilter("ignore")  # "Parsing dates in %d/%m/%Y format when dayfirst=False": the column decided
                 guess = guess_datetime_format(str(text[mask].iloc[0]), dayfirst=order)
                 one = pd.to_datetime(text[mask], format=guess, errors="coerce") if guess else pd.Series(pd.NaT, index=text[mask].index)
