@@ -46,6 +46,7 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
     reconciliation does not balance."""
     today = today or dt.date.today()
     mapped, inventory = ingest.read_all(params, root)
+    _give_back_memory()
     priority = [s.name for s in params.sources.transactions]
     # popped: the mapped lines are freed once cleaned (what the clean tables need of them is theirs; 2 GiB at 1M customers)
     result = clean.clean_transactions(mapped.pop("transactions"), params.clean, priority, today)
@@ -80,6 +81,18 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
     if stage.orders.empty:
         raise TierbookError(_no_orders(ledger, paths))
     return stage
+
+
+def _give_back_memory() -> None:
+    """Return to the system the memory the C allocator keeps after the sources were read: read in two threads, their
+    freed text stays in the threads' malloc arenas, and cleaning the 1M-customer demo then peaked at 5.27 GiB instead of
+    4.82 GiB (2026-12-02). glibc only (Linux); elsewhere nothing happens."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def _no_orders(ledger: pd.DataFrame, paths: dict[str, Path]) -> str:
