@@ -144,6 +144,33 @@ def test_features_labels_and_main_channel_as_the_lookups_by_id_gave(seed):
             pd.testing.assert_series_equal(main_channel(frame, cutoff), old.set_axis(old.index.astype(object)), check_exact=True, check_index_type=False)
 
 
+def _old_cohort_retention(orders, as_of, max_cohorts=24):
+    """cohort_retention as it was before the Timeline (the ids as text, months as Periods, pandas groupbys)."""
+    from tierbook.engine import cohort_table
+
+    before = orders[orders["order_date"] < as_of]
+    month = before["order_date"].dt.to_period("M")
+    frame = pd.DataFrame({"c": before["customer_id"].astype(str).to_numpy(), "m": month.to_numpy()}).drop_duplicates()
+    frame["cohort"] = frame.groupby("c")["m"].transform("min")
+    frame["age"] = (frame["m"] - frame["cohort"]).map(lambda d: d.n)
+    return cohort_table(frame.groupby(["cohort", "age"]).size(), as_of, max_cohorts)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cohort_retention_and_counts_as_the_pandas_groupbys_gave(seed):
+    """Timeline.cohort_counts (customer-month codes sorted once) gives the table the groupby on ids as text gave,
+    for ids as text, sorted categories and integers, an as_of with a time of day, and fewer cohorts than months."""
+    orders = _random_orders(seed, n_orders=4000)
+    ids = sorted(orders["customer_id"].unique())
+    variants = {"text": orders, "categories": orders.assign(customer_id=pd.Categorical(orders["customer_id"], categories=ids + ["c9999"])),
+                "integers": orders.assign(customer_id=orders["customer_id"].str[1:].astype(int))}
+    for name, frame in variants.items():
+        for as_of, max_cohorts in ((pd.Timestamp("2026-01-01"), 24), (pd.Timestamp("2025-09-15 13:30"), 5)):
+            new, old = cohort_retention(frame, as_of, max_cohorts), _old_cohort_retention(frame, as_of, max_cohorts)
+            assert new.shape[0] == min(max_cohorts, old.shape[0]) and new["customers"].sum() > 0
+            pd.testing.assert_frame_equal(new, old, check_exact=True, obj=f"{name} {as_of}")
+
+
 def test_nps_categories_and_the_last_answer():
     assert nps_category(pd.Series([0, 6, 7, 8, 9, 10, np.nan])).tolist() == [
         "detractor", "detractor", "passive", "passive", "promoter", "promoter", "no answer"]

@@ -30,11 +30,11 @@ import pandas as pd
 from . import i18n
 from .crm import write_customer_scores
 from .data import load_clean
-from .engine import cohort_table, run_cohorts, run_summary
+from .engine import cohort_table
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
-from .summary import customer_codes, customer_summary, default_as_of, purchase_days, same_ids
+from .summary import customer_codes, customer_summary, default_as_of, purchase_days, same_ids, unique_sorted
 
 NPS_CATEGORIES = ["detractor", "passive", "promoter", "no answer"]
 NUMERIC_FEATURES = ["recency_days", "purchase_occasions", "monetary_total", "monetary_mean", "tenure_days",
@@ -139,17 +139,45 @@ class Timeline:
         cutoff = pd.Timestamp(cutoff)
         if cutoff not in self._main_channel:
             known = self.before(cutoff) & (self.channel >= 0)
-            # per (customer, channel) code pair: its number of orders; then per customer the most, the first channel name
-            # on ties (codes, not strings: 5.1M orders of 1M customers 40 s -> 1 s)
             n_channels = max(len(self.channels), 1)
-            pairs, n = np.unique(self.code[known] * n_channels + self.channel[known], return_counts=True)
-            customer, pick = np.divmod(pairs, n_channels)
-            order = np.lexsort((pick, -n, customer))
-            first = order[np.r_[True, customer[order][1:] != customer[order][:-1]]] if len(order) else order
             out = np.full(len(self.ids), -1, dtype=np.int64)
-            out[customer[first]] = pick[first]
+            if len(self.ids) * n_channels <= 50_000_000:
+                # a (customer x channel) table of order counts, whose argmax per row is the first channel code among the
+                # most-used: one bincount, no sort (1M customers, 3 cutoffs: 1.7 s -> 0.2 s, 2026-12-02)
+                counts = np.bincount(self.code[known] * n_channels + self.channel[known],
+                                     minlength=len(self.ids) * n_channels).reshape(len(self.ids), n_channels)
+                has = counts.any(axis=1)
+                out[has] = counts[has].argmax(axis=1)
+            else:
+                # per (customer, channel) code pair: its number of orders; then per customer the most, the first channel name
+                # on ties (codes, not strings: 5.1M orders of 1M customers 40 s -> 1 s)
+                pairs, n = np.unique(self.code[known] * n_channels + self.channel[known], return_counts=True)
+                customer, pick = np.divmod(pairs, n_channels)
+                order = np.lexsort((pick, -n, customer))
+                first = order[np.r_[True, customer[order][1:] != customer[order][:-1]]] if len(order) else order
+                out[customer[first]] = pick[first]
             self._main_channel[cutoff] = out
         return self._main_channel[cutoff]
+
+    def cohort_counts(self, cutoff: pd.Timestamp) -> pd.Series:
+        """Customers buying per acquisition cohort (month of the first order before ``cutoff``) and age
+        (months since it): distinct (customer, month) codes sorted once. ``cohort_table`` makes the
+        retention table of it, as it does of ``engine.cohort_counts``: the same integers, from the orders
+        already in memory (1M customers: 2.8 s CPU on the engine reading the orders again, 0.4 s so,
+        2026-12-02)."""
+        rows = self.before(cutoff)
+        month = self.time[rows].astype("datetime64[M]").astype(np.int64)  # pandas' monthly Period ordinals
+        code = self.code[rows]
+        low = int(month.min()) if len(month) else 0
+        span = int(month.max()) - low + 1 if len(month) else 1
+        customer, month = np.divmod(unique_sorted(code * span + (month - low)), span)
+        first = np.r_[True, customer[1:] != customer[:-1]] if len(customer) else np.zeros(0, dtype=bool)
+        cohort = month[first][np.cumsum(first) - 1]  # each customer's first month, on each of their months
+        cells, customers = np.unique(cohort * span + (month - cohort), return_counts=True)
+        cohort, age = np.divmod(cells, span)
+        index = pd.MultiIndex.from_arrays([pd.PeriodIndex.from_ordinals(cohort + low, freq="M"), age.astype(np.int64)],
+                                          names=["cohort", "age"])
+        return pd.Series(customers.astype(np.int64), index=index)
 
     def main_channel_names(self, cutoff: pd.Timestamp, codes: np.ndarray) -> np.ndarray:
         """The main channel before ``cutoff`` of the customers ``codes``, "unknown" without one."""
@@ -191,13 +219,7 @@ def churn_rates(frame: pd.DataFrame, by: str, order: list[str] | None = None) ->
 def cohort_retention(orders: pd.DataFrame, as_of: pd.Timestamp, max_cohorts: int = 24) -> pd.DataFrame:
     """Share of each monthly acquisition cohort buying in each month since its first month
     (month 0 = 100 %); cohorts are the last ``max_cohorts`` months with new customers."""
-    before = orders[orders["order_date"] < as_of]
-    month = before["order_date"].dt.to_period("M")
-    frame = pd.DataFrame({"c": before["customer_id"].astype(str).to_numpy(), "m": month.to_numpy()}).drop_duplicates()
-    first = frame.groupby("c")["m"].transform("min")
-    frame["cohort"] = first
-    frame["age"] = (frame["m"] - frame["cohort"]).map(lambda d: d.n)
-    return cohort_table(frame.groupby(["cohort", "age"]).size(), as_of, max_cohorts)
+    return cohort_table(Timeline(orders).cohort_counts(as_of), pd.Timestamp(as_of), max_cohorts)
 
 
 # --------------------------------------------------------------------------- survival
@@ -677,7 +699,9 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
         days, note = churn_days(orders[["customer_id", "order_date"]], as_of, params)  # purchase_days copies what it is given
     except TierbookError as error:
         return ChurnStage(as_of=as_of, problem=_("Churn cannot be defined on this data: {error}.", error=error), tier_order=order)
-    summary = run_summary(params, run_dir, as_of, occasion=params.rfm.occasion)  # params.engine: DuckDB or Spark
+    # the summary from the orders in memory, as the training and test cutoffs' are: the numbers the engine (DuckDB or
+    # Spark) gives, without reading the orders a second time (1M customers: 5.1 s CPU on DuckDB, 0.7 s so, 2026-12-02)
+    summary = customer_summary(orders, as_of, occasion=params.rfm.occasion)
     survey, regions = _read_optional(run_dir, "survey"), _regions(run_dir)
     timeline = Timeline(orders)
     region_by_code = _regions_by_code(regions, timeline)
@@ -743,7 +767,7 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
         as_of=as_of, churn_days=days, churn_days_note=note, customers=customers,
         by_tier=churn_rates(customers, "tier", order), by_segment=churn_rates(customers, "segment_zh"),
         by_channel=churn_rates(customers, "main_channel"), by_nps=churn_rates(customers, "nps_category", NPS_CATEGORIES) if has_survey else None,
-        cohorts=run_cohorts(params, run_dir, as_of), km_tier=km_tier, km_nps=km_nps, cox=cox, cox_note=cox_note, prediction=prediction,
+        cohorts=cohort_table(timeline.cohort_counts(as_of.normalize()), as_of.normalize()), km_tier=km_tier, km_nps=km_nps, cox=cox, cox_note=cox_note, prediction=prediction,
         prediction_note=prediction_note, at_risk=at_risk, tier_order=order, has_survey=has_survey, value_column=value_column)
     _write(stage, scores, run_dir)
     return stage
