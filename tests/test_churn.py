@@ -304,6 +304,48 @@ def test_the_churn_models_do_not_depend_on_the_openmp_thread_count():
         assert np.array_equal(one_thread, two_threads)
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_permutation_importance_with_cached_trees_is_scikit_learns(seed):
+    """churn_importance predicts again only the rows whose path in a tree passes a split on the permuted column: the
+    numbers of sklearn's permutation_importance, bit for bit, for gradient boosting (categories first inside the
+    booster, missing values, early stopping) and, through sklearn itself, the logistic regression; also when some
+    features were left out (no region) and the columns move inside the booster."""
+    from sklearn.inspection import permutation_importance
+    from threadpoolctl import threadpool_limits
+
+    from tierbook.churn_importance import _tree_parts, permutation_importance_auc
+
+    rng = np.random.default_rng(seed)
+    n = 14_000
+    x = pd.DataFrame({f: rng.gamma(2.0, 10.0, n).round(1) for f in NUMERIC_FEATURES})
+    x.loc[rng.random(n) < 0.6, "last_nps"] = np.nan
+    x["main_channel"] = rng.choice(["store", "online", "unknown"], n)
+    x["region"] = rng.choice(["north", "south", "east", "west"], n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(x["recency_days"] - 20) / 10 - (x["main_channel"] == "store") + 0.03 * x["tenure_days"]))).to_numpy(int)
+    test = slice(11_000, None)
+    for numeric, categorical in ((NUMERIC_FEATURES, ["main_channel", "region"]), (NUMERIC_FEATURES[:5], ["main_channel"])):
+        features = numeric + categorical
+        with threadpool_limits(limits=1, user_api="openmp"):
+            for name, model in churn_models(seed, numeric, categorical).items():
+                model.fit(x[features].iloc[:11_000], y[:11_000])
+                assert (_tree_parts(model, x[features]) is not None) == (name == "gradient boosting")  # the fast path is taken
+                ours = permutation_importance_auc(model, x[features].iloc[test], y[test], n_repeats=3, seed=seed)
+                theirs = permutation_importance(model, x[features].iloc[test], y[test], scoring="roc_auc", n_repeats=3, random_state=seed)
+                for field in ("importances", "importances_mean", "importances_std"):
+                    assert np.array_equal(ours[field], theirs[field]), (name, field)
+                assert ours["importances_mean"][0] > 0.01  # recency matters: the permutations really change the scores
+
+
+def test_text_codes_are_the_codes_of_the_values_as_text():
+    from tierbook.churn import _text_codes
+
+    for values in (pd.Series(["b", "a", "b", "c"]), pd.Series(["b", None, np.nan, "a"], dtype=object), pd.Series([1, "1", 2], dtype=object),
+                   pd.Series(["VIP", "Regular", pd.NA], dtype="string[pyarrow]"), pd.Series([3.0, np.nan, 3.0])):
+        codes, levels = _text_codes(values)
+        old_codes, old_levels = pd.factorize(values.astype(str))
+        assert np.array_equal(codes, old_codes) and levels.tolist() == old_levels.tolist(), values.tolist()
+
+
 def test_importance_rows_sample_above_the_threshold():
     y = np.array([0, 1] * 50)
     assert np.array_equal(importance_rows(y, 100, 0), np.arange(100)) and np.array_equal(importance_rows(y, 500, 0), np.arange(100))
