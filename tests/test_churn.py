@@ -171,6 +171,21 @@ def test_cohort_retention_and_counts_as_the_pandas_groupbys_gave(seed):
             pd.testing.assert_frame_equal(new, old, check_exact=True, obj=f"{name} {as_of}")
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_timeline_purchase_gaps_are_purchase_gaps(seed):
+    """The stage derives churn_days from Timeline.purchase_gaps: the gaps of purchase_gaps, in the same order."""
+    from tierbook.churn import Timeline
+
+    orders = _random_orders(seed)
+    variants = {"text": orders, "categories": orders.assign(customer_id=pd.Categorical(orders["customer_id"])),
+                "integers": orders.assign(customer_id=orders["customer_id"].str[1:].astype(int))}
+    for name, frame in variants.items():
+        for cutoff in (pd.Timestamp("2025-09-01"), pd.Timestamp("2025-10-15 13:30"), pd.Timestamp("2024-01-01")):
+            new, old = Timeline(frame).purchase_gaps(cutoff), purchase_gaps(frame, cutoff)
+            assert new.dtype == old.dtype and np.array_equal(new, old), (name, cutoff)
+            assert len(old) > 500 or cutoff.year == 2024
+
+
 def test_nps_categories_and_the_last_answer():
     assert nps_category(pd.Series([0, 6, 7, 8, 9, 10, np.nan])).tolist() == [
         "detractor", "detractor", "passive", "passive", "promoter", "promoter", "no answer"]

@@ -51,12 +51,13 @@ def purchase_gaps(orders: pd.DataFrame, as_of: pd.Timestamp) -> np.ndarray:
     return np.diff(day)[code[1:] == code[:-1]]
 
 
-def churn_days(orders: pd.DataFrame, as_of: pd.Timestamp, params: Params) -> tuple[int, str]:
-    """The churn threshold in days and a sentence saying where it comes from."""
+def churn_days(orders: pd.DataFrame, as_of: pd.Timestamp, params: Params, gaps: np.ndarray | None = None) -> tuple[int, str]:
+    """The churn threshold in days and a sentence saying where it comes from (``gaps``: the
+    ``purchase_gaps`` of the orders at as_of, when the caller has them)."""
     c = params.churn
     if c.churn_days:
         return c.churn_days, _("{days} days (churn.churn_days)", days=c.churn_days)
-    gaps = purchase_gaps(orders, as_of)
+    gaps = purchase_gaps(orders, as_of) if gaps is None else gaps
     if len(gaps) < 20:
         raise TierbookError(_("only {n} repeat purchases before {as_of}: too few to derive churn.churn_days from the "
                               "time between purchases; set churn.churn_days", n=len(gaps), as_of=f"{as_of:%Y-%m-%d}"))
@@ -178,6 +179,18 @@ class Timeline:
         index = pd.MultiIndex.from_arrays([pd.PeriodIndex.from_ordinals(cohort + low, freq="M"), age.astype(np.int64)],
                                           names=["cohort", "age"])
         return pd.Series(customers.astype(np.int64), index=index)
+
+    def purchase_gaps(self, cutoff: pd.Timestamp) -> np.ndarray:
+        """``purchase_gaps`` of the orders at ``cutoff``, in the same order: distinct (customer code, day)
+        before it sorted once, from the arrays the timeline holds (1M customers: 1.2 -> 0.4 s CPU, 2026-12-02)."""
+        rows = self.before(cutoff)
+        code, day = self.code[rows], self.time[rows].astype("datetime64[D]").astype(np.int64)
+        if not len(day):
+            return day
+        low = day.min()
+        span = int(day.max() - low) + 1
+        code, day = np.divmod(unique_sorted(code * span + (day - low)), span)
+        return np.diff(day)[code[1:] == code[:-1]]
 
     def main_channel_names(self, cutoff: pd.Timestamp, codes: np.ndarray) -> np.ndarray:
         """The main channel before ``cutoff`` of the customers ``codes``, "unknown" without one."""
@@ -706,15 +719,15 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
     orders = _read_orders(run_dir, params.rfm.occasion)
     as_of = pd.Timestamp(params.rfm.as_of) if params.rfm.as_of else default_as_of(orders)
     order = [level.name for level in params.tiers.levels]
+    timeline = Timeline(orders)
     try:
-        days, note = churn_days(orders[["customer_id", "order_date"]], as_of, params)  # purchase_days copies what it is given
+        days, note = churn_days(orders, as_of, params, gaps=None if params.churn.churn_days else timeline.purchase_gaps(as_of))
     except TierbookError as error:
         return ChurnStage(as_of=as_of, problem=_("Churn cannot be defined on this data: {error}.", error=error), tier_order=order)
     # the summary from the orders in memory, as the training and test cutoffs' are: the numbers the engine (DuckDB or
     # Spark) gives, without reading the orders a second time (1M customers: 5.1 s CPU on DuckDB, 0.7 s so, 2026-12-02)
     summary = customer_summary(orders, as_of, occasion=params.rfm.occasion)
     survey, regions = _read_optional(run_dir, "survey"), _regions(run_dir)
-    timeline = Timeline(orders)
     region_by_code = _regions_by_code(regions, timeline)
     scores = _read_optional(run_dir, "customer_scores", ["customer_id", "tier", "segment_zh", "p_alive", "clv"])
     scores["customer_id"] = scores["customer_id"].astype(str)
