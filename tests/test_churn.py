@@ -144,6 +144,48 @@ def test_features_labels_and_main_channel_as_the_lookups_by_id_gave(seed):
             pd.testing.assert_series_equal(main_channel(frame, cutoff), old.set_axis(old.index.astype(object)), check_exact=True, check_index_type=False)
 
 
+def _old_cohort_retention(orders, as_of, max_cohorts=24):
+    """cohort_retention as it was before the Timeline (the ids as text, months as Periods, pandas groupbys)."""
+    from tierbook.engine import cohort_table
+
+    before = orders[orders["order_date"] < as_of]
+    month = before["order_date"].dt.to_period("M")
+    frame = pd.DataFrame({"c": before["customer_id"].astype(str).to_numpy(), "m": month.to_numpy()}).drop_duplicates()
+    frame["cohort"] = frame.groupby("c")["m"].transform("min")
+    frame["age"] = (frame["m"] - frame["cohort"]).map(lambda d: d.n)
+    return cohort_table(frame.groupby(["cohort", "age"]).size(), as_of, max_cohorts)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_cohort_retention_and_counts_as_the_pandas_groupbys_gave(seed):
+    """Timeline.cohort_counts (customer-month codes sorted once) gives the table the groupby on ids as text gave,
+    for ids as text, sorted categories and integers, an as_of with a time of day, and fewer cohorts than months."""
+    orders = _random_orders(seed, n_orders=4000)
+    ids = sorted(orders["customer_id"].unique())
+    variants = {"text": orders, "categories": orders.assign(customer_id=pd.Categorical(orders["customer_id"], categories=ids + ["c9999"])),
+                "integers": orders.assign(customer_id=orders["customer_id"].str[1:].astype(int))}
+    for name, frame in variants.items():
+        for as_of, max_cohorts in ((pd.Timestamp("2026-01-01"), 24), (pd.Timestamp("2025-09-15 13:30"), 5)):
+            new, old = cohort_retention(frame, as_of, max_cohorts), _old_cohort_retention(frame, as_of, max_cohorts)
+            assert new.shape[0] == min(max_cohorts, old.shape[0]) and new["customers"].sum() > 0
+            pd.testing.assert_frame_equal(new, old, check_exact=True, obj=f"{name} {as_of}")
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_timeline_purchase_gaps_are_purchase_gaps(seed):
+    """The stage derives churn_days from Timeline.purchase_gaps: the gaps of purchase_gaps, in the same order."""
+    from tierbook.churn import Timeline
+
+    orders = _random_orders(seed)
+    variants = {"text": orders, "categories": orders.assign(customer_id=pd.Categorical(orders["customer_id"])),
+                "integers": orders.assign(customer_id=orders["customer_id"].str[1:].astype(int))}
+    for name, frame in variants.items():
+        for cutoff in (pd.Timestamp("2025-09-01"), pd.Timestamp("2025-10-15 13:30"), pd.Timestamp("2024-01-01")):
+            new, old = Timeline(frame).purchase_gaps(cutoff), purchase_gaps(frame, cutoff)
+            assert new.dtype == old.dtype and np.array_equal(new, old), (name, cutoff)
+            assert len(old) > 500 or cutoff.year == 2024
+
+
 def test_nps_categories_and_the_last_answer():
     assert nps_category(pd.Series([0, 6, 7, 8, 9, 10, np.nan])).tolist() == [
         "detractor", "detractor", "passive", "passive", "promoter", "promoter", "no answer"]
@@ -275,6 +317,48 @@ def test_the_churn_models_do_not_depend_on_the_openmp_thread_count():
     assert models["gradient boosting"][-1].n_iter_ < 200  # stopped early: the validation split and its loss are covered
     for one_thread, two_threads in zip(*runs):
         assert np.array_equal(one_thread, two_threads)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_permutation_importance_with_cached_trees_is_scikit_learns(seed):
+    """churn_importance predicts again only the rows whose path in a tree passes a split on the permuted column: the
+    numbers of sklearn's permutation_importance, bit for bit, for gradient boosting (categories first inside the
+    booster, missing values, early stopping) and, through sklearn itself, the logistic regression; also when some
+    features were left out (no region) and the columns move inside the booster."""
+    from sklearn.inspection import permutation_importance
+    from threadpoolctl import threadpool_limits
+
+    from tierbook.churn_importance import _tree_parts, permutation_importance_auc
+
+    rng = np.random.default_rng(seed)
+    n = 14_000
+    x = pd.DataFrame({f: rng.gamma(2.0, 10.0, n).round(1) for f in NUMERIC_FEATURES})
+    x.loc[rng.random(n) < 0.6, "last_nps"] = np.nan
+    x["main_channel"] = rng.choice(["store", "online", "unknown"], n)
+    x["region"] = rng.choice(["north", "south", "east", "west"], n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-(x["recency_days"] - 20) / 10 - (x["main_channel"] == "store") + 0.03 * x["tenure_days"]))).to_numpy(int)
+    test = slice(11_000, None)
+    for numeric, categorical in ((NUMERIC_FEATURES, ["main_channel", "region"]), (NUMERIC_FEATURES[:5], ["main_channel"])):
+        features = numeric + categorical
+        with threadpool_limits(limits=1, user_api="openmp"):
+            for name, model in churn_models(seed, numeric, categorical).items():
+                model.fit(x[features].iloc[:11_000], y[:11_000])
+                assert (_tree_parts(model, x[features]) is not None) == (name == "gradient boosting")  # the fast path is taken
+                ours = permutation_importance_auc(model, x[features].iloc[test], y[test], n_repeats=3, seed=seed)
+                theirs = permutation_importance(model, x[features].iloc[test], y[test], scoring="roc_auc", n_repeats=3, random_state=seed)
+                for field in ("importances", "importances_mean", "importances_std"):
+                    assert np.array_equal(ours[field], theirs[field]), (name, field)
+                assert ours["importances_mean"][0] > 0.01  # recency matters: the permutations really change the scores
+
+
+def test_text_codes_are_the_codes_of_the_values_as_text():
+    from tierbook.churn import _text_codes
+
+    for values in (pd.Series(["b", "a", "b", "c"]), pd.Series(["b", None, np.nan, "a"], dtype=object), pd.Series([1, "1", 2], dtype=object),
+                   pd.Series(["VIP", "Regular", pd.NA], dtype="string[pyarrow]"), pd.Series([3.0, np.nan, 3.0])):
+        codes, levels = _text_codes(values)
+        old_codes, old_levels = pd.factorize(values.astype(str))
+        assert np.array_equal(codes, old_codes) and levels.tolist() == old_levels.tolist(), values.tolist()
 
 
 def test_importance_rows_sample_above_the_threshold():
