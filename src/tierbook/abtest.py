@@ -360,24 +360,38 @@ def evaluate(experiment: pd.DataFrame, outcome: str | list[str], variant: str = 
     return out
 
 
-def _interaction_design(y: np.ndarray, t: np.ndarray, s: pd.Series, x: np.ndarray | None) -> tuple[pd.Series, pd.DataFrame] | None:
-    """The response and design matrix patsy builds for ``y ~ t * C(s) (+ x)``, the same numbers in the
-    same (C) layout under the same column names, for the strata holding both arms; None when fewer
-    than two strata do. Patsy's reading of 600k stratum strings (a NaN check per cell) was two thirds
-    of the interaction test's CPU time at 1M customers."""
+def _missing_to_patsy(text: str) -> bool:
+    """Whether patsy takes a category as missing (and drops its rows): when float() of it is NaN, as
+    for the text "nan" that a missing stratum becomes under astype(str)."""
+    try:
+        return bool(np.isnan(float(text)))
+    except (TypeError, ValueError):
+        return False
+
+
+def _interaction_design(y: np.ndarray, t: np.ndarray, s: pd.Series, x: np.ndarray | None) -> tuple[pd.Series, pd.DataFrame, int] | None:
+    """The response and design matrix statsmodels' formula ``y ~ t * C(s) (+ x)`` gives for the
+    strata holding both arms (patsy's levels: the strata as text, sorted, the first the reference;
+    its columns, names, values and C layout), and the number of those strata; None when fewer than
+    two do. Patsy's reading of 600k stratum texts (a NaN check per cell) was two thirds of the
+    interaction test's CPU time at 1M customers."""
     if isinstance(s.dtype, pd.StringDtype) and not s.isna().any():
         labels = s
     else:
         labels = s.astype(str)  # what the formula was given: one level per text, NaN included
-    codes, levels = pd.factorize(labels, sort=True)  # patsy's levels: the texts sorted
+    codes, levels = pd.factorize(labels, sort=True)
     counts, treated = np.bincount(codes, minlength=len(levels)), np.bincount(codes, weights=t, minlength=len(levels))
     both = (treated > 0) & (treated < counts)  # an interaction is estimable only in strata holding both arms
     if both.sum() < 2:
         return None
+    estimable = int(both.sum())
+    both &= ~np.array([_missing_to_patsy(level) for level in levels], dtype=bool)
+    if both.sum() < 2:
+        return None  # (the formula failed here, on a constraint without interaction terms)
     rows = both[codes]
     y, t, codes = y[rows], t[rows], codes[rows]
     x = x[rows] if x is not None else None
-    kept = np.flatnonzero(both)  # sorted level numbers; the first is the reference
+    kept = np.flatnonzero(both)
     names = [f"C(s)[T.{levels[k]}]" for k in kept[1:]]
     X = np.zeros((len(y), 2 + 2 * len(names) + (x is not None)))
     X[:, 0] = 1.0
@@ -388,7 +402,7 @@ def _interaction_design(y: np.ndarray, t: np.ndarray, s: pd.Series, x: np.ndarra
     if x is not None:
         X[:, -1] = x
     columns = ["Intercept"] + names + ["t"] + [f"t:{n}" for n in names] + (["x"] if x is not None else [])
-    return pd.Series(y, name="y"), pd.DataFrame(X, columns=columns, copy=False)
+    return pd.Series(y, name="y"), pd.DataFrame(X, columns=columns, copy=False), estimable
 
 
 def interaction_test(experiment: pd.DataFrame, outcome: str, strata: str, variant: str = "variant",
@@ -422,7 +436,7 @@ def interaction_test(experiment: pd.DataFrame, outcome: str, strata: str, varian
         design = _interaction_design(y, t, s, x)
         if design is None:
             continue
-        endog, exog = design
+        endog, exog, estimable = design
         fit = OLS(endog, exog).fit(cov_type="HC3")
         names = [n for n in fit.params.index if n.startswith("t:")]
         try:
@@ -431,7 +445,7 @@ def interaction_test(experiment: pd.DataFrame, outcome: str, strata: str, varian
             continue  # HC3 covariance undefined (an outcome without variance, strata of one customer per arm): no test
         if not np.isfinite(test.statistic):
             continue
-        rows.append({"treatment": treatment, "outcome": outcome, "strata": len(names) + 1, "chi2": float(test.statistic),
+        rows.append({"treatment": treatment, "outcome": outcome, "strata": estimable, "chi2": float(test.statistic),
                      "dof": len(names), "p_value": float(test.pvalue)})
     return pd.DataFrame(rows, columns=columns)
 
