@@ -7,7 +7,8 @@ import pytest
 from scipy import integrate, stats
 
 from tierbook import abtest, demo
-from tierbook.experiment import pre_period
+from tierbook import experiment
+from tierbook.experiment import pre_period, window_outcomes
 
 
 def _arms(control: list, treatment: list, **extra) -> pd.DataFrame:
@@ -88,6 +89,137 @@ def test_bootstrap_interval_is_scipys_bca_interval(n_t, n_c, resamples, confiden
     low, high = abtest.bootstrap_interval(yt, yc, confidence, resamples, seed)
     assert (low, high) == pytest.approx((reference.low, reference.high), rel=1e-12, abs=1e-12)
     assert low < yt.mean() - yc.mean() < high
+
+
+def _resampled_means_as_before(y: np.ndarray, rng: np.random.Generator, rows: int) -> np.ndarray:
+    """What bootstrap_interval did before 2026-12-02: a (rows, n) block of indices, gathered, averaged."""
+    return y[rng.integers(0, len(y), (rows, len(y)))].mean(axis=-1)
+
+
+@pytest.mark.parametrize("n, buffer", [(5, 2**18), (2999, 2**18), (2999, 2999), (2999, 3 * 2999 + 1), (2**18 + 3, 2**18 + 3)])
+def test_resampled_means_are_the_block_draws_of_before_to_the_bit(n, buffer):
+    # the same Generator stream split into rows another way, gathered into a reused buffer: equal, not approximately equal
+    y = np.round(np.random.default_rng(n).exponential(30, n) * (np.random.default_rng(1).random(n) < 0.3), 2)
+    mine, before = np.random.default_rng(9), np.random.default_rng(9)
+    values = np.empty(buffer)
+    for rows in (100, 37, 1):
+        assert np.array_equal(abtest._resampled_means(y, rows, mine, values), _resampled_means_as_before(y, before, rows))
+    assert mine.integers(0, 2**40) == before.integers(0, 2**40)  # and the generators are left in the same state
+
+
+def test_the_bootstrap_interval_is_the_one_of_before():
+    # pinned from the code before 2026-12-02 (100-row blocks of draws): the same floats, not just close ones
+    rng = np.random.default_rng(4)
+    yt = np.round(rng.exponential(40, 3001) * (rng.random(3001) < 0.3), 2)
+    yc = np.round(rng.exponential(35, 2500) * (rng.random(2500) < 0.3), 2)
+    assert abtest.bootstrap_interval(yt, yc, 0.95, 250, 4) == (-0.5794630020536777, 2.269463330385549)
+
+
+def _interaction_by_formula(experiment, outcome, strata, variant="variant", control=None, covariate=None):
+    """interaction_test as it was before 2026-12-02: statsmodels' formula ``y ~ t * C(s) (+ x)`` through patsy."""
+    import statsmodels.formula.api as smf
+
+    experiment = experiment.reset_index(drop=True)
+    columns = ["treatment", "outcome", "strata", "chi2", "dof", "p_value"]
+    if experiment[strata].nunique() < 2:
+        return pd.DataFrame(columns=columns)
+    control = abtest._control(experiment, variant, control)
+    rows = []
+    arm = experiment[variant].astype(str)
+    for treatment in sorted(set(arm.dropna()) - {control}):
+        keep = arm.isin([control, treatment]) & experiment[outcome].notna()
+        frame = pd.DataFrame({"y": experiment.loc[keep, outcome].astype(float), "t": (arm[keep] == treatment).astype(float),
+                              "s": experiment.loc[keep, strata].astype(str)})
+        if covariate:
+            frame["x"] = experiment.loc[keep, covariate].astype(float)
+            frame = frame.dropna()
+        both = frame.groupby("s")["t"].agg(["min", "max"])
+        frame = frame[frame["s"].isin(both.index[(both["min"] == 0) & (both["max"] == 1)])]
+        levels = frame["s"].nunique()
+        if levels < 2:
+            continue
+        fit = smf.ols("y ~ t * C(s)" + (" + x" if covariate else ""), data=frame).fit(cov_type="HC3")
+        names = [n for n in fit.params.index if n.startswith("t:")]
+        test = fit.wald_test(" = 0, ".join(names) + " = 0", scalar=True, use_f=False)
+        rows.append({"treatment": treatment, "outcome": outcome, "strata": levels, "chi2": float(test.statistic), "dof": len(names),
+                     "p_value": float(test.pvalue)})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _heterogeneous(n: int = 4000, seed: int = 6) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    tier = rng.choice(["金卡会员", "银卡", "B", "a", "10", "9"], n)
+    variant = rng.choice(["control", "coupon", "sms"], n)
+    e = pd.DataFrame({"variant": variant, "tier": tier, "x": rng.gamma(1, 50, n)})
+    e["y"] = np.round(0.3 * e["x"] + rng.exponential(20, n) + np.where((variant == "coupon") & (tier == "a"), 9.0, 0.0), 2)
+    e.loc[rng.random(n) < 0.02, "x"] = np.nan  # the covariate missing here and there
+    e.loc[rng.random(n) < 0.02, "y"] = np.nan
+    e.loc[(e["tier"] == "9") & (e["variant"] == "coupon"), "variant"] = "control"  # a tier holding one arm of coupon: left out
+    return e
+
+
+@pytest.mark.parametrize("covariate", [None, "x"])
+@pytest.mark.parametrize("kind", ["text", "arrow", "integer", "with NaN"])
+def test_the_interaction_test_is_the_formulas_to_the_bit(covariate, kind):
+    e = _heterogeneous()
+    if kind == "arrow":
+        e["tier"] = e["tier"].astype("string[pyarrow]")
+    elif kind == "integer":  # sorted as text by the formula: 10 < 2 < 9
+        e["tier"] = e["tier"].map({"金卡会员": 2, "银卡": 10, "B": 9, "a": 1, "10": 30, "9": 3})
+    elif kind == "with NaN":
+        e.loc[e.index % 7 == 0, "tier"] = np.nan
+    mine = abtest.interaction_test(e, "y", "tier", control="control", covariate=covariate)
+    before = _interaction_by_formula(e, "y", "tier", control="control", covariate=covariate)
+    assert len(mine) == 2 and mine.equals(before)
+
+
+def test_the_interaction_design_is_patsys():
+    import patsy
+
+    e = _heterogeneous().dropna()
+    e = e[e["tier"] != "9"]  # the tier without coupon customers, which the formula would keep and interaction_test leaves out
+    t = (e["variant"] == "coupon").to_numpy(float)
+    frame = pd.DataFrame({"y": e["y"].to_numpy(), "t": t, "s": e["tier"].to_numpy(), "x": e["x"].to_numpy()})
+    endog, exog, _ = abtest._interaction_design(frame["y"].to_numpy(), t, e["tier"], frame["x"].to_numpy())
+    y, X = patsy.dmatrices("y ~ t * C(s) + x", frame, return_type="dataframe")
+    assert list(exog.columns) == list(X.columns) and np.array_equal(exog.to_numpy(), X.to_numpy()) and np.array_equal(endog, y["y"])
+    assert np.asarray(exog).flags["C_CONTIGUOUS"] and np.asarray(X).flags["C_CONTIGUOUS"]  # the same layout, so the same sums in BLAS
+
+
+def _orders_merged_as_before(e: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
+    from tierbook.summary import customer_codes
+
+    codes, ids = customer_codes(orders["customer_id"])
+    left = pd.DataFrame({"row": np.arange(len(e)), "c": pd.Index(ids).get_indexer(e["customer_id"].astype(str).to_numpy()),
+                         "assigned": e["assigned_date"].to_numpy()})
+    right = pd.DataFrame({"c": codes, "order_date": orders["order_date"].to_numpy(), "net_amount": orders["net_amount"].to_numpy()})
+    return left[left["c"] >= 0].merge(right, on="c", how="inner")
+
+
+@pytest.mark.parametrize("twice", [False, True])
+@pytest.mark.parametrize("ids", ["categorical", "arrow", "object"])
+def test_experiment_rows_meet_their_orders_as_in_the_merge(twice, ids):
+    rng = np.random.default_rng(8)
+    customers = np.array([f"C{i:04d}" for i in range(300)])
+    orders = pd.DataFrame({"customer_id": rng.choice(customers[:250], 4000),
+                           "order_date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 700 * 86400, 4000), unit="s"),
+                           "net_amount": np.round(rng.exponential(80, 4000), 2) * rng.choice([1, 1, 1, -1], 4000)})
+    orders["customer_id"] = {"categorical": orders["customer_id"].astype("category"), "arrow": orders["customer_id"].astype("string[pyarrow]"),
+                             "object": orders["customer_id"]}[ids]
+    chosen = rng.choice(customers, 200, replace=twice)  # some never ordered (C0250 on), some twice when twice
+    e = pd.DataFrame({"customer_id": pd.array(np.r_[chosen, ["nobody"]], dtype="string[pyarrow]"),
+                      "assigned_date": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 60, 201), unit="D")})
+    assert len(set(chosen)) < 200 if twice else len(set(chosen)) == 200
+    mine, before = experiment._orders_of(e, orders), _orders_merged_as_before(e, orders)
+    columns = ["row", "assigned", "order_date", "net_amount"]
+    # the same rows, each experiment row's orders in the same order (so that grouped sums are the same to the bit)
+    ordered = mine[columns].sort_values("row", kind="stable").reset_index(drop=True)
+    assert ordered.equals(before[columns].reset_index(drop=True))
+    with pytest.MonkeyPatch.context() as patch:  # pre_period and window_outcomes on the merge, as before
+        patch.setattr(experiment, "_orders_of", _orders_merged_as_before)
+        pre_before, window_before = pre_period(e, orders, 365), window_outcomes(e, orders, 30)
+    assert pre_period(e, orders, 365).equals(pre_before) and window_outcomes(e, orders, 30).equals(window_before)
+    assert pre_before["pre_orders"].sum() > 0 and window_before["orders_30d"].sum() > 0
 
 
 def test_winsorisation_caps_both_arms_at_the_pooled_quantile():

@@ -68,15 +68,49 @@ def _read_experiment(run_dir: Path) -> pd.DataFrame | None:
     return pd.read_parquet(path) if path.exists() else None
 
 
+def _codes_of(ids: np.ndarray, values: pd.Series) -> np.ndarray:
+    """The position of each of ``values`` (as text) among ``ids`` (distinct texts), -1 where absent:
+    ``pd.Index(ids).get_indexer(values.astype(str))`` by Arrow's hash lookup, without 1M Python
+    strings hashed (0.8 s -> 0.3 s CPU at 1M customers, 2026-12-02)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow" and not values.isna().any():
+        texts = pa.array(values.array)
+    else:
+        texts = pa.array(values.astype(str).to_numpy(), type=pa.string())
+    found = pc.index_in(texts, value_set=pa.array(ids, type=pa.string()))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def _orders_of(experiment: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFrame:
     """Each experiment row (``row``, ``assigned``) joined with its customer's orders (``order_date``,
     ``net_amount``), on integer customer codes: a merge of 600k assignments with 5M orders by id
-    strings took most of the A/B section at 1M customers."""
+    strings took most of the A/B section at 1M customers.
+
+    The rows are those of ``e.merge(o, on="c", how="inner")``, each experiment row's orders in the
+    orders' order, so that sums grouped by ``row`` are the merge's to the bit; when no customer is in
+    the experiment twice they come in the orders' order (each order looks its row up: 0.8 s -> 0.2 s
+    CPU at 1M customers, 2026-12-02), otherwise in the merge's order, through the orders sorted by
+    customer."""
     codes, ids = customer_codes(orders["customer_id"])
-    e = pd.DataFrame({"row": np.arange(len(experiment)), "c": pd.Index(ids).get_indexer(experiment["customer_id"].astype(str).to_numpy()),
-                      "assigned": experiment["assigned_date"].to_numpy()})
-    o = pd.DataFrame({"c": codes, "order_date": orders["order_date"].to_numpy(), "net_amount": orders["net_amount"].to_numpy()})
-    return e[e["c"] >= 0].merge(o, on="c", how="inner")
+    c = _codes_of(ids, experiment["customer_id"])
+    rows = np.flatnonzero(c >= 0)
+    row_of = np.full(len(ids), -1)
+    row_of[c[rows]] = rows
+    if np.count_nonzero(row_of >= 0) == len(rows):  # one row per customer
+        row = row_of[codes]
+        taken = np.flatnonzero(row >= 0)
+        row = row[taken]
+    else:
+        by_customer = np.argsort(codes, kind="stable")
+        count = np.bincount(codes, minlength=len(ids))
+        first = np.cumsum(count) - count  # each customer's first order in by_customer
+        k = count[c[rows]]
+        row = np.repeat(rows, k)
+        taken = by_customer[np.arange(len(row)) + np.repeat(first[c[rows]] - (np.cumsum(k) - k), k)]
+    return pd.DataFrame({"row": row, "c": c[row], "assigned": experiment["assigned_date"].to_numpy()[row],
+                         "order_date": orders["order_date"].to_numpy()[taken], "net_amount": orders["net_amount"].to_numpy()[taken]})
 
 
 def pre_period(experiment: pd.DataFrame, orders: pd.DataFrame, days: int) -> pd.DataFrame:
@@ -123,7 +157,7 @@ def run_ab_stage(params: Params, run_dir: Path) -> ABStage:
     treatments = sorted(set(table["variant"]) - {control})
     if not treatments:
         return ABStage(problem=_("The experiment table has only the control arm ({control}); there is nothing to compare.", control=control))
-    orders = load_clean(run_dir, "orders")
+    orders = load_clean(run_dir, "orders", columns=["customer_id", "order_date", "net_amount"])  # 6.6 s -> 3.2 s CPU at 1M (2026-12-02)
     has_dates = "assigned_date" in table and table["assigned_date"].notna().all()
 
     outcomes = list(params.sources.experiment.outcomes.values())
