@@ -30,7 +30,7 @@ import pandas as pd
 from . import i18n
 from .crm import write_customer_scores
 from .data import load_clean
-from .engine import cohort_table
+from .engine import cohort_table, run_cohorts, run_summary
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
@@ -724,9 +724,10 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
         days, note = churn_days(orders, as_of, params, gaps=None if params.churn.churn_days else timeline.purchase_gaps(as_of))
     except TierbookError as error:
         return ChurnStage(as_of=as_of, problem=_("Churn cannot be defined on this data: {error}.", error=error), tier_order=order)
-    # the summary from the orders in memory, as the training and test cutoffs' are: the numbers the engine (DuckDB or
-    # Spark) gives, without reading the orders a second time (1M customers: 5.1 s CPU on DuckDB, 0.7 s so, 2026-12-02)
-    summary = customer_summary(orders, as_of, occasion=params.rfm.occasion)
+    # the per-customer summary and the cohorts run on the engine (params.engine: DuckDB or Spark), as the transaction-level
+    # work does; customer_summary on the orders in memory gives the same numbers (tests/test_engine.py) in 0.7 s CPU
+    # against 5.1 s at 1M customers (2026-12-02), for the cutoffs that train and test the model
+    summary = run_summary(params, run_dir, as_of, occasion=params.rfm.occasion)
     survey, regions = _read_optional(run_dir, "survey"), _regions(run_dir)
     region_by_code = _regions_by_code(regions, timeline)
     scores = _read_optional(run_dir, "customer_scores", ["customer_id", "tier", "segment_zh", "p_alive", "clv"])
@@ -791,7 +792,7 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
         as_of=as_of, churn_days=days, churn_days_note=note, customers=customers,
         by_tier=churn_rates(customers, "tier", order), by_segment=churn_rates(customers, "segment_zh"),
         by_channel=churn_rates(customers, "main_channel"), by_nps=churn_rates(customers, "nps_category", NPS_CATEGORIES) if has_survey else None,
-        cohorts=cohort_table(timeline.cohort_counts(as_of.normalize()), as_of.normalize()), km_tier=km_tier, km_nps=km_nps, cox=cox, cox_note=cox_note, prediction=prediction,
+        cohorts=run_cohorts(params, run_dir, as_of), km_tier=km_tier, km_nps=km_nps, cox=cox, cox_note=cox_note, prediction=prediction,
         prediction_note=prediction_note, at_risk=at_risk, tier_order=order, has_survey=has_survey, value_column=value_column)
     _write(stage, scores, run_dir)
     return stage
@@ -844,7 +845,7 @@ def _write(stage: ChurnStage, scores: pd.DataFrame, run_dir: Path) -> None:
             merged[column] = values[column].to_numpy()
     else:
         merged = merged.join(values, on="customer_id")
-    write_customer_scores(merged, run_dir, export=False)  # the profile section, the last to add columns, writes the CRM files
+    write_customer_scores(merged, run_dir, export=False)  # the summary section writes the CRM files (profile.export_scores)
 
 
 # --------------------------------------------------------------------------- prose
