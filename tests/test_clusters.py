@@ -182,3 +182,21 @@ def test_a_base_above_fit_size_is_clustered_from_a_sample_like_the_full_fit():
     assert pd.crosstab(sampled.labels_, frame["truth"]).max(axis=1).sum() == 6000
     # below fit_size nothing changes: the default fit_size gives the exact full fit
     assert (RFMClusters(k_range=(2, 5)).fit(frame).labels_ == full.labels_).all()
+
+
+@pytest.mark.parametrize("fit_size", [20000, 400])  # everyone; and k chosen on a 400-customer sample, refitted on all 900
+def test_one_openmp_thread_gives_the_labels_of_two(data, monkeypatch, fit_size):
+    """k-means runs in one OpenMP thread (see clusters._one_openmp_thread): the labels, silhouettes and k
+    are those of the two-thread fit it replaces, the centres and inertia the same up to the order of a sum."""
+    from threadpoolctl import threadpool_limits
+
+    import tierbook.clusters as clusters
+
+    messy = pd.concat([data[FEATURES], mostly_one_time()[FEATURES]], ignore_index=True)  # separated groups and a tie mass
+    one = RFMClusters(k_range=(2, 6), fit_size=fit_size).fit(messy)
+    monkeypatch.setattr(clusters, "_one_openmp_thread", lambda: threadpool_limits(limits=2, user_api="openmp"))
+    two = RFMClusters(k_range=(2, 6), fit_size=fit_size).fit(messy)
+    assert one.k_ == two.k_ and one.labels_.equals(two.labels_)
+    assert one.silhouette_.equals(two.silhouette_) and one.profile(messy).equals(two.profile(messy, two.labels_))
+    np.testing.assert_allclose(one.centers_.to_numpy(), two.centers_.to_numpy(), rtol=1e-12)
+    assert one.inertia_ == pytest.approx(two.inertia_, rel=1e-12)

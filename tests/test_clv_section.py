@@ -209,3 +209,93 @@ def test_the_report_still_runs_when_the_models_cannot(project):
     html = (result.run_dir / "clv.html").read_text(encoding="utf-8")
     assert "only 10 of 150 customers bought again with positive net spend" in html and "Traceback" not in html
     assert "<img" not in html  # no empty figures
+
+
+def test_a_summary_in_another_time_unit_is_the_summary_made_in_it():
+    """``in_time_unit`` puts recency and T in another unit from the whole days, the same bits as the
+    summary made in that unit; by hand: first purchase day 0, last day 10, as_of day 15 -> recency
+    10 days = 10/7 weeks, T 14 days = 14/7 = 2 weeks (to the day before as_of)."""
+    from tierbook.summary import customer_summary
+    from tierbook.valuation import in_time_unit
+
+    rng = np.random.default_rng(3)
+    orders = pd.DataFrame({"customer_id": rng.choice([f"C{i:03d}" for i in range(300)], 2000),
+                           "order_date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 700, 2000), unit="D"),
+                           "net_amount": rng.lognormal(4, 1, 2000).round(2)})
+    weekly = customer_summary(orders, "2025-12-01", time_unit="W")
+    for unit in ("D", "M", "Q", "W"):
+        made = customer_summary(orders, "2025-12-01", time_unit=unit)
+        converted = in_time_unit(weekly, unit)
+        assert converted.equals(made) and converted.attrs == made.attrs, unit
+        if unit != "W":
+            assert not np.array_equal(converted["T"], weekly["T"])  # converted, not the weekly numbers
+    by_hand = customer_summary(pd.DataFrame({"customer_id": ["A", "A"], "order_date": pd.to_datetime(["2025-01-01", "2025-01-11"]),
+                                             "net_amount": [5.0, 7.0]}), "2025-01-16", time_unit="D")
+    assert in_time_unit(by_hand, "W")[["frequency", "recency", "T"]].to_numpy().tolist() == [[1, 10 / 7, 2.0]]
+
+
+def test_the_clv_section_takes_the_rfm_sections_summary_from_the_engine_once(tmp_path, monkeypatch):
+    """The clv section reads the summary the rfm section had the engine compute (in rfm.time_unit) and
+    puts it in clv.time_unit: equal, bit for bit, to the engine's summary in that unit. Without that
+    file, with one of another as_of, or with one older than the run's orders, it asks the engine."""
+    import os
+
+    from tierbook import valuation
+    from tierbook.engine import run_summary
+
+    from .conftest import demo_files
+
+    params, run_dir, _ = demo_files(tmp_path, 1000)
+    assert params.rfm.time_unit != params.clv.time_unit  # W and M by default: the conversion is exercised
+    run_data_stage(params, tmp_path, run_dir, today=dt.date(2026, 1, 1))
+    rfm = run_rfm_stage(params, run_dir)
+    engine = run_summary(params, run_dir, rfm.as_of, occasion=params.rfm.occasion, time_unit=params.clv.time_unit)
+    asked = []
+    monkeypatch.setattr(valuation, "run_summary", lambda *args, **kwargs: asked.append(args[2]) or engine)
+    summary = valuation.section_summary(params, run_dir, rfm.as_of)
+    assert summary.equals(engine) and summary.attrs == engine.attrs and asked == []
+    stage = run_clv_stage(params, run_dir)
+    assert stage.ok and stage.summary.equals(engine) and asked == []
+    earlier = rfm.as_of - pd.Timedelta(days=30)
+    valuation.section_summary(params, run_dir, earlier)  # the saved summary is for another as_of
+    saved, orders = run_dir / "data/customer_summary.parquet", run_dir / "data/orders.parquet"
+    os.utime(saved, (orders.stat().st_mtime - 10, orders.stat().st_mtime - 10))  # the orders were written again since
+    valuation.section_summary(params, run_dir, rfm.as_of)
+    saved.unlink()
+    valuation.section_summary(params, run_dir, rfm.as_of)
+    assert asked == [earlier, rfm.as_of, rfm.as_of]
+
+
+def test_the_clv_distribution_is_drawn_the_same_from_the_two_columns(tmp_path):
+    """``clv_points`` (CLV and the tier as a categorical) gives the figure of the whole customers frame
+    with Arrow-text tiers, byte for byte, also with a tier without customers and with CLV of 0."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("agg")
+    import matplotlib.pyplot as plt
+
+    from tierbook import plots
+    from tierbook.valuation import CLVStage, clv_points
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    customers = pd.DataFrame({"customer_id": [f"C{i}" for i in range(n)], "frequency": rng.integers(0, 9, n),
+                              "tier": pd.array(rng.choice(["Regular", "Potential"], n, p=[0.3, 0.7]), dtype="string"),
+                              "clv": np.where(rng.random(n) < 0.1, 0.0, rng.lognormal(3, 1.5, n))})
+    order = ["VIP", "Regular", "Potential"]  # no VIP
+    stage = CLVStage(as_of=pd.Timestamp("2026-01-01"), summary=customers, problem=None, validation=None, validation_note=None,
+                     fit=None, customers=customers, by_tier=None, by_segment=None, p_alive_bands=None, clv_tiers=None, tier_order=order)
+    points = clv_points(stage)
+    assert list(points.columns) == ["clv", "tier"] and points["clv"].equals(customers["clv"])
+    assert list(points["tier"].cat.categories) == order and (points["tier"].astype(str) == customers["tier"]).all()
+    images = []
+    plots.set_theme()
+    for frame in (customers, points):
+        fig = plots.clv_distribution(frame, "CNY", order)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        plt.close(fig)
+        images.append(buffer.getvalue())
+    assert images[0] == images[1]

@@ -93,3 +93,38 @@ def test_cdnow_master_runs_through_the_section(shared_data, tmp_path):
     assert exported["customer_id"].str.len().eq(5).all()  # zero-padded ids kept
     meta = json.loads((run_dir / "inputs.json").read_text(encoding="utf-8"))
     assert meta[0]["rows"] == 69_659
+
+
+@pytest.mark.parametrize("levels", [
+    None,  # the default: top shares only, no scores needed
+    "tiers.levels=[{name: Top, zh: 顶级, min_rfm_score: 12}, {name: Champ, zh: 冠军, segments: [Champions, 重要价值客户]}, "
+    "{name: VIP, zh: VIP, top_share: 0.1}, {name: Rest, zh: 其他}]",
+])
+def test_migration_tiers_are_those_of_the_base_dates_scores(tmp_path, monkeypatch, levels):
+    """``migration_tiers`` gives each customer the tier the base date's fitted levels give, at the base
+    date and now; with levels by top share alone it skips the scores, and still gives the tiers of the
+    path through the base scores and segments (the path a level reading scores or segments takes)."""
+    from tierbook import segmentation
+    from tierbook.segmentation import migration_tiers, tier_basis
+
+    from .conftest import demo_files
+
+    params, run_dir, _ = demo_files(tmp_path, 1000)
+    if levels:
+        params = load_params("demo", tmp_path / "params", ["demo.size=1000", levels])
+    stage = run_data_stage(params, tmp_path, run_dir, today=dt.date(2026, 1, 1))
+    orders, as_of = stage.orders, pd.Timestamp("2025-10-01")
+    summary, base_summary = customer_summary(orders, as_of), customer_summary(orders, as_of - pd.Timedelta(days=90))
+    basis = tier_basis(params, orders, summary)
+    base_tier, current_tier = migration_tiers(params, base_summary, summary, orders, basis)
+    # by hand: the levels fitted on the base summary, applied to both periods with the base date's scores and segments
+    base_scorer, base_scores, base_rules = score_customers(params, base_summary, orders)
+    assert base_tier.equals(base_scores["tier"])
+    assert current_tier.equals(base_rules.assign(basis, base_scorer.transform(summary)))
+    assert segmentation.tiers_use_scores(params) == bool(levels)
+    if levels:  # the score rules decide some customers: not the same tiers as by top share alone
+        assert set(base_tier) == {"Top", "Champ", "VIP", "Rest"}
+    else:
+        assert base_tier.value_counts().to_dict().keys() == {"VIP", "Regular", "Potential"}
+        now = current_tier.set_axis(summary["customer_id"]).reindex(base_summary["customer_id"])
+        assert (now.to_numpy() != base_tier.to_numpy()).any()  # some customers of the base date hold another tier now

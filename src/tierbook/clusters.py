@@ -37,6 +37,7 @@ import pandas as pd
 from sklearn.cluster import KMeans
 from sklearn.metrics import pairwise_distances_chunked, silhouette_score
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from tierbook.errors import TierbookError
 
@@ -96,6 +97,17 @@ class _Silhouette:
         if self.distances is None:
             return float(silhouette_score(self.points, labels))
         return float(silhouette_score(self.distances, labels, metric="precomputed"))
+
+
+def _one_openmp_thread():
+    """k-means in one OpenMP thread. scikit-learn's Lloyd iterations open a parallel region per
+    iteration, each as slow as its slowest thread, so a core busy with another section stalled every
+    one: the 70 fits of k = 2..8 on the 20,000-customer sample took 14.1 s CPU and 22.5 s wall with two
+    threads on this shared 2-core machine, 0.7 s and 1.1 s with one (1M demo, 2026-12-02). Every
+    label, and so every table and silhouette, is the same; the centres and the inertia can differ in
+    the last bits (2e-14 there), since each thread sums its own chunks of customers and the thread
+    count sets the order of that sum: with one thread they no longer depend on the number of cores."""
+    return threadpool_limits(limits=1, user_api="openmp")
 
 
 def _log_features(summary: pd.DataFrame) -> np.ndarray:
@@ -221,7 +233,8 @@ class RFMClusters:
             models, scores = {}, {}
             silhouette = _Silhouette(z_fit[sample])
             for k in candidates:
-                model = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(z_fit)
+                with _one_openmp_thread():
+                    model = KMeans(n_clusters=k, n_init=self.n_init, random_state=self.random_state).fit(z_fit)
                 models[k] = model
                 sampled = model.labels_[sample]
                 n_labels = len(np.unique(sampled))
@@ -233,8 +246,9 @@ class RFMClusters:
             self.k_ = int(self.silhouette_.idxmax()) if self.silhouette_.notna().any() else int(candidates[0])
             self.model_ = models[self.k_]
             if z_fit is not z:  # everyone, from the sample's centres
-                self.model_ = KMeans(n_clusters=self.k_, init=self.model_.cluster_centers_, n_init=1,
-                                     random_state=self.random_state).fit(z)
+                with _one_openmp_thread():
+                    self.model_ = KMeans(n_clusters=self.k_, init=self.model_.cluster_centers_, n_init=1,
+                                         random_state=self.random_state).fit(z)
             self.inertia_ = float(self.model_.inertia_)
             raw_sorted = self.model_.labels_
 

@@ -100,6 +100,25 @@ def score_customers(params: Params, summary: pd.DataFrame, orders: pd.DataFrame,
     return scorer, scores, rules
 
 
+def tiers_use_scores(params: Params) -> bool:
+    """Whether a tier level's rule reads the RFM scores or segments (``min_rfm_score``, ``segments``)."""
+    return any(level.min_rfm_score is not None or level.segments for level in params.tiers.levels)
+
+
+def migration_tiers(params: Params, base_summary: pd.DataFrame, summary: pd.DataFrame, orders: pd.DataFrame,
+                    basis: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    """Each customer's tier at the base date and now (``basis``: the current summary's ``tier_basis``), both by
+    the levels fitted at the base date: their cut-offs and, when a level reads them, the RFM scores and
+    segments with the base date's edges. Levels by top share alone (the default) need no scores: the base
+    scores and both periods' segments of 1M customers took 1.9 s CPU (2026-12-02)."""
+    if tiers_use_scores(params):
+        base_scorer, base_scores, base_rules = score_customers(params, base_summary, orders)
+        return base_scores["tier"], base_rules.assign(basis, base_scorer.transform(summary))
+    base_basis = tier_basis(params, orders, base_summary)
+    base_rules = make_tiers(params).fit(base_basis)
+    return base_rules.assign(base_basis), base_rules.assign(basis)
+
+
 def run_rfm_stage(params: Params, run_dir: Path) -> RFMStage:
     orders = load_orders(params, run_dir)
     rfm = params.rfm
@@ -118,10 +137,8 @@ def run_rfm_stage(params: Params, run_dir: Path) -> RFMStage:
     moved = None
     if (orders["order_date"] < base_date).any():
         base_summary = run_summary(params, run_dir, base_date, occasion=rfm.occasion, time_unit=rfm.time_unit)
-        base_scorer, base_scores, base_rules = score_customers(params, base_summary, orders)
-        current_segments = base_scorer.transform(summary)
-        current_tier = base_rules.assign(basis, current_segments)
-        moved = migration(base_scores["tier"].set_axis(base_summary["customer_id"]), current_tier.set_axis(summary["customer_id"]),
+        base_tier, current_tier = migration_tiers(params, base_summary, summary, orders, basis)
+        moved = migration(base_tier.set_axis(base_summary["customer_id"]), current_tier.set_axis(summary["customer_id"]),
                           order, summary["monetary_total"].set_axis(pd.Index(summary["customer_id"])))
 
     actions_8 = {seg.zh: seg.action for seg in rfm.segments_8.values()}

@@ -37,7 +37,7 @@ from .engine import run_summary
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
-from .summary import DAYS_PER_UNIT, customer_codes, customer_summary, default_as_of, same_ids, unique_sorted
+from .summary import COLUMNS, DAYS_PER_UNIT, customer_codes, customer_summary, default_as_of, same_ids, unique_sorted
 from .segmentation import load_orders
 from .tiers import TierRules, sorted_positions
 
@@ -267,10 +267,37 @@ def clv_tiers(params: Params, customers: pd.DataFrame, order: list[str]) -> pd.D
     return table
 
 
+def in_time_unit(summary: pd.DataFrame, time_unit: str) -> pd.DataFrame:
+    """``summary`` (``tierbook.summary.COLUMNS``) with ``recency`` and ``T``, the only columns in a time
+    unit, in ``time_unit``: whole days divided by the unit's length, the same two IEEE operations as the
+    engine's and the pandas summary's (days first to last purchase = tenure_days - recency_days; T counts
+    to the day before as_of = tenure_days - 1), so the same bits as a summary made in that unit."""
+    unit = DAYS_PER_UNIT[time_unit]
+    tenure, since_last = summary["tenure_days"].to_numpy(dtype=np.int64), summary["recency_days"].to_numpy(dtype=np.int64)
+    out = summary.assign(recency=(tenure - since_last).astype(np.float64) / unit, T=(tenure - 1).astype(np.float64) / unit)
+    out.attrs = {**summary.attrs, "time_unit": time_unit}
+    return out
+
+
+def section_summary(params: Params, run_dir: Path, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The per-customer summary at ``as_of`` in ``clv.time_unit``: the one the rfm section had the engine
+    compute and wrote (``data/customer_summary.parquet``, in ``rfm.time_unit``), put in the CLV's unit
+    by ``in_time_unit``; the engine's summary (``run_summary``) when that file is missing, older than
+    the run's orders, or for another as_of or occasion. At 1M customers: 1.1 s CPU to read, against
+    6.6 s for the engine to compute it again (2026-12-02)."""
+    path, orders = Path(run_dir) / "data" / "customer_summary.parquet", Path(run_dir) / "data" / "orders.parquet"
+    if path.exists() and (not orders.exists() or path.stat().st_mtime >= orders.stat().st_mtime):
+        saved = pd.read_parquet(path)
+        if (list(saved.columns) == COLUMNS and saved.attrs.get("as_of") == as_of.date().isoformat()
+                and saved.attrs.get("occasion") == params.rfm.occasion and len(saved)):
+            return in_time_unit(saved, params.clv.time_unit)
+    return run_summary(params, run_dir, as_of, occasion=params.rfm.occasion, time_unit=params.clv.time_unit)
+
+
 def run_clv_stage(params: Params, run_dir: Path) -> CLVStage:
     orders = load_orders(params, run_dir)
     as_of = pd.Timestamp(params.rfm.as_of) if params.rfm.as_of else default_as_of(orders)
-    summary = run_summary(params, run_dir, as_of, occasion=params.rfm.occasion, time_unit=params.clv.time_unit)  # params.engine
+    summary = section_summary(params, run_dir, as_of)  # the engine's (params.engine), computed once by the rfm section
     order = [level.name for level in params.tiers.levels]
     empty = dict(validation=None, validation_note=None, fit=None, customers=None, by_tier=None, by_segment=None,
                  p_alive_bands=None, clv_tiers=None, tier_order=order)
@@ -379,6 +406,16 @@ def _csv_column(values: pd.Series):
         except (pa.ArrowInvalid, pa.ArrowTypeError):  # not all text
             return None
     return None
+
+
+def clv_points(stage: CLVStage) -> pd.DataFrame:
+    """Each customer's ``clv`` and ``tier``, the tier a categorical in tier order: what
+    ``plots.clv_distribution`` draws. seaborn's stacked histogram of the 1M demo's customers took 1.8 s
+    CPU from ``stage.customers`` (23 columns, tiers as Arrow text) and 0.7 s from these two columns, the
+    same PNG (2026-12-02)."""
+    customers = stage.customers
+    return pd.DataFrame({"clv": customers["clv"].to_numpy(), "tier": pd.Categorical(customers["tier"], categories=stage.tier_order)},
+                        index=customers.index)
 
 
 def top_customers(stage: CLVStage, n: int) -> pd.DataFrame:
