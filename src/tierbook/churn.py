@@ -30,11 +30,12 @@ import pandas as pd
 from . import i18n
 from .crm import write_customer_scores
 from .data import load_clean
-from .engine import cohort_table, run_cohorts, run_summary
+from .engine import cohort_table, run_cohorts
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
 from .summary import customer_codes, customer_summary, default_as_of, purchase_days, same_ids, unique_sorted
+from .valuation import section_summary
 
 NPS_CATEGORIES = ["detractor", "passive", "promoter", "no answer"]
 NUMERIC_FEATURES = ["recency_days", "purchase_occasions", "monetary_total", "monetary_mean", "tenure_days",
@@ -724,10 +725,11 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
         days, note = churn_days(orders, as_of, params, gaps=None if params.churn.churn_days else timeline.purchase_gaps(as_of))
     except TierbookError as error:
         return ChurnStage(as_of=as_of, problem=_("Churn cannot be defined on this data: {error}.", error=error), tier_order=order)
-    # the per-customer summary and the cohorts run on the engine (params.engine: DuckDB or Spark), as the transaction-level
-    # work does; customer_summary on the orders in memory gives the same numbers (tests/test_engine.py) in 0.7 s CPU
-    # against 5.1 s at 1M customers (2026-12-02), for the cutoffs that train and test the model
-    summary = run_summary(params, run_dir, as_of, occasion=params.rfm.occasion)
+    # the per-customer summary and the cohorts are the engine's (params.engine: DuckDB or Spark), as the transaction-level
+    # work is: the summary the rfm section had the engine compute (valuation.section_summary; 5.1 s CPU to compute again at
+    # 1M customers, 2026-12-02). customer_summary on the orders in memory gives the same numbers (tests/test_engine.py)
+    # for the cutoffs that train and test the model
+    summary = section_summary(params, run_dir, as_of, time_unit="W")
     survey, regions = _read_optional(run_dir, "survey"), _regions(run_dir)
     region_by_code = _regions_by_code(regions, timeline)
     scores = _read_optional(run_dir, "customer_scores", ["customer_id", "tier", "segment_zh", "p_alive", "clv"])

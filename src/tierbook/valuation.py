@@ -279,8 +279,9 @@ def in_time_unit(summary: pd.DataFrame, time_unit: str) -> pd.DataFrame:
     return out
 
 
-def section_summary(params: Params, run_dir: Path, as_of: pd.Timestamp) -> pd.DataFrame:
-    """The per-customer summary at ``as_of`` in ``clv.time_unit``: the one the rfm section had the engine
+def section_summary(params: Params, run_dir: Path, as_of: pd.Timestamp, time_unit: str | None = None) -> pd.DataFrame:
+    """The per-customer summary at ``as_of`` in ``time_unit`` (``clv.time_unit`` by default; the churn section reads
+    it too): the one the rfm section had the engine
     compute and wrote (``data/customer_summary.parquet``, in ``rfm.time_unit``), put in the CLV's unit
     by ``in_time_unit``; the engine's summary (``run_summary``) when that file is missing, older than
     the run's orders, or for another as_of or occasion. At 1M customers: 1.1 s CPU to read, against
@@ -290,8 +291,8 @@ def section_summary(params: Params, run_dir: Path, as_of: pd.Timestamp) -> pd.Da
         saved = pd.read_parquet(path)
         if (list(saved.columns) == COLUMNS and saved.attrs.get("as_of") == as_of.date().isoformat()
                 and saved.attrs.get("occasion") == params.rfm.occasion and len(saved)):
-            return in_time_unit(saved, params.clv.time_unit)
-    return run_summary(params, run_dir, as_of, occasion=params.rfm.occasion, time_unit=params.clv.time_unit)
+            return in_time_unit(saved, time_unit or params.clv.time_unit)
+    return run_summary(params, run_dir, as_of, occasion=params.rfm.occasion, time_unit=time_unit or params.clv.time_unit)
 
 
 def run_clv_stage(params: Params, run_dir: Path) -> CLVStage:
