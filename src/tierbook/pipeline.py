@@ -18,18 +18,19 @@ class Section:
     cost: float = 1.0  # its share of a report's time, for the order in which ready sections start (by_priority)
 
 
-# cost: the section's seconds in the 1M-customer demo report on a 2-core machine (2026-12-02); only their ratios matter
+# cost: the section's seconds in the 1M-customer demo report on a 2-core machine (run 20261202-122155, bench/RESULTS.md);
+# only their ratios matter
 SECTIONS: tuple[Section, ...] = (
-    Section("summary", "00_summary.ipynb", "Executive summary", depends_on=("data", "rfm", "profile", "clv", "satisfaction", "churn", "ab_test"), cost=1),
-    Section("data", "01_data.ipynb", "Data: ingestion and cleaning", cost=97),
-    Section("rfm", "02_rfm.ipynb", "RFM, segments and tiers", depends_on=("data",), cost=41),
+    Section("summary", "00_summary.ipynb", "Executive summary", depends_on=("data", "rfm", "profile", "clv", "satisfaction", "churn", "ab_test"), cost=9),
+    Section("data", "01_data.ipynb", "Data: ingestion and cleaning", cost=120),
+    Section("rfm", "02_rfm.ipynb", "RFM, segments and tiers", depends_on=("data",), cost=27),
     # profile reads rfm's tiers and segments; its columns of customer_scores are joined in by the summary section, which
     # writes the CRM files, so it runs beside clv and churn (they rewrite customer_scores) rather than after them
-    Section("profile", "07_profile.ipynb", "Customer profiles and tags", depends_on=("rfm",), cost=45),
-    Section("clv", "03_clv.ipynb", "Customer lifetime value", depends_on=("rfm",), cost=36),
-    Section("satisfaction", "04_satisfaction.ipynb", "Satisfaction (NPS and CSAT)", depends_on=("clv",), cost=18),
-    Section("churn", "05_churn.ipynb", "Churn", depends_on=("clv",), cost=61),
-    Section("ab_test", "06_ab_test.ipynb", "A/B test of tier strategies", depends_on=("rfm",), cost=55),
+    Section("profile", "07_profile.ipynb", "Customer profiles and tags", depends_on=("rfm",), cost=41),
+    Section("clv", "03_clv.ipynb", "Customer lifetime value", depends_on=("rfm",), cost=29),
+    Section("satisfaction", "04_satisfaction.ipynb", "Satisfaction (NPS and CSAT)", depends_on=("clv",), cost=19),
+    Section("churn", "05_churn.ipynb", "Churn", depends_on=("clv",), cost=51),
+    Section("ab_test", "06_ab_test.ipynb", "A/B test of tier strategies", depends_on=("rfm",), cost=27),
 )
 
 
@@ -42,7 +43,7 @@ def chain_cost(name: str, sections: tuple[Section, ...] = SECTIONS) -> float:
 
 def by_priority(sections: list[Section] | tuple[Section, ...]) -> list[Section]:
     """The order in which sections that are ready take a free slot: the costliest chain to the end of the report first,
-    then as listed. When clv is done, churn (61 s at 1M customers) starts before satisfaction (18 s): in the listed
+    then as listed. When clv is done, churn (51 s at 1M customers) starts before satisfaction (19 s): in the listed
     order satisfaction took the one free slot and churn, on the way to the end, started 18 s later (2026-12-02)."""
     sections = tuple(sections)
     return sorted(sections, key=lambda s: -chain_cost(s.name, sections))
