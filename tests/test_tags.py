@@ -358,3 +358,27 @@ def test_tgi_with_repeated_customers_in_the_groups_fails_from_codes_as_from_the_
     for encoded in (coded, T.encode_tags(coded.frame())):
         with pytest.raises(pd.errors.InvalidIndexError):
             T.tgi_table(coded.frame(), groups, encoded=encoded)
+
+
+def _counts_by_groupby(long: pd.DataFrame) -> pd.DataFrame:
+    return long.groupby("tag_group").agg(customers=("customer_id", "nunique"), tags=("tag", "nunique")).reset_index()
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(wide_tables)
+def test_tag_counts_from_codes_equal_the_groupby_of_the_long_table(case):
+    """Customers and distinct tags per tag group: from the codes as the notebook's groupby of the long table gave them,
+    also with repeated ids, groups without a tag and awkward values (numbers, NaN, text)."""
+    ids, columns, _groups, _skip = case
+    wide = pd.DataFrame({"customer_id": ids, **{f"g{i}": pd.Series(c, dtype=object) for i, c in enumerate(columns)}})
+    names = [f"g{i}" for i in range(len(columns))][::-1]  # listed out of order: the counts are sorted by group
+    coded = T.coded_tags(wide, names)
+    pd.testing.assert_frame_equal(coded.counts(), _counts_by_groupby(coded.frame()), check_dtype=False)
+    assert coded.counts()["customers"].dtype == np.int64
+
+
+def test_tag_counts_by_hand():
+    wide = pd.DataFrame({"customer_id": ["a", "b", "c", "d"], "region": ["华东", None, "华东", "华南"],
+                         "cadence": ["weekly", "weekly", None, None], "nothing": [None] * 4})
+    counts = T.coded_tags(wide, ["region", "cadence", "nothing"]).counts()
+    assert counts.to_dict("list") == {"tag_group": ["cadence", "region"], "customers": [2, 3], "tags": [1, 2]}

@@ -67,6 +67,7 @@ class ProfileStage:
     segment_order: list[str] = field(default_factory=list)
     has_profit: bool = False
     notes: list[str] = field(default_factory=list)
+    tag_counts: pd.DataFrame | None = None  # per tag group: customers and distinct tags (CodedTags.counts)
 
     @property
     def groupings(self) -> dict[str, str]:
@@ -402,7 +403,8 @@ def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
         as_of=as_of, base_date=base_date, churn_days=days, churn_note=note, customers=customers, attributes=attr_groups,
         behaviour=behaviour_groups, tags=long, stages=stage_table(customers), flow=flow, tgi=tgi, cards=cards, mix=mix,
         category_mix=mix_by_category, small_groups=small_groups(customers, p.min_group_size, merged),
-        merged=merged, tier_order=tier_order, segment_order=segment_order, has_profit=has_profit, notes=notes)
+        merged=merged, tier_order=tier_order, segment_order=segment_order, has_profit=has_profit, notes=notes,
+        tag_counts=coded.counts())
     _write(stage, coded, params, run_dir)
     return stage
 

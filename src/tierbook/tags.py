@@ -358,6 +358,21 @@ class CodedTags:
             "tag": every_text[np.concatenate([offsets[i] + codes[r] for i, (codes, r) in enumerate(zip(self.codes, rows))])],
         }, copy=False)
 
+    def counts(self) -> pd.DataFrame:
+        """Per tag group (sorted): its customers and distinct tags, as ``frame().groupby("tag_group").agg(customers=
+        ("customer_id", "nunique"), tags=("tag", "nunique"))`` counts them, from the codes (that groupby of 13M rows of
+        text took 4.6 s in the 1M-customer report, 2026-12-02)."""
+        ids = pd.Index(self.customer_ids)
+        one_row_each = ids.is_unique and not ids.hasnans
+        rows = []
+        for group, codes, texts in sorted(zip(self.groups, self.codes, self.texts), key=lambda item: item[0]):
+            tagged = codes >= 0
+            if not tagged.any():
+                continue
+            customers = int(tagged.sum()) if one_row_each else ids[tagged].nunique()
+            rows.append((group, customers, len(set(np.asarray(texts, dtype=object)[np.unique(codes[tagged])]))))
+        return pd.DataFrame(rows, columns=["tag_group", "customers", "tags"]).astype({"customers": "int64", "tags": "int64"})
+
     @cached_property
     def text_ids(self) -> pd.Index:
         """The customer ids as text, one per row (made once for the several TGI tables)."""
