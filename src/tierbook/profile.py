@@ -29,7 +29,7 @@ from .crm import write_csv, write_customer_scores
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
-from .summary import customer_codes, default_as_of, purchase_days
+from .summary import customer_codes, default_as_of, purchase_days, same_ids
 
 ATTRIBUTE_COLUMNS = ["region", "city", "gender", "age_band", "signup_channel", "member_tier", "industry", "company_size_band"]
 BEHAVIOUR_COLUMNS = ["favourite_category", "channel_preference", "purchase_cadence", "discount_sensitivity", "weekday_weekend",
@@ -462,7 +462,7 @@ def export_scores(params: Params, run_dir: Path) -> None:
         profile = pd.read_parquet(extra)
         customers = profile["customer_id"].astype(str).to_numpy()
         columns = [c for c in profile.columns if c != "customer_id"]
-        if len(customers) == len(scores) and np.array_equal(customers, scores["customer_id"].to_numpy()) and pd.Index(customers).is_unique:
+        if same_ids(customers, scores["customer_id"]) and pd.Index(customers).is_unique:
             # the profile's customers are the scores' rows in their order: joined by position, in place (no copy of 1M x 26)
             for column in columns:
                 scores[column] = profile[column].set_axis(scores.index)
