@@ -140,3 +140,33 @@ def test_customer_scores_are_replaced_whole(tmp_path, monkeypatch):
     crm.write_customer_scores(first.assign(tier="VIP"), run_dir, export=False)
     assert pd.read_parquet(run_dir / "data" / "customer_scores.parquet")["tier"].tolist() == ["VIP", "VIP"]
     assert sorted(p.name for p in (run_dir / "data").iterdir()) == ["customer_scores.parquet"]
+
+
+def test_an_input_written_to_during_the_run_fails_it_and_latest_stays(tmp_path, monkeypatch):
+    """The inputs' size and modification time are taken before the run and compared when it ends (not hashed again)."""
+    from tierbook.pipeline import SECTIONS
+    from tierbook.report import Project, run_report
+
+    from .conftest import SMALL, demo_files
+
+    params, _, _ = demo_files(tmp_path, 400)
+    (tmp_path / "notebooks").symlink_to(REPO / "notebooks")
+    survey = params.source_path(tmp_path, params.sources.survey)
+    before = survey.read_bytes()
+
+    def sections(project, params, run_dir, names, results, on_done, touch=True):
+        for section in names:
+            results[section.name] = SectionResult(section.name, "succeeded", 0.1)
+        if touch:
+            survey.write_bytes(before + b"\n")  # a line added while the run read the file (a copy still in progress)
+
+    monkeypatch.setattr(report, "_run_sections", sections)
+    run = run_report(Project(tmp_path), "demo", SMALL + ["run.executor=kernel"])
+    assert run.status == "failed"
+    assert run.sections["data"].message == f"input file changed while the run read it: {survey}; run again when it is stable"
+    assert not (tmp_path / "reports" / "demo" / "latest").exists()
+    assert len(run.sections) == len(SECTIONS)
+
+    monkeypatch.setattr(report, "_run_sections", lambda *args: sections(*args, touch=False))
+    again = run_report(Project(tmp_path), "demo", SMALL + ["run.executor=kernel"])
+    assert again.status == "succeeded", "the same files, untouched: no change seen"
