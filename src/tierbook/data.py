@@ -50,34 +50,48 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
     priority = [s.name for s in params.sources.transactions]
     # popped: the mapped lines are freed once cleaned (what the clean tables need of them is theirs; 2 GiB at 1M customers)
     result = clean.clean_transactions(mapped.pop("transactions"), params.clean, priority, today)
-    ledgers = [result.ledger]
-    tables: dict[str, pd.DataFrame] = {}
-    paths = {s.name: params.source_path(root, s) for s in [*params.sources.transactions, params.sources.customers] if s is not None}
-    cleaners = {
-        "customers": lambda frame: clean.clean_customers(frame, paths),
-        "survey": lambda frame: clean.clean_survey(frame, params.clean.max_date or today),
-        "experiment": clean.clean_experiment,
-    }
-    for name, cleaner in cleaners.items():
-        if name in mapped:
-            tables[name], ledger = cleaner(mapped[name])
-            ledgers.append(ledger)
-    ledger = pd.concat(ledgers, ignore_index=True)
-    reconciliation = clean.reconcile(ledger)
-    clean.check_reconciliation(reconciliation, result.orders, ledger, {rec["source"]: rec["rows"] for rec in inventory})
+    data_dir, tables_dir = run_dir / "data", run_dir / "tables"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    tables_dir.mkdir(parents=True, exist_ok=True)
+    from concurrent.futures import ThreadPoolExecutor
 
-    reasons = (
-        pd.DataFrame({"table": ledger["table"], "status": ledger["status"], "reason": ledger["reason"], "row": ledger["row"],
-                      "amount": ledger["amount"].astype(float).fillna(0.0)})  # the columns it needs, not a copy of the 9M-row ledger
-        .groupby(["table", "status", "reason"], sort=False)
-        .agg(rows=("row", "size"), amount=("amount", "sum"))
-        .reset_index()
-    )
-    stage = DataStage(
-        inventory=pd.DataFrame(inventory), reconciliation=reconciliation, reasons=reasons,
-        orders=result.orders, transactions=result.transactions, tables=tables,
-    )
-    _write(stage, ledger, run_dir)
+    # the clean lines and orders are written in a thread (Arrow encodes and compresses them without Python's lock) while
+    # this one cleans the other tables and reconciles the ledger, then the ledger beside what is left: written one after
+    # another once everything was reconciled, the 1M-customer demo's files took 16 s after 9 s of reconciling (2026-12-02).
+    # A reconciliation that fails still fails the run (the files written are those of a failed run, never marked latest).
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        writes = [pool.submit(_write_clean_tables, result.transactions, result.orders, data_dir)]
+        ledgers = [result.ledger]
+        tables: dict[str, pd.DataFrame] = {}
+        paths = {s.name: params.source_path(root, s) for s in [*params.sources.transactions, params.sources.customers] if s is not None}
+        cleaners = {
+            "customers": lambda frame: clean.clean_customers(frame, paths),
+            "survey": lambda frame: clean.clean_survey(frame, params.clean.max_date or today),
+            "experiment": clean.clean_experiment,
+        }
+        for name, cleaner in cleaners.items():
+            if name in mapped:
+                tables[name], ledger = cleaner(mapped[name])
+                ledgers.append(ledger)
+        ledger = pd.concat(ledgers, ignore_index=True)
+        reconciliation = clean.reconcile(ledger)
+        clean.check_reconciliation(reconciliation, result.orders, ledger, {rec["source"]: rec["rows"] for rec in inventory})
+
+        reasons = (
+            pd.DataFrame({"table": ledger["table"], "status": ledger["status"], "reason": ledger["reason"], "row": ledger["row"],
+                          "amount": ledger["amount"].astype(float).fillna(0.0)})  # the columns it needs, not a copy of the 9M-row ledger
+            .groupby(["table", "status", "reason"], sort=False)
+            .agg(rows=("row", "size"), amount=("amount", "sum"))
+            .reset_index()
+        )
+        stage = DataStage(
+            inventory=pd.DataFrame(inventory), reconciliation=reconciliation, reasons=reasons,
+            orders=result.orders, transactions=result.transactions, tables=tables,
+        )
+        writes.append(pool.submit(_write_parquet, pa.Table.from_pandas(ledger, preserve_index=False), data_dir / "ledger.parquet"))
+        _write(stage, ledger, run_dir)
+        for write in writes:
+            write.result()  # a write's error is raised here
     if stage.orders.empty:
         raise TierbookError(_no_orders(ledger, paths))
     return stage
@@ -117,36 +131,29 @@ DICTIONARY_COLUMNS = ["customer_id", "source", "channel", "store", "currency", "
 
 
 def _write(stage: DataStage, ledger: pd.DataFrame, run_dir: Path) -> None:
-    data_dir = run_dir / "data"
+    """The data stage's other outputs (the clean lines, orders and ledger are written in threads, ``run_data_stage``)."""
+    for name, frame in stage.tables.items():
+        frame.to_parquet(run_dir / "data" / f"{name}.parquet", index=False)
+    rejected = ledger[ledger["status"] == "rejected"]
+    rejected[["source", "row", "reason", "detail", "table", "customer_id", "order_id", "order_date", "amount"]].to_csv(
+        run_dir / "rejected.csv", index=False, encoding="utf-8-sig")
     tables_dir = run_dir / "tables"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tables_dir.mkdir(parents=True, exist_ok=True)
-    # the three large files are written in threads, two at a time (Arrow encodes and compresses them without Python's
-    # lock) while this thread writes rejected.csv and the small tables: 16 s of writing one file after another at 1M
-    # customers (2026-12-02)
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        writes = [pool.submit(_write_parquet, table, data_dir / f"{name}.parquet") for name, table in _clean_tables(stage)]
-        writes.append(pool.submit(_write_parquet, pa.Table.from_pandas(ledger, preserve_index=False), data_dir / "ledger.parquet"))
-        for name, frame in stage.tables.items():
-            frame.to_parquet(data_dir / f"{name}.parquet", index=False)
-        rejected = ledger[ledger["status"] == "rejected"]
-        rejected[["source", "row", "reason", "detail", "table", "customer_id", "order_id", "order_date", "amount"]].to_csv(
-            run_dir / "rejected.csv", index=False, encoding="utf-8-sig")
-        stage.reconciliation.to_csv(tables_dir / "reconciliation.csv", index=False, encoding="utf-8-sig")
-        stage.reasons.to_csv(tables_dir / "rejection_reasons.csv", index=False, encoding="utf-8-sig")
-        stage.inventory.to_csv(tables_dir / "inputs.csv", index=False, encoding="utf-8-sig")
-        (run_dir / "inputs.json").write_text(json.dumps(stage.inventory.to_dict("records"), indent=2, ensure_ascii=False), encoding="utf-8")
-        for write in writes:
-            write.result()  # a write's error is raised here
+    stage.reconciliation.to_csv(tables_dir / "reconciliation.csv", index=False, encoding="utf-8-sig")
+    stage.reasons.to_csv(tables_dir / "rejection_reasons.csv", index=False, encoding="utf-8-sig")
+    stage.inventory.to_csv(tables_dir / "inputs.csv", index=False, encoding="utf-8-sig")
+    (run_dir / "inputs.json").write_text(json.dumps(stage.inventory.to_dict("records"), indent=2, ensure_ascii=False), encoding="utf-8")
 
 
-def _clean_tables(stage: DataStage):
+def _write_clean_tables(transactions: pd.DataFrame, orders: pd.DataFrame, data_dir: Path) -> None:
+    for name, table in _clean_tables(transactions, orders):
+        _write_parquet(table, data_dir / f"{name}.parquet")
+
+
+def _clean_tables(transactions: pd.DataFrame, orders: pd.DataFrame):
     """The kept lines and the orders as Arrow tables, customer ids dictionary-encoded (sorted categories): later sections
     group by their codes, which makes the 1M-customer summary 1.2 s instead of 8 s (bench/summary_time.py)."""
     ids = None
-    for name, frame in (("transactions", stage.transactions), ("orders", stage.orders)):
+    for name, frame in (("transactions", transactions), ("orders", orders)):
         codes = _codes_in(frame["customer_id"], ids) if ids is not None else None
         if codes is None:
             codes, ids = customer_codes(frame["customer_id"])
