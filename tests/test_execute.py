@@ -107,3 +107,27 @@ def test_kernel_and_fork_give_the_same_section(demo_project, tmp_path):
     kernel, forked = outputs(run / "notebooks" / "02_rfm.ipynb"), outputs(first.run_dir / "notebooks" / "02_rfm.ipynb")
     assert kernel == forked
 
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_the_cell_tagged_outputs_written_says_so_before_the_notebook_ends(bare, fails):
+    """The forked section tells the runner when the cell tagged OUTPUTS_TAG has run (its dependents start then), not
+    when it fails; the cells after it still run and the section's result comes after."""
+    import time
+
+    from tierbook.pipeline import OUTPUTS_TAG
+
+    project, run = bare
+    section = _notebook(project.notebooks_dir, "w.ipynb", "x = 1", "raise ValueError('no outputs')" if fails else "y = 2",
+                        "import time\ntime.sleep(1.0)")
+    nb = nbformat.read(str(project.notebooks_dir / "w.ipynb"), as_version=4)
+    nb.cells[3].metadata["tags"] = [OUTPUTS_TAG]
+    nbformat.write(nb, str(project.notebooks_dir / "w.ipynb"))
+    said = []
+    result = report._execute_section(project, _params(), run, section, on_outputs=lambda: said.append(time.perf_counter()))
+    ended = time.perf_counter()
+    if fails:
+        assert result.status == "failed" and said == []
+    else:
+        assert result.status == "succeeded", result.message
+        assert len(said) == 1 and ended - said[0] > 0.9, "said once, before the last cell's second"

@@ -227,7 +227,7 @@ def test_ready_sections_start_longest_chain_first(monkeypatch):
     assert [s.name for s in by_priority(sections)] == ["data", "rfm", "clv", "churn", "ab_test", "profile", "satisfaction", "summary"]
     started, ab_test_done = [], threading.Event()
 
-    def execute(project, params, run_dir, section):
+    def execute(project, params, run_dir, section, on_outputs=None):
         started.append(section.name)
         if section.name == "ab_test":
             ab_test_done.wait(5)  # still running when clv finishes
@@ -240,3 +240,41 @@ def test_ready_sections_start_longest_chain_first(monkeypatch):
     report._run_sections(None, SimpleNamespace(run=SimpleNamespace(parallel=2)), None, list(sections), results, lambda result: None)
     assert started[:4] == ["data", "rfm", "clv", "ab_test"] and started[4] == "churn"
     assert {r.status for r in results.values()} == {"succeeded"} and started[-1] == "summary"
+
+
+def test_dependents_start_when_outputs_are_written_and_the_summary_when_pages_are_done(monkeypatch):
+    """A section reports its outputs written (the notebook cell tagged OUTPUTS_TAG has run) before its figures and page
+    are done: its dependents start then; the summary (after_pages) waits until every section has finished."""
+    import threading
+    import time
+    from types import SimpleNamespace
+
+    from tierbook import report
+
+    events, lock = [], threading.Lock()
+
+    def log(what):
+        with lock:
+            events.append(what)
+
+    def execute(project, params, run_dir, section, on_outputs=None):
+        log(("start", section.name))
+        time.sleep(0.05)
+        log(("written", section.name))
+        on_outputs()
+        time.sleep(0.3)  # its figures and page
+        log(("done", section.name))
+        return report.SectionResult(section.name, "failed" if section.name == "satisfaction" else "succeeded")
+
+    monkeypatch.setattr(report, "_execute_section", execute)
+    results = {}
+    report._run_sections(None, SimpleNamespace(run=SimpleNamespace(parallel=2)), None, list(SECTIONS), results, lambda result: None)
+    at = {event: i for i, event in enumerate(events)}
+    assert at[("start", "rfm")] < at[("done", "data")], "rfm starts on data's outputs, before data's page is done"
+    assert at[("written", "data")] < at[("start", "rfm")]
+    assert at[("start", "clv")] < at[("done", "rfm")]
+    last_done = max(at[("done", s.name)] for s in SECTIONS if s.name != "summary")
+    assert "summary" not in {name for kind, name in events if kind == "start"} and results["summary"].status == "skipped", \
+        "the summary waits for pages: satisfaction failed after writing its outputs, so it never starts"
+    assert last_done == len(events) - 1
+    assert all(results[s.name].status == "succeeded" for s in SECTIONS if s.name not in ("satisfaction", "summary"))

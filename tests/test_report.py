@@ -41,7 +41,7 @@ def fake_sections(monkeypatch):
     """Replace notebook execution by a timed stub that records start and end times."""
     log = {}
 
-    def execute(project, params, run_dir, section):
+    def execute(project, params, run_dir, section, on_outputs=None):
         log[section.name] = [time.perf_counter()]
         time.sleep(0.3)
         log[section.name].append(time.perf_counter())

@@ -24,8 +24,15 @@ import sys
 import time
 from pathlib import Path
 
-# imported once by the fork server: each section's process starts with them loaded
+# jsonschema (which nbformat imports) imports rfc3987_syntax when it is installed (JupyterLab's dependencies bring it), and
+# that builds the grammar of its IRI format checker on import: 1.8 s of the 13 s in which the fork server imports the
+# libraries below, before the first section can start (python -X importtime, 2026-12-02). Neither nbformat's schema nor
+# tierbook checks IRIs, so the sections' processes go without that checker (jsonschema skips it when the import fails).
+sys.modules.setdefault("rfc3987_syntax", None)
+
+# imported once by the fork server, after this module: each section's process starts with them loaded
 WARM_MODULES = (
+    "tierbook.execute",
     "pandas", "numpy", "scipy.stats", "scipy.optimize", "matplotlib.pyplot", "seaborn", "sklearn.cluster",
     "sklearn.linear_model", "sklearn.ensemble", "sklearn.metrics", "statsmodels.api", "lifelines", "pyarrow.parquet",
     "IPython", "matplotlib_inline.backend_inline", "nbformat", "nbconvert", "papermill.iorw", "papermill.parameterize",
@@ -126,9 +133,14 @@ def _on_timeout(signum, frame):
     raise CellTimeout()
 
 
-def execute_notebook(source: Path, executed: Path, parameters: dict, cwd: Path, timeout: int | None = None) -> None:
+def execute_notebook(source: Path, executed: Path, parameters: dict, cwd: Path, timeout: int | None = None,
+                     on_outputs=None) -> None:
     """Run ``source`` with ``parameters`` in this process and write the executed notebook to
-    ``executed`` (also when a cell fails: then with the error output, and CellError is raised)."""
+    ``executed`` (also when a cell fails: then with the error output, and CellError is raised).
+    ``on_outputs()`` is called once the cell tagged ``outputs-written`` (pipeline.OUTPUTS_TAG) has run
+    without an error: the section's outputs for later sections are written."""
+    from .pipeline import OUTPUTS_TAG
+
     import nbformat
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
@@ -178,6 +190,8 @@ def execute_notebook(source: Path, executed: Path, parameters: dict, cwd: Path, 
                                                            traceback=traceback.format_exception(error)))
                 cell.metadata.papermill.update(status="failed", exception=True)
                 failed = CellError(ename, evalue, index)
+            elif on_outputs is not None and OUTPUTS_TAG in cell.metadata.get("tags", []):
+                on_outputs()
     finally:
         sys.stdout, sys.stderr = streams
         executed.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,12 @@ here, and its helpers (with tests) in ``src/tierbook``.
 ``depends_on`` names the sections whose outputs (in the run folder) a section reads; sections whose
 dependencies are done run in parallel, up to ``run.parallel`` at a time, the costliest chain of sections
 behind them first (``by_priority``).
+
+A dependency is done for a section as soon as its outputs are written: when the notebook's cell tagged
+``outputs-written`` (OUTPUTS_TAG, the cell that calls the section's stage function) has run, while the
+rest of that notebook (figures, tables, its HTML page) is still running. A section with
+``after_pages=True`` (the summary, which reads the other sections' pages and status) waits until its
+dependencies have finished. Under ``run.executor: kernel`` every section waits for its dependencies to finish.
 """
 
 from dataclasses import dataclass
@@ -16,12 +22,18 @@ class Section:
     title: str  # shown on the index and in the navigation bar
     depends_on: tuple[str, ...] = ()
     cost: float = 1.0  # its share of a report's time, for the order in which ready sections start (by_priority)
+    after_pages: bool = False  # waits until its dependencies have finished, not only written their outputs
+
+
+# the tag of the notebook cell after which a section's outputs for later sections are written
+OUTPUTS_TAG = "outputs-written"
 
 
 # cost: the section's seconds in the 1M-customer demo report on a 2-core machine (run 20261202-122155, bench/RESULTS.md);
 # only their ratios matter
 SECTIONS: tuple[Section, ...] = (
-    Section("summary", "00_summary.ipynb", "Executive summary", depends_on=("data", "rfm", "profile", "clv", "satisfaction", "churn", "ab_test"), cost=9),
+    Section("summary", "00_summary.ipynb", "Executive summary", depends_on=("data", "rfm", "profile", "clv", "satisfaction", "churn", "ab_test"), cost=9,
+            after_pages=True),
     Section("data", "01_data.ipynb", "Data: ingestion and cleaning", cost=120),
     Section("rfm", "02_rfm.ipynb", "RFM, segments and tiers", depends_on=("data",), cost=27),
     # profile reads rfm's tiers and segments; its columns of customer_scores are joined in by the summary section, which

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -249,12 +249,14 @@ def _kernel_manager_class(log: Path | None = None):
     return IPCKernelManager
 
 
-def _execute_section(project: Project, params: Params, run_dir: Path, section: Section) -> SectionResult:
+def _execute_section(project: Project, params: Params, run_dir: Path, section: Section, on_outputs=None) -> SectionResult:
     """Execute a section's notebook and export its HTML: in a process forked from the fork server
-    (``run.executor: fork``, tierbook.execute) or by papermill with a Jupyter kernel (``kernel``)."""
+    (``run.executor: fork``, tierbook.execute) or by papermill with a Jupyter kernel (``kernel``).
+    ``on_outputs()`` is called when the section's outputs for later sections are written (pipeline.OUTPUTS_TAG;
+    forked sections only)."""
     if params.run.executor == "kernel":
         return _notebook_and_html(project, params, run_dir, section, _papermill)
-    return _forked(project, params, run_dir, section)
+    return _forked(project, params, run_dir, section, on_outputs)
 
 
 def _papermill(project: Project, params: Params, source: Path, executed: Path, parameters: dict) -> None:
@@ -268,13 +270,13 @@ def _papermill(project: Project, params: Params, source: Path, executed: Path, p
     )
 
 
-def _in_this_process(project: Project, params: Params, source: Path, executed: Path, parameters: dict) -> None:
+def _in_this_process(project: Project, params: Params, source: Path, executed: Path, parameters: dict, on_outputs=None) -> None:
     from .execute import execute_notebook
 
-    execute_notebook(source, executed, parameters, project.root, params.run.cell_timeout_seconds)
+    execute_notebook(source, executed, parameters, project.root, params.run.cell_timeout_seconds, on_outputs)
 
 
-def _notebook_and_html(project: Project, params: Params, run_dir: Path, section: Section, execute) -> SectionResult:
+def _notebook_and_html(project: Project, params: Params, run_dir: Path, section: Section, execute, on_outputs=None) -> SectionResult:
     result = SectionResult(section.name)
     source = project.notebooks_dir / section.notebook
     executed = run_dir / "notebooks" / section.notebook
@@ -282,8 +284,11 @@ def _notebook_and_html(project: Project, params: Params, run_dir: Path, section:
     result.notebook = str(executed.relative_to(run_dir))
     started = time.perf_counter()
     try:
-        execute(project, params, source, executed,
-                {"client": params.client, "run_dir": str(run_dir), "project_root": str(project.root)})
+        parameters = {"client": params.client, "run_dir": str(run_dir), "project_root": str(project.root)}
+        if on_outputs is None:
+            execute(project, params, source, executed, parameters)
+        else:
+            execute(project, params, source, executed, parameters, on_outputs)
         result.seconds_notebook = round(time.perf_counter() - started, 2)
         html = run_dir / f"{section.name}.html"
         export_section(executed, html, section, SECTIONS, params, run_dir.name)
@@ -301,6 +306,7 @@ def _notebook_and_html(project: Project, params: Params, run_dir: Path, section:
     return result
 
 
+OUTPUTS_WRITTEN = "outputs-written"  # what a section's process sends when its outputs for later sections are written
 _CHILDREN: set = set()  # sections' processes still running (killed when the run is interrupted)
 
 
@@ -336,9 +342,10 @@ def start_fork_server() -> None:
             os.environ["MPLBACKEND"] = before
 
 
-def _forked(project: Project, params: Params, run_dir: Path, section: Section) -> SectionResult:
+def _forked(project: Project, params: Params, run_dir: Path, section: Section, on_outputs=None) -> SectionResult:
     """Run the section in a child of the fork server (``_fork_context``): it starts with the
-    libraries imported instead of a kernel's start-up and imports."""
+    libraries imported instead of a kernel's start-up and imports. The child says when the section's
+    outputs are written (``on_outputs()`` is called then), and how the section went."""
     context = _fork_context()
     receive, send = context.Pipe(duplex=False)
     sys.stdout.flush()
@@ -350,6 +357,10 @@ def _forked(project: Project, params: Params, run_dir: Path, section: Section) -
     send.close()
     try:
         data = receive.recv()
+        while data == OUTPUTS_WRITTEN:
+            if on_outputs is not None:
+                on_outputs()
+            data = receive.recv()
     except EOFError:  # the child died before it could say how the section went (killed, out of memory)
         data = None
     process.join()
@@ -383,7 +394,7 @@ def _section_child(send, project: Project, params: Params, run_dir: Path, sectio
         os.dup2(fd, 1)  # what libraries write to the terminal below Python (C code, warnings at exit) goes to the log
         os.dup2(fd, 2)
         os.close(fd)
-        result = _notebook_and_html(project, params, run_dir, section, _in_this_process)
+        result = _notebook_and_html(project, params, run_dir, section, _in_this_process, on_outputs=lambda: send.send(OUTPUTS_WRITTEN))
         result.peak_memory_mib = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
         send.send(result.__dict__)
     except BaseException:  # noqa: BLE001 - the parent reports a section without a result as failed
@@ -400,29 +411,51 @@ def kill_sections() -> None:
 
 def _run_sections(project: Project, params: Params, run_dir: Path, sections: list[Section],
                   results: dict[str, SectionResult], on_done) -> None:
-    """Run sections as their dependencies finish, ``run.parallel`` at a time."""
+    """Run sections as their dependencies finish or write their outputs (``pipeline``), ``run.parallel`` at a time."""
+    import queue
+
     pending = {s.name: s for s in by_priority(sections)}
+    events: queue.Queue = queue.Queue()  # (name, result): the section is done; (name, None): its outputs are written
+    written: set[str] = set()
     pool = ThreadPoolExecutor(max_workers=params.run.parallel)
+
+    def run(section: Section) -> None:
+        try:
+            result = _execute_section(project, params, run_dir, section, on_outputs=lambda: events.put((section.name, None)))
+        except BaseException as exc:  # noqa: BLE001 - raised in the loop below
+            result = exc
+        events.put((section.name, result))
+
+    def state(name: str, section: Section) -> str:
+        if name in results:
+            return results[name].status
+        return "succeeded" if name in written and not section.after_pages else "pending"
+
     try:
-        running = {}
+        running: set[str] = set()
         while pending or running:
             for name, section in list(pending.items()):
-                deps = [results[d].status if d in results else "pending" for d in section.depends_on]
+                deps = [state(d, section) for d in section.depends_on]
                 if any(s in ("failed", "skipped") for s in deps):
                     results[name] = SectionResult(name, "skipped", message="an upstream section failed")
                     del pending[name]
                     on_done(results[name])
                 elif all(s == "succeeded" for s in deps) and len(running) < params.run.parallel:
                     _say(f"  ▶ {name:<14} running")
-                    running[pool.submit(_execute_section, project, params, run_dir, section)] = name
+                    pool.submit(run, section)
+                    running.add(name)
                     del pending[name]
             if not running:
                 continue
-            done, _ = wait(list(running), return_when=FIRST_COMPLETED)
-            for future in done:
-                name = running.pop(future)
-                results[name] = future.result()
-                on_done(results[name])
+            name, result = events.get()
+            if result is None:
+                written.add(name)
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            running.discard(name)
+            results[name] = result
+            on_done(result)
     except BaseException:
         # interrupted (Ctrl-C, SIGTERM): do not wait for the running notebooks; forked sections are
         # killed, kernels end with this process (ipykernel watches its parent)
