@@ -361,6 +361,10 @@ def _mark_cross_source_duplicates(tx, orders, ledger, priority: list[str], minut
     for i, source in enumerate(priority[1:], start=1):
         left = keyed[keyed["source"] == source]
         right = keyed[keyed["source"].isin(priority[:i]) & ~keyed["order_key"].isin(np.fromiter(duplicate_of, dtype=np.int64))]
+        # only the orders whose (customer, cents) is on both sides can match (merge_asof pairs rows of the same "by"):
+        # the others left out, merge_asof of all 5M orders took 2.3 s of the 1M-customer demo's cleaning (2026-12-02)
+        left = left[left["by"].isin(right["by"].to_numpy()).to_numpy()]
+        right = right[right["by"].isin(left["by"].to_numpy()).to_numpy()]
         if left.empty or right.empty:
             continue
         match = pd.merge_asof(
