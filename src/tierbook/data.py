@@ -133,8 +133,8 @@ def _no_orders(ledger: pd.DataFrame, paths: dict[str, Path]) -> str:
 # Columns whose values repeat (a source, a channel, a store, the customer ids' codes): dictionary-encoded in the clean
 # Parquet files; the others (order ids, dates, amounts, row numbers) are written plainly. Dictionary-encoding every
 # column tried and dropped the dictionary of each unique-valued one page after page: the 1M-customer demo's transactions,
-# orders and ledger took 14.0 s CPU to write that way and 10.6 s this way (3 runs each, 2026-12-02; 20 % larger files,
-# read back identical and faster, 28 -> 24 s CPU for pandas to read all three)
+# orders and ledger took 14.0 s CPU to write that way and 10.6 s this way (medians of 3 runs, 2026-12-02; files 16 %
+# larger, read back identical and faster: 29.7 -> 26.9 s CPU for pandas to read all three)
 DICTIONARY_COLUMNS = ["customer_id", "source", "channel", "store", "currency", "category", "region", "product_id", "table",
                       "status", "reason"]
 
