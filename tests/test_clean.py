@@ -40,6 +40,34 @@ def reasons(result):
     return result.ledger.groupby("reason").size().to_dict()
 
 
+def test_exact_duplicates_per_source_name_the_first_open_row_with_the_same_text():
+    """Two sources with interleaved repeats, and rows rejected before the rule (no customer id) that repeat a later row:
+    each repeat names the first row of its own source still open, against a plain loop over the rows."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    lines = []
+    for i in range(300):
+        lines.append({"source": ["shop", "app"][int(rng.integers(2))], "customer_id": None if rng.random() < 0.1 else "C",
+                      "order_id": str(int(rng.integers(6))), "order_date": "2025-01-01", "amount": 10 + int(rng.integers(3))})
+    tx = pd.concat([frame([{k: v for k, v in line.items() if k != "source"}], source=line["source"]) for line in lines],
+                   ignore_index=True)
+    tx["row"] = range(1, len(tx) + 1)
+    tx["row_hash"] = pd.util.hash_pandas_object(tx[["customer_id", "order_id", "amount"]].astype(str), index=False).to_numpy()
+    ledger = run(tx, priority=("shop", "app"), outliers={"method": "none"}, cross_source_duplicates={"enabled": False}).ledger
+    seen, expected = {}, {}
+    for line in tx.itertuples():
+        if pd.isna(line.customer_id):
+            continue
+        key = (line.source, line.row_hash)
+        if key in seen:
+            expected[line.row] = f"identical to row {seen[key]}"
+        else:
+            seen[key] = line.row
+    merged = ledger[ledger["reason"] == "exact_duplicate"]
+    assert len(expected) > 200 and dict(zip(merged["row"], merged["detail"])) == expected
+
+
 def test_each_rejection_rule_and_its_counts():
     tx = frame([
         {"customer_id": "A", "order_id": "1", "order_date": "2025-01-01", "amount": 10},

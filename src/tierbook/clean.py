@@ -301,22 +301,28 @@ def _mark_outliers(tx: pd.DataFrame, ledger: _Ledger, is_return: pd.Series, rule
 
 
 def _mark_exact_duplicates(tx: pd.DataFrame, ledger: _Ledger) -> None:
-    # the open rows sorted by (source, row hash), stably: a row whose key equals the previous one's repeats the first row of
-    # its run. One integer sort; duplicated() and a groupby on the source texts and hashes took 23 s at 1M customers (2026-12-02)
+    # per source, the open rows' hashes numbered in order of first appearance (pd.factorize, one pass of a hash table): a
+    # row whose number appeared before repeats the first row with it. duplicated() and a groupby on the source texts and
+    # hashes took 23 s at 1M customers, a stable sort by (source, hash) 3.5 s CPU, this 2.1 s (medians of 3, same marks, 2026-12-02)
     open_rows = np.flatnonzero(ledger.open.to_numpy())
     source = pd.factorize(tx["source"])[0][open_rows]
     hashes = tx["row_hash"].to_numpy()[open_rows]
-    order = np.lexsort((hashes, source))
-    source, hashes = source[order], hashes[order]
-    repeat = np.r_[False, (source[1:] == source[:-1]) & (hashes[1:] == hashes[:-1])]
-    if not repeat.any():
-        return
-    run_start = np.maximum.accumulate(np.where(repeat, 0, np.arange(len(order))))
-    first_row = pd.Series(tx["row"].to_numpy()[open_rows[order[run_start]]], index=tx.index[open_rows[order]])
+    rows = tx["row"].to_numpy()
     duplicate = np.zeros(len(tx), dtype=bool)
-    duplicate[open_rows[order[repeat]]] = True
+    first_row = np.zeros(len(tx), dtype=np.int64)
+    for code in np.unique(source):
+        mine = source == code
+        at = open_rows[mine]
+        numbers = pd.factorize(hashes[mine])[0]
+        # a number's first appearance is where the running maximum reaches it: the k-th first appearance has number k
+        first_at = at[numbers > np.maximum.accumulate(np.r_[-1, numbers[:-1]])]
+        repeat = first_at[numbers] != at
+        duplicate[at[repeat]] = True
+        first_row[at[repeat]] = rows[first_at[numbers[repeat]]]
+    if not duplicate.any():
+        return
     ledger.mark(pd.Series(duplicate, index=tx.index), "merged", "exact_duplicate",
-                lambda rows: "identical to row " + first_row.reindex(rows[rows].index).astype("int64").astype(str))
+                lambda marked: "identical to row " + pd.Series(first_row, index=tx.index)[marked.to_numpy()].astype(str))
 
 
 def _orders(tx: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
