@@ -9,6 +9,7 @@ Everything after the per-customer summary stays in pandas.
     con = connect(params.engine)                       # DuckDB, or a SparkSession built from params
     orders = orders_table(con, run_dir / "data" / "orders.parquet")   # or "exports/orders-*.parquet"
     summary = execute_summary(orders, as_of, occasion="day", time_unit="W")   # == summary.customer_summary
+    now, before = execute_summaries(orders, [as_of, base_date], window_days=365)  # several dates, one query
 
 ``customer_summary`` returns the expression; ``summary_frame`` turns its executed result into the
 table ``tierbook.summary.customer_summary`` returns for the same orders (columns ``COLUMNS``, their
