@@ -160,7 +160,7 @@ def run_rfm_stage(params: Params, run_dir: Path) -> RFMStage:
     order = [level.name for level in params.tiers.levels]
 
     # the clusters in a second thread, beside the tiers, their migration and the profiles, which do not read them: the
-    # section runs alone in the report, and k-means and the silhouettes (6.5 s CPU at 1M customers, one OpenMP thread)
+    # section runs alone in the report, and k-means and the silhouettes (3.2-4.0 s CPU at 1M customers, one OpenMP thread)
     # release the GIL; the clusters are the same whichever thread fits them
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rfm-clusters") as pool:
         clustering = pool.submit(RFMClusters(k_range=(params.clustering.k_min, params.clustering.k_max), random_state=params.clustering.seed,
