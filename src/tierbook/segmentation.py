@@ -92,7 +92,8 @@ def tier_basis(params: Params, orders: pd.DataFrame, summary: pd.DataFrame) -> p
 def window_basis(params: Params, dated: DatedSummary) -> pd.DataFrame:
     """``tier_basis`` of an engine summary from the window aggregates the engine computed with it
     (``engine.execute_summaries`` with ``window_days``): the same values and dtype, without the orders in
-    pandas (reading them took 3.0 s CPU at 1M customers and the two window summaries 1.5 s, 2026-12-02).
+    pandas: with the two summaries in one query, the rfm section went from 23.6 to 16.4 s CPU at 1M customers (median of 3,
+    2026-12-02).
     Not for ``tiers.basis: clv``."""
     summary, window = dated.summary, dated.window
     if params.tiers.window_days is None:
