@@ -123,6 +123,53 @@ def test_duckdb_summary_equals_the_pandas_summary_on_a_demo_run(duck, demo_run, 
     assert ours.attrs == theirs.attrs
 
 
+def window_of(frame, as_of, days, occasion, time_unit):
+    """The pandas summary of the orders in the ``days`` days before ``as_of``: what ``execute_summaries``' window counts."""
+    recent = frame[frame["order_date"] >= pd.Timestamp(as_of) - pd.Timedelta(days=days)]
+    return customer_summary(recent, as_of, occasion=occasion, time_unit=time_unit).set_index("customer_id")
+
+
+def assert_summaries(dated, table, frame, as_ofs, occasion, time_unit, window_days):
+    """Each date's summary is ``execute_summary``'s at that date, and its window the window's pandas summary."""
+    for as_of, one in zip(as_ofs, dated):
+        alone = engine.execute_summary(table, as_of, occasion=occasion, time_unit=time_unit)
+        pd.testing.assert_frame_equal(one.summary, alone, check_exact=True)
+        assert one.summary.attrs == alone.attrs
+        assert one.window.index.equals(one.summary.index)
+        window = one.window.set_axis(one.summary["customer_id"])
+        expected = window_of(frame, as_of, window_days, occasion, time_unit)[["purchase_occasions", "monetary_total"]]
+        bought = window["purchase_occasions"] > 0
+        pd.testing.assert_frame_equal(window[bought], expected, check_exact=True, check_names=False)
+        assert (window.loc[~bought, "monetary_total"] == 0).all() and (~bought).any() and bought.any()
+
+
+@pytest.mark.parametrize("occasion, time_unit", [("day", "W"), ("order", "D")])
+def test_summaries_at_several_dates_equal_one_summary_per_date(duck, demo_run, occasion, time_unit):
+    """One query for several dates (the rfm section's as_of and migration base date) and the tier window gives each
+    date's summary exactly, and the window's occasions and spend as the pandas summary of the window's orders."""
+    path, frame = demo_run
+    table = engine.orders_table(duck, path)
+    as_ofs = [pd.Timestamp("2025-12-01"), pd.Timestamp("2024-03-15"), pd.Timestamp("2024-09-01")]
+    dated = engine.execute_summaries(table, as_ofs, occasion=occasion, time_unit=time_unit, window_days=60)
+    assert len({len(one.summary) for one in dated}) == 3  # customers join between the dates
+    assert_summaries(dated, table, frame, as_ofs, occasion, time_unit, 60)
+    plain = engine.execute_summaries(table, as_ofs[:1], occasion=occasion, time_unit=time_unit)
+    assert plain[0].window is None
+    pd.testing.assert_frame_equal(plain[0].summary, dated[0].summary, check_exact=True)
+
+
+def test_summaries_before_the_first_order(duck):
+    """A later date without an order before it has no summary; the first date must have one (execute_summary's error)."""
+    table = ibis.memtable(HAND)
+    before, after = engine.execute_summaries(table, [AS_OF, "2023-06-01"], window_days=30)
+    assert after.summary is None and after.window is None
+    pd.testing.assert_frame_equal(before.summary, customer_summary(HAND, AS_OF), check_exact=True)
+    # hand-computed window, 2024-01-31 .. 2024-02-29: 007 bought on 02-12 (30.35), B on 02-20 (7.00), C on 02-01 and 02-29
+    assert before.window.to_dict("list") == {"purchase_occasions": [1, 1, 2], "monetary_total": [30.35, 7.0, 0.3]}
+    with pytest.raises(TierbookError, match="no order is before as_of 2023-06-01"):
+        engine.execute_summaries(table, ["2023-06-01", AS_OF])
+
+
 def test_sums_are_the_exact_decimal_sums(duck, demo_run):
     """Both summaries sum integers: each customer's total is the double nearest the exact decimal sum
     of their orders' amounts (to 1/10,000; 7% of the demo's net amounts carry float noise such as
@@ -258,6 +305,14 @@ def test_spark_summary_equals_duckdb_row_for_row(spark, duck, demo_run):
         ours = engine.execute_summary(on_spark, as_of, occasion=occasion, time_unit=time_unit)
         pd.testing.assert_frame_equal(ours, engine.execute_summary(on_duckdb, as_of, occasion=occasion, time_unit=time_unit), check_exact=True)
         pd.testing.assert_frame_equal(ours, customer_summary(frame, as_of, occasion=occasion, time_unit=time_unit), check_exact=True)
+    as_ofs = [as_of, as_of - pd.Timedelta(days=90)]
+    for occasion, time_unit in (("day", "W"), ("order", "D")):
+        on_both = [engine.execute_summaries(table, as_ofs, occasion=occasion, time_unit=time_unit, window_days=365)
+                   for table in (on_spark, on_duckdb)]
+        for ours, theirs in zip(*on_both):
+            pd.testing.assert_frame_equal(ours.summary, theirs.summary, check_exact=True)
+            pd.testing.assert_frame_equal(ours.window, theirs.window, check_exact=True)
+        assert_summaries(on_both[0], on_duckdb, frame, as_ofs, occasion, time_unit, 365)
     pd.testing.assert_frame_equal(engine.cohort_retention(on_spark, as_of), engine.cohort_retention(on_duckdb, as_of), check_exact=True)
     pd.testing.assert_frame_equal(engine.monthly(on_spark), engine.monthly(on_duckdb), check_exact=True)
 

@@ -128,3 +128,61 @@ def test_migration_tiers_are_those_of_the_base_dates_scores(tmp_path, monkeypatc
         assert base_tier.value_counts().to_dict().keys() == {"VIP", "Regular", "Potential"}
         now = current_tier.set_axis(summary["customer_id"]).reindex(base_summary["customer_id"])
         assert (now.to_numpy() != base_tier.to_numpy()).any()  # some customers of the base date hold another tier now
+
+
+@pytest.mark.parametrize("basis", ["monetary_total", "monetary_mean", "purchase_occasions"])
+def test_window_basis_from_the_engine_equals_tier_basis_from_the_orders(tmp_path, basis):
+    """The engine's window aggregates give the tier basis ``tier_basis`` computes from the orders in pandas, value
+    and dtype: a window some customers bought in, one everyone bought in (purchase_occasions stays int64), one no
+    one bought in (0.0 for all), and no window (the summary as it is)."""
+    from tierbook import engine
+    from tierbook.segmentation import tier_basis, window_basis
+
+    from .conftest import demo_files
+
+    params, run_dir, _ = demo_files(tmp_path, 1000)
+    orders = run_data_stage(params, tmp_path, run_dir, today=dt.date(2026, 1, 1)).orders
+    table = engine.orders_table(engine.connect(), run_dir / "data" / "orders.parquet")
+    as_of, late = pd.Timestamp("2025-10-01"), pd.Timestamp("2027-01-01")
+    for window_days, at in ((90, as_of), (5000, as_of), (30, late), (None, as_of)):
+        setting = f"tiers.window_days={'null' if window_days is None else window_days}"
+        params = load_params("demo", tmp_path / "params", ["demo.size=1000", f"tiers.basis={basis}", setting])
+        dated = engine.execute_summaries(table, [at], window_days=window_days)[0]
+        ours, theirs = window_basis(params, dated), tier_basis(params, orders, dated.summary)
+        pd.testing.assert_frame_equal(ours, theirs, check_exact=True)
+        bought = (dated.window["purchase_occasions"] > 0).mean() if window_days else None
+        assert {90: lambda: 0 < bought < 1, 5000: lambda: bought == 1, 30: lambda: bought == 0, None: lambda: True}[window_days]()
+        if window_days in (90, 30):
+            assert not ours[basis].equals(dated.summary[basis])  # the window changes the basis
+
+
+def test_the_stage_equals_its_steps_on_the_pandas_orders(tmp_path):
+    """``run_rfm_stage`` (both summaries and the tier window from one engine query, the clusters fitted in a second
+    thread) gives what its steps give on the orders in pandas: the summary, tiers, clusters, migration and the
+    export's purchase dates."""
+    from tierbook.clusters import RFMClusters
+    from tierbook.segmentation import customer_scores, migration_tiers, tier_basis
+    from tierbook.tiers import migration
+
+    from .conftest import demo_files
+
+    params, run_dir, _ = demo_files(tmp_path, 1000)
+    orders = run_data_stage(params, tmp_path, run_dir, today=dt.date(2026, 1, 1)).orders
+    stage = run_rfm_stage(params, run_dir)
+    summary = customer_summary(orders, stage.as_of, occasion=params.rfm.occasion, time_unit=params.rfm.time_unit)
+    pd.testing.assert_frame_equal(stage.summary, summary, check_exact=True)
+    basis = tier_basis(params, orders, summary)
+    _, scores, _ = score_customers(params, summary, orders, basis)
+    assert stage.scores["tier"].equals(scores["tier"]) and scores["tier"].nunique() == 3
+    c = params.clustering
+    clusters = RFMClusters(k_range=(c.k_min, c.k_max), random_state=c.seed, sample_size=c.sample_size, fit_size=c.fit_size).fit(summary)
+    assert (stage.scores["cluster"].to_numpy() == clusters.labels_.to_numpy()).all() and stage.clusters.k_ == clusters.k_ > 1
+    base_summary = customer_summary(orders, stage.base_date, occasion=params.rfm.occasion, time_unit=params.rfm.time_unit)
+    base_tier, current_tier = migration_tiers(params, base_summary, summary, orders, basis)
+    moved = migration(base_tier.set_axis(base_summary["customer_id"]), current_tier.set_axis(summary["customer_id"]),
+                      [level.name for level in params.tiers.levels], summary["monetary_total"].set_axis(pd.Index(summary["customer_id"])))
+    pd.testing.assert_frame_equal(stage.migration.matrix, moved.matrix, check_exact=True)
+    pd.testing.assert_frame_equal(stage.migration.revenue_moved, moved.revenue_moved, check_exact=True)
+    exported = customer_scores(stage, params)
+    assert exported["first_purchase"].tolist() == summary["first_purchase"].dt.date.tolist()
+    assert exported["last_purchase"].tolist() == summary["last_purchase"].dt.date.tolist()

@@ -9,6 +9,7 @@ Everything after the per-customer summary stays in pandas.
     con = connect(params.engine)                       # DuckDB, or a SparkSession built from params
     orders = orders_table(con, run_dir / "data" / "orders.parquet")   # or "exports/orders-*.parquet"
     summary = execute_summary(orders, as_of, occasion="day", time_unit="W")   # == summary.customer_summary
+    now, before = execute_summaries(orders, [as_of, base_date], window_days=365)  # several dates, one query
 
 ``customer_summary`` returns the expression; ``summary_frame`` turns its executed result into the
 table ``tierbook.summary.customer_summary`` returns for the same orders (columns ``COLUMNS``, their
@@ -31,6 +32,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -216,6 +218,52 @@ def _no_order_before(orders: ir.Table, as_of: pd.Timestamp) -> TierbookError:
 # --------------------------------------------------------------------------- the per-customer summary
 
 
+def _occasions(orders: ir.Table, end_day: int, occasion: str) -> tuple[ir.Table, ir.Value]:
+    """The purchase occasions of the orders before ``end_day`` (``customer_id``, ``day``, ``value`` in amount
+    units) and the aggregate that gives a customer's first occasion's value."""
+    import ibis
+
+    keys = [c for c in ("source", "order_id") if c in orders.columns] if occasion == "order" else []
+    prepared = orders.select("customer_id", *keys, **({"at": orders.order_date} if keys else {}),
+                             day=_day(orders), units=_units(orders))
+    before = prepared.filter(prepared.day < end_day)
+    if occasion == "day":
+        occasions = before.group_by(["customer_id", "day"]).aggregate(value=before.units.sum())
+        return occasions, occasions.value.argmin(occasions.day)  # one occasion per customer and day: no tie
+    if occasion == "order":
+        if "order_id" not in keys:
+            raise TierbookError("occasion: order needs an order_id column in the orders")
+        occasions = before.group_by(["customer_id", "day", *keys]).aggregate(value=before.units.sum(), at=before.at.min())
+        rank = ibis.row_number().over(group_by="customer_id", order_by=["day", "at", *keys])
+        occasions = occasions.mutate(is_first=rank == 0)
+        return occasions, occasions.value.sum(where=occasions.is_first)
+    raise ValueError(f"occasion must be 'day' or 'order', not {occasion!r}")
+
+
+def _summary_columns(first_day, last_day, occasions, total, first_value, as_of_day: int, unit: float) -> dict:
+    """The summary's columns after ``customer_id`` from a customer's first and last occasion day, number of
+    occasions and their total and first value (amount units)."""
+    import ibis
+
+    money = total.cast("float64") / float(AMOUNT_SCALE)  # divided once, as in summary.py
+    n = occasions.cast("int64")
+    frequency = n - 1
+    repeat_value = (total - first_value).cast("float64") / float(AMOUNT_SCALE)
+    return dict(
+        first_day=first_day.cast("int64"),
+        last_day=last_day.cast("int64"),
+        recency_days=(as_of_day - last_day).cast("int64"),
+        purchase_occasions=n,
+        monetary_total=money,
+        monetary_mean=money / n.cast("float64"),
+        tenure_days=(as_of_day - first_day).cast("int64"),
+        frequency=frequency,
+        recency=(last_day - first_day).cast("float64") / unit,
+        T=(as_of_day - 1 - first_day).cast("float64") / unit,
+        monetary_value=ibis.ifelse(frequency > 0, repeat_value / ibis.greatest(frequency, 1).cast("float64"), 0.0),
+    )
+
+
 def customer_summary(orders: ir.Table, as_of, *, occasion: Literal["day", "order"] = "day",
                      time_unit: Literal["D", "W", "M", "Q"] = "W") -> ir.Table:
     """The per-customer summary of ``tierbook.summary.customer_summary`` as an Ibis expression
@@ -230,66 +278,77 @@ def customer_summary(orders: ir.Table, as_of, *, occasion: Literal["day", "order
     ``"order"`` counts each (``source``, ``order_id``) and the first occasion of a customer is the
     first by (``order_date``, ``source``, ``order_id``), the data stage's row order that the pandas
     summary follows."""
-    import ibis
-
     as_of_day = _as_of_day(as_of)
-    unit = DAYS_PER_UNIT[time_unit]
-    keys = [c for c in ("source", "order_id") if c in orders.columns] if occasion == "order" else []
-    prepared = orders.select("customer_id", *keys, **({"at": orders.order_date} if keys else {}),
-                             day=_day(orders), units=_units(orders))
-    before = prepared.filter(prepared.day < as_of_day)
-    if occasion == "day":
-        occasions = before.group_by(["customer_id", "day"]).aggregate(value=before.units.sum())
-        first_value = occasions.value.argmin(occasions.day)  # one occasion per customer and day: no tie
-    elif occasion == "order":
-        if "order_id" not in keys:
-            raise TierbookError("occasion: order needs an order_id column in the orders")
-        occasions = before.group_by(["customer_id", "day", *keys]).aggregate(value=before.units.sum(), at=before.at.min())
-        rank = ibis.row_number().over(group_by="customer_id", order_by=["day", "at", *keys])
-        occasions = occasions.mutate(is_first=rank == 0)
-        first_value = occasions.value.sum(where=occasions.is_first)
-    else:
-        raise ValueError(f"occasion must be 'day' or 'order', not {occasion!r}")
+    occasions, first_value = _occasions(orders, as_of_day, occasion)
     per = occasions.group_by("customer_id").aggregate(
         first_day=occasions.day.min(), last_day=occasions.day.max(), occasions=occasions.count(),
         total=occasions.value.sum(), first_value=first_value)
-    total = per.total.cast("float64") / float(AMOUNT_SCALE)  # divided once, as in summary.py
-    n = per.occasions.cast("int64")
-    frequency = n - 1
-    repeat_value = (per.total - per.first_value).cast("float64") / float(AMOUNT_SCALE)
-    return per.select(
-        customer_id=per.customer_id,
-        first_day=per.first_day.cast("int64"),
-        last_day=per.last_day.cast("int64"),
-        recency_days=(as_of_day - per.last_day).cast("int64"),
-        purchase_occasions=n,
-        monetary_total=total,
-        monetary_mean=total / n.cast("float64"),
-        tenure_days=(as_of_day - per.first_day).cast("int64"),
-        frequency=frequency,
-        recency=(per.last_day - per.first_day).cast("float64") / unit,
-        T=(as_of_day - 1 - per.first_day).cast("float64") / unit,
-        monetary_value=ibis.ifelse(frequency > 0, repeat_value / ibis.greatest(frequency, 1).cast("float64"), 0.0),
-    ).order_by("customer_id")
+    return per.select(customer_id=per.customer_id, **_summary_columns(
+        per.first_day, per.last_day, per.occasions, per.total, per.first_value, as_of_day, DAYS_PER_UNIT[time_unit])).order_by("customer_id")
 
 
-def summary_frame(result: pd.DataFrame, as_of, *, occasion: str = "day", time_unit: str = "W") -> pd.DataFrame:
-    """The executed ``customer_summary`` as ``tierbook.summary.customer_summary`` returns it: days
-    as datetime64[ns] midnights, int64 counts, object ids, ``COLUMNS`` order and ``attrs``."""
+def customer_summaries(orders: ir.Table, as_ofs: list, *, occasion: Literal["day", "order"] = "day",
+                       time_unit: Literal["D", "W", "M", "Q"] = "W", window_days: int | None = None) -> ir.Table:
+    """``customer_summary`` at each date of ``as_ofs`` in one pass over the orders, as one wide table: one row
+    per customer with an order before the latest date, sorted by ``customer_id``; for date i a column
+    ``present_i`` (the customer has an order before it) and the summary's columns suffixed ``_i``
+    (meaningless where ``present_i`` is false). With ``window_days``, ``window_occasions_i`` and
+    ``window_units_i``: the customer's purchase occasions and net amount units in the ``window_days``
+    days before date i (0 for none), as ``summary.customer_summary`` of those orders counts them.
+
+    A customer's first occasion is the same at every date it has one before, so the occasions are grouped
+    once and each date's last day, count and total are conditional aggregates: the rfm section's summaries
+    at as_of and at the migration base date took 2 queries, 9.8 s CPU at 1M customers (2026-12-02)."""
+    ends = [_as_of_day(as_of) for as_of in as_ofs]
+    unit = DAYS_PER_UNIT[time_unit]
+    occasions, first_value = _occasions(orders, max(ends), occasion)
+    day, value = occasions.day, occasions.value
+    aggregates = {"first_day": day.min(), "first_value": first_value}
+    for i, end in enumerate(ends):
+        before = day < end
+        aggregates.update({f"last_day_{i}": day.max(where=before).fill_null(0), f"occasions_{i}": occasions.count(where=before),
+                           f"total_{i}": value.sum(where=before).fill_null(0)})
+        if window_days is not None:
+            inside = before & (day >= end - window_days)
+            aggregates.update({f"window_occasions_{i}": occasions.count(where=inside),
+                               f"window_units_{i}": value.sum(where=inside).fill_null(0)})
+    per = occasions.group_by("customer_id").aggregate(**aggregates)
+    columns = {}
+    for i, end in enumerate(ends):
+        present = per[f"occasions_{i}"] > 0
+        n = present.ifelse(per[f"occasions_{i}"], 1)  # no division by 0 where absent (Spark's ANSI mode raises)
+        summary = _summary_columns(per.first_day, per[f"last_day_{i}"], n, per[f"total_{i}"], per.first_value, end, unit)
+        columns.update({f"present_{i}": present, **{f"{name}_{i}": expr for name, expr in summary.items()}})
+        if window_days is not None:
+            columns.update({f"window_occasions_{i}": per[f"window_occasions_{i}"].cast("int64"),
+                            f"window_units_{i}": per[f"window_units_{i}"].cast("int64")})
+    return per.select(customer_id=per.customer_id, **columns).order_by("customer_id")
+
+
+def summary_frame(result, as_of, *, occasion: str = "day", time_unit: str = "W") -> pd.DataFrame:
+    """The executed ``customer_summary`` (a DataFrame, or a mapping of its columns' arrays) as
+    ``tierbook.summary.customer_summary`` returns it: days as datetime64[ns] midnights, int64 counts,
+    object ids, ``COLUMNS`` order and ``attrs``."""
     as_of = pd.Timestamp(as_of).normalize()
-    ids = result["customer_id"].to_numpy(dtype=object)
     summary = pd.DataFrame({
-        "customer_id": ids,
-        "first_purchase": (result["first_day"].to_numpy(dtype=np.int64) * NS_PER_DAY).view("datetime64[ns]"),
-        "last_purchase": (result["last_day"].to_numpy(dtype=np.int64) * NS_PER_DAY).view("datetime64[ns]"),
-        **{c: result[c].to_numpy(dtype=np.int64) for c in ("recency_days", "purchase_occasions")},
-        **{c: result[c].to_numpy(dtype=np.float64) for c in ("monetary_total", "monetary_mean")},
-        "tenure_days": result["tenure_days"].to_numpy(dtype=np.int64),
-        "frequency": result["frequency"].to_numpy(dtype=np.int64),
-        **{c: result[c].to_numpy(dtype=np.float64) for c in ("recency", "T", "monetary_value")},
+        "customer_id": np.asarray(result["customer_id"], dtype=object),
+        "first_purchase": (np.asarray(result["first_day"], dtype=np.int64) * NS_PER_DAY).view("datetime64[ns]"),
+        "last_purchase": (np.asarray(result["last_day"], dtype=np.int64) * NS_PER_DAY).view("datetime64[ns]"),
+        **{c: np.asarray(result[c], dtype=np.int64) for c in ("recency_days", "purchase_occasions")},
+        **{c: np.asarray(result[c], dtype=np.float64) for c in ("monetary_total", "monetary_mean")},
+        "tenure_days": np.asarray(result["tenure_days"], dtype=np.int64),
+        "frequency": np.asarray(result["frequency"], dtype=np.int64),
+        **{c: np.asarray(result[c], dtype=np.float64) for c in ("recency", "T", "monetary_value")},
     })[COLUMNS]
     summary.attrs.update({"as_of": as_of.date().isoformat(), "time_unit": time_unit, "occasion": occasion})
     return summary
+
+
+def _arrays(table) -> dict[str, np.ndarray]:
+    """An executed result's columns as numpy arrays; text as Python strings by ``to_numpy``: pandas' conversion
+    (``to_pandas``) looks each of 1M ids up in a hash table to share repeated strings, 0.6 s against 0.09 s
+    (2026-12-02)."""
+    return {name: column.to_numpy(zero_copy_only=False) for name, column in zip(table.column_names, table.columns)}
 
 
 def execute_summary(orders: ir.Table, as_of=None, *, occasion: Literal["day", "order"] = "day",
@@ -297,10 +356,48 @@ def execute_summary(orders: ir.Table, as_of=None, *, occasion: Literal["day", "o
     """Run ``customer_summary`` on the orders' backend and return the pandas table (``as_of`` None:
     the day after the last order). Raises ``TierbookError`` when no order is before ``as_of``."""
     as_of = default_as_of(orders) if as_of is None else pd.Timestamp(as_of).normalize()
-    result = customer_summary(orders, as_of, occasion=occasion, time_unit=time_unit).to_pandas()
-    if result.empty:
+    result = customer_summary(orders, as_of, occasion=occasion, time_unit=time_unit).to_pyarrow()
+    if not result.num_rows:
         raise _no_order_before(orders, as_of)
-    return summary_frame(result, as_of, occasion=occasion, time_unit=time_unit)
+    return summary_frame(_arrays(result), as_of, occasion=occasion, time_unit=time_unit)
+
+
+@dataclass
+class DatedSummary:
+    """One date's result of ``execute_summaries``."""
+
+    summary: pd.DataFrame | None  # ``execute_summary`` at the date; None when no order is before it
+    window: pd.DataFrame | None  # per row of ``summary``: purchase_occasions and monetary_total in the window days before the date
+
+
+def execute_summaries(orders: ir.Table, as_ofs: list, *, occasion: Literal["day", "order"] = "day",
+                      time_unit: Literal["D", "W", "M", "Q"] = "W", window_days: int | None = None) -> list[DatedSummary]:
+    """Run ``customer_summaries`` and split it: each date's summary, equal to ``execute_summary`` at that date,
+    and with ``window_days`` its customers' occasions and net spend (``purchase_occasions``, ``monetary_total``,
+    the integer sum divided once) in the window, as ``summary.customer_summary`` of the window's orders gives them.
+    Raises ``TierbookError`` when no order is before the first date; a later date without one gets no summary."""
+    as_ofs = [pd.Timestamp(as_of).normalize() for as_of in as_ofs]
+    columns = _arrays(customer_summaries(orders, as_ofs, occasion=occasion, time_unit=time_unit, window_days=window_days).to_pyarrow())
+    ids = columns["customer_id"]
+    out = []
+    for i, as_of in enumerate(as_ofs):
+        present = columns[f"present_{i}"].astype(bool)
+        if not present.any():
+            if not i:
+                raise _no_order_before(orders, as_of)
+            out.append(DatedSummary(None, None))
+            continue
+        everyone = bool(present.all())
+        pick = (lambda values: values) if everyone else (lambda values: values[present])
+        dated = {"customer_id": pick(ids), **{name[: -len(f"_{i}")]: pick(values) for name, values in columns.items()
+                                                if name.endswith(f"_{i}") and not name.startswith(("present_", "window_"))}}
+        summary = summary_frame(dated, as_of, occasion=occasion, time_unit=time_unit)
+        window = None
+        if window_days is not None:
+            window = pd.DataFrame({"purchase_occasions": pick(columns[f"window_occasions_{i}"]).astype(np.int64),
+                                   "monetary_total": pick(columns[f"window_units_{i}"]).astype(np.int64) / AMOUNT_SCALE})
+        out.append(DatedSummary(summary, window))
+    return out
 
 
 # --------------------------------------------------------------------------- cohorts and months
@@ -390,6 +487,12 @@ def run_summary(params, run_dir: Path, as_of, *, occasion: Literal["day", "order
     """The per-customer summary of a run's orders on params' engine: what the RFM, CLV and churn
     sections start from (equal to ``summary.customer_summary`` of the same orders)."""
     return execute_summary(run_orders(params, run_dir), as_of, occasion=occasion, time_unit=time_unit)
+
+
+def run_summaries(params, run_dir: Path, as_ofs: list, *, occasion: Literal["day", "order"] = "day",
+                  time_unit: Literal["D", "W", "M", "Q"] = "W", window_days: int | None = None) -> list[DatedSummary]:
+    """``execute_summaries`` of a run's orders on params' engine: ``run_summary`` at several dates in one query."""
+    return execute_summaries(run_orders(params, run_dir), as_ofs, occasion=occasion, time_unit=time_unit, window_days=window_days)
 
 
 def run_cohorts(params, run_dir: Path, as_of, max_cohorts: int = 24) -> pd.DataFrame:
