@@ -186,6 +186,68 @@ def test_timeline_purchase_gaps_are_purchase_gaps(seed):
             assert len(old) > 500 or cutoff.year == 2024
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_timeline_last_nps_and_day_totals_as_last_answers_and_customer_summary(seed):
+    """Timeline.last_nps (answers sorted as last_answers sorts them, the last taken by customer code) and
+    Timeline.day_totals (the window's occasions and totals from the timeline's arrays) give what
+    last_answers reindexed by id and customer_summary of the filtered orders gave: with answers tied on
+    their date (last_answers' sort is not stable), strangers and missing ids, and returns."""
+    from tierbook.churn import Timeline
+
+    rng = np.random.default_rng(seed)
+    orders = _random_orders(seed)
+    orders.loc[rng.random(len(orders)) < 0.1, "net_amount"] *= -1  # returns
+    ids = orders["customer_id"].unique()
+    n = 3000
+    survey = pd.DataFrame({"customer_id": pd.array(rng.choice(np.r_[ids[:200], ["stranger", "other"]], n), dtype="string"),
+                           "response_date": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 12, n) * 30, unit="D"),
+                           "nps": pd.array(rng.integers(0, 11, n), dtype="Int64")})
+    survey.loc[rng.random(n) < 0.05, "customer_id"] = pd.NA
+    survey.loc[rng.random(n) < 0.05, "nps"] = pd.NA
+    numbered = orders.assign(customer_id=orders["customer_id"].str[1:].astype(int))
+    for frame, answers in ((orders, survey), (numbered, survey.assign(customer_id=survey["customer_id"].str[1:].str.lstrip("0"))),
+                           (numbered, survey.assign(customer_id=pd.to_numeric(survey["customer_id"].str[1:], errors="coerce").astype("Int64")))):  # not text
+        timeline = Timeline(frame)
+        codes = np.arange(len(timeline.ids))
+        for cutoff in (pd.Timestamp("2025-06-01"), pd.Timestamp("2025-09-15 13:30"), pd.Timestamp("2026-03-01")):
+            old = last_answers(answers, cutoff)["last_nps"].reindex(pd.Series(timeline.ids)).to_numpy(float)
+            new = timeline.last_nps(answers, cutoff, codes)
+            assert np.array_equal(new, old, equal_nan=True) and np.isfinite(old).sum() > 20
+            window = timeline.between(cutoff - pd.Timedelta(days=90), cutoff) & timeline.before(cutoff.normalize())
+            summary = customer_summary(frame[window], cutoff)
+            at = timeline.codes_of(summary["customer_id"].astype(str), window)
+            occasions, total = timeline.day_totals(window)
+            assert np.array_equal(occasions[at], summary["purchase_occasions"].to_numpy(float)) and np.array_equal(total[at], summary["monetary_total"].to_numpy())
+            others = np.setdiff1d(codes, at)
+            assert len(others) and not occasions[others].any() and not total[others].any()
+    assert np.isnan(Timeline(orders).last_nps(None, pd.Timestamp("2026-01-01"), np.arange(3))).all()
+
+
+def test_member_regions_by_code_as_regions_reindexed(tmp_path):
+    """The stage's regions by code (ids looked up in Arrow, regions read as a dictionary) are _regions reindexed by
+    the orders' ids: the first row of a repeated id, a missing region, members without orders and customers
+    without a member row, ids as text and as integers."""
+    from tierbook.churn import Timeline, _member_regions_by_code, _regions, _regions_by_code
+
+    orders = _random_orders(0)
+    ids = sorted(orders["customer_id"].unique())
+    rng = np.random.default_rng(4)
+    member_ids = list(ids[20:]) + ["zz01", "zz02"] + list(ids[30:60])  # 20 customers without a row; 30 ids repeated
+    regions = pd.array(rng.choice(["north", "south", "华东", None], len(member_ids)), dtype="string")
+    (tmp_path / "data").mkdir()
+    numbered = orders.assign(customer_id=orders["customer_id"].str[1:].astype(int))
+    for frame, members in ((orders, pd.DataFrame({"customer_id": pd.array(member_ids, dtype="string"), "region": regions})),
+                           (numbered, pd.DataFrame({"customer_id": [int(i[1:]) if i[0] == "c" else 9000 + int(i[2:]) for i in member_ids],
+                                                    "region": regions}))):
+        members.to_parquet(tmp_path / "data" / "customers.parquet", index=False)
+        timeline = Timeline(frame)
+        new, old = _member_regions_by_code(tmp_path, timeline), _regions_by_code(_regions(tmp_path), timeline)
+        assert new.dtype == old.dtype and np.array_equal(new, old)
+        assert (new == "unknown").sum() > 20 and len(set(new)) == 4
+    pd.DataFrame({"customer_id": ["c0001"], "region": pd.array([None], dtype="string")}).to_parquet(tmp_path / "data" / "customers.parquet")
+    assert _member_regions_by_code(tmp_path, Timeline(orders)) is None and _regions(tmp_path) is None
+
+
 def test_nps_categories_and_the_last_answer():
     assert nps_category(pd.Series([0, 6, 7, 8, 9, 10, np.nan])).tolist() == [
         "detractor", "detractor", "passive", "passive", "promoter", "promoter", "no answer"]
@@ -272,6 +334,25 @@ def test_cox_proportional_hazards_test_on_a_sample_above_cox_sample():
     assert (sampled.ph_customers, sampled.ph_events) == (1000, int(sample["event"].sum())) and sampled.ph_sampled
     assert ph.to_dict() != pytest.approx(full.table.set_index("covariate")["ph_p"].to_dict(), rel=1e-6)  # a different test
     assert f"random sample of 1,000 of these customers ({int(sample['event'].sum()):,} churned" in cox_caption(sampled)
+
+
+def test_cox_on_one_block_gives_the_fit_of_the_design_built_column_by_column():
+    """cox_model hands lifelines its design as one block of doubles: the same hazard ratios, intervals and p-values
+    to the last bit as the fit of the design built a column at a time (as the stage used to hand it over)."""
+    from lifelines import CoxPHFitter
+
+    frame = _cox_frame(4000, seed=3)
+    frame["channel"] = np.random.default_rng(3).choice(["store", "online", "app"], len(frame))
+    result = cox_model(frame, {"tier": "A", "channel": "store"}, numeric=["score"])
+    design = frame[["duration", "event", "score"]].astype(float)
+    for column, reference in (("tier", "A"), ("channel", "store")):
+        for level in sorted(set(frame[column]) - {reference}):
+            design[f"{column}: {level}"] = (frame[column] == level).astype(float)
+    assert design._mgr.nblocks > 1
+    s = CoxPHFitter(penalizer=0.01).fit(design, "duration", "event").summary
+    expected = pd.DataFrame({"covariate": s.index, "hazard_ratio": s["exp(coef)"].to_numpy(), "lower_95": s["exp(coef) lower 95%"].to_numpy(),
+                             "upper_95": s["exp(coef) upper 95%"].to_numpy(), "p": s["p"].to_numpy()})
+    pd.testing.assert_frame_equal(result.table.drop(columns="ph_p"), expected, check_exact=True)
 
 
 def test_concordance_counts_as_lifelines_counts_them():

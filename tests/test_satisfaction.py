@@ -20,11 +20,14 @@ from tierbook.satisfaction import (
     nps_estimate,
     pairwise_nps,
     run_satisfaction_stage,
+    response_rates,
     score_table,
     tokenize,
     top_terms,
+    value_deciles,
     wilson_interval,
 )
+from tierbook.satisfaction import _left_join
 from tierbook.segmentation import run_rfm_stage
 from tierbook.valuation import run_clv_stage
 
@@ -141,6 +144,128 @@ def test_comment_terms_chinese_and_english():
     assert terms.loc[("promoter", "物流"), "share_elsewhere"] == 0.0
     assert "passive" not in terms.index.get_level_values(0)  # the passive's comment is empty
     assert top_terms(responses, 5, ["发货"]).query("term == '发货'").empty
+
+
+# --------------------------------------------------------------------------- the fast paths against the code they replace
+
+
+def _old_top_terms(responses, top_n, extra_stop_words=()):
+    """top_terms as it was: every comment segmented, its terms listed and counted."""
+    stop = frozenset(w.lower() for w in extra_stop_words)
+    frame = responses[responses["category"].notna() & responses["comment"].fillna("").str.strip().ne("")]
+    bags = frame["comment"].map(lambda text: set(tokenize(text, stop)))
+    rows = []
+    for category in ["promoter", "passive", "detractor"]:
+        inside, outside = bags[frame["category"] == category], bags[frame["category"] != category]
+        if inside.empty:
+            continue
+        counts = pd.Series([w for bag in inside for w in bag], dtype=object).value_counts()
+        other = pd.Series([w for bag in outside for w in bag], dtype=object).value_counts()
+        for term, count in counts.sort_index().sort_values(ascending=False, kind="stable").head(top_n).items():
+            rows.append({"category": category, "term": term, "comments": int(count), "share": count / len(inside),
+                         "share_elsewhere": other.get(term, 0) / len(outside) if len(outside) else np.nan, "category_comments": len(inside)})
+    return pd.DataFrame(rows, columns=["category", "term", "comments", "share", "share_elsewhere", "category_comments"])
+
+
+def test_top_terms_segments_each_distinct_comment_once_with_the_same_table():
+    rng = np.random.default_rng(3)
+    texts = ["发货太慢", "价格有点贵", "服务态度不好，发货太慢", "东西不错但排队久", "质量很好 good value", "Great SERVICE, slow delivery",
+             "还可以", "物流很快", "  ", "", None, 2024, "价格太贵，不值"]
+    comments = pd.Series([texts[i] for i in rng.integers(0, len(texts), 3000)], dtype=object)
+    responses = pd.DataFrame({"nps": rng.integers(0, 11, 3000).astype(float), "comment": comments})
+    responses.loc[rng.random(3000) < 0.05, "nps"] = np.nan
+    responses["category"] = nps_category(responses["nps"])
+    for top_n, stop in ((3, ()), (10, ["发货"]), (50, ())):
+        pd.testing.assert_frame_equal(top_terms(responses, top_n, stop), _old_top_terms(responses, top_n, stop), check_exact=True)
+    as_text = responses.assign(comment=responses["comment"].astype("string"))  # the dtype the survey is read with
+    pd.testing.assert_frame_equal(top_terms(as_text, 10), _old_top_terms(as_text, 10), check_exact=True)
+    only_promoters = responses[responses["category"] == "promoter"]  # no other category: share_elsewhere is missing
+    pd.testing.assert_frame_equal(top_terms(only_promoters, 5), _old_top_terms(only_promoters, 5), check_exact=True)
+
+
+def _old_score_table(responses, by, order=None, min_n=30, confidence=0.95):
+    """score_table per group as it was: the whole frame filtered per group, the values present a set of every row's."""
+    def row(frame):
+        ids = frame["customer_id"].dropna() if "customer_id" in frame else pd.Series(dtype=str)
+        return ({"responses": len(frame), "respondents": ids.nunique()} | nps_estimate(frame["nps"], confidence)
+                | csat_estimate(frame["csat"], confidence))
+
+    frame = responses[responses[by].notna()]
+    groups = order if order is not None else list(frame[by].value_counts().index)
+    present = set(frame[by])
+    out = pd.DataFrame([{by: g} | row(frame[frame[by] == g]) for g in groups if g in present])
+    if out.empty:
+        return out
+    out["nps_below_min_n"] = out["n_nps"] < min_n
+    out["csat_below_min_n"] = out["n_csat"] < min_n
+    return out
+
+
+def _survey_like(n=2000, seed=5):
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({
+        "customer_id": pd.Series([f"C{i:04d}" for i in rng.integers(0, n // 2, n)], dtype=object),
+        "nps": rng.integers(0, 11, n).astype(float), "csat": rng.integers(1, 6, n).astype(float),
+        "tier": pd.Series(rng.choice(["VIP", "Regular", "Potential", None], n), dtype="string"),
+        "response_date": pd.Timestamp("2025-01-01") + pd.to_timedelta(rng.integers(0, 400, n), unit="D"),
+        "comment": "x"})
+    frame.loc[rng.random(n) < 0.1, "csat"] = np.nan
+    frame.loc[rng.random(n) < 0.05, "customer_id"] = None
+    frame["month"] = frame["response_date"].dt.to_period("M").dt.to_timestamp()
+    frame["category"] = nps_category(frame["nps"])
+    return frame
+
+
+def test_score_table_per_group_equals_the_whole_frame_filtered():
+    frame = _survey_like()
+    for by, order in (("tier", ["VIP", "Regular", "Potential", "Gold"]), ("tier", None), ("month", None),
+                      ("month", sorted(frame["month"].dropna().unique()))):  # datetime64 groups against Timestamp values
+        new, old = score_table(frame, by, order), _old_score_table(frame, by, order)
+        assert len(new) > 1
+        pd.testing.assert_frame_equal(new, old, check_exact=True)
+
+
+def test_left_join_is_the_merge():
+    left = pd.DataFrame({"customer_id": ["a", "b", "c", "a", "x", None, "b"], "v": range(7)}, index=[9, 8, 7, 6, 5, 4, 3])
+    right = pd.DataFrame({"customer_id": ["b", "a", "c", "d"], "i": [1, 2, 3, 4], "flag": [True, False, True, False],
+                          "s": pd.array(["p", "q", None, "r"], dtype="string"), "o": ["w", "x", "y", "z"], "f": [1.5, 2.5, np.nan, 4.5],
+                          "cat": pd.Categorical(["u", "v", "u", "v"])})
+    for frame in (left, left.iloc[:4], left.iloc[[4, 5]], left.iloc[:0]):  # some, all, none matched, no rows
+        pd.testing.assert_frame_equal(_left_join(frame, right), frame.merge(right, on="customer_id", how="left"), check_exact=True)
+    repeated = pd.concat([right, right.iloc[[1]].assign(i=99)], ignore_index=True)  # a repeated id repeats the rows it matches
+    pd.testing.assert_frame_equal(_left_join(left, repeated), left.merge(repeated, on="customer_id", how="left"), check_exact=True)
+    first = repeated.assign(customer_id=repeated["customer_id"].astype(str)).drop_duplicates("customer_id")
+    pd.testing.assert_frame_equal(_left_join(left, repeated, first_of_id=True), left.merge(first, on="customer_id", how="left"),
+                                  check_exact=True)
+    numbered = pd.DataFrame({"customer_id": [1, 2], "region": ["north", "south"]})  # ids that are not text: made text first
+    texts = pd.DataFrame({"customer_id": ["1", "3", "2"]})
+    expected = texts.merge(numbered.assign(customer_id=numbered["customer_id"].astype(str)), on="customer_id", how="left")
+    pd.testing.assert_frame_equal(_left_join(texts, numbered, first_of_id=True), expected, check_exact=True)
+    with pytest.raises(ValueError, match="merge on object and int64"):  # as the merge refuses them
+        _left_join(texts, numbered)
+
+
+def test_response_rates_and_value_deciles_as_with_isin_and_merge():
+    frame = _survey_like()
+    customers = pd.DataFrame({"customer_id": [f"C{i:04d}" for i in range(1200)] + ["C0001"],  # a repeated id counts twice
+                              "tier": ["VIP", "Regular", "Potential"] * 400 + ["VIP"]})
+    rates = response_rates(customers, frame, "tier", ["VIP", "Regular", "Potential"], 0.95)
+    answered = customers.assign(answered=customers["customer_id"].isin(set(frame["customer_id"].dropna())))
+    assert rates["respondents"].tolist() == [int(answered.loc[answered["tier"] == t, "answered"].sum()) for t in ["VIP", "Regular", "Potential"]]
+    assert rates["customers"].tolist() == [401, 400, 400] and rates["respondents"].sum() > 500
+    value = pd.Series(np.random.default_rng(1).gamma(2, 50, 1000), index=[f"C{i:04d}" for i in range(1000)])
+    frame["clv"] = frame["customer_id"].map(value)
+    frame.loc[frame["customer_id"].isin(["C0003", "C0004"]), "clv"] = np.nan
+    deciles = value_deciles(frame, "clv", 10, 0.95, 30)
+    # as it was: the responses merged with their customers' deciles (rows in the responses' order: CSAT means are the same doubles)
+    customers = frame.dropna(subset=["customer_id", "clv"]).drop_duplicates("customer_id")[["customer_id", "clv"]]
+    ranks = customers.sort_values("customer_id")["clv"].rank(method="first")
+    decile = customers.assign(value_decile=pd.qcut(ranks, 10, labels=range(1, 11)).astype(int).reindex(customers.index))
+    merged = frame.merge(decile[["customer_id", "value_decile"]], on="customer_id", how="inner")
+    expected = score_table(merged, "value_decile", list(range(1, 11)), 30, 0.95).join(
+        decile.groupby("value_decile")["clv"].agg(value_from="min", value_to="max"), on="value_decile")
+    pd.testing.assert_frame_equal(deciles, expected, check_exact=True)
+    assert deciles["responses"].sum() == len(merged) and len(deciles) == 10
 
 
 # --------------------------------------------------------------------------- the demo through the pipeline
