@@ -66,6 +66,17 @@ def test_channel_preference():
     assert T.channel_preference(orders).to_dict() == {"1": "store only", "2": "omnichannel"}
 
 
+def test_channel_preference_of_channels_read_as_a_dictionary_is_the_one_of_text():
+    rows = [(9, "2024-01-03", "app"), (10, "2024-01-01", "app"), (7, "2024-01-01", None), (9, "2024-01-01", "store"),
+            (10, "2024-01-02", None), (8, "2024-01-01", "store"), (9, "2024-01-02", "online"), (10, "2024-01-05", "app"),
+            (7, "2024-01-02", None), (8, "2024-02-01", "store"), (11, "2024-02-01", "online")]
+    orders = _orders(rows)
+    as_dictionary = orders.assign(channel=pd.Categorical(orders["channel"], categories=["store", "unused", "online", "app"]))
+    pd.testing.assert_series_equal(T.channel_preference(as_dictionary), T.channel_preference(orders), check_exact=True)
+    assert T.channel_preference(as_dictionary).to_dict() == {"10": "app only", "11": "online only", "7": "unknown", "8": "store only",
+                                                             "9": "omnichannel"}
+
+
 def test_channel_preference_missing_channels_repeats_and_order():
     # 10: app twice and a missing channel -> app only; 9: three channels -> omnichannel; 7: only missing
     # channels -> unknown; 8: store, then store again -> store only. Ids come back as text, sorted as
@@ -221,6 +232,11 @@ def _long_by_strings(wide, groups):
     pd.Series(["b", None, "a"], dtype="string[pyarrow]"),  # a missing value is the text "<NA>"
     pd.Series(["b", None, "a"], dtype=object),  # ... and "None" here
     pd.Series([], dtype="string[pyarrow]"),
+    # categoricals (a text column read as a dictionary): categories in another order than they appear, one unused
+    pd.Series(pd.Categorical(["store", "online", "store", "app", "online"], categories=["unused", "store", "app", "online"])),
+    pd.Series(pd.Categorical(["b", None, "a"])),  # a missing value ("nan") takes the plain way
+    pd.Series(pd.Categorical([1, 2, 1])),  # categories that are not text too
+    pd.Series(pd.Categorical([], categories=["a"])),
 ])
 def test_text_codes_are_the_factorized_texts(values, sort):
     codes, texts = T.text_codes(values, sort=sort)

@@ -123,10 +123,17 @@ def text_codes(values: pd.Series, *, sort: bool = False) -> tuple[np.ndarray, np
     the 1M-customer demo's 7M Arrow categories alone took 7.8 s (0.3 s factorized). Values that are
     not all text (``1`` and ``1.0`` are one value to factorize but two texts) or have missing ones
     take the plain way."""
-    if not _is_text(values):
+    if isinstance(values.dtype, pd.CategoricalDtype) and _is_text(pd.Series(values.cat.categories, dtype=object)) \
+            and not values.isna().any():
+        # text read as a dictionary (the orders' channel): the categories' codes numbered in order of appearance, and the
+        # categories they pick (5M orders: 0.05 s, against about 1 s to read and factorize 5M Python strings, 2026-12-02)
+        codes, picked = pd.factorize(values.cat.codes.to_numpy())
+        uniques = pd.Index(np.asarray(values.cat.categories, dtype=object)[picked])
+    elif not _is_text(values):
         codes, names = pd.factorize(values.astype(str).to_numpy(), sort=sort)
         return codes, np.asarray(names, dtype=object)
-    codes, uniques = pd.factorize(values)
+    else:
+        codes, uniques = pd.factorize(values)
     if len(codes) and codes.min() < 0:  # a missing value is the text "nan" or "<NA>" under astype(str)
         codes, names = pd.factorize(values.astype(str).to_numpy(), sort=sort)
         return codes, np.asarray(names, dtype=object)
@@ -512,7 +519,7 @@ def _coded_counts(coded: CodedTags, ids: pd.Index, group_code: np.ndarray, n_gro
                       np.concatenate([part[4] for part in parts], axis=1), np.stack([part[5] for part in parts], axis=1))
 
 
-def tgi_table(tags: pd.DataFrame, groups: pd.Series, *, min_n: int = 30, correction: str = "holm",
+def tgi_table(tags: pd.DataFrame | None, groups: pd.Series, *, min_n: int = 30, correction: str = "holm",
               encoded: EncodedTags | CodedTags | None = None, skip: tuple[str, ...] = ()) -> pd.DataFrame:
     """TGI of every tag in every group. ``tags`` is the long table; ``groups`` maps customer id ->
     group (tier, segment, lifecycle stage ...). Shares are among the customers of a tag group who
@@ -522,7 +529,8 @@ def tgi_table(tags: pd.DataFrame, groups: pd.Series, *, min_n: int = 30, correct
     n_group, n_tag_group, share_group, n_all, n_tag_all, share_all, tgi, p_value, p_adjusted, small``.
 
     ``encoded``: ``encode_tags(tags)``, or the ``CodedTags`` the long table was made from
-    (``tags = coded.frame()``), when several tables are made from one long table; ``skip``: tag
+    (``tags = coded.frame()``), when several tables are made from one long table (``tags`` is then
+    not read and may be None); ``skip``: tag
     groups left out (the lifecycle stage when the groups are lifecycle stages)."""
     from .abtest import adjust
 
