@@ -352,3 +352,16 @@ def test_the_long_tag_table_is_the_one_of_the_customers(demo_profile):
     groups = [*stage.attributes, *stage.behaviour, "lifecycle_stage"]
     pd.testing.assert_frame_equal(stage.tags, T.long_tags(stage.customers, groups), check_exact=True)
     assert len(stage.tags) == sum(int(stage.customers[g].notna().sum()) for g in groups)
+
+
+def test_gaps_from_the_purchase_days_are_the_churn_sections_gaps(demo_profile):
+    from tierbook.churn import purchase_gaps
+    from tierbook.data import load_clean
+    from tierbook.profile import _gaps
+    from tierbook.summary import purchase_days
+
+    stage, params, run, _truth = demo_profile
+    orders = load_clean(run, "orders", columns=["customer_id", "order_date"])
+    for at in (stage.as_of, stage.base_date.normalize(), pd.Timestamp("2024-03-01")):
+        gaps = _gaps(purchase_days(orders, at))
+        assert gaps.dtype == np.int64 and len(gaps) > 0 and np.array_equal(gaps, purchase_gaps(orders, at))

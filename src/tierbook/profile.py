@@ -350,15 +350,15 @@ def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
     as_of = pd.Timestamp(params.rfm.as_of) if params.rfm.as_of else default_as_of(orders)
     base_date = as_of - pd.Timedelta(days=params.tiers.migration_days)
     notes = []
+    # the distinct (customer, purchase day) pairs before as_of, once for the churn rule's gaps, the lifecycle (now and at the
+    # base date), cadence and weekday tags (each computed them from the orders: 5M orders, five times)
+    bought = purchase_days(orders[["customer_id", "order_date"]], as_of.normalize())
     try:
-        days, note = churn_rule(orders, as_of, params)
+        days, note = churn_rule(orders, as_of, params, gaps=_gaps(bought) if as_of == as_of.normalize() else None)
     except TierbookError as error:
         days, note = FALLBACK_CHURN_DAYS, _("{days} days (a fallback: {error})", days=FALLBACK_CHURN_DAYS, error=error)
         notes.append(_("Lapsed means no purchase for {days} days here, because {error}.", days=FALLBACK_CHURN_DAYS, error=error))
     rules = params.profile.lifecycle
-    # the distinct (customer, purchase day) pairs before as_of, once for the lifecycle (now and at the base date), cadence and
-    # weekday tags (each computed them from the orders: 5M orders, four times)
-    bought = purchase_days(orders[["customer_id", "order_date"]], as_of.normalize())
     lifecycle = T.lifecycle_stages(None, as_of, days, new_days=rules.new_days, lapsing_share=rules.lapsing_share,
                                    reactivated_days=rules.reactivated_days, bought=bought).set_index("customer_id")
     earlier_stage = None  # the lifecycle stage at the base date, for the flow between stages
@@ -439,6 +439,13 @@ def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
         tag_counts=coded.counts())
     _write(stage, coded, params, run_dir)
     return stage
+
+
+def _gaps(bought: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
+    """``churn.purchase_gaps(orders, at)`` from ``bought = purchase_days(orders, at)``: the days between a customer's
+    consecutive purchase days."""
+    code, day, _ids = bought
+    return np.diff(day)[code[1:] == code[:-1]]
 
 
 def _members_outside(member_ids: pd.Series, key: pd.Index) -> int:
