@@ -52,6 +52,30 @@ def test_stage_flow_counts_moves_and_newcomers():
     assert int(flow.to_numpy().sum()) == 4 and list(flow.index) == ["active", "lapsing", T.NOT_YET]
 
 
+def _stage_flow_as_before(before, now):
+    rows = before.reindex(now.index).astype(object).fillna(T.NOT_YET)
+    table = pd.crosstab(pd.Categorical(rows, categories=[*T.STAGES, T.NOT_YET]), pd.Categorical(now.astype(object), categories=list(T.STAGES)),
+                        dropna=False)
+    table.index.name, table.columns.name = "stage_before", "stage_now"
+    return table.loc[(table.sum(axis=1) > 0)]
+
+
+def test_stage_flow_from_codes_is_the_reindexed_crosstab():
+    rng = np.random.default_rng(5)
+    ids = np.array([f"C{i:04d}" for i in range(2000)], dtype=object)
+    now = pd.Series(rng.choice(list(T.STAGES), 2000), index=pd.Index(ids), dtype=object)
+    earlier = rng.permutation(ids)[:1500].tolist() + ["gone 1", "gone 2"]  # customers of before no longer among now's
+    for categories in (list(T.STAGES), ["lapsed", "new", "active", "lapsing", "reactivated"], ["new", "active", "odd"]):
+        values = rng.choice(categories, len(earlier)).astype(object)
+        values[::7] = None  # a missing stage: not yet a customer
+        before = pd.Series(pd.Categorical(values, categories=categories), index=pd.Index(earlier))
+        pd.testing.assert_frame_equal(T.stage_flow(before, now), _stage_flow_as_before(before, now), check_exact=True)
+        pd.testing.assert_frame_equal(T.stage_flow(before.astype(object), now), _stage_flow_as_before(before, now), check_exact=True)
+    twice = pd.Series(pd.Categorical(["new", "active"]), index=pd.Index(["C0001", "C0001"]))
+    with pytest.raises(ValueError):
+        T.stage_flow(twice, now)
+
+
 def test_favourite_category_by_share_of_spend_ties_by_name():
     lines = pd.DataFrame({"customer_id": ["1", "1", "1", "2", "2", "3"], "category": ["服装", "美妆", "服装", "食品", "家居", None],
                           "amount": [100.0, 150.0, 60.0, 50.0, 50.0, 80.0]})

@@ -92,11 +92,29 @@ def stage_flow(before: pd.Series, now: pd.Series) -> pd.DataFrame:
     """Customers moving between lifecycle stages: rows = stage at the earlier date (customers who had
     not bought yet are ``not yet a customer``), columns = stage now. Both Series are indexed by
     customer id."""
-    rows = before.reindex(now.index).astype(object).fillna(NOT_YET)
-    table = pd.crosstab(pd.Categorical(rows, categories=[*STAGES, NOT_YET]), pd.Categorical(now.astype(object), categories=list(STAGES)),
-                        dropna=False)
+    table = pd.crosstab(_stages_before(before, now.index), pd.Categorical(now.astype(object), categories=list(STAGES)), dropna=False)
     table.index.name, table.columns.name = "stage_before", "stage_now"
     return table.loc[(table.sum(axis=1) > 0)]
+
+
+def _stages_before(before: pd.Series, index: pd.Index) -> pd.Categorical:
+    """``pd.Categorical(before.reindex(index).astype(object).fillna(NOT_YET), categories=[*STAGES, NOT_YET])``: for a
+    categorical ``before`` whose stages are among those categories, from its codes, each customer of ``before`` looked up
+    in ``index`` (the profile's customer ids, whose hash table is made once for the section) instead of 1M ids hashed
+    for the reindex and 1M stage texts for the Categorical (0.8 s of the 1M-customer profile, 2026-12-02)."""
+    categories = [*STAGES, NOT_YET]
+    if isinstance(before.dtype, pd.CategoricalDtype) and index.is_unique:
+        where = pd.Index(categories).get_indexer(before.cat.categories)  # each stage's code among the categories
+        at = index.get_indexer(before.index)
+        found = at >= 0
+        once = np.bincount(at[found], minlength=len(index)).max(initial=0) <= 1 and before.index[~found].is_unique
+        if (where >= 0).all() and once:  # (repeated customers: the reindex below raises, as it did)
+            stage = before.cat.codes.to_numpy()
+            codes = np.full(len(index), len(STAGES), dtype=np.int64)  # NOT_YET: not a customer at the earlier date
+            codes[at[found]] = np.where(stage >= 0, where[stage], len(STAGES))[found]  # a missing stage is NOT_YET too
+            return pd.Categorical.from_codes(codes, categories=categories)
+    rows = before.reindex(index).astype(object).fillna(NOT_YET)
+    return pd.Categorical(rows, categories=categories)
 
 
 # --------------------------------------------------------------------------- behaviour tags
