@@ -365,3 +365,31 @@ def test_gaps_from_the_purchase_days_are_the_churn_sections_gaps(demo_profile):
     for at in (stage.as_of, stage.base_date.normalize(), pd.Timestamp("2024-03-01")):
         gaps = _gaps(purchase_days(orders, at))
         assert gaps.dtype == np.int64 and len(gaps) > 0 and np.array_equal(gaps, purchase_gaps(orders, at))
+
+
+def test_category_mix_of_categories_read_as_a_dictionary_is_the_one_of_text(tmp_path):
+    from tierbook.profile import _read, category_mix
+
+    rng = np.random.default_rng(4)
+    n = 5000
+    lines = pd.DataFrame({"customer_id": pd.Categorical(rng.integers(0, 400, n).astype(str)),
+                          "order_date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 500, n), unit="D"),
+                          "amount": np.round(rng.exponential(40, n), 2) - 3,
+                          "category": pd.array(rng.choice(["美妆", "服装", "食品", "家居", None], n), dtype="string[pyarrow]")})
+    tiers = pd.Series(rng.choice(["VIP", "Regular", "Potential"], 400), index=np.arange(400).astype(str))
+    as_of = pd.Timestamp("2025-03-01")
+    # the sale lines written and read back as the section reads them: the category as a dictionary
+    (tmp_path / "data").mkdir()
+    lines.to_parquet(tmp_path / "data" / "transactions.parquet", row_group_size=1200)
+    read = _read(tmp_path, "transactions", ["customer_id", "order_date", "amount", "category", "margin"], categorical=("category",))
+    assert isinstance(read["category"].dtype, pd.CategoricalDtype) and list(read.columns) == ["customer_id", "order_date", "amount", "category"]
+    assert read["category"].astype(object).where(read["category"].notna(), None).tolist() == \
+        lines["category"].astype(object).where(lines["category"].notna(), None).tolist()
+    want = category_mix(lines, tiers, ["VIP", "Regular", "Potential"], as_of)
+    pd.testing.assert_frame_equal(category_mix(read, tiers, ["VIP", "Regular", "Potential"], as_of), want, check_exact=True)
+    # and the shares are the pivot table's
+    kept = lines[(lines["order_date"] < as_of) & lines["category"].notna()]
+    pivot = kept.assign(tier=tiers.reindex(kept["customer_id"].astype(str)).to_numpy(), category=kept["category"].astype(str)).pivot_table(
+        index="tier", columns="category", values="amount", aggfunc="sum", fill_value=0.0).reindex(["VIP", "Regular", "Potential"])
+    pivot = pivot[pivot.sum().sort_values(ascending=False).index]
+    pd.testing.assert_frame_equal(want, pivot.div(pivot.sum(axis=1), axis=0), check_names=False, rtol=1e-12)

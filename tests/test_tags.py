@@ -375,7 +375,7 @@ def _old_favourite(lines):
                          "share": share[first]})
 
 
-@pytest.mark.parametrize("dtype", ["string[pyarrow]", object])
+@pytest.mark.parametrize("dtype", ["string[pyarrow]", object, "category"])  # category: the lines' category read as a dictionary
 def test_favourite_category_equals_the_sorted_groupby_with_ties(dtype):
     rng = np.random.default_rng(11)
     n = 6_000
