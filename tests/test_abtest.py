@@ -196,6 +196,19 @@ def _orders_merged_as_before(e: pd.DataFrame, orders: pd.DataFrame) -> pd.DataFr
     return left[left["c"] >= 0].merge(right, on="c", how="inner")
 
 
+def _pre_period_as_before(e: pd.DataFrame, orders: pd.DataFrame, days: int) -> pd.DataFrame:
+    """pre_period before 2026-12-02: groupbys of the merged frame."""
+    m = _orders_merged_as_before(e, orders)
+    m = m[m["order_date"] < m["assigned"]]
+    recent = m[m["order_date"] >= m["assigned"] - pd.Timedelta(days=days)]
+    out = pd.DataFrame(index=pd.RangeIndex(len(e)))
+    out["pre_spend"] = recent.groupby("row")["net_amount"].sum().reindex(out.index, fill_value=0.0).to_numpy()
+    out["pre_orders"] = recent.groupby("row").size().reindex(out.index, fill_value=0).to_numpy()
+    last = m.groupby("row")["order_date"].max()
+    out["pre_recency_days"] = (pd.Series(e["assigned_date"].to_numpy()) - last.reindex(out.index)).dt.days.to_numpy(float)
+    return out
+
+
 @pytest.mark.parametrize("twice", [False, True])
 @pytest.mark.parametrize("ids", ["categorical", "arrow", "object"])
 def test_experiment_rows_meet_their_orders_as_in_the_merge(twice, ids):
@@ -215,11 +228,15 @@ def test_experiment_rows_meet_their_orders_as_in_the_merge(twice, ids):
     # the same rows, each experiment row's orders in the same order (so that grouped sums are the same to the bit)
     ordered = mine[columns].sort_values("row", kind="stable").reset_index(drop=True)
     assert ordered.equals(before[columns].reset_index(drop=True))
-    with pytest.MonkeyPatch.context() as patch:  # pre_period and window_outcomes on the merge, as before
+    with pytest.MonkeyPatch.context() as patch:  # window_outcomes on the merge, as before
         patch.setattr(experiment, "_orders_of", _orders_merged_as_before)
-        pre_before, window_before = pre_period(e, orders, 365), window_outcomes(e, orders, 30)
-    assert pre_period(e, orders, 365).equals(pre_before) and window_outcomes(e, orders, 30).equals(window_before)
-    assert pre_before["pre_orders"].sum() > 0 and window_before["orders_30d"].sum() > 0
+        window_before = window_outcomes(e, orders, 30)
+    assert window_outcomes(e, orders, 30).equals(window_before) and window_before["orders_30d"].sum() > 0
+    # pre_period from the joined rows' arrays: the groupbys of the merged frame, to the bit (spend summed in each row's order)
+    for days in (365, 30):
+        pre, pre_before = pre_period(e, orders, days), _pre_period_as_before(e, orders, days)
+        pd.testing.assert_frame_equal(pre, pre_before, check_exact=True)
+        assert pre.equals(pre_before) and pre_before["pre_orders"].sum() > 0 and pre_before["pre_recency_days"].isna().any()
 
 
 def test_winsorisation_caps_both_arms_at_the_pooled_quantile():

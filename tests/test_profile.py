@@ -289,3 +289,107 @@ def test_members_outside_counts_distinct_ids_not_among_the_customers():
     for ids in (pd.Series(["a", "d", "d", "e", "b"], dtype="string[pyarrow]"), pd.Series(["a", None, "d"], dtype="string[pyarrow]"),
                 pd.Series(["a", "x", 1], dtype=object), pd.Series([], dtype="string[pyarrow]"), pd.Series(["a", "b"], dtype="string[pyarrow]")):
         assert _members_outside(ids, key) == len(set(ids.astype(str)) - set(key))
+
+
+def _profile_cards_as_before(customers, by, order, tags, has_profit):
+    """profile_cards before 2026-12-02: each group's rows by comparing the column, each tag's top value by value_counts."""
+    from tierbook.profile import _top
+
+    total_rev = customers["revenue"].sum()
+    total_profit = customers["profit"].sum() if has_profit else np.nan
+    rows = []
+    for group in order:
+        g = customers[customers[by] == group]
+        if g.empty:
+            continue
+        row = {"group": group, "customers": len(g), "customer_share": len(g) / len(customers),
+               "revenue_share": g["revenue"].sum() / total_rev if total_rev else np.nan}
+        if has_profit:
+            row["profit_share"] = g["profit"].sum() / total_profit if total_profit else np.nan
+            row["margin"] = g["profit"].sum() / g["gross"].sum() if g["gross"].sum() else np.nan
+        for tag in tags:
+            row[tag] = _top(g[tag])
+        row["median_cadence_days"] = g["cadence_days"].median()
+        row["median_tenure_days"] = g["tenure_days"].median()
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_profile_cards_from_codes_are_the_cards_of_before(seed):
+    from tierbook.profile import profile_cards
+
+    rng = np.random.default_rng(seed)
+    n = 3000
+    customers = pd.DataFrame({
+        "tier": rng.choice(["VIP", "Regular", "Potential", None], n, p=[0.05, 0.45, 0.45, 0.05]),
+        "revenue": np.round(rng.exponential(300, n), 2), "profit": np.round(rng.normal(50, 40, n), 2),
+        "gross": np.round(rng.exponential(350, n), 2),
+        "region": pd.array(rng.choice(["华东", "华南", "西北", None], n), dtype="string[pyarrow]"),
+        "age_band": rng.choice(["<25", "25-34", 35, 35.0, None], n),  # numbers: tags are their texts ("35", "35.0")
+        "channel_preference": rng.choice(["store only", "omnichannel"], n),  # two values: ties in small groups
+        "lifecycle_stage": rng.choice(["new", "lapsed", np.nan], n),
+        "cadence_days": np.where(rng.random(n) < 0.3, np.nan, rng.integers(1, 400, n).astype(float)),
+        "tenure_days": rng.integers(0, 700, n),
+    })
+    tags = ["region", "age_band", "channel_preference", "lifecycle_stage"]
+    order = ["VIP", "Regular", "Potential", "absent"]
+    for has_profit in (True, False):
+        pd.testing.assert_frame_equal(profile_cards(customers, "tier", order, tags, has_profit),
+                                      _profile_cards_as_before(customers, "tier", order, tags, has_profit), check_exact=True)
+    # groups of two and four customers: the top tag ties (value_counts decides), and a group without a tag at all
+    small = customers.head(8).assign(tier=["a", "a", "b", "b", "b", "b", "c", "c"], channel_preference=["x", "y", "x", "y", "y", "x", "x", "x"],
+                                     region=pd.array([None] * 6 + ["华东", "华东"], dtype="string[pyarrow]"))
+    got = profile_cards(small, "tier", ["a", "b", "c"], tags, True)
+    pd.testing.assert_frame_equal(got, _profile_cards_as_before(small, "tier", ["a", "b", "c"], tags, True), check_exact=True)
+    assert got["region"].tolist() == ["", "", "华东 100%"]
+
+
+def test_the_long_tag_table_is_the_one_of_the_customers(demo_profile):
+    from tierbook import tags as T
+
+    stage, *_ = demo_profile
+    groups = [*stage.attributes, *stage.behaviour, "lifecycle_stage"]
+    pd.testing.assert_frame_equal(stage.tags, T.long_tags(stage.customers, groups), check_exact=True)
+    assert len(stage.tags) == sum(int(stage.customers[g].notna().sum()) for g in groups)
+
+
+def test_gaps_from_the_purchase_days_are_the_churn_sections_gaps(demo_profile):
+    from tierbook.churn import purchase_gaps
+    from tierbook.data import load_clean
+    from tierbook.profile import _gaps
+    from tierbook.summary import purchase_days
+
+    stage, params, run, _truth = demo_profile
+    orders = load_clean(run, "orders", columns=["customer_id", "order_date"])
+    for at in (stage.as_of, stage.base_date.normalize(), pd.Timestamp("2024-03-01")):
+        gaps = _gaps(purchase_days(orders, at))
+        assert gaps.dtype == np.int64 and len(gaps) > 0 and np.array_equal(gaps, purchase_gaps(orders, at))
+
+
+def test_category_mix_of_categories_read_as_a_dictionary_is_the_one_of_text(tmp_path):
+    from tierbook.profile import _read, category_mix
+
+    rng = np.random.default_rng(4)
+    n = 5000
+    lines = pd.DataFrame({"customer_id": pd.Categorical(rng.integers(0, 400, n).astype(str)),
+                          "order_date": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 500, n), unit="D"),
+                          "amount": np.round(rng.exponential(40, n), 2) - 3,
+                          "category": pd.array(rng.choice(["美妆", "服装", "食品", "家居", None], n), dtype="string[pyarrow]")})
+    tiers = pd.Series(rng.choice(["VIP", "Regular", "Potential"], 400), index=np.arange(400).astype(str))
+    as_of = pd.Timestamp("2025-03-01")
+    # the sale lines written and read back as the section reads them: the category as a dictionary
+    (tmp_path / "data").mkdir()
+    lines.to_parquet(tmp_path / "data" / "transactions.parquet", row_group_size=1200)
+    read = _read(tmp_path, "transactions", ["customer_id", "order_date", "amount", "category", "margin"], categorical=("category",))
+    assert isinstance(read["category"].dtype, pd.CategoricalDtype) and list(read.columns) == ["customer_id", "order_date", "amount", "category"]
+    assert read["category"].astype(object).where(read["category"].notna(), None).tolist() == \
+        lines["category"].astype(object).where(lines["category"].notna(), None).tolist()
+    want = category_mix(lines, tiers, ["VIP", "Regular", "Potential"], as_of)
+    pd.testing.assert_frame_equal(category_mix(read, tiers, ["VIP", "Regular", "Potential"], as_of), want, check_exact=True)
+    # and the shares are the pivot table's
+    kept = lines[(lines["order_date"] < as_of) & lines["category"].notna()]
+    pivot = kept.assign(tier=tiers.reindex(kept["customer_id"].astype(str)).to_numpy(), category=kept["category"].astype(str)).pivot_table(
+        index="tier", columns="category", values="amount", aggfunc="sum", fill_value=0.0).reindex(["VIP", "Regular", "Potential"])
+    pivot = pivot[pivot.sum().sort_values(ascending=False).index]
+    pd.testing.assert_frame_equal(want, pivot.div(pivot.sum(axis=1), axis=0), check_names=False, rtol=1e-12)

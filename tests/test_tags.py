@@ -52,6 +52,30 @@ def test_stage_flow_counts_moves_and_newcomers():
     assert int(flow.to_numpy().sum()) == 4 and list(flow.index) == ["active", "lapsing", T.NOT_YET]
 
 
+def _stage_flow_as_before(before, now):
+    rows = before.reindex(now.index).astype(object).fillna(T.NOT_YET)
+    table = pd.crosstab(pd.Categorical(rows, categories=[*T.STAGES, T.NOT_YET]), pd.Categorical(now.astype(object), categories=list(T.STAGES)),
+                        dropna=False)
+    table.index.name, table.columns.name = "stage_before", "stage_now"
+    return table.loc[(table.sum(axis=1) > 0)]
+
+
+def test_stage_flow_from_codes_is_the_reindexed_crosstab():
+    rng = np.random.default_rng(5)
+    ids = np.array([f"C{i:04d}" for i in range(2000)], dtype=object)
+    now = pd.Series(rng.choice(list(T.STAGES), 2000), index=pd.Index(ids), dtype=object)
+    earlier = rng.permutation(ids)[:1500].tolist() + ["gone 1", "gone 2"]  # customers of before no longer among now's
+    for categories in (list(T.STAGES), ["lapsed", "new", "active", "lapsing", "reactivated"], ["new", "active", "odd"]):
+        values = rng.choice(categories, len(earlier)).astype(object)
+        values[::7] = None  # a missing stage: not yet a customer
+        before = pd.Series(pd.Categorical(values, categories=categories), index=pd.Index(earlier))
+        pd.testing.assert_frame_equal(T.stage_flow(before, now), _stage_flow_as_before(before, now), check_exact=True)
+        pd.testing.assert_frame_equal(T.stage_flow(before.astype(object), now), _stage_flow_as_before(before, now), check_exact=True)
+    twice = pd.Series(pd.Categorical(["new", "active"]), index=pd.Index(["C0001", "C0001"]))
+    with pytest.raises(ValueError):
+        T.stage_flow(twice, now)
+
+
 def test_favourite_category_by_share_of_spend_ties_by_name():
     lines = pd.DataFrame({"customer_id": ["1", "1", "1", "2", "2", "3"], "category": ["服装", "美妆", "服装", "食品", "家居", None],
                           "amount": [100.0, 150.0, 60.0, 50.0, 50.0, 80.0]})
@@ -64,6 +88,17 @@ def test_favourite_category_by_share_of_spend_ties_by_name():
 def test_channel_preference():
     orders = _orders([("1", "2024-01-01", "store"), ("1", "2024-02-01", "store"), ("2", "2024-01-01", "store"), ("2", "2024-03-01", "online")])
     assert T.channel_preference(orders).to_dict() == {"1": "store only", "2": "omnichannel"}
+
+
+def test_channel_preference_of_channels_read_as_a_dictionary_is_the_one_of_text():
+    rows = [(9, "2024-01-03", "app"), (10, "2024-01-01", "app"), (7, "2024-01-01", None), (9, "2024-01-01", "store"),
+            (10, "2024-01-02", None), (8, "2024-01-01", "store"), (9, "2024-01-02", "online"), (10, "2024-01-05", "app"),
+            (7, "2024-01-02", None), (8, "2024-02-01", "store"), (11, "2024-02-01", "online")]
+    orders = _orders(rows)
+    as_dictionary = orders.assign(channel=pd.Categorical(orders["channel"], categories=["store", "unused", "online", "app"]))
+    pd.testing.assert_series_equal(T.channel_preference(as_dictionary), T.channel_preference(orders), check_exact=True)
+    assert T.channel_preference(as_dictionary).to_dict() == {"10": "app only", "11": "online only", "7": "unknown", "8": "store only",
+                                                             "9": "omnichannel"}
 
 
 def test_channel_preference_missing_channels_repeats_and_order():
@@ -221,6 +256,11 @@ def _long_by_strings(wide, groups):
     pd.Series(["b", None, "a"], dtype="string[pyarrow]"),  # a missing value is the text "<NA>"
     pd.Series(["b", None, "a"], dtype=object),  # ... and "None" here
     pd.Series([], dtype="string[pyarrow]"),
+    # categoricals (a text column read as a dictionary): categories in another order than they appear, one unused
+    pd.Series(pd.Categorical(["store", "online", "store", "app", "online"], categories=["unused", "store", "app", "online"])),
+    pd.Series(pd.Categorical(["b", None, "a"])),  # a missing value ("nan") takes the plain way
+    pd.Series(pd.Categorical([1, 2, 1])),  # categories that are not text too
+    pd.Series(pd.Categorical([], categories=["a"])),
 ])
 def test_text_codes_are_the_factorized_texts(values, sort):
     codes, texts = T.text_codes(values, sort=sort)
@@ -335,7 +375,7 @@ def _old_favourite(lines):
                          "share": share[first]})
 
 
-@pytest.mark.parametrize("dtype", ["string[pyarrow]", object])
+@pytest.mark.parametrize("dtype", ["string[pyarrow]", object, "category"])  # category: the lines' category read as a dictionary
 def test_favourite_category_equals_the_sorted_groupby_with_ties(dtype):
     rng = np.random.default_rng(11)
     n = 6_000
