@@ -82,3 +82,33 @@ def test_chinese_summary_and_escaped_client_strings(tmp_path, params):
     assert executive.compact_money(30_204_860, "CNY", "zh") == "¥3,020.5万" and executive.compact_money(30_204_860, "CNY", "en") == "¥30.2M"
     stage.cards[0].label = "<script>alert(1)</script>"
     assert "<script>" not in executive.cards_html(stage) and "&lt;script&gt;" in executive.cards_html(stage)
+
+
+def test_customer_scores_files_are_what_pandas_and_the_frame_writer_write(tmp_path):
+    # write_customer_scores makes the frame an Arrow table once for the Parquet file and the CSV: the same bytes as
+    # to_parquet(index=False) (attrs included) and crm.write_csv of the frame
+    import numpy as np
+
+    from tierbook import crm
+
+    rng = np.random.default_rng(3)
+    n = 500
+    scores = pd.DataFrame({
+        "customer_id": [f"C{i:05d}" for i in range(n)], "recency_days": rng.integers(1, 900, n),
+        "monetary_total": np.round(rng.exponential(300, n), 2), "first_purchase": pd.to_datetime("2024-01-01") + pd.to_timedelta(rng.integers(0, 700, n), "D"),
+        "segment_zh": rng.choice(["重要价值客户", "一般挽留客户", None], n), "tier": pd.array(rng.choice(["VIP", "Regular"], n), dtype="string"),
+        "churned": rng.random(n) < 0.5, "churn_risk": np.where(rng.random(n) < 0.2, np.nan, rng.random(n)),
+        "lifecycle_stage": rng.choice(["new", "lapsed", 'say "hi"'], n),
+    })
+    for attrs in ({}, {"as_of": "2026-01-01"}):
+        scores.attrs = dict(attrs)
+        run_dir = tmp_path / f"run{len(attrs)}"
+        run_dir.mkdir()
+        csv_path, xlsx_path = crm.write_customer_scores(scores, run_dir, export=True, xlsx_max_rows=10)
+        scores.to_parquet(tmp_path / "pandas.parquet", index=False)
+        crm.write_csv(scores, tmp_path / "frame.csv")
+        assert (run_dir / "data" / "customer_scores.parquet").read_bytes() == (tmp_path / "pandas.parquet").read_bytes()
+        assert csv_path.read_bytes() == (tmp_path / "frame.csv").read_bytes() and xlsx_path is None
+        back = pd.read_parquet(run_dir / "data" / "customer_scores.parquet")
+        assert back.attrs == attrs
+        pd.testing.assert_frame_equal(back, pd.read_parquet(tmp_path / "pandas.parquet"), check_exact=True)
