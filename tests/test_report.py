@@ -128,11 +128,11 @@ def test_customer_scores_are_replaced_whole(tmp_path, monkeypatch):
     first = pd.DataFrame({"customer_id": ["C1", "C2"], "tier": ["VIP", "Regular"]})
     crm.write_customer_scores(first, run_dir, export=False)
 
-    def half_written(self, path, **kwargs):
-        Path(path).write_bytes(b"PAR1 cut off")
+    def half_written(table, where, **kwargs):
+        Path(where).write_bytes(b"PAR1 cut off")
         raise OSError("disk full")
 
-    monkeypatch.setattr(pd.DataFrame, "to_parquet", half_written)
+    monkeypatch.setattr(crm.pq, "write_table", half_written)
     with pytest.raises(OSError):
         crm.write_customer_scores(first.assign(tier="VIP"), run_dir, export=False)
     monkeypatch.undo()
