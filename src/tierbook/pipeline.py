@@ -29,20 +29,20 @@ class Section:
 OUTPUTS_TAG = "outputs-written"
 
 
-# cost: the section's seconds in the 1M-customer demo report on a 2-core machine (run 20261202-122155, bench/RESULTS.md);
+# cost: the section's seconds in the 1M-customer demo report on a 2-core machine (medians of 3, bench/RESULTS.md, 2026-12-02 evening);
 # only their ratios matter
 SECTIONS: tuple[Section, ...] = (
-    Section("summary", "00_summary.ipynb", "Executive summary", depends_on=("data", "rfm", "profile", "clv", "satisfaction", "churn", "ab_test"), cost=9,
+    Section("summary", "00_summary.ipynb", "Executive summary", depends_on=("data", "rfm", "profile", "clv", "satisfaction", "churn", "ab_test"), cost=5,
             after_pages=True),
-    Section("data", "01_data.ipynb", "Data: ingestion and cleaning", cost=120),
-    Section("rfm", "02_rfm.ipynb", "RFM, segments and tiers", depends_on=("data",), cost=27),
+    Section("data", "01_data.ipynb", "Data: ingestion and cleaning", cost=84),
+    Section("rfm", "02_rfm.ipynb", "RFM, segments and tiers", depends_on=("data",), cost=16),
     # profile reads rfm's tiers and segments; its columns of customer_scores are joined in by the summary section, which
     # writes the CRM files, so it runs beside clv and churn (they rewrite customer_scores) rather than after them
-    Section("profile", "07_profile.ipynb", "Customer profiles and tags", depends_on=("rfm",), cost=41),
-    Section("clv", "03_clv.ipynb", "Customer lifetime value", depends_on=("rfm",), cost=29),
-    Section("satisfaction", "04_satisfaction.ipynb", "Satisfaction (NPS and CSAT)", depends_on=("clv",), cost=19),
-    Section("churn", "05_churn.ipynb", "Churn", depends_on=("clv",), cost=51),
-    Section("ab_test", "06_ab_test.ipynb", "A/B test of tier strategies", depends_on=("rfm",), cost=27),
+    Section("profile", "07_profile.ipynb", "Customer profiles and tags", depends_on=("rfm",), cost=30),
+    Section("clv", "03_clv.ipynb", "Customer lifetime value", depends_on=("rfm",), cost=22),
+    Section("satisfaction", "04_satisfaction.ipynb", "Satisfaction (NPS and CSAT)", depends_on=("clv",), cost=10),
+    Section("churn", "05_churn.ipynb", "Churn", depends_on=("clv",), cost=39),
+    Section("ab_test", "06_ab_test.ipynb", "A/B test of tier strategies", depends_on=("rfm",), cost=22),
 )
 
 
