@@ -38,7 +38,7 @@ class DataStage:
 
     @property
     def transactions(self) -> pd.DataFrame:
-        """The kept sale lines, read from the run (``data/transactions.parquet``) when asked for: the page does not show
+        """The kept sale lines, read from the run (``data/transactions.parquet``) at each access: the page does not show
         them, and the 7M lines of the 1M-customer demo held 1 GiB while the data section drew its figures beside the
         rfm section (2026-12-02)."""
         return load_clean(self.run_dir, "transactions")

@@ -771,8 +771,7 @@ def read_all(params: Params, root: Path) -> tuple[dict[str, pd.DataFrame], list[
     Two sources at a time, in threads: reading and parsing run mostly in Arrow and fastexcel, which
     let go of Python's lock, so one file is read while another is parsed (see ``READ_THREADS``). The
     frames, the inventory and the first error are those of reading them one after another."""
-    declared: list[Source] = list(params.sources.transactions)
-    declared += [s for s in (params.sources.customers, params.sources.survey, params.sources.experiment) if s is not None]
+    declared: list[Source] = [source for _, source in params.sources.all()]
     privacy.check_params(params)
 
     def one(source: Source) -> tuple[dict, list[str], pd.DataFrame]:
@@ -801,8 +800,7 @@ def check_sources(params: Params, root: Path) -> None:
     has the mapped columns, and its first rows (CHECK_BYTES of a CSV, CHECK_ROWS of a workbook or
     Parquet file) map onto the contract the way the data stage will map the whole file (dates and
     amounts parse, one date order). Raises TierbookError with the one line to fix."""
-    declared: list[Source] = list(params.sources.transactions)
-    declared += [s for s in (params.sources.customers, params.sources.survey, params.sources.experiment) if s is not None]
+    declared: list[Source] = [source for _, source in params.sources.all()]
     privacy.check_params(params)
     for source in declared:
         path = params.source_path(root, source)

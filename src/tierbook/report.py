@@ -146,10 +146,8 @@ def _versions() -> dict:
 
 
 def _input_files(params: Params, root: Path) -> list[dict]:
-    sources = list(params.sources.transactions) + [
-        s for s in (params.sources.customers, params.sources.survey, params.sources.experiment) if s is not None]
     files = []
-    for source in sources:
+    for _, source in params.sources.all():
         path = params.source_path(root, source)
         files.append({"source": source.name, "table": source.table, "path": str(path), "sha256": ingest.file_sha256(path)})
     return files
@@ -167,9 +165,8 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 def _stamps(params: Params, root: Path) -> dict[str, tuple[int, int] | None]:
     """The input files' stamps, compared again when the run ends (``run_report``) instead of hashing every file again:
     the 860 MB of the 1M-customer demo took 2.3-4.5 s to hash at the end of its report (2026-12-02)."""
-    sources = list(params.sources.transactions) + [
-        s for s in (params.sources.customers, params.sources.survey, params.sources.experiment) if s is not None]
-    return {str(params.source_path(root, s)): _stamp(params.source_path(root, s)) for s in sources}
+    paths = [params.source_path(root, source) for _, source in params.sources.all()]
+    return {str(path): _stamp(path) for path in paths}
 
 
 def _write_json(path: Path, data: dict) -> None:
@@ -259,7 +256,8 @@ def _execute_section(project: Project, params: Params, run_dir: Path, section: S
     return _forked(project, params, run_dir, section, on_outputs)
 
 
-def _papermill(project: Project, params: Params, source: Path, executed: Path, parameters: dict) -> None:
+def _papermill(project: Project, params: Params, source: Path, executed: Path, parameters: dict, on_outputs=None) -> None:
+    """``on_outputs``: not called (a kernel's cells cannot say when they ran; the section's dependents wait for it to finish)."""
     import papermill
 
     papermill.execute_notebook(
@@ -284,11 +282,8 @@ def _notebook_and_html(project: Project, params: Params, run_dir: Path, section:
     result.notebook = str(executed.relative_to(run_dir))
     started = time.perf_counter()
     try:
-        parameters = {"client": params.client, "run_dir": str(run_dir), "project_root": str(project.root)}
-        if on_outputs is None:
-            execute(project, params, source, executed, parameters)
-        else:
-            execute(project, params, source, executed, parameters, on_outputs)
+        execute(project, params, source, executed,
+                {"client": params.client, "run_dir": str(run_dir), "project_root": str(project.root)}, on_outputs)
         result.seconds_notebook = round(time.perf_counter() - started, 2)
         html = run_dir / f"{section.name}.html"
         export_section(executed, html, section, SECTIONS, params, run_dir.name)
