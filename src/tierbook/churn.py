@@ -34,9 +34,8 @@ from .engine import cohort_table, run_cohorts
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
-from .satisfaction import first_positions
-from .summary import (AMOUNT_SCALE, NS_PER_DAY, customer_codes, customer_summary, default_as_of, purchase_days, same_ids,
-                      to_amount_units, unique_sorted)
+from .summary import (AMOUNT_SCALE, NS_PER_DAY, customer_codes, customer_summary, default_as_of, first_positions, purchase_days,
+                      same_ids, to_amount_units, unique_sorted)
 from .valuation import section_summary
 
 NPS_CATEGORIES = ["detractor", "passive", "promoter", "no answer"]

