@@ -51,9 +51,11 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def _pss_mib(pids: list[int]) -> float:
-    total = 0
+def _pss_mib(pids: list[int]) -> list[float]:
+    """Each process's PSS (MiB), largest first."""
+    each = []
     for pid in pids:
+        total = 0
         try:
             with open(f"/proc/{pid}/smaps_rollup", encoding="utf-8") as rollup:
                 for line in rollup:
@@ -62,22 +64,26 @@ def _pss_mib(pids: list[int]) -> float:
                         break
         except OSError:
             continue
-    return total / 1024
+        each.append(total / 1024)
+    return sorted(each, reverse=True)
 
 
-def _run(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak PSS (MiB) of the command's process tree."""
+def _run(command: list[str]) -> tuple[float, float, float, list[float]]:
+    """Wall seconds and peak PSS (MiB) of the command's process tree, when the peak came (seconds from the start) and
+    the PSS of its processes then (MiB, largest first): one section's process or several side by side."""
     started = time.perf_counter()
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    peak = 0.0
+    peak, at, parts = 0.0, 0.0, []
     while process.poll() is None:
-        peak = max(peak, _pss_mib(_tree(process.pid)))
+        each = _pss_mib(_tree(process.pid))
+        if sum(each) > peak:
+            peak, at, parts = sum(each), time.perf_counter() - started, each
         time.sleep(0.2)
     wall = time.perf_counter() - started
     output = process.stdout.read().decode("utf-8", "replace")
     if process.returncode != 0:
         raise SystemExit(f"report failed (exit {process.returncode}):\n{output[-3000:]}")
-    return wall, peak
+    return wall, peak, at, parts
 
 
 def _fmt(values: list[float], unit: str = "s", digits: int = 1) -> str:
@@ -107,7 +113,8 @@ def bench_size(size: int, runs: int, cache: Path) -> dict:
         out: dict = {"size": size, "generate": generated, "wall": [], "peak": [], "sections": {}, "section_peak": {},
                      "overhead": [], "orders": truth.get("n_orders")}
         for _ in range(runs):
-            wall, peak = _run(command)
+            wall, peak, at, parts = _run(command)
+            out.setdefault("peak_at", []).append((at, [p for p in parts if p >= 100]))
             run_dir = sorted((root / "reports" / "demo").glob("2*"))[-1]
             manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
             sections = manifest["sections"]
@@ -164,6 +171,8 @@ def main() -> None:
               f"{runs} run(s); data generated in {r['generate']:.0f} s")
         print(f"  {'total wall time':<34} {_fmt(r['wall'])}")
         print(f"  {'peak memory (PSS, all processes)':<34} {_fmt([p / 1024 for p in r['peak']], 'GiB', 2)}")
+        for at, parts in r["peak_at"]:
+            print(f"  {'  peak at':<34} {at:,.0f} s: " + " + ".join(f"{p / 1024:.2f}" for p in parts) + " GiB (processes of 0.1 GiB or more)")
         print(f"  {'overhead share (not in cells)':<34} {_fmt([100 * o for o in r['overhead']], '%', 0)}")
         for name, values in r["sections"].items():
             peak = r["section_peak"].get(name)

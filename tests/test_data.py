@@ -42,3 +42,70 @@ def test_every_rejection_reason_has_a_chinese_explanation():
     from tierbook.clean import REASONS
 
     assert [text for text in REASONS.values() if text not in i18n.catalog("zh")] == []
+
+
+def _frames():
+    import numpy as np
+    import pandas as pd
+
+    # a text column missing from the first rows (its type comes from later ones), Arrow strings with gaps, dates, and
+    # a second frame that starts inside a row group
+    first = pd.DataFrame({"table": ["t"] * 5, "note": [None, None, None, None, "late"],
+                          "customer_id": pd.array(["b", "a", "c", "a", "b"], dtype="string"),
+                          "when": pd.to_datetime(["2024-01-01", None, "2024-01-03", "2024-01-04", "2024-01-05"]),
+                          "amount": [1.5, np.nan, 3.0, 4.0, 5.0]})
+    second = pd.DataFrame({"table": ["u"] * 4, "note": [None, "x", None, None],
+                           "customer_id": pd.array(["c", None, "a", "b"], dtype="string"),
+                           "when": pd.to_datetime(["2024-02-01"] * 4), "amount": [6.0, 7.0, 8.0, 9.0]})
+    return first, second
+
+
+def test_parquet_written_a_row_group_at_a_time_is_the_file_of_the_whole_table(tmp_path, monkeypatch):
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tierbook import data
+
+    monkeypatch.setattr(data, "ROW_GROUP", 3)
+    first, second = _frames()
+    columns = list(first.columns)
+    whole = pd.concat([first, second], ignore_index=True)
+    expected, got = tmp_path / "whole.parquet", tmp_path / "parts.parquet"
+    pq.write_table(pa.Table.from_pandas(whole, preserve_index=False), expected, row_group_size=3,
+                   use_dictionary=[c for c in columns if c in data.DICTIONARY_COLUMNS])
+    data._write_by_row_group([first, second], columns, got)
+    assert pq.ParquetFile(got).num_row_groups == 3
+    assert got.read_bytes() == expected.read_bytes()
+
+    # the rows at positions of one frame, customer ids as codes of sorted categories: the file of the taken rows with
+    # customer_id a categorical of those categories (as the later sections read it)
+    positions = np.array([4, 0, 2, 3])
+    taken = first.take(positions).reset_index(drop=True)
+    codes, ids = data.customer_codes(taken["customer_id"])
+    data._write_by_row_group([first], columns, got, positions, codes, ids)
+    read = pd.read_parquet(got)
+    assert read["customer_id"].cat.categories.tolist() == ["a", "b", "c"]
+    assert read["customer_id"].astype(str).tolist() == ["b", "b", "c", "a"]
+    assert read["note"].tolist() == ["late", None, None, None] and pq.ParquetFile(got).schema_arrow.field("note").type == pa.string()
+    pd.testing.assert_frame_equal(read.assign(customer_id=read["customer_id"].astype(str)),
+                                  taken.assign(customer_id=taken["customer_id"].astype(object)), check_dtype=False)
+    assert read["amount"].tolist()[:2] == [5.0, 1.5] and read["when"].dtype == "datetime64[ns]"
+
+    # nothing to write: the schema alone
+    data._write_by_row_group([first.head(0)], columns, got)
+    assert pq.read_table(got).num_rows == 0 and pq.read_table(got).column_names == columns
+
+
+def test_the_ledger_reconciled_part_by_part_is_the_whole_ledger_reconciled(demo_data):
+    import pandas as pd
+
+    from tierbook import clean, data
+
+    stage, _ = demo_data
+    ledger = pd.read_parquet(stage.run_dir / "data" / "ledger.parquet")
+    assert set(ledger["table"]) == {"transactions", "customers", "survey", "experiment"}
+    pd.testing.assert_frame_equal(stage.reconciliation, clean.reconcile(ledger), check_exact=True)
+    pd.testing.assert_frame_equal(stage.reasons, data._reasons(ledger), check_exact=True)
+    assert (stage.reconciliation["rows_read"] == stage.reconciliation[["rows_kept", "rows_merged", "rows_rejected"]].sum(axis=1)).all()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,22 +54,26 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
     reconciliation does not balance."""
     today = today or dt.date.today()
     mapped, inventory = ingest.read_all(params, root)
-    _give_back_memory()
+    give_back_memory()
     priority = [s.name for s in params.sources.transactions]
     # popped: the mapped lines are freed once cleaned (what the clean tables need of them is theirs; 2 GiB at 1M customers)
     result = clean.clean_transactions(mapped.pop("transactions"), params.clean, priority, today)
+    give_back_memory()  # what cleaning's steps held and freed (0.3 GiB at 1M customers), before the writes' peak
     data_dir, tables_dir = run_dir / "data", run_dir / "tables"
     data_dir.mkdir(parents=True, exist_ok=True)
     tables_dir.mkdir(parents=True, exist_ok=True)
-    from concurrent.futures import ThreadPoolExecutor
-
+    # the transactions' part of the ledger is reconciled and counted before the clean lines are written: the groupbys'
+    # 0.5 GiB then come on top of what cleaning holds, not on top of that and the writes' (the 1M-customer demo's data
+    # stage peaked at 4.5 GiB the other way round, 2026-12-02). The ledger stays in its tables' parts, reconciled and
+    # counted part by part (the parts are whole tables, so the sums are those of the whole): their concatenation copied
+    # the 9M rows of 1M customers, 0.5 GiB.
+    ledgers, reconciled, counted = [result.ledger], [clean.reconcile(result.ledger)], [_reasons(result.ledger)]
     # the clean lines and orders are written in a thread (Arrow encodes and compresses them without Python's lock) while
     # this one cleans the other tables and reconciles the ledger, then the ledger beside what is left: written one after
     # another once everything was reconciled, the 1M-customer demo's files took 16 s after 9 s of reconciling (2026-12-02).
     # A reconciliation that fails still fails the run (the files written are those of a failed run, never marked latest).
     with ThreadPoolExecutor(max_workers=2) as pool:
-        writes = [pool.submit(_write_clean_tables, result.transactions, result.orders, data_dir)]
-        ledgers = [result.ledger]
+        writes = [pool.submit(_write_clean_tables, result, data_dir)]
         tables: dict[str, pd.DataFrame] = {}
         paths = {s.name: params.source_path(root, s) for s in [*params.sources.transactions, params.sources.customers] if s is not None}
         cleaners = {
@@ -78,40 +83,46 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
         }
         for name, cleaner in cleaners.items():
             if name in mapped:
-                tables[name], ledger = cleaner(mapped[name])
+                tables[name], ledger = cleaner(mapped.pop(name))
                 ledgers.append(ledger)
-        ledger = pd.concat(ledgers, ignore_index=True)
-        reconciliation = clean.reconcile(ledger)
-        clean.check_reconciliation(reconciliation, result.orders, ledger, {rec["source"]: rec["rows"] for rec in inventory})
-
-        reasons = (
-            pd.DataFrame({"table": ledger["table"], "status": ledger["status"], "reason": ledger["reason"], "row": ledger["row"],
-                          "amount": ledger["amount"].astype(float).fillna(0.0)})  # the columns it needs, not a copy of the 9M-row ledger
-            .groupby(["table", "status", "reason"], sort=False)
-            .agg(rows=("row", "size"), amount=("amount", "sum"))
-            .reset_index()
-        )
+                reconciled.append(clean.reconcile(ledger))
+                counted.append(_reasons(ledger))
+        reconciliation = pd.concat(reconciled, ignore_index=True).sort_values(["table", "source"], kind="stable", ignore_index=True)
+        clean.check_reconciliation(reconciliation, result.orders, result.ledger, {rec["source"]: rec["rows"] for rec in inventory})
         stage = DataStage(
-            inventory=pd.DataFrame(inventory), reconciliation=reconciliation, reasons=reasons,
+            inventory=pd.DataFrame(inventory), reconciliation=reconciliation, reasons=pd.concat(counted, ignore_index=True),
             orders=result.orders, run_dir=run_dir, tables=tables,
         )
-        writes.append(pool.submit(_write_parquet, pa.Table.from_pandas(ledger, preserve_index=False), data_dir / "ledger.parquet"))
-        _write(stage, ledger, run_dir)
+        writes.append(pool.submit(_write_by_row_group, ledgers, clean.LEDGER_COLUMNS, data_dir / "ledger.parquet"))
+        _write(stage, ledgers, run_dir)
         for write in writes:
             write.result()  # a write's error is raised here
     if stage.orders.empty:
-        raise TierbookError(_no_orders(ledger, paths))
-    del result, ledger, ledgers, writes
-    _give_back_memory()  # what the cleaning held, back to the system while the page is drawn beside the next sections
+        raise TierbookError(_no_orders(result.ledger, paths))
+    del result, ledgers, writes
+    give_back_memory()  # what the cleaning held, back to the system while the page is drawn beside the next sections
     return stage
 
 
-def _give_back_memory() -> None:
-    """Return to the system the memory the C allocator keeps after the sources were read: read in two threads, their
-    freed text stays in the threads' malloc arenas, and cleaning the 1M-customer demo then peaked at 5.27 GiB instead of
-    4.82 GiB (2026-12-02). glibc only (Linux); elsewhere nothing happens."""
+def _reasons(ledger: pd.DataFrame) -> pd.DataFrame:
+    """Rows and amounts per table, status and reason, in order of appearance."""
+    return (
+        pd.DataFrame({"table": ledger["table"], "status": ledger["status"], "reason": ledger["reason"], "row": ledger["row"],
+                      "amount": ledger["amount"].astype(float).fillna(0.0)})  # the columns it needs, not a copy of the ledger
+        .groupby(["table", "status", "reason"], sort=False)
+        .agg(rows=("row", "size"), amount=("amount", "sum"))
+        .reset_index()
+    )
+
+
+def give_back_memory() -> None:
+    """Return to the system the memory the allocators keep once it is freed: the sources read in two threads leave their
+    text in the threads' malloc arenas (cleaning the 1M-customer demo then peaked at 5.27 GiB instead of 4.82 GiB), and
+    Arrow's allocator (mimalloc) kept 0.2 GiB of what cleaning freed and glibc 0.1 GiB more (2026-12-02). The malloc
+    part is glibc only (Linux); elsewhere it does nothing."""
     import ctypes
 
+    pa.default_memory_pool().release_unused()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
@@ -139,11 +150,12 @@ DICTIONARY_COLUMNS = ["customer_id", "source", "channel", "store", "currency", "
                       "status", "reason"]
 
 
-def _write(stage: DataStage, ledger: pd.DataFrame, run_dir: Path) -> None:
-    """The data stage's other outputs (the clean lines, orders and ledger are written in threads, ``run_data_stage``)."""
+def _write(stage: DataStage, ledgers: list[pd.DataFrame], run_dir: Path) -> None:
+    """The data stage's other outputs (the clean lines, orders and ledger are written in threads, ``run_data_stage``).
+    ``ledgers``: the ledger's parts, one per table."""
     for name, frame in stage.tables.items():
         frame.to_parquet(run_dir / "data" / f"{name}.parquet", index=False)
-    rejected = ledger[ledger["status"] == "rejected"]
+    rejected = pd.concat([part[(part["status"] == "rejected").to_numpy(dtype=bool)] for part in ledgers], ignore_index=True)
     rejected[["source", "row", "reason", "detail", "table", "customer_id", "order_id", "order_date", "amount"]].to_csv(
         run_dir / "rejected.csv", index=False, encoding="utf-8-sig")
     tables_dir = run_dir / "tables"
@@ -153,30 +165,102 @@ def _write(stage: DataStage, ledger: pd.DataFrame, run_dir: Path) -> None:
     (run_dir / "inputs.json").write_text(json.dumps(stage.inventory.to_dict("records"), indent=2, ensure_ascii=False), encoding="utf-8")
 
 
-def _write_clean_tables(transactions: pd.DataFrame, orders: pd.DataFrame, data_dir: Path) -> None:
-    for name, table in _clean_tables(transactions, orders):
-        _write_parquet(table, data_dir / f"{name}.parquet")
+def _write_clean_tables(result: clean.CleanTransactions, data_dir: Path) -> None:
+    """The kept lines and the orders, customer ids dictionary-encoded (sorted categories): later sections group by their
+    codes, which makes the 1M-customer summary 1.2 s instead of 8 s (bench/summary_time.py). The orders' ids take the
+    lines' codes (they are the same customers). Once the lines are written, ``result.lines`` is let go: what the ledger
+    does not share of the mapped rows is freed (0.8 GiB at 1M customers, 2026-12-02). The orders are written after the
+    lines, not beside them in a third thread: that saved no time and held 0.2 GiB more (2026-12-02)."""
+    lines, kept, orders = result.lines, result.kept, result.orders
+    codes, ids = customer_codes(lines["customer_id"].take(kept))
+
+    _write_by_row_group([lines], clean.TX_COLUMNS, data_dir / "transactions.parquet", kept, codes, ids)
+    result.lines, result.kept = None, None
+    del lines, kept
+    order_codes = _codes_in(orders["customer_id"], ids)
+    if order_codes is None:
+        order_codes, ids = customer_codes(orders["customer_id"])
+    _write_by_row_group([orders], list(orders.columns), data_dir / "orders.parquet", None, order_codes, ids)
 
 
-def _clean_tables(transactions: pd.DataFrame, orders: pd.DataFrame):
-    """The kept lines and the orders as Arrow tables, customer ids dictionary-encoded (sorted categories): later sections
-    group by their codes, which makes the 1M-customer summary 1.2 s instead of 8 s (bench/summary_time.py)."""
-    ids = None
-    for name, frame in (("transactions", transactions), ("orders", orders)):
-        codes = _codes_in(frame["customer_id"], ids) if ids is not None else None
-        if codes is None:
-            codes, ids = customer_codes(frame["customer_id"])
-        encoded = pd.Categorical.from_codes(codes, categories=pd.Index(ids, dtype=object))
-        # the other columns as they are: no copy of the frame to swap a column (frame.drop copied 7M lines: 9 s, 2026-12-02)
-        table = pa.Table.from_pandas(frame, columns=[c for c in frame.columns if c != "customer_id"], preserve_index=False)
-        at = list(frame.columns).index("customer_id")
-        table = table.add_column(at, "customer_id", pa.Array.from_pandas(encoded))
-        metadata = pa.Table.from_pandas(frame.head(0).assign(customer_id=encoded[:0]), preserve_index=False).schema.metadata
-        yield name, table.replace_schema_metadata(metadata)
+# the rows of a row group: pyarrow's default, so the files are those pq.write_table writes of the whole frame
+ROW_GROUP = 1024 * 1024
 
 
-def _write_parquet(table: pa.Table, path: Path) -> None:
-    pq.write_table(table, path, use_dictionary=[c for c in table.column_names if c in DICTIONARY_COLUMNS])
+def _write_by_row_group(frames: list[pd.DataFrame], columns: list[str], path: Path, positions: np.ndarray | None = None,
+                        codes: np.ndarray | None = None, ids: np.ndarray | None = None) -> None:
+    """``columns`` of ``frames`` one after another (the rows at ``positions`` of the one frame when given) written as
+    Parquet a row group at a time: the same file as ``pq.write_table`` of their concatenation (same schema, same row
+    groups), but only a row group's rows are taken and turned into Arrow at once. The whole kept lines and their Arrow
+    copy held 1.6 GiB of the 1M-customer demo's data stage, the 9M-row ledger's concatenation 0.5 GiB (2026-12-02).
+    ``codes`` and ``ids``: customer_id written dictionary-encoded (``ids`` the categories, ``codes`` each row's)."""
+    bounds = np.cumsum([0] + [len(f) for f in frames])
+    n = int(bounds[-1]) if positions is None else len(positions)
+    if codes is not None:  # the categories turned into Arrow once (per row group, 1M ids took 0.9 s, 2026-12-02)
+        empty = pd.Categorical.from_codes(codes[:0], categories=pd.Index(ids, dtype=object))
+        encoded = pa.Array.from_pandas(empty)
+        metadata = pa.Table.from_pandas(frames[0][columns].head(0).assign(customer_id=empty), preserve_index=False).schema.metadata
+
+    def column(name: str, rows: slice | np.ndarray) -> pd.Series:  # ``rows``: among the rows written
+        if positions is not None:
+            values = frames[0][name]
+            return pd.Series(values.array.take(positions[rows]), dtype=values.dtype, copy=False)
+        if isinstance(rows, slice):
+            pieces = [frame[name].iloc[max(rows.start - a, 0): min(rows.stop, b) - a] for frame, a, b in zip(frames, bounds[:-1], bounds[1:])
+                      if a < rows.stop and b > rows.start]
+        else:
+            pieces = [frame[name].take(rows[(rows >= a) & (rows < b)] - a) for frame, a, b in zip(frames, bounds[:-1], bounds[1:])]
+        return pieces[0] if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
+
+    def arrow(rows: slice | np.ndarray, schema: pa.Schema | None = None) -> pa.Table:
+        """The rows as Arrow, a column at a time (a row group's rows of every column at once, and their Arrow copy,
+        held 0.4 GiB more in each writing thread at 1M customers). ``schema``: the whole table's types, so that a text
+        column missing from these rows is text all the same; inferred from the rows' values when None."""
+        if schema is None:
+            frame = pd.DataFrame({c: column(c, rows).reset_index(drop=True) for c in columns if c != "customer_id" or codes is None})
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if codes is None:
+                return table
+            customer = pa.DictionaryArray.from_arrays(pa.array(codes[rows], type=encoded.type.index_type), encoded.dictionary)
+            return table.add_column(columns.index("customer_id"), "customer_id", customer).replace_schema_metadata(metadata)
+        arrays = []
+        for c in columns:
+            if c == "customer_id" and codes is not None:
+                arrays.append(pa.DictionaryArray.from_arrays(pa.array(codes[rows], type=encoded.type.index_type), encoded.dictionary))
+            else:
+                arrays.append(pa.Array.from_pandas(column(c, rows), type=schema.field(c).type))
+        return pa.Table.from_arrays(arrays, schema=schema)
+
+    # the schema of the whole table: a text (object) column's Arrow type comes from its values, so it is read from a
+    # sample of each such column's first non-missing row
+    sample = {0} if n else set()
+    for c in columns:
+        for frame, start in zip(frames, bounds[:-1]):
+            if frame[c].dtype == object:
+                first = _first_present(frame[c], positions)
+                if first:
+                    sample.add(int(start) + first[0])
+                    break
+    schema = arrow(np.array(sorted(sample), dtype=np.int64)).schema
+    use_dictionary = [c for c in schema.names if c in DICTIONARY_COLUMNS]
+    with pq.ParquetWriter(path, schema, use_dictionary=use_dictionary) as writer:
+        for start in range(0, n, ROW_GROUP):
+            writer.write_table(arrow(slice(start, min(start + ROW_GROUP, n)), schema))
+        if not n:
+            writer.write_table(schema.empty_table())
+
+
+def _first_present(values: pd.Series, positions: np.ndarray | None, block: int = 65536) -> list[int]:
+    """The first of ``positions`` (all rows when None) where ``values`` is not missing, as a list of none or one, looked
+    for a block at a time (most columns have a value in their first row; notna of a whole 7M-row object column took 0.3 s)."""
+    n = len(values) if positions is None else len(positions)
+    array = values.to_numpy()
+    for start in range(0, n, block):
+        at = np.arange(start, min(start + block, n))
+        present = np.flatnonzero(pd.notna(array[at if positions is None else positions[at]]))
+        if len(present):
+            return [start + int(present[0])]
+    return []
 
 
 def _codes_in(values: pd.Series, ids: np.ndarray) -> np.ndarray | None:

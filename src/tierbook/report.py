@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from . import demo, i18n, ingest
+from .data import give_back_memory
 from .errors import TierbookError
 from .html import export_section, write_client_index, write_index
 from .params import Params, load_params, params_to_dict
@@ -513,6 +514,7 @@ def run_report(project: Project, client: str, overrides: list[str] | None = None
         demo.ensure(params.data_dir(project.root), params.demo.size, params.demo.seed)
     stamps = _stamps(params, project.root)  # before the inputs are read: a change from now to the end fails the run
     ingest.check_sources(params, project.root)
+    give_back_memory()  # this process waits for the sections from now on: what the checks read goes back to the system
     inputs = _input_files(params, project.root)
 
     client_dir = project.client_reports(client)
