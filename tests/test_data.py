@@ -109,3 +109,26 @@ def test_the_ledger_reconciled_part_by_part_is_the_whole_ledger_reconciled(demo_
     pd.testing.assert_frame_equal(stage.reconciliation, clean.reconcile(ledger), check_exact=True)
     pd.testing.assert_frame_equal(stage.reasons, data._reasons(ledger), check_exact=True)
     assert (stage.reconciliation["rows_read"] == stage.reconciliation[["rows_kept", "rows_merged", "rows_rejected"]].sum(axis=1)).all()
+
+
+def test_kept_lines_customer_codes_without_taking_them_are_those_of_the_taken_ids():
+    import numpy as np
+    import pandas as pd
+
+    from tierbook import data
+
+    # ids as Arrow strings with gaps (rejected lines without an id), in one chunk and in two, non-ASCII ids sorted by
+    # code point as customer_codes sorts them; only the kept rows' ids are categories
+    rng = np.random.default_rng(7)
+    for trial in range(200):
+        values = pd.Series(pd.array(rng.choice(["b", "a", "é", "Z", "10", "9", "客", "aa", None], int(rng.integers(1, 80))).tolist(),
+                                    dtype="string"))
+        if trial % 3 == 0:
+            values = pd.concat([values, values.iloc[::-1]], ignore_index=True)
+        present = np.flatnonzero(values.notna().to_numpy())
+        kept = np.sort(rng.choice(present, size=min(len(present), int(rng.integers(1, 30))), replace=False))
+        codes, ids = data._kept_codes(values, kept)
+        expected_codes, expected_ids = data.customer_codes(values.take(kept))
+        assert codes.tolist() == expected_codes.tolist() and ids.tolist() == expected_ids.tolist()
+    codes, ids = data._kept_codes(pd.Series(pd.array(["b", None, "a", "c", "b"], dtype="string")), np.array([0, 3, 4]))
+    assert ids.tolist() == ["b", "c"] and codes.tolist() == [0, 1, 0]
