@@ -170,10 +170,10 @@ def _write_clean_tables(result: clean.CleanTransactions, data_dir: Path) -> None
     codes, which makes the 1M-customer summary 1.2 s instead of 8 s (bench/summary_time.py). The orders' ids take the
     lines' codes (they are the same customers). Once the lines are written, ``result.lines`` is let go: what the ledger
     does not share of the mapped rows is freed (0.8 GiB at 1M customers, 2026-12-02). The orders are written after the
-    lines, not beside them in a third thread: that saved no time and held 0.2 GiB more (2026-12-02)."""
+    lines, not beside them in a third thread: tried, that held about 0.2 GiB more in single runs and saved no time that
+    stood out of the run-to-run noise (2026-12-02)."""
     lines, kept, orders = result.lines, result.kept, result.orders
     codes, ids = _kept_codes(lines["customer_id"], kept)
-
     _write_by_row_group([lines], clean.TX_COLUMNS, data_dir / "transactions.parquet", kept, codes, ids)
     result.lines, result.kept = None, None
     del lines, kept
@@ -231,9 +231,10 @@ def _write_by_row_group(frames: list[pd.DataFrame], columns: list[str], path: Pa
         return pieces[0] if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
 
     def arrow(rows: slice | np.ndarray, schema: pa.Schema | None = None) -> pa.Table:
-        """The rows as Arrow, a column at a time (a row group's rows of every column at once, and their Arrow copy,
-        held 0.4 GiB more in each writing thread at 1M customers). ``schema``: the whole table's types, so that a text
-        column missing from these rows is text all the same; inferred from the rows' values when None."""
+        """The rows as Arrow, a column at a time: a row group's rows of every column at once and their Arrow copy are
+        about 0.3 GiB in a writing thread at 1M customers (1M rows of 17 columns, twice). ``schema``: the whole table's
+        types, so that a text column missing from these rows is text all the same; inferred from the rows' values when
+        None."""
         if schema is None:
             frame = pd.DataFrame({c: column(c, rows).reset_index(drop=True) for c in columns if c != "customer_id" or codes is None})
             table = pa.Table.from_pandas(frame, preserve_index=False)
