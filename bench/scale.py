@@ -51,7 +51,7 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def _pss_mib(pids: list[int]) -> list[float]:
+def _pss_mib_each(pids: list[int]) -> list[float]:
     """Each process's PSS (MiB), largest first."""
     each = []
     for pid in pids:
@@ -75,7 +75,7 @@ def _run(command: list[str]) -> tuple[float, float, float, list[float]]:
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     peak, at, parts = 0.0, 0.0, []
     while process.poll() is None:
-        each = _pss_mib(_tree(process.pid))
+        each = _pss_mib_each(_tree(process.pid))
         if sum(each) > peak:
             peak, at, parts = sum(each), time.perf_counter() - started, each
         time.sleep(0.2)

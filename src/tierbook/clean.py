@@ -154,7 +154,7 @@ class _Ledger:
 
 @dataclass
 class CleanTransactions:
-    lines: pd.DataFrame  # the mapped rows, with the TX_COLUMNS a source maps
+    lines: pd.DataFrame | None  # the mapped rows, with the TX_COLUMNS a source maps (None once the data stage wrote them)
     kept: np.ndarray  # the positions of the kept sale lines among them
     orders: pd.DataFrame  # one row per kept order, returns netted
     ledger: pd.DataFrame  # one row per input row (LEDGER_COLUMNS)
@@ -163,7 +163,7 @@ class CleanTransactions:
     def transactions(self) -> pd.DataFrame:
         """The kept sale lines (TX_COLUMNS), taken when asked: the data stage writes them a row group at a time
         (``data._write_clean_tables``) and never holds them whole (1.2 GiB at 1M customers, 2026-12-02)."""
-        return _take(self.lines, self.kept, TX_COLUMNS)
+        return take_rows(self.lines, self.kept, TX_COLUMNS)
 
 
 def robust_log_z(amount: pd.Series) -> pd.Series:
@@ -191,7 +191,7 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     if "order_status" in tx:  # turned into is_return by ingest.map_source
         del tx["order_status"]
     # the optional columns the rules use, all missing when no source maps them; the others no source maps stay out of
-    # the frame and are all missing in the clean lines (``_take``): two such columns held 110 MB at 1M customers
+    # the frame and are all missing in the clean lines (``take_rows``): two such columns held 110 MB at 1M customers
     for column in ("order_id", "original_order_id", "product_id", "store"):
         if column not in tx:
             tx[column] = pd.NA
@@ -276,7 +276,7 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     return CleanTransactions(lines=tx, kept=np.flatnonzero(ledger.has("kept")), orders=orders, ledger=ledger.frame("transactions", tx))
 
 
-def _take(frame: pd.DataFrame, positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
+def take_rows(frame: pd.DataFrame, positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
     """The rows at ``positions`` of ``columns``, with a new RangeIndex, as ``frame.loc[rows, columns].reset_index(drop=True)``
     gives them: each column taken once (the selection, the row filter and reset_index each copied the 7M kept lines: 5.3 s
     and 2 GiB more at the peak of 1M customers' cleaning, 2026-12-02). Each column keeps its dtype as a Series: a bare
@@ -286,7 +286,7 @@ def _take(frame: pd.DataFrame, positions: np.ndarray, columns: list[str]) -> pd.
 
 
 def take_column(frame: pd.DataFrame, column: str, positions: np.ndarray) -> pd.Series:
-    """The values of ``column`` at ``positions`` with a new RangeIndex (``_take``); all missing (pd.NA, object) when the
+    """The values of ``column`` at ``positions`` with a new RangeIndex (``take_rows``); all missing (pd.NA, object) when the
     frame has no such column."""
     if column not in frame:
         return pd.Series(np.full(len(positions), pd.NA, dtype=object), copy=False)

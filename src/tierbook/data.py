@@ -25,7 +25,7 @@ from . import clean, i18n, ingest
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
-from .summary import customer_codes
+from .summary import customer_codes, customer_codes_at
 
 
 @dataclass
@@ -173,7 +173,7 @@ def _write_clean_tables(result: clean.CleanTransactions, data_dir: Path) -> None
     lines, not beside them in a third thread: tried, that held about 0.2 GiB more in single runs and saved no time that
     stood out of the run-to-run noise (2026-12-02)."""
     lines, kept, orders = result.lines, result.kept, result.orders
-    codes, ids = _kept_codes(lines["customer_id"], kept)
+    codes, ids = customer_codes_at(lines["customer_id"], kept)
     _write_by_row_group([lines], clean.TX_COLUMNS, data_dir / "transactions.parquet", kept, codes, ids)
     result.lines, result.kept = None, None
     del lines, kept
@@ -181,24 +181,6 @@ def _write_clean_tables(result: clean.CleanTransactions, data_dir: Path) -> None
     if order_codes is None:
         order_codes, ids = customer_codes(orders["customer_id"])
     _write_by_row_group([orders], list(orders.columns), data_dir / "orders.parquet", None, order_codes, ids)
-
-
-def _kept_codes(values: pd.Series, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``customer_codes(values.take(kept))`` without taking the values: Arrow strings are dictionary-encoded where they
-    are, and the entries the kept rows use are sorted. The kept lines' ids taken, hashed and ranked held 0.3 GiB more at
-    the start of the 1M-customer demo's writes (2026-12-02)."""
-    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow") or not len(kept):
-        return customer_codes(values.take(kept))
-    import pyarrow.compute as pc
-
-    array = pa.array(values.array)
-    encoded = pc.dictionary_encode(array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array)
-    indices = encoded.indices.fill_null(0).to_numpy()[kept]  # the kept lines have an id
-    used = np.flatnonzero(np.bincount(indices, minlength=len(encoded.dictionary)))
-    order = pc.sort_indices(encoded.dictionary.take(used)).to_numpy()  # as customer_codes sorts: by UTF-8 bytes
-    rank = np.empty(len(encoded.dictionary), dtype=np.int64)
-    rank[used[order]] = np.arange(len(used))
-    return rank[indices], encoded.dictionary.take(used[order]).to_numpy(zero_copy_only=False)
 
 
 # the rows of a row group: pyarrow's default, so the files are those pq.write_table writes of the whole frame
@@ -217,7 +199,7 @@ def _write_by_row_group(frames: list[pd.DataFrame], columns: list[str], path: Pa
     if codes is not None:  # the categories turned into Arrow once (per row group, 1M ids took 0.9 s, 2026-12-02)
         empty = pd.Categorical.from_codes(codes[:0], categories=pd.Index(ids, dtype=object))
         encoded = pa.Array.from_pandas(empty)
-        head = clean._take(frames[0], np.array([], dtype=np.int64), columns).assign(customer_id=empty)
+        head = clean.take_rows(frames[0], np.array([], dtype=np.int64), columns).assign(customer_id=empty)
         metadata = pa.Table.from_pandas(head, preserve_index=False).schema.metadata
 
     def column(name: str, rows: slice | np.ndarray) -> pd.Series:  # ``rows``: among the rows written

@@ -91,6 +91,25 @@ def customer_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return _sorted_codes(codes, np.asarray(uniques, dtype=object))
 
 
+def customer_codes_at(values: pd.Series, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``customer_codes(values.take(kept))`` (the same codes, as int64, and ids) without taking the values: Arrow strings
+    are dictionary-encoded where they are, and the entries the ``kept`` rows use are sorted. The data stage's kept lines'
+    ids taken, hashed and ranked held 0.3 GiB more at the start of the 1M-customer demo's writes (2026-12-02)."""
+    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow") or not len(kept):
+        return customer_codes(values.take(kept))
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    array = pa.array(values.array)
+    encoded = pc.dictionary_encode(array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array)
+    indices = encoded.indices.fill_null(0).to_numpy()[kept]  # the kept lines have an id
+    used = np.flatnonzero(np.bincount(indices, minlength=len(encoded.dictionary)))
+    order = pc.sort_indices(encoded.dictionary.take(used)).to_numpy()  # as customer_codes sorts: by UTF-8 bytes
+    rank = np.empty(len(encoded.dictionary), dtype=np.int64)
+    rank[used[order]] = np.arange(len(used))
+    return rank[indices], encoded.dictionary.take(used[order]).to_numpy(zero_copy_only=False)
+
+
 def first_positions(keys: pd.Series, ids: pd.Series) -> np.ndarray | None:
     """Per key: the position of its first occurrence among ``ids``, -1 when it is not there or is
     missing; None unless the keys are text or missing and the ids text (then the equality of text
