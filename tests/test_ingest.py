@@ -259,3 +259,43 @@ sources:
     assert workbook.read_sheet(odd, 0, 0, None, ["id"]) is None
     _workbook(odd, [["id", "x"], ["a", 1]])
     assert workbook.read_sheet(odd, 0, 0, None, ["id", "y"]) is None  # a mapped column not in the header: pandas' error names it
+
+
+TWO_TABLES = GBK_CLIENT + """
+  survey:
+    name: survey
+    path: survey.csv
+    columns: {customer_id: customer_id, response_date: response_date, nps: nps}
+"""
+
+
+def test_a_table_taken_while_the_others_are_read_is_read_alls_and_errors_come_in_source_order(project):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tierbook.ingest import Reading
+
+    params = _params(project, TWO_TABLES)
+    pos = "会员卡号,交易时间,数量,单价,单据类型\nC1,2024/03/05 14:22,2,19.90,销售\nC2,2024/03/06 10:00,-1,19.90,退货\n"
+    (project / "data/acme/pos.csv").write_bytes(pos.encode("gbk"))
+    (project / "data/acme/survey.csv").write_text("customer_id,response_date,nps\nC1,2024-04-01,9\nC2,2024-04-02,3\n", encoding="utf-8")
+    whole, inventory = read_all(params, project)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reading = Reading(params, project, pool)
+        transactions = reading.table("transactions")
+        rest, inventory_after = reading.finish()
+    pd.testing.assert_frame_equal(transactions, whole["transactions"])
+    assert list(rest) == ["survey"]
+    pd.testing.assert_frame_equal(rest["survey"], whole["survey"])
+    assert inventory_after == inventory and [r["rows"] for r in inventory] == [2, 2]
+    # the survey broken: the transactions are still taken, the survey's error comes with finish
+    (project / "data/acme/survey.csv").write_text("customer_id,response_date\nC1,2024-04-01\n", encoding="utf-8")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        reading = Reading(params, project, pool)
+        assert reading.table("transactions")["customer_id"].tolist() == ["C1", "C2"]
+        with pytest.raises(TierbookError, match=r"survey.csv: column 'nps' \(mapped to nps\) is not in the file"):
+            reading.finish()
+    # both broken: the first declared source's error, from the table that waits for it
+    (project / "data/acme/pos.csv").write_bytes("会员号,交易时间,数量,单价,单据类型\nC1,2024/01/02 10:00,1,2,销售\n".encode("gbk"))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        with pytest.raises(TierbookError, match="pos.csv: column '会员卡号'"):
+            Reading(params, project, pool).table("transactions")

@@ -162,7 +162,7 @@ class CleanTransactions:
     @property
     def transactions(self) -> pd.DataFrame:
         """The kept sale lines (TX_COLUMNS), taken when asked: the data stage writes them a row group at a time
-        (``data._write_clean_tables``) and never holds them whole (1.2 GiB at 1M customers, 2026-12-02)."""
+        (``data._write_lines``) and never holds them whole (1.2 GiB at 1M customers, 2026-12-02)."""
         return take_rows(self.lines, self.kept, TX_COLUMNS)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +53,16 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
     """Read, clean, reconcile and write. Raises TierbookError when an input is unusable or the
     reconciliation does not balance."""
     today = today or dt.date.today()
-    mapped, inventory = ingest.read_all(params, root)
-    give_back_memory()
     priority = [s.name for s in params.sources.transactions]
-    # popped: the mapped lines are freed once cleaned (what the clean tables need of them is theirs; 2 GiB at 1M customers)
-    result = clean.clean_transactions(mapped.pop("transactions"), params.clean, priority, today)
-    give_back_memory()  # what cleaning's steps held and freed (0.3 GiB at 1M customers), before the writes' peak
+    # the transaction sources are cleaned as soon as they are read, while the other sources are read in the threads
+    # (``ingest.Reading``); cleaning writes nothing, and nothing is written before every source is read and checked
+    with ThreadPoolExecutor(max_workers=ingest.READ_THREADS) as readers:
+        reading = ingest.Reading(params, root, readers)
+        # the mapped lines go to cleaning without a reference kept here: they are freed once cleaned (what the clean
+        # tables need of them is theirs; 2 GiB at 1M customers)
+        result = clean.clean_transactions(reading.table("transactions"), params.clean, priority, today)
+        mapped, inventory = reading.finish()
+    give_back_memory()  # what reading and cleaning's steps held and freed (0.3 GiB at 1M customers), before the writes' peak
     data_dir, tables_dir = run_dir / "data", run_dir / "tables"
     data_dir.mkdir(parents=True, exist_ok=True)
     tables_dir.mkdir(parents=True, exist_ok=True)
@@ -68,12 +72,14 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
     # counted part by part (the parts are whole tables, so the sums are those of the whole): their concatenation copied
     # the 9M rows of 1M customers, 0.5 GiB.
     ledgers, reconciled, counted = [result.ledger], [clean.reconcile(result.ledger)], [_reasons(result.ledger)]
-    # the clean lines and orders are written in a thread (Arrow encodes and compresses them without Python's lock) while
-    # this one cleans the other tables and reconciles the ledger, then the ledger beside what is left: written one after
-    # another once everything was reconciled, the 1M-customer demo's files took 16 s after 9 s of reconciling (2026-12-02).
+    # the clean lines are written in a thread (Arrow encodes and compresses them without Python's lock) while this one
+    # cleans the other tables and reconciles the ledger, then the ledger in the other thread and the orders in this one
+    # beside what is left: written one after another once everything was reconciled, the 1M-customer demo's files took
+    # 16 s after 9 s of reconciling (2026-12-02).
     # A reconciliation that fails still fails the run (the files written are those of a failed run, never marked latest).
     with ThreadPoolExecutor(max_workers=2) as pool:
-        writes = [pool.submit(_write_clean_tables, result, data_dir)]
+        ids: Future = Future()  # the kept lines' customer ids, sorted, once the lines' writer has them
+        writes = [pool.submit(_write_lines, result, data_dir, ids)]
         tables: dict[str, pd.DataFrame] = {}
         paths = {s.name: params.source_path(root, s) for s in [*params.sources.transactions, params.sources.customers] if s is not None}
         cleaners = {
@@ -95,6 +101,7 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
         )
         writes.append(pool.submit(_write_by_row_group, ledgers, clean.LEDGER_COLUMNS, data_dir / "ledger.parquet"))
         _write(stage, ledgers, run_dir)
+        _write_orders(stage.orders, data_dir, ids.result())
         for write in writes:
             write.result()  # a write's error is raised here
     if stage.orders.empty:
@@ -165,22 +172,31 @@ def _write(stage: DataStage, ledgers: list[pd.DataFrame], run_dir: Path) -> None
     (run_dir / "inputs.json").write_text(json.dumps(stage.inventory.to_dict("records"), indent=2, ensure_ascii=False), encoding="utf-8")
 
 
-def _write_clean_tables(result: clean.CleanTransactions, data_dir: Path) -> None:
-    """The kept lines and the orders, customer ids dictionary-encoded (sorted categories): later sections group by their
-    codes, which makes the 1M-customer summary 1.2 s instead of 8 s (bench/summary_time.py). The orders' ids take the
-    lines' codes (they are the same customers). Once the lines are written, ``result.lines`` is let go: what the ledger
-    does not share of the mapped rows is freed (0.8 GiB at 1M customers, 2026-12-02). The orders are written after the
-    lines, not beside them in a third thread: tried, that held about 0.2 GiB more in single runs and saved no time that
-    stood out of the run-to-run noise (2026-12-02)."""
-    lines, kept, orders = result.lines, result.kept, result.orders
-    codes, ids = customer_codes_at(lines["customer_id"], kept)
-    _write_by_row_group([lines], clean.TX_COLUMNS, data_dir / "transactions.parquet", kept, codes, ids)
+def _write_lines(result: clean.CleanTransactions, data_dir: Path, ids: Future) -> None:
+    """The kept lines, customer ids dictionary-encoded (sorted categories): later sections group by their codes, which
+    makes the 1M-customer summary 1.2 s instead of 8 s (bench/summary_time.py). ``ids`` is given the sorted ids before
+    the lines are written (the orders take them, ``_write_orders``). Once the lines are written, ``result.lines`` is let
+    go: what the ledger does not share of the mapped rows is freed (0.8 GiB at 1M customers, 2026-12-02)."""
+    try:
+        lines, kept = result.lines, result.kept
+        codes, sorted_ids = customer_codes_at(lines["customer_id"], kept)
+    except BaseException as exc:
+        ids.set_exception(exc)
+        raise
+    ids.set_result(sorted_ids)
+    _write_by_row_group([lines], clean.TX_COLUMNS, data_dir / "transactions.parquet", kept, codes, sorted_ids)
     result.lines, result.kept = None, None
-    del lines, kept
-    order_codes = _codes_in(orders["customer_id"], ids)
-    if order_codes is None:
-        order_codes, ids = customer_codes(orders["customer_id"])
-    _write_by_row_group([orders], list(orders.columns), data_dir / "orders.parquet", None, order_codes, ids)
+
+
+def _write_orders(orders: pd.DataFrame, data_dir: Path, ids: np.ndarray) -> None:
+    """The orders, their customer ids dictionary-encoded with the kept lines' sorted ``ids`` (they are the same
+    customers). Written by the data stage's own thread once its other files are (while the lines are still being
+    written): after the lines in their thread, the 1M-customer demo's data stage waited 3.1 s for them at its end; in
+    a third thread beside the lines and the ledger they held about 0.2 GiB more (2026-12-02)."""
+    codes = _codes_in(orders["customer_id"], ids)
+    if codes is None:
+        codes, ids = customer_codes(orders["customer_id"])
+    _write_by_row_group([orders], list(orders.columns), data_dir / "orders.parquet", None, codes, ids)
 
 
 # the rows of a row group: pyarrow's default, so the files are those pq.write_table writes of the whole frame
