@@ -194,3 +194,30 @@ def test_customers_survey_experiment_rules():
     kept, ledger = clean_experiment(experiment)
     assert ledger["reason"].tolist() == ["kept", "exact_duplicate", "several_variants", "several_variants", "missing_variant"]
     assert kept["customer_id"].tolist() == ["A"]
+
+
+def test_source_channel_and_currency_as_categories_clean_as_text_does():
+    """The data stage hands cleaning these columns as categoricals (ingest.REPEATED_TEXT): the same statuses, orders and
+    clean lines as text, with the text back in the orders, the lines and the reconciliation."""
+    online = frame([
+        {"customer_id": "A", "order_id": "E1", "order_date": "2025-01-01 10:00:20", "amount": 99.5},
+        {"customer_id": "A", "order_id": "E1", "order_date": "2025-01-01 10:00:20", "amount": 99.5},  # exact duplicate
+        {"customer_id": "B", "order_id": "E2", "order_date": "2025-01-05 10:00:00", "amount": 20},
+    ], source="online")
+    store = frame([
+        {"customer_id": "A", "order_id": "P1", "order_date": "2025-01-01 10:00", "amount": 99.5},  # same as E1
+        {"customer_id": "B", "order_id": "P2", "order_date": "2025-01-06 10:05", "amount": 20, "product_id": "X"},
+        {"customer_id": "B", "order_id": "R1", "order_date": "2025-01-07", "amount": -5, "is_return": True, "product_id": "X"},
+        {"customer_id": None, "order_id": "P3", "order_date": "2025-01-07", "amount": 5},
+    ], source="store")
+    text = pd.concat([online, store], ignore_index=True)
+    as_text = run(text.copy(), priority=("online", "store"), outliers={"method": "none"})
+    categories = text.astype({"source": "category", "channel": "category", "currency": "category"})
+    as_categories = run(categories, priority=("online", "store"), outliers={"method": "none"})
+    assert reasons(as_text) == {"kept": 3, "exact_duplicate": 1, "cross_source_duplicate": 1, "return_netted": 1, "missing_customer_id": 1}
+    pd.testing.assert_frame_equal(as_categories.orders, as_text.orders)
+    pd.testing.assert_frame_equal(as_categories.transactions, as_text.transactions)
+    assert as_categories.transactions["source"].dtype == object
+    ledger = as_categories.ledger.astype({"source": object})
+    pd.testing.assert_frame_equal(ledger, as_text.ledger)
+    pd.testing.assert_frame_equal(reconcile(as_categories.ledger), reconcile(as_text.ledger))

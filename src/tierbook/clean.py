@@ -157,7 +157,7 @@ class CleanTransactions:
     lines: pd.DataFrame | None  # the mapped rows, with the TX_COLUMNS a source maps (None once the data stage wrote them)
     kept: np.ndarray  # the positions of the kept sale lines among them
     orders: pd.DataFrame  # one row per kept order, returns netted
-    ledger: pd.DataFrame  # one row per input row (LEDGER_COLUMNS)
+    ledger: pd.DataFrame | None  # one row per input row (LEDGER_COLUMNS; None once the data stage wrote it)
 
     @property
     def transactions(self) -> pd.DataFrame:
@@ -290,7 +290,10 @@ def take_column(frame: pd.DataFrame, column: str, positions: np.ndarray) -> pd.S
     frame has no such column."""
     if column not in frame:
         return pd.Series(np.full(len(positions), pd.NA, dtype=object), copy=False)
-    return pd.Series(frame[column].array.take(positions), dtype=frame[column].dtype, copy=False)
+    values = frame[column].array.take(positions)
+    if isinstance(values, pd.Categorical):  # text the ingest kept as categories (ingest.REPEATED_TEXT): text again
+        return pd.Series(np.asarray(values, dtype=object), copy=False)
+    return pd.Series(values, dtype=frame[column].dtype, copy=False)
 
 
 @dataclass
@@ -589,7 +592,9 @@ def reconcile(ledger: pd.DataFrame) -> pd.DataFrame:
     )
     # tables without amounts (customers, survey, experiment) show no amount columns' values
     out.loc[~per_source["has_amount"], [c for c in out.columns if c.startswith("amount_")]] = np.nan
-    return out.reset_index()
+    out = out.reset_index()
+    out["source"] = out["source"].astype(object)  # the sources' names as text (the transactions' are categories)
+    return out
 
 
 def check_reconciliation(recon: pd.DataFrame, orders: pd.DataFrame, ledger: pd.DataFrame, rows_read: dict[str, int]) -> None:

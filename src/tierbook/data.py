@@ -25,6 +25,7 @@ from . import clean, i18n, ingest
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
+from .memory import give_back_memory
 from .summary import customer_codes, customer_codes_at
 
 
@@ -101,11 +102,18 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
         )
         writes.append(pool.submit(_write_by_row_group, ledgers, clean.LEDGER_COLUMNS, data_dir / "ledger.parquet"))
         _write(stage, ledgers, run_dir)
+        no_orders = _no_orders(result.ledger, paths) if stage.orders.empty else None
+        # the ledger let go of once written, before the orders are written beside the lines: the 1M-customer demo's
+        # data stage peaked there, holding the 9M rows already written (3.75 -> 3.68 GiB, 2026-12-02)
+        writes.pop().result()
+        ledgers.clear()
+        result.ledger = ledger = None
+        give_back_memory()
         _write_orders(stage.orders, data_dir, ids.result())
         for write in writes:
             write.result()  # a write's error is raised here
-    if stage.orders.empty:
-        raise TierbookError(_no_orders(result.ledger, paths))
+    if no_orders is not None:
+        raise TierbookError(no_orders)
     del result, ledgers, writes
     give_back_memory()  # what the cleaning held, back to the system while the page is drawn beside the next sections
     return stage
@@ -122,26 +130,12 @@ def _reasons(ledger: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def give_back_memory() -> None:
-    """Return to the system the memory the allocators keep once it is freed: the sources read in two threads leave their
-    text in the threads' malloc arenas (cleaning the 1M-customer demo then peaked at 5.27 GiB instead of 4.82 GiB), and
-    Arrow's allocator (mimalloc) kept 0.2 GiB of what cleaning freed and glibc 0.1 GiB more (2026-12-02). The malloc
-    part is glibc only (Linux); elsewhere it does nothing."""
-    import ctypes
-
-    pa.default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
 def _no_orders(ledger: pd.DataFrame, paths: dict[str, Path]) -> str:
     """Every transaction row was merged or rejected: the one line that says why, per file (raised
     after rejected.csv is written, which lists each row with the text that did not parse)."""
     tx = ledger[ledger["table"] == "transactions"]
     per_file = []
-    for source, rows in tx.groupby("source", sort=False):
+    for source, rows in tx.groupby("source", sort=False, observed=True):
         counts = rows["reason"].value_counts()
         per_file.append(f"{paths[source]}: " + ", ".join(f"{n:,} {reason}" for reason, n in counts.items()))
     return (f"no transaction row is left to analyse, every one was merged or rejected ({'; '.join(per_file)}); rejected.csv in the "
@@ -162,7 +156,7 @@ def _write(stage: DataStage, ledgers: list[pd.DataFrame], run_dir: Path) -> None
     ``ledgers``: the ledger's parts, one per table."""
     for name, frame in stage.tables.items():
         frame.to_parquet(run_dir / "data" / f"{name}.parquet", index=False)
-    rejected = pd.concat([part[(part["status"] == "rejected").to_numpy(dtype=bool)] for part in ledgers], ignore_index=True)
+    rejected = pd.concat([_as_text(part[(part["status"] == "rejected").to_numpy(dtype=bool)]) for part in ledgers], ignore_index=True)
     rejected[["source", "row", "reason", "detail", "table", "customer_id", "order_id", "order_date", "amount"]].to_csv(
         run_dir / "rejected.csv", index=False, encoding="utf-8-sig")
     tables_dir = run_dir / "tables"
@@ -170,6 +164,12 @@ def _write(stage: DataStage, ledgers: list[pd.DataFrame], run_dir: Path) -> None
     stage.reasons.to_csv(tables_dir / "rejection_reasons.csv", index=False, encoding="utf-8-sig")
     stage.inventory.to_csv(tables_dir / "inputs.csv", index=False, encoding="utf-8-sig")
     (run_dir / "inputs.json").write_text(json.dumps(stage.inventory.to_dict("records"), indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its categorical columns (ingest.REPEATED_TEXT) as text, as the other tables' ledgers hold them."""
+    categorical = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
+    return frame.astype(dict.fromkeys(categorical, object)) if categorical else frame
 
 
 def _write_lines(result: clean.CleanTransactions, data_dir: Path, ids: Future) -> None:
@@ -226,6 +226,7 @@ def _write_by_row_group(frames: list[pd.DataFrame], columns: list[str], path: Pa
                       if a < rows.stop and b > rows.start]
         else:
             pieces = [frame[name].take(rows[(rows >= a) & (rows < b)] - a) for frame, a, b in zip(frames, bounds[:-1], bounds[1:])]
+        pieces = [p.astype(object) if isinstance(p.dtype, pd.CategoricalDtype) else p for p in pieces]  # text (ingest.REPEATED_TEXT)
         return pieces[0] if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
 
     def arrow(rows: slice | np.ndarray, schema: pa.Schema | None = None) -> pa.Table:
@@ -253,7 +254,7 @@ def _write_by_row_group(frames: list[pd.DataFrame], columns: list[str], path: Pa
     sample = {0} if n else set()
     for c in columns:
         for frame, start in zip(frames, bounds[:-1]):
-            if c in frame and frame[c].dtype == object:
+            if c in frame and (frame[c].dtype == object or isinstance(frame[c].dtype, pd.CategoricalDtype)):
                 first = _first_present(frame[c], positions)
                 if first:
                     sample.add(int(start) + first[0])
@@ -271,7 +272,7 @@ def _first_present(values: pd.Series, positions: np.ndarray | None, block: int =
     """The first of ``positions`` (all rows when None) where ``values`` is not missing, as a list of none or one, looked
     for a block at a time (most columns have a value in their first row; notna of a whole 7M-row object column took 0.3 s)."""
     n = len(values) if positions is None else len(positions)
-    array = values.to_numpy()
+    array = values.array  # a categorical's codes stay codes (its to_numpy() spelt out every row)
     for start in range(0, n, block):
         at = np.arange(start, min(start + block, n))
         present = np.flatnonzero(pd.notna(array[at if positions is None else positions[at]]))

@@ -25,9 +25,9 @@ from pathlib import Path
 import yaml
 
 from . import demo, i18n, ingest
-from .data import give_back_memory
 from .errors import TierbookError
 from .html import export_section, write_client_index, write_index
+from .memory import give_back_memory
 from .params import Params, load_params, params_to_dict
 from .pipeline import SECTIONS, Section, by_priority, section_named
 
