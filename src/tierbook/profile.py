@@ -29,6 +29,7 @@ from .churn import churn_days as churn_rule
 from .crm import write_csv, write_customer_scores
 from .errors import TierbookError
 from .i18n import _
+from .memory import give_back_memory, large_blocks_mapped
 from .params import Params
 from .summary import customer_codes, default_as_of, purchase_days, same_ids
 
@@ -334,14 +335,14 @@ def _aligned(frame, key: pd.Index):
     return frame.reindex(key)
 
 
-def _release_arrow_memory() -> None:
-    """Hand the memory Arrow's allocator keeps for reuse back to the system: reading the clean tables
-    decodes each row group's dictionary of customer ids (1M strings) again, and mimalloc kept about
-    0.5 GiB of those buffers after the 1M demo's tables were read."""
-    pa.default_memory_pool().release_unused()
-
-
 def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
+    """Profiles, tags and TGI of every customer of the run; writes the section's tables, its columns of the scores and
+    the tag files."""
+    with large_blocks_mapped():
+        return _profile_stage(params, Path(run_dir))
+
+
+def _profile_stage(params: Params, run_dir: Path) -> ProfileStage:
     # the orders and sale lines are dropped as soon as what needs them is done (they are most of the memory until then)
     run_dir = Path(run_dir)
     orders = _read(run_dir, "orders", ORDER_COLUMNS, categorical=("channel",))
@@ -349,7 +350,8 @@ def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
     members = _read_optional(run_dir, "customers")
     scores = _read(run_dir, "customer_scores", SCORE_COLUMNS)  # every column again when the CRM files are written
     scores["customer_id"] = scores["customer_id"].astype(str)
-    _release_arrow_memory()
+    # Arrow's allocator kept about 0.5 GiB of the buffers the reads decoded (each row group's dictionary of 1M customer ids)
+    give_back_memory()
     as_of = pd.Timestamp(params.rfm.as_of) if params.rfm.as_of else default_as_of(orders)
     base_date = as_of - pd.Timedelta(days=params.tiers.migration_days)
     notes = []
@@ -412,7 +414,7 @@ def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
     by = {column: pd.Series(customers[column].to_numpy(), index=key, name=column) for column in ("tier", "segment_zh", "lifecycle_stage")}
     mix_by_category = category_mix(lines, by["tier"], tier_order, as_of)
     del lines
-    _release_arrow_memory()
+    give_back_memory()
     attr_groups = [c for c in attribute_columns if customers[c].notna().any()]
     behaviour_groups = [c for c in BEHAVIOUR_COLUMNS if c in customers and customers[c].notna().any()]
     tag_groups = attr_groups + behaviour_groups + ["lifecycle_stage"]
