@@ -24,8 +24,8 @@ import pyarrow.parquet as pq
 from . import clean, i18n, ingest
 from .errors import TierbookError
 from .i18n import _
-from .params import Params
 from .memory import give_back_memory
+from .params import Params
 from .summary import customer_codes, customer_codes_at
 
 

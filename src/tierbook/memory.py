@@ -31,11 +31,11 @@ def large_blocks_mapped(threshold: int = 4 * 2**20):
     """Within the block, glibc gives each allocation of ``threshold`` bytes or more its own mapping, returned to the
     system when freed, instead of taking it from the heap once its dynamic threshold has risen to 32 MiB: the profile
     section's many per-customer arrays of 4-32 MiB left the heap fragmented, and its peak at 1M customers was
-    2.28-2.30 GiB with glibc's default and 2.04-2.06 GiB with this, in about the same time (21.9-25.7 s and 23.3-26.5 s
-    in runs one after another). Not for everything: the
-    churn section took 29.0 -> 33.9 s and clv 14.4 -> 17.3 s this way (fresh pages for each of their short-lived arrays),
-    for no lower peak (2026-12-02). Afterwards the threshold stays at 32 MiB, where glibc's dynamic one ends up. glibc
-    only (Linux); elsewhere it does nothing."""
+    2.28-2.30 GiB with glibc's default and 2.04-2.06 GiB with this, in about the same time on its own (21.9-25.7 s and
+    23.3-26.5 s in runs one after another; in the noisy report runs that night, 29.2-37.2 s and 35.8-38.8 s). Not for
+    every section: churn took 29.0 -> 33.9 s and clv 14.4 -> 17.3 s this way (fresh pages for each of their short-lived
+    arrays), for no lower peak (2026-12-02). Afterwards the threshold stays at 32 MiB, where glibc's dynamic one ends up.
+    glibc only (Linux); elsewhere it does nothing."""
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
