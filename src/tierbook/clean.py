@@ -290,10 +290,13 @@ def take_column(frame: pd.DataFrame, column: str, positions: np.ndarray) -> pd.S
     frame has no such column."""
     if column not in frame:
         return pd.Series(np.full(len(positions), pd.NA, dtype=object), copy=False)
-    values = frame[column].array.take(positions)
-    if isinstance(values, pd.Categorical):  # text the ingest kept as categories (ingest.REPEATED_TEXT): text again
-        return pd.Series(np.asarray(values, dtype=object), copy=False)
-    return pd.Series(values, dtype=frame[column].dtype, copy=False)
+    return as_text(pd.Series(frame[column].array.take(positions), dtype=frame[column].dtype, copy=False))
+
+
+def as_text(values: pd.Series) -> pd.Series:
+    """A categorical column (text the ingest keeps as categories, ``ingest.REPEATED_TEXT``) as text (object), as the
+    clean files and the other tables hold it; any other column as it is."""
+    return values.astype(object) if isinstance(values.dtype, pd.CategoricalDtype) else values
 
 
 @dataclass
@@ -593,7 +596,7 @@ def reconcile(ledger: pd.DataFrame) -> pd.DataFrame:
     # tables without amounts (customers, survey, experiment) show no amount columns' values
     out.loc[~per_source["has_amount"], [c for c in out.columns if c.startswith("amount_")]] = np.nan
     out = out.reset_index()
-    out["source"] = out["source"].astype(object)  # the sources' names as text (the transactions' are categories)
+    out["source"] = as_text(out["source"])
     return out
 
 

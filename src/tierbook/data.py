@@ -156,7 +156,7 @@ def _write(stage: DataStage, ledgers: list[pd.DataFrame], run_dir: Path) -> None
     ``ledgers``: the ledger's parts, one per table."""
     for name, frame in stage.tables.items():
         frame.to_parquet(run_dir / "data" / f"{name}.parquet", index=False)
-    rejected = pd.concat([_as_text(part[(part["status"] == "rejected").to_numpy(dtype=bool)]) for part in ledgers], ignore_index=True)
+    rejected = pd.concat([_rejected(part) for part in ledgers], ignore_index=True)
     rejected[["source", "row", "reason", "detail", "table", "customer_id", "order_id", "order_date", "amount"]].to_csv(
         run_dir / "rejected.csv", index=False, encoding="utf-8-sig")
     tables_dir = run_dir / "tables"
@@ -166,10 +166,10 @@ def _write(stage: DataStage, ledgers: list[pd.DataFrame], run_dir: Path) -> None
     (run_dir / "inputs.json").write_text(json.dumps(stage.inventory.to_dict("records"), indent=2, ensure_ascii=False), encoding="utf-8")
 
 
-def _as_text(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with its categorical columns (ingest.REPEATED_TEXT) as text, as the other tables' ledgers hold them."""
-    categorical = [c for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)]
-    return frame.astype(dict.fromkeys(categorical, object)) if categorical else frame
+def _rejected(ledger: pd.DataFrame) -> pd.DataFrame:
+    """The rejected rows of a ledger part, its categorical columns as text (as the other tables' ledgers hold them)."""
+    rows = ledger[(ledger["status"] == "rejected").to_numpy(dtype=bool)]
+    return pd.DataFrame({c: clean.as_text(rows[c]) for c in rows.columns}, index=rows.index)
 
 
 def _write_lines(result: clean.CleanTransactions, data_dir: Path, ids: Future) -> None:
@@ -226,7 +226,7 @@ def _write_by_row_group(frames: list[pd.DataFrame], columns: list[str], path: Pa
                       if a < rows.stop and b > rows.start]
         else:
             pieces = [frame[name].take(rows[(rows >= a) & (rows < b)] - a) for frame, a, b in zip(frames, bounds[:-1], bounds[1:])]
-        pieces = [p.astype(object) if isinstance(p.dtype, pd.CategoricalDtype) else p for p in pieces]  # text (ingest.REPEATED_TEXT)
+        pieces = [clean.as_text(p) for p in pieces]
         return pieces[0] if len(pieces) == 1 else pd.concat(pieces, ignore_index=True)
 
     def arrow(rows: slice | np.ndarray, schema: pa.Schema | None = None) -> pa.Table:

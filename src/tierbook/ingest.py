@@ -819,8 +819,7 @@ class Reading:
         self.declared: list[Source] = [source for _, source in params.sources.all()]
         privacy.check_params(params)
         self.futures = [pool.submit(self._one, params.source_path(root, source), source) for source in self.declared]
-        self.done: dict[int, tuple] = {}  # what ``table`` took: the record and header, without the frame
-        self.taken: set[str] = set()
+        self.done: dict[int, tuple] = {}  # the sources ``table`` took: their record and header, without the frame
 
     def _one(self, path: Path, source: Source) -> tuple[dict, list[str], pd.DataFrame]:
         raw = read_source(source, path)
@@ -858,7 +857,6 @@ class Reading:
                 self.futures[i], self.done[i] = None, (record, header, None)
                 frames.append(mapped)
                 del mapped
-        self.taken.add(name)
         table = _concat(frames)
         del frames
         give_back_memory()  # the sources' own frames, once concatenated
@@ -874,7 +872,7 @@ class Reading:
             record, header, mapped = self._result(i)
             inventory.append(record)
             headers[source.name] = header
-            if source.table not in self.taken:
+            if i not in self.done:  # ``table`` takes every source of its table
                 tables.setdefault(source.table, []).append(mapped)
         privacy.check_headers(self.params, headers)
         return {name: _concat(frames) for name, frames in tables.items()}, inventory

@@ -344,7 +344,6 @@ def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
 
 def _profile_stage(params: Params, run_dir: Path) -> ProfileStage:
     # the orders and sale lines are dropped as soon as what needs them is done (they are most of the memory until then)
-    run_dir = Path(run_dir)
     orders = _read(run_dir, "orders", ORDER_COLUMNS, categorical=("channel",))
     lines = _read(run_dir, "transactions", LINE_COLUMNS, optional=OPTIONAL_LINE_COLUMNS, categorical=("category",))
     members = _read_optional(run_dir, "customers")
