@@ -16,13 +16,17 @@ help: ## list the targets (this page)
 	@echo "Tierbook: customer tiering reports. Usage: make <target> [CLIENT=x] [SECTION=y] [SET=\"key=value ...\"]"
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-9s %s\n", $$1, $$2}'
 
+# Bytecode is compiled once here (uv does not by default, and a shell with PYTHONDONTWRITEBYTECODE=1 never writes it):
+# without it every process compiles what it imports from source, and the sections' fork server took 10.6 s instead of
+# 3.0 s to import its libraries (2026-12-03, this 2-core machine).
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "error: Tierbook needs Python 3.11+; found $$($(PYTHON) --version 2>&1). Run: make PYTHON=python3.11 ..."; exit 1; }
 	@echo "building the environment in $(VENV) (once; again only when pyproject.toml changes)"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install -q --disable-pip-version-check uv >/dev/null 2>&1 || echo "uv not available: installing with pip (slower)"
-	@if test -x $(VENV)/bin/uv; then $(VENV)/bin/uv pip install -q --python $(PY) -e '.[dev]'; \
+	@if test -x $(VENV)/bin/uv; then $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) -e '.[dev]'; \
 	 else $(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'; fi
+	@$(PY) -m compileall -q src/tierbook >/dev/null
 	@$(PY) -m tierbook fonts
 	@touch $@
 

@@ -299,3 +299,63 @@ def test_a_table_taken_while_the_others_are_read_is_read_alls_and_errors_come_in
     with ThreadPoolExecutor(max_workers=2) as pool:
         with pytest.raises(TierbookError, match="pos.csv: column '会员卡号'"):
             Reading(params, project, pool).table("transactions")
+
+
+def test_check_reads_a_head_copy_of_a_workbook_that_types_its_rows_as_the_whole_file(tmp_path, monkeypatch):
+    """The check before a run reads a copy of the workbook cut after its first rows (workbook.head_copy):
+    shared strings and date styles come with it, so its first rows are the whole file's first rows, cell for
+    cell; a sheet chosen by name behind a shorter one, a title row above the header and empty rows left out of
+    the file are found the same; a sheet no longer than the copy is read from the file itself."""
+    import datetime as dt
+
+    import xlsxwriter
+
+    from tierbook import ingest, workbook
+    from tierbook.params import TransactionSource
+
+    path = tmp_path / "orders.xlsx"
+    book = xlsxwriter.Workbook(path)
+    dates = book.add_format({"num_format": "yyyy-mm-dd hh:mm"})
+    book.add_worksheet("说明").write_row(0, 0, ["导出说明", "只有一行"])
+    sheet = book.add_worksheet("订单")
+    sheet.write_row(0, 0, ["订单导出 2024"])  # a title row above the header
+    sheet.write_row(1, 0, ["卡号", "下单时间", "金额", "城市"])
+    n = 3_000
+    for i in range(n):
+        row = 2 + i + (5 if i >= 10 else 0)  # rows 12-16 of the sheet are left out of the file (empty)
+        sheet.write_string(row, 0, f"C{i % 97:04d}")  # shared strings, repeated
+        sheet.write_datetime(row, 1, dt.datetime(2024, 1, 1) + dt.timedelta(hours=7 * i), dates)
+        sheet.write_number(row, 2, round(10 + (i * 37 % 1000) / 7, 2))
+        sheet.write_string(row, 3, ["北京", "上海", "N/A"][i % 3])
+    book.close()
+
+    rows = 1 + 1 + 1_000 + 50
+    head = workbook.head_copy(path, "订单", rows)
+    import io
+    import zipfile
+
+    part = "xl/worksheets/sheet2.xml"
+    assert head is not None
+    cut, full = zipfile.ZipFile(io.BytesIO(head)).read(part), zipfile.ZipFile(path).read(part)
+    assert cut.count(b"</row>") == rows and full.count(b"</row>") == n + 2 and len(cut) < len(full) / 2
+    assert workbook.head_copy(path, 1, rows) == head  # by position: the second sheet
+    for sheet_ in ("说明", "缺少", 5):
+        assert workbook.head_copy(path, sheet_, rows) is None  # shorter than the copy; no such sheet
+    assert workbook.head_copy(path, "订单", n + 100) is None  # the whole sheet is no longer than the copy
+    first = workbook.read_sheet(head, "订单", 1, 1_000, ["卡号"])
+    whole = workbook.read_sheet(path, "订单", 1, 1_000, ["卡号"])
+    pd.testing.assert_frame_equal(first, whole, check_exact=True)
+    assert len(first) == 1_000 and first["下单时间"].dtype == "datetime64[ns]" and first["城市"].isna().sum() == 331 + 5  # "N/A" in orders 0-994, and the 5 empty rows
+    assert first["卡号"].iloc[10:15].isna().all() and first["卡号"].iloc[15] == "C0010"  # the empty rows are rows
+
+    # read_source(head_only) goes through the copy, and says the same as from the whole file
+    source = TransactionSource.model_validate({"name": "orders", "path": "orders.xlsx", "sheet": "订单", "header_row": 1,
+                                    "columns": {"卡号": "customer_id", "下单时间": "order_date", "金额": "amount"}})
+    copies = []
+    monkeypatch.setattr(workbook, "head_copy", lambda *a, original=workbook.head_copy: copies.append(original(*a)) or copies[-1])
+    from_copy = read_source(source, path, head_only=True)
+    assert copies and copies[0] is not None
+    monkeypatch.setattr(workbook, "head_copy", lambda *a: None)
+    from_file = read_source(source, path, head_only=True)
+    pd.testing.assert_frame_equal(from_copy.frame, from_file.frame, check_exact=True)
+    assert len(from_copy.frame) == ingest.CHECK_ROWS

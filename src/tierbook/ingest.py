@@ -560,16 +560,22 @@ def _check_not_truncated(path: Path, frame: pd.DataFrame, encoding: str, delimit
 def _read_excel(source: Source, path: Path, nrows: int | None):
     sheet = 0 if source.sheet is None else source.sheet
     needed = [*source.columns, *getattr(source, "attributes", {}), *getattr(source, "outcomes", {})]
-    frame = workbook.read_sheet(path, sheet, source.header_row, nrows, needed)  # typed columns, without a Python object per cell
+    # the check before a run reads the first rows only (a margin for empty rows left out of the file)
+    head = None if nrows is None else workbook.head_copy(path, sheet, source.header_row + 1 + max(nrows, 30) + 50)
+
+    def book() -> Path | io.BytesIO:
+        return path if head is None else io.BytesIO(head)
+
+    frame = workbook.read_sheet(path if head is None else head, sheet, source.header_row, nrows, needed)
 
     def top_rows() -> list[list[str]]:
-        cells = pd.read_excel(path, sheet_name=sheet, header=None, dtype=object, engine="calamine", nrows=30)
+        cells = pd.read_excel(book(), sheet_name=sheet, header=None, dtype=object, engine="calamine", nrows=30)
         return [["" if pd.isna(v) else str(v).strip() for v in row] for row in cells.itertuples(index=False)]
 
     if frame is not None:
         return frame, top_rows
     try:
-        frame = pd.read_excel(path, sheet_name=sheet, header=source.header_row, dtype=object, engine="calamine", nrows=nrows)
+        frame = pd.read_excel(book(), sheet_name=sheet, header=source.header_row, dtype=object, engine="calamine", nrows=nrows)
     except ValueError as exc:
         if "not found" in str(exc).lower() or "worksheet" in str(exc).lower():
             sheets = pd.ExcelFile(path, engine="calamine").sheet_names

@@ -22,8 +22,13 @@ holding the mapped columns, empty columns left of the table, a date beyond the y
 
 from __future__ import annotations
 
+import io
 import logging
+import posixpath
+import re
+import zipfile
 from pathlib import Path
+from xml.etree import ElementTree
 
 import numpy as np
 import pandas as pd
@@ -38,9 +43,74 @@ logging.getLogger("fastexcel").setLevel(logging.ERROR)
 _NA_TEXTS = pa.array(sorted(STR_NA_VALUES), type=pa.string())
 
 
-def read_sheet(path: Path, sheet: int | str, header_row: int, nrows: int | None, needed: list[str]) -> pd.DataFrame | None:
+_ROW_END = re.compile(rb"</(?:[\w.-]+:)?row>|<(?:[\w.-]+:)?row\b[^>]*/>")
+_DIMENSION = re.compile(rb"<(?:[\w.-]+:)?dimension\b[^>]*/>")
+_RELS = "{http://schemas.openxmlformats.org/package/2006/relationships}Relationship"
+_REL_ID = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+
+
+def head_copy(path: Path, sheet: int | str, rows: int) -> bytes | None:
+    """A copy of an .xlsx workbook, in memory, whose sheet ``sheet`` stops after its first ``rows`` rows:
+    what the check before a run reads instead of the whole file (its first CHECK_ROWS rows). fastexcel
+    (calamine) parses a whole sheet even for ``n_rows=10``: 4.9 s for the 1M-member workbook's 570 MB of
+    sheet XML, of which this copy decompresses the first 0.2 MB (2026-12-03). The other parts (shared
+    strings, styles that make a number a date) are copied as they are, so the rows read are typed as in
+    the whole file. None when the file is no zip-based workbook, has no such sheet, or is not longer
+    than ``rows``: then the file itself is read."""
+    try:
+        with zipfile.ZipFile(path) as book:
+            target = _sheet_part(book, sheet)
+            if target is None:
+                return None
+            head, ends, counted = bytearray(), 0, 0  # counted: where the row ends counted so far stop
+            with book.open(target) as part:
+                while ends < rows:
+                    chunk = part.read(1 << 20)
+                    if not chunk:
+                        return None  # the sheet ends first: the whole file is as quick to read
+                    head += chunk
+                    for match in _ROW_END.finditer(head, counted):  # a row end cut by the chunk is found whole next time
+                        ends, counted = ends + 1, match.end()
+                        if ends == rows:
+                            break
+            text = bytes(head[:counted])
+            data = re.search(rb"<([\w.-]+:)?sheetData\b", text)
+            root = re.search(rb"<([\w.-]+:)?worksheet\b", text)
+            if data is None or root is None or re.search(rb"</(?:[\w.-]+:)?sheetData>", text):
+                return None
+            text = _DIMENSION.sub(b"", text, count=1)  # the whole sheet's range: calamine would size its grid by it
+            text += b"</%ssheetData></%sworksheet>" % (data.group(1) or b"", root.group(1) or b"")
+            out = io.BytesIO()
+            with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as copy:
+                for info in book.infolist():
+                    copy.writestr(info.filename, text if info.filename == target else book.read(info.filename))
+            return out.getvalue()
+    except (OSError, zipfile.BadZipFile, ElementTree.ParseError, KeyError, ValueError):
+        return None  # the whole file's reader says what is wrong with it
+
+
+def _sheet_part(book: zipfile.ZipFile, sheet: int | str) -> str | None:
+    """The zip member holding the sheet (its 0-based position or its name), from the workbook's parts list."""
+    names = set(book.namelist())
+    if "xl/workbook.xml" not in names or "xl/_rels/workbook.xml.rels" not in names:
+        return None
+    sheets = [element for element in ElementTree.fromstring(book.read("xl/workbook.xml")).iter() if element.tag.endswith("}sheet")]
+    chosen = (sheets[sheet] if isinstance(sheet, int) and 0 <= sheet < len(sheets)
+              else next((element for element in sheets if element.get("name") == sheet), None))
+    if chosen is None or chosen.get(_REL_ID) is None:
+        return None
+    targets = {rel.get("Id"): rel.get("Target") for rel in ElementTree.fromstring(book.read("xl/_rels/workbook.xml.rels")).iter(_RELS)}
+    target = targets.get(chosen.get(_REL_ID))
+    if not target:
+        return None
+    part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+    return part if part in names else None
+
+
+def read_sheet(path: Path | bytes, sheet: int | str, header_row: int, nrows: int | None, needed: list[str]) -> pd.DataFrame | None:
     """The sheet's rows below ``header_row`` as columns (module docstring), or None when pandas must read it.
-    ``needed``: the column names params map; a header without them is pandas' to read and report."""
+    ``needed``: the column names params map; a header without them is pandas' to read and report. ``path``
+    may be a workbook's bytes (``head_copy``)."""
     import fastexcel
 
     try:
