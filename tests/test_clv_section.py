@@ -299,27 +299,3 @@ def test_the_clv_distribution_is_drawn_the_same_from_the_two_columns(tmp_path):
         plt.close(fig)
         images.append(buffer.getvalue())
     assert images[0] == images[1]
-
-
-@pytest.mark.realdata
-def test_holdout_run_after_the_scores_gives_the_stage_and_files_of_one_call(cdnow_stage):
-    """The report's notebook writes the scores first (``run_clv_stage(holdout=False)``, what churn and satisfaction
-    read) and validates on the holdout in the next cell (``run_holdout``): the same validation, the same scores and
-    the same tables as the one call, and the holdout's tables only once it has run."""
-    from tierbook.valuation import run_holdout
-
-    whole, run_dir = cdnow_stage
-    files = {p.name: p.read_bytes() for p in [*(run_dir / "tables").glob("clv_*.csv"), run_dir / "data" / "customer_scores.parquet"]}
-    for p in (run_dir / "tables").glob("clv_*.csv"):
-        p.unlink()
-    params = load_params("cdnow", run_dir.parent / "params")
-    first = run_clv_stage(params, run_dir, holdout=False)
-    assert first.validation is None and first.validation_note is None
-    holdout_tables = {"clv_holdout_metrics.csv", "clv_holdout_by_frequency.csv", "clv_tracking.csv", "clv_count_histogram.csv"}
-    assert not holdout_tables & {p.name for p in (run_dir / "tables").glob("*.csv")}
-    after = run_holdout(first, params, run_dir)
-    pd.testing.assert_frame_equal(after.validation.metrics, whole.validation.metrics, check_exact=True)
-    assert after.validation.chi2 == whole.validation.chi2 and after.validation_note == whole.validation_note
-    assert run_holdout(after, params, run_dir) is after  # validated once
-    now = {p.name: p.read_bytes() for p in [*(run_dir / "tables").glob("clv_*.csv"), run_dir / "data" / "customer_scores.parquet"]}
-    assert holdout_tables <= set(now) and now == files

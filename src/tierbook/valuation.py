@@ -14,7 +14,6 @@ Gamma-Gamma fit with q <= 1, whose mean spend is infinite) ``run_clv_stage`` ret
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -296,11 +295,7 @@ def section_summary(params: Params, run_dir: Path, as_of: pd.Timestamp, time_uni
     return run_summary(params, run_dir, as_of, occasion=params.rfm.occasion, time_unit=time_unit or params.clv.time_unit)
 
 
-def run_clv_stage(params: Params, run_dir: Path, holdout: bool = True) -> CLVStage:
-    """Fit, score and write the CLV models' customer scores and tables. ``holdout=False``: without the holdout
-    validation, which ``run_holdout`` adds; the report's notebook runs it in the cell after the one that writes the
-    scores, so that churn and satisfaction, which read them, do not wait for it (7 s of the 1M-customer demo's clv
-    section, 2026-12-03)."""
+def run_clv_stage(params: Params, run_dir: Path) -> CLVStage:
     orders = load_orders(params, run_dir)
     as_of = pd.Timestamp(params.rfm.as_of) if params.rfm.as_of else default_as_of(orders)
     summary = section_summary(params, run_dir, as_of)  # the engine's (params.engine), computed once by the rfm section
@@ -311,7 +306,7 @@ def run_clv_stage(params: Params, run_dir: Path, holdout: bool = True) -> CLVSta
         fit = fit_values(summary, params)
     except TierbookError as error:
         return CLVStage(as_of=as_of, summary=summary, problem=_("The CLV models cannot be used on this data: {error}.", error=error), **empty)
-    validation, note = validate(orders, as_of, params) if holdout else (None, None)
+    validation, note = validate(orders, as_of, params)
     del orders  # read again by no step below (0.1 GiB of the section's peak at 1M customers, 2026-12-02)
     scores = pd.read_parquet(run_dir / "data" / "customer_scores.parquet")
     scores["customer_id"] = scores["customer_id"].astype(str)
@@ -334,17 +329,6 @@ def run_clv_stage(params: Params, run_dir: Path, holdout: bool = True) -> CLVSta
     return stage
 
 
-def run_holdout(stage: CLVStage, params: Params, run_dir: Path) -> CLVStage:
-    """The stage of ``run_clv_stage(holdout=False)`` with its holdout validation (``validate``, the run's orders read
-    again) and the validation's tables written: what ``run_clv_stage`` gives."""
-    if not stage.ok or stage.validation is not None or stage.validation_note is not None:
-        return stage
-    validation, note = validate(load_orders(params, run_dir), stage.as_of, params)
-    if validation is not None:
-        _write_holdout(validation, Path(run_dir) / "tables")
-    return dataclasses.replace(stage, validation=validation, validation_note=note)
-
-
 CRM_COLUMNS = ["p_alive", "expected_purchases", "expected_spend", "clv"]
 
 
@@ -355,10 +339,11 @@ def _write(stage: CLVStage, scores: pd.DataFrame, run_dir: Path) -> None:
     parameters = pd.concat([fit.bg.summary.assign(model="BG/NBD"), fit.gg.summary.assign(model="Gamma-Gamma")]).rename_axis("parameter")
     frames = {"clv_parameters": parameters.reset_index(), "clv_by_tier": stage.by_tier, "clv_by_segment": stage.by_segment,
               "clv_top_customers": top_customers(stage, len(stage.customers))}
+    if stage.validation is not None:
+        frames.update({"clv_holdout_metrics": stage.validation.metrics, "clv_holdout_by_frequency": stage.validation.by_frequency,
+                       "clv_tracking": stage.validation.tracking, "clv_count_histogram": stage.validation.histogram})
     for name, frame in frames.items():
         write_table(frame, tables / f"{name}.csv")
-    if stage.validation is not None:
-        _write_holdout(stage.validation, tables)
     decimals = {"p_alive": 4, "expected_purchases": 3, "expected_spend": 2, "clv": 2}
     # the caller's scores changed in place (it does not use them again): a copy without the old CRM columns and another
     # with the new ones held two more of the 1M customers' 33 columns at the section's peak (2026-12-02)
@@ -370,13 +355,6 @@ def _write(stage: CLVStage, scores: pd.DataFrame, run_dir: Path) -> None:
     else:
         merged = scores.join(stage.customers.set_index("customer_id")[CRM_COLUMNS].round(decimals), on="customer_id")
     write_customer_scores(merged, run_dir, export=False)  # the summary section writes the CRM files (profile.export_scores)
-
-
-def _write_holdout(validation: Validation, tables: Path) -> None:
-    frames = {"clv_holdout_metrics": validation.metrics, "clv_holdout_by_frequency": validation.by_frequency,
-              "clv_tracking": validation.tracking, "clv_count_histogram": validation.histogram}
-    for name, frame in frames.items():
-        write_table(frame, tables / f"{name}.csv")
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:
