@@ -27,6 +27,7 @@ import logging
 import posixpath
 import re
 import zipfile
+import zlib
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -85,7 +86,8 @@ def head_copy(path: Path, sheet: int | str, rows: int) -> bytes | None:
                 for info in book.infolist():
                     copy.writestr(info.filename, text if info.filename == target else book.read(info.filename))
             return out.getvalue()
-    except (OSError, zipfile.BadZipFile, ElementTree.ParseError, KeyError, ValueError):
+    except (OSError, EOFError, zipfile.BadZipFile, zlib.error, ElementTree.ParseError, KeyError, ValueError, NotImplementedError,
+            RuntimeError):  # damaged, cut off, encrypted, or compressed in a way zipfile cannot read
         return None  # the whole file's reader says what is wrong with it
 
 
