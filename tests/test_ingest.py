@@ -359,3 +359,20 @@ def test_check_reads_a_head_copy_of_a_workbook_that_types_its_rows_as_the_whole_
     from_file = read_source(source, path, head_only=True)
     pd.testing.assert_frame_equal(from_copy.frame, from_file.frame, check_exact=True)
     assert len(from_copy.frame) == ingest.CHECK_ROWS
+
+
+def test_nfkc_once_per_distinct_value_is_pandas_normalize():
+    """contract.nfkc normalises each distinct value once (Arrow's dictionary encoding): the same values, missing ones
+    kept missing, the index and name kept; full-width digits and katakana, ligatures, compatibility characters and a
+    combining accent are what NFKC changes, the yen sign and plain text what it leaves."""
+    from tierbook.contract import nfkc
+
+    values = ["¥1,234.50", None, "１２３", "ｱｲｳ", "e\u0301", "ﬁ", "", "abc", "¥1,234.50", "Ⅻ", "㍿", "－５"]
+    text = pd.Series(values, dtype="string[pyarrow]", index=np.arange(10, 22), name="amount")
+    out = nfkc(text)
+    pd.testing.assert_series_equal(out, text.str.normalize("NFKC"))
+    assert out.tolist()[2:6] == ["123", "アイウ", "é", "fi"] and out.tolist()[9:] == ["XII", "株式会社", "-5"]
+    assert out.iloc[0] == "¥1,234.50" and pd.isna(out.iloc[1]) and list(out.index) == list(range(10, 22))
+    rng = np.random.default_rng(0)
+    many = pd.Series(rng.choice([v for v in values if v is not None] + [None], 5_000), dtype="string[pyarrow]")
+    pd.testing.assert_series_equal(nfkc(many), many.str.normalize("NFKC"))

@@ -161,7 +161,7 @@ def parse_numbers(values: pd.Series) -> pd.Series:
     # 265k e-commerce amounts such as '¥1,234.50' (7.4 s -> 2.9 s, identical results; 2026-12-02)
     text = values.astype("string[pyarrow]").str.strip()
     if text.str.contains(r"[^\x00-\x7f]", regex=True, na=False).any():
-        text = text.str.normalize("NFKC").str.replace("\u2212", "-", regex=False)  # full-width digits and marks; the minus sign
+        text = nfkc(text).str.replace("\u2212", "-", regex=False)  # full-width digits and marks; the minus sign
     comma = _decimal_comma(text)
     parsed = _plain_numbers(text, r"[+-]?\d+" if comma else PLAIN_NUMBER)
     rest = text.notna() & parsed.isna()
@@ -169,6 +169,21 @@ def parse_numbers(values: pd.Series) -> pd.Series:
         parsed[rest] = _parse_formatted(text[rest], comma)
     parsed = parsed.where(parsed.notna(), given)
     return parsed.where(np.isfinite(parsed))
+
+
+def nfkc(text: pd.Series) -> pd.Series:
+    """``text.str.normalize("NFKC")``, made once per distinct value of Arrow strings: Python's unicodedata runs per
+    value, and the 1M-customer demo's 2.7M e-commerce amounts such as '¥1,234.50' took 1.96 s, their 182k distinct
+    values 0.84 s with Arrow's dictionary encoding and take (the same values, 2026-12-03)."""
+    if not (isinstance(text.dtype, pd.StringDtype) and text.dtype.storage == "pyarrow"):
+        return text.str.normalize("NFKC")
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    encoded = pa.chunked_array([pa.array(text.array)]).combine_chunks().dictionary_encode()
+    distinct = pd.Series(pd.arrays.ArrowStringArray(encoded.dictionary)).str.normalize("NFKC")
+    normalised = pc.take(pa.array(distinct.array, type=pa.string()), encoded.indices)
+    return pd.Series(pd.arrays.ArrowStringArray(normalised), index=text.index, name=text.name)
 
 
 def _plain_numbers(text: pd.Series, pattern: str) -> pd.Series:
@@ -242,7 +257,7 @@ class DateOrderConflict(ValueError):
 def _normalise_dates(text: pd.Series) -> pd.Series:
     if not text.str.contains(r"[^\x00-\x7f]", regex=True, na=False).any():
         return text
-    text = text.str.normalize("NFKC").str.replace(CHINESE_DATE, r"\1-\2-\3", regex=True)
+    text = nfkc(text).str.replace(CHINESE_DATE, r"\1-\2-\3", regex=True)
     text = text.str.replace(CHINESE_HALF_DAY, r"\2 \1", regex=True)
     return text.str.replace("上午", "AM", regex=False).str.replace("下午", "PM", regex=False).str.strip()
 
