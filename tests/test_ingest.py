@@ -376,3 +376,14 @@ def test_nfkc_once_per_distinct_value_is_pandas_normalize():
     rng = np.random.default_rng(0)
     many = pd.Series(rng.choice([v for v in values if v is not None] + [None], 5_000), dtype="string[pyarrow]")
     pd.testing.assert_series_equal(nfkc(many), many.str.normalize("NFKC"))
+
+
+def test_parse_numbers_decides_the_decimal_mark_by_values_not_by_distinct_texts():
+    """parse_numbers parses each distinct text once, but the column's decimal mark is still the one more of its
+    values show: three texts say comma once each, one text says point ten times, so the column writes points."""
+    values = pd.Series(["1,5", "2,25", "3,75"] + ["1,234.50"] * 10 + [None, "¥2,000.25"], dtype="string[pyarrow]")
+    parsed = parse_numbers(values)
+    assert parsed.iloc[3:13].tolist() == [1234.5] * 10 and parsed.iloc[14] == 2000.25
+    assert parsed.iloc[:3].isna().all() and pd.isna(parsed.iloc[13])  # '1,5' does not fit a column of points
+    flipped = pd.Series(["1,5", "2,25", "3,75"] * 4 + ["1,234.50"], dtype=object)
+    assert parse_numbers(flipped).iloc[:3].tolist() == [1.5, 2.25, 3.75] and pd.isna(parse_numbers(flipped).iloc[12])
