@@ -107,12 +107,51 @@ def test_resampled_means_are_the_block_draws_of_before_to_the_bit(n, buffer):
     assert mine.integers(0, 2**40) == before.integers(0, 2**40)  # and the generators are left in the same state
 
 
-def test_the_bootstrap_interval_is_the_one_of_before():
-    # pinned from the code before 2026-12-02 (100-row blocks of draws): the same floats, not just close ones
+def test_the_bootstrap_interval_is_the_one_of_before(monkeypatch):
+    # pinned from the code before 2026-12-02 (100-row blocks of draws): the same floats, not just close ones, when every
+    # value is drawn (these arms are 70 % zeros, which are resampled sparsely unless told otherwise)
     rng = np.random.default_rng(4)
     yt = np.round(rng.exponential(40, 3001) * (rng.random(3001) < 0.3), 2)
     yc = np.round(rng.exponential(35, 2500) * (rng.random(2500) < 0.3), 2)
+    monkeypatch.setattr(abtest, "SPARSE_SHARE", -1.0)
     assert abtest.bootstrap_interval(yt, yc, 0.95, 250, 4) == (-0.5794630020536777, 2.269463330385549)
+
+
+def test_sparse_resamples_have_the_moments_of_full_resamples():
+    # 90 values of 5 and ten others: a resample's mean has expectation mean(y) and variance var(y) / n (population
+    # variance), whatever the draws; 20,000 resamples pin both to about 1 %
+    y = np.concatenate([np.full(90, 5.0), 5.0 + np.arange(1, 11)])
+    means = abtest._sparse_resampled_means(y, 20_000, np.random.default_rng(0), base=5.0)
+    se = np.sqrt(y.var() / len(y))  # 0.2958
+    assert means.mean() == pytest.approx(y.mean(), abs=4 * se / np.sqrt(20_000))
+    assert means.std() == pytest.approx(se, rel=0.03)
+    assert means.min() >= 5.0 and np.allclose(means * 100, np.round(means * 100))  # 5 + (sum of draws) / 100
+
+
+def test_a_sparse_resample_that_draws_no_other_value_has_the_common_mean():
+    # one value of 100 among 1,000 zeros: a resample misses it with probability (1 - 1/1000)^1000 = 0.3677, and its
+    # mean is then 0 (reduceat would give it the next resample's first value); k hits give 0.1 k
+    y = np.zeros(1000)
+    y[17] = 100.0
+    means = abtest._sparse_resampled_means(y, 50_000, np.random.default_rng(1), base=0.0, block=7)
+    assert np.allclose(means, np.round(means, 1))
+    assert (means == 0).mean() == pytest.approx(0.999**1000, abs=0.007)
+    assert means.mean() == pytest.approx(0.1, abs=0.002)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sparse_bootstrap_interval_is_scipys_bca_to_monte_carlo_error(seed):
+    # arms of 70 % zeros: other draws than scipy's, the same distribution: with 20,000 resamples the ends agree within
+    # 3 % of the interval's width (1 % here), a different distribution (k / (n + 1) hits, say) would not
+    rng = np.random.default_rng(seed)
+    yt = np.round(rng.exponential(40, 300) * (rng.random(300) < 0.3), 2)
+    yc = np.round(rng.exponential(35, 200) * (rng.random(200) < 0.3), 2)
+    reference = stats.bootstrap((yt, yc), lambda a, b, axis: a.mean(axis) - b.mean(axis), method="BCa", n_resamples=20_000,
+                                rng=np.random.default_rng(seed), batch=100).confidence_interval
+    low, high = abtest.bootstrap_interval(yt, yc, 0.95, 20_000, seed)
+    width = reference.high - reference.low
+    assert abs(low - reference.low) < 0.03 * width and abs(high - reference.high) < 0.03 * width
+    assert abtest.bootstrap_interval(yt, yc, 0.95, 20_000, seed) == (low, high)  # seeded
 
 
 def _interaction_by_formula(experiment, outcome, strata, variant="variant", control=None, covariate=None):

@@ -17,8 +17,10 @@ Choices, with the reason:
   difference were known exactly); those rows get Newcombe's hybrid score interval instead (Newcombe
   1998, method 10; -7.1 to +7.1 pp there), and ``test`` says so.
 * Continuous outcomes: Welch's t-test and interval (unequal variances; revenue arms rarely share
-  one), plus a seeded BCa bootstrap interval (scipy) because revenue per customer is mostly zeros
-  with a heavy tail. Optional winsorisation caps both arms at a pooled quantile first.
+  one), plus a seeded BCa bootstrap interval (scipy's, written out) because revenue per customer is
+  mostly zeros with a heavy tail; such arms are resampled by drawing how many of a resample's
+  customers are not zero and then which (the same distribution, at a cost in the buyers instead of
+  every customer). Optional winsorisation caps both arms at a pooled quantile first.
 * Relative lift: treatment mean / control mean − 1, interval by the delta method on the ratio
   of two independent means.
 * CUPED (Deng et al. 2013): Y − θ(X − mean X) with θ = cov(X, Y) / var(X) pooled over the arms;
@@ -238,6 +240,47 @@ def _resampled_means(y: np.ndarray, rows: int, rng: np.random.Generator, values:
     return means
 
 
+def _sparse_resampled_means(y: np.ndarray, rows: int, rng: np.random.Generator, base: float, block: int = 2**18) -> np.ndarray:
+    """Means of ``rows`` bootstrap resamples of ``y`` (``len(y)`` draws with replacement each) when most of ``y`` is
+    ``base``: a resample's mean is ``base + sum(drawn - base) / n`` over the draws that hit one of the ``k`` other values,
+    and how many draws do is Binomial(n, k / n), which of them uniform among the k. That is the distribution of n uniform
+    draws, exactly (not an approximation), at a cost in k instead of n. Drawn a few resamples at a time, about ``block``
+    values each, into one buffer (per resample, np.add.reduceat took half the time np.bincount did)."""
+    n = len(y)
+    other = y[y != base] - base
+    k = len(other)
+    if k == 0:
+        return np.full(rows, float(base))
+    sums = np.empty(rows)
+    per = max(1, min(rows, block // k))
+    values = np.empty(2 * per * k + 1024)
+    for start in range(0, rows, per):
+        size = min(per, rows - start)
+        counts = rng.binomial(n, k / n, size)
+        total = int(counts.sum())
+        if total >= len(values):
+            values = np.empty(total + 1)
+        # mode="wrap": the indices are in range, and take copies its output first with the default "raise"
+        np.take(other, rng.integers(0, k, total), out=values[:total], mode="wrap")
+        values[total] = 0.0  # after the last draw, so that each resample's first position is a position of the array
+        part = np.add.reduceat(values[:total + 1], np.concatenate(([0], np.cumsum(counts)[:-1])))
+        part[counts == 0] = 0.0  # reduceat gives a resample without draws the value at its position (the next one's)
+        sums[start:start + size] = part
+    return base + sums / n
+
+
+# the share of an arm's values that differ from its most common one up to which they are resampled as such
+# (_sparse_resampled_means): the resamples' cost then grows with that share instead of the arm's size
+SPARSE_SHARE = 0.5
+
+
+def _mode(y: np.ndarray) -> tuple[float, float]:
+    """The most common value of ``y`` (the smallest of ties) and the share of ``y`` that differs from it."""
+    values, counts = np.unique(y, return_counts=True)
+    top = int(np.argmax(counts))
+    return float(values[top]), 1 - counts[top] / len(y)
+
+
 def bootstrap_interval(yt: np.ndarray, yc: np.ndarray, confidence: float = 0.95, n_resamples: int = 2000,
                        seed: int = 0) -> tuple[float, float]:
     """BCa bootstrap interval of the difference of means (arms resampled independently; seeded)."""
@@ -255,18 +298,29 @@ def bootstrap_interval(yt: np.ndarray, yc: np.ndarray, confidence: float = 0.95,
     # The draws (2026-12-02): blocks of whole rows up to 2**18 values instead of 100 rows, gathered into
     # one buffer: the 100 x 310k blocks were 250 MB of indices and 250 MB of values, each paged in
     # anew every time (half of the CPU time was the kernel's); 310k customers per arm, 600 resamples:
-    # 3.4-6.2 s -> 2.0-3.1 s CPU on a busy machine, the same numbers. What is left is the draws (half)
-    # and the gather: sums from resampled counts, or another order of the additions, would change the
-    # last bits of every mean and so of the interval.
+    # 3.4-6.2 s -> 2.0-3.1 s CPU on a busy machine, the same numbers.
+    # Sparse arms (2026-12-03): revenue and orders per customer in an outcome window are mostly zeros.
+    # When both arms' most common value is at least half of them, each resample draws only its values
+    # that differ from it (_sparse_resampled_means): the same bootstrap distribution, other random
+    # draws, so the interval differs from scipy's by Monte Carlo error only (tests/test_abtest.py);
+    # the 1M-customer demo's four intervals (310k customers per arm, 24 % of them buyers): 13.7 s -> 2.7 s CPU.
     yt, yc = np.asarray(yt, dtype=float), np.asarray(yc, dtype=float)
     rng = np.random.default_rng(seed)
-    values = np.empty(max(2**18, len(yt), len(yc)))
     theta_b = np.empty(n_resamples)
-    for start in range(0, n_resamples, 100):
-        size = min(100, n_resamples - start)
-        treated = _resampled_means(yt, size, rng, values)
-        control = _resampled_means(yc, size, rng, values)
-        theta_b[start:start + size] = treated - control
+    modes = [_mode(yt), _mode(yc)]
+    if all(share <= SPARSE_SHARE for _, share in modes):
+        for start in range(0, n_resamples, 100):
+            size = min(100, n_resamples - start)
+            treated = _sparse_resampled_means(yt, size, rng, modes[0][0])
+            control = _sparse_resampled_means(yc, size, rng, modes[1][0])
+            theta_b[start:start + size] = treated - control
+    else:
+        values = np.empty(max(2**18, len(yt), len(yc)))
+        for start in range(0, n_resamples, 100):
+            size = min(100, n_resamples - start)
+            treated = _resampled_means(yt, size, rng, values)
+            control = _resampled_means(yc, size, rng, values)
+            theta_b[start:start + size] = treated - control
     theta_hat = yt.mean() - yc.mean()
     z0 = special.ndtri((np.count_nonzero(theta_b < theta_hat) + np.count_nonzero(theta_b <= theta_hat)) / (2 * n_resamples))
     # acceleration from the jackknife influence values U_i = (n - 1)(mean of the leave-one-out
