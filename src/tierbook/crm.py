@@ -22,6 +22,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from . import privacy
+from .data import statistics_columns
 
 COLUMNS = {
     "customer_id": "customer / member id as in the client's data",
@@ -93,7 +94,7 @@ def write_customer_scores(scores: pd.DataFrame, run_dir: Path, export: bool = Tr
     # about 1 s CPU each, 2026-12-02); written as pandas' to_parquet(index=False) writes it
     table = _arrow_table(scores)
     try:
-        pq.write_table(_with_attrs(table, scores), str(partial), compression="snappy")
+        pq.write_table(_with_attrs(table, scores), str(partial), compression="snappy", write_statistics=statistics_columns(table.schema))
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)

@@ -165,6 +165,18 @@ DICTIONARY_COLUMNS = ["customer_id", "source", "channel", "store", "currency", "
                       "status", "reason"]
 
 
+def statistics_columns(schema: pa.Schema) -> list[str]:
+    """The columns whose min/max statistics a Parquet file keeps: all but text. A reader skips row groups by them for a
+    filter on dates or amounts; the text ones (order ids, customer ids, sources) were a quarter of the CPU time of writing
+    the 1M-customer demo's transactions, orders and ledger (9.1 -> 6.8 s on their own; 2026-12-03) and no reader filters
+    on them."""
+    def text(t: pa.DataType) -> bool:
+        t = t.value_type if pa.types.is_dictionary(t) else t
+        return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t) or pa.types.is_large_binary(t)
+
+    return [field.name for field in schema if not text(field.type)]
+
+
 def _write(stage: DataStage, ledgers: list[pd.DataFrame], run_dir: Path) -> None:
     """The data stage's other outputs (the clean lines, orders and ledger are written in threads, ``run_data_stage``).
     ``ledgers``: the ledger's parts, one per table."""
@@ -275,7 +287,7 @@ def _write_by_row_group(frames: list[pd.DataFrame], columns: list[str], path: Pa
                     break
     schema = arrow(np.array(sorted(sample), dtype=np.int64)).schema
     use_dictionary = [c for c in schema.names if c in DICTIONARY_COLUMNS]
-    with pq.ParquetWriter(path, schema, use_dictionary=use_dictionary) as writer:
+    with pq.ParquetWriter(path, schema, use_dictionary=use_dictionary, write_statistics=statistics_columns(schema)) as writer:
         for start in range(0, n, ROW_GROUP):
             writer.write_table(arrow(slice(start, min(start + ROW_GROUP, n)), schema))
         if not n:
