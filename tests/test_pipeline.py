@@ -209,10 +209,11 @@ def test_bad_params_and_inputs_stop_before_any_run(tmp_path, capsys):
     assert not (tmp_path / "reports").exists()
 
 
-def test_ready_sections_start_longest_chain_first(monkeypatch):
-    """With one slot free when clv is done (ab_test still running), churn takes it: the costliest chain to the end of the
-    report (churn then summary) before profile's and satisfaction's. The listed order gave the slot to satisfaction.
-    The sections' costs are set here (seconds of a 1M-customer report), so the test does not move with their tuning."""
+def test_ready_sections_start_longest_chain_first_and_a_section_read_late_before_its_reader(monkeypatch):
+    """When rfm's outputs are written, churn has the costliest chain to the end of the report, but it reads clv's outputs
+    late (reads_later): clv takes the first slot and churn the second, before ab_test and profile; when clv is done, the
+    free slot goes to ab_test (the costlier chain), not to profile or satisfaction. The sections' costs are set here
+    (seconds of a 1M-customer report), so the test does not move with their tuning."""
     import dataclasses
     import threading
     from types import SimpleNamespace
@@ -222,24 +223,66 @@ def test_ready_sections_start_longest_chain_first(monkeypatch):
 
     cost = {"summary": 1, "data": 97, "rfm": 41, "profile": 45, "clv": 36, "satisfaction": 18, "churn": 61, "ab_test": 55}
     sections = tuple(dataclasses.replace(s, cost=cost[s.name]) for s in SECTIONS)
-    assert chain_cost("clv", sections) == 36 + 61 + 1 and chain_cost("summary", sections) == 1
-    assert chain_cost("data", sections) == 97 + 41 + chain_cost("clv", sections)
-    assert [s.name for s in by_priority(sections)] == ["data", "rfm", "clv", "churn", "ab_test", "profile", "satisfaction", "summary"]
-    started, ab_test_done = [], threading.Event()
+    assert chain_cost("clv", sections) == 36 + 18 + 1 and chain_cost("churn", sections) == 61 + 1
+    assert chain_cost("data", sections) == 97 + 41 + chain_cost("churn", sections)
+    assert [s.name for s in by_priority(sections)] == ["data", "rfm", "churn", "ab_test", "clv", "profile", "satisfaction", "summary"]
+    started, clv_done = [], threading.Event()
 
     def execute(project, params, run_dir, section, on_outputs=None):
         started.append(section.name)
-        if section.name == "ab_test":
-            ab_test_done.wait(5)  # still running when clv finishes
-        if section.name in ("churn", "satisfaction"):
-            ab_test_done.set()
+        if section.name == "churn":
+            clv_done.wait(5)  # still running when clv finishes
+        if section.name in ("ab_test", "profile", "satisfaction"):
+            clv_done.set()
         return report.SectionResult(section.name, "succeeded")
 
     monkeypatch.setattr(report, "_execute_section", execute)
     results = {}
     report._run_sections(None, SimpleNamespace(run=SimpleNamespace(parallel=2)), None, list(sections), results, lambda result: None)
-    assert started[:4] == ["data", "rfm", "clv", "ab_test"] and started[4] == "churn"
+    assert started[:5] == ["data", "rfm", "clv", "churn", "ab_test"]
     assert {r.status for r in results.values()} == {"succeeded"} and started[-1] == "summary"
+
+
+def test_one_slot_runs_a_section_read_late_before_its_reader(monkeypatch):
+    """With run.parallel 1, churn (waiting inside for clv's outputs) must not take the only slot before clv: it would
+    wait for ever."""
+    from types import SimpleNamespace
+
+    from tierbook import report
+
+    started = []
+
+    def execute(project, params, run_dir, section, on_outputs=None):
+        started.append(section.name)
+        return report.SectionResult(section.name, "succeeded")
+
+    monkeypatch.setattr(report, "_execute_section", execute)
+    results = {}
+    report._run_sections(None, SimpleNamespace(run=SimpleNamespace(parallel=1)), None, list(SECTIONS), results, lambda result: None)
+    assert started.index("clv") < started.index("churn") and len(started) == len(SECTIONS)
+
+
+def test_wait_for_waits_while_the_runner_runs_the_section_and_not_otherwise(tmp_path):
+    import subprocess
+    import sys
+    import threading
+    import time
+
+    from tierbook.pipeline import MARKS, mark, wait_for
+
+    assert wait_for(tmp_path, "clv") is True  # no record: a section run on its own reads the folder as it is
+    mark(tmp_path, "", "runner")  # this process runs the report
+    timer = threading.Timer(0.4, mark, (tmp_path, "clv", "written"))
+    began = time.perf_counter()
+    timer.start()
+    assert wait_for(tmp_path, "clv", poll=0.02) is True and time.perf_counter() - began >= 0.35
+    mark(tmp_path, "profile", "failed")
+    assert wait_for(tmp_path, "profile") is False
+    mark(tmp_path, "ab_test", "skipped")
+    assert wait_for(tmp_path, "ab_test") is False
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True).stdout.strip()
+    (tmp_path / MARKS / "runner.pid").write_text(gone)  # the report was interrupted: nobody will write churn's record
+    assert wait_for(tmp_path, "churn") is True
 
 
 def test_dependents_start_when_outputs_are_written_and_the_summary_when_pages_are_done(monkeypatch):

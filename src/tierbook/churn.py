@@ -34,6 +34,7 @@ from .engine import cohort_table, run_cohorts
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
+from .pipeline import wait_for
 from .summary import (AMOUNT_SCALE, NS_PER_DAY, customer_codes, customer_summary, default_as_of, first_positions, purchase_days,
                       same_ids, to_amount_units, unique_sorted)
 from .valuation import section_summary
@@ -811,7 +812,9 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
     # for the cutoffs that train and test the model
     summary = section_summary(params, run_dir, as_of, time_unit="W")
     survey, region_by_code = _read_optional(run_dir, "survey"), _member_regions_by_code(run_dir, timeline)
-    scores = _read_optional(run_dir, "customer_scores", ["customer_id", "tier", "segment_zh", "p_alive", "clv"])
+    # the rfm section's columns of customer_scores now; clv's (P(alive), CLV) for the at-risk list once that section, which
+    # runs beside this one (pipeline.reads_later), has written them
+    scores = _read_optional(run_dir, "customer_scores", ["customer_id", "tier", "segment_zh"])
     scores["customer_id"] = scores["customer_id"].astype(str)
     ids = summary["customer_id"].astype(str)
     codes = timeline.codes_of(ids, timeline.before(as_of.normalize()))
@@ -824,12 +827,7 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
         "last_nps": timeline.last_nps(survey, as_of, codes),
     })
     customers["nps_category"] = nps_category(customers["last_nps"]).to_numpy()
-    keep = [c for c in ("tier", "segment_zh", "p_alive", "clv") if c in scores]
-    if same_ids(customers["customer_id"], scores["customer_id"]):  # the rfm stage's order: no merge of 1M ids as text
-        for column in keep:
-            customers[column] = scores[column].set_axis(customers.index)
-    else:
-        customers = customers.merge(scores[["customer_id"] + keep], on="customer_id", how="left")
+    customers = _with_scores(customers, scores, ["tier", "segment_zh"])
     has_survey = bool((customers["nps_category"] != "no answer").any())
 
     surv = survival_table(summary, days)
@@ -857,6 +855,12 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
     # the customers active now are scored from the summary at as_of above (the one customer_summary would compute)
     prediction, prediction_note = predict_churn(timeline, as_of, days, params.churn.prediction_days or days, survey, region_by_code, params,
                                                 now_summary=summary)
+    # the file as clv left it (read again whole: the columns written back below must be its rows), its columns only when it
+    # succeeded; without them the at-risk list ranks by net spend
+    clv_done = wait_for(run_dir, "clv")
+    scores = _read_optional(run_dir, "customer_scores", ["customer_id", "tier", "segment_zh", "p_alive", "clv"])
+    scores["customer_id"] = scores["customer_id"].astype(str)
+    customers = _with_scores(customers, scores, [c for c in ("p_alive", "clv") if c in scores and clv_done])
     at_risk = None
     value_column = "clv" if "clv" in customers and customers["clv"].notna().any() else "monetary_total"
     if prediction is not None:
@@ -879,6 +883,17 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
         prediction_note=prediction_note, at_risk=at_risk, tier_order=order, has_survey=has_survey, value_column=value_column)
     _write(stage, scores, run_dir)
     return stage
+
+
+def _with_scores(customers: pd.DataFrame, scores: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of customer_scores (``scores``, ids as text) joined onto the stage's customers."""
+    if not columns:
+        return customers
+    if same_ids(customers["customer_id"], scores["customer_id"]):  # the rfm stage's order: no merge of 1M ids as text
+        for column in columns:
+            customers[column] = scores[column].set_axis(customers.index)
+        return customers
+    return customers.merge(scores[["customer_id"] + columns], on="customer_id", how="left")
 
 
 def at_risk_list(customers: pd.DataFrame, value_column: str, params: Params) -> pd.DataFrame:

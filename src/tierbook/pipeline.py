@@ -10,9 +10,17 @@ A dependency is done for a section as soon as its outputs are written: when the 
 rest of that notebook (figures, tables, its HTML page) is still running. A section with
 ``after_pages=True`` (the summary, which reads the other sections' pages and status) waits until its
 dependencies have finished. Under ``run.executor: kernel`` every section waits for its dependencies to finish.
+
+``reads_later`` names sections whose outputs a section reads only late in its stage: it starts once
+``depends_on`` are done and those sections have started, and waits for their outputs where it reads
+them (``wait_for``); when one of them fails, it goes on without its outputs. Churn reads only the clv
+columns of customer_scores, for its at-risk list: it runs beside clv instead of after it.
 """
 
+import os
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -23,6 +31,7 @@ class Section:
     depends_on: tuple[str, ...] = ()
     cost: float = 1.0  # its share of a report's time, for the order in which ready sections start (by_priority)
     after_pages: bool = False  # waits until its dependencies have finished, not only written their outputs
+    reads_later: tuple[str, ...] = ()  # sections whose outputs it reads late in its stage, waiting there (wait_for)
 
 
 # the tag of the notebook cell after which a section's outputs for later sections are written
@@ -41,7 +50,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("profile", "07_profile.ipynb", "Customer profiles and tags", depends_on=("rfm",), cost=30),
     Section("clv", "03_clv.ipynb", "Customer lifetime value", depends_on=("rfm",), cost=22),
     Section("satisfaction", "04_satisfaction.ipynb", "Satisfaction (NPS and CSAT)", depends_on=("clv",), cost=10),
-    Section("churn", "05_churn.ipynb", "Churn", depends_on=("clv",), cost=39),
+    # churn reads clv's p_alive and clv only for its at-risk list, after its models (wait_for)
+    Section("churn", "05_churn.ipynb", "Churn", depends_on=("rfm",), cost=39, reads_later=("clv",)),
     Section("ab_test", "06_ab_test.ipynb", "A/B test of tier strategies", depends_on=("rfm",), cost=22),
 )
 
@@ -68,3 +78,45 @@ def section_named(name: str) -> Section:
     from .errors import TierbookError
 
     raise TierbookError(f"unknown section {name!r}; sections: {', '.join(s.name for s in SECTIONS)}")
+
+
+# --------------------------------------------------------------------------- sections reading others' outputs late
+
+MARKS = ".sections"  # in the run folder while the report runs: what each section has done so far (removed at the end)
+
+
+def mark(run_dir: Path | None, name: str, state: str) -> None:
+    """Record that section ``name`` has written its outputs (``written``) or ended (``succeeded``, ``failed``,
+    ``skipped``), for sections waiting on it (``wait_for``). ``state`` ``runner``: the report starts, this process
+    runs its sections."""
+    if run_dir is None:
+        return
+    marks = Path(run_dir) / MARKS
+    marks.mkdir(exist_ok=True)
+    if state == "runner":
+        (marks / "runner.pid").write_text(str(os.getpid()))
+    else:
+        (marks / f"{name}.{state}").touch()
+
+
+def _alive(pid_file: Path) -> bool:
+    try:
+        os.kill(int(pid_file.read_text()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def wait_for(run_dir: Path, name: str, poll: float = 0.1) -> bool:
+    """Whether section ``name``'s outputs are in the run folder, once they are: while the report runs it beside this
+    section, wait until it has written them (True) or ended without (False). A section run on its own, or after the
+    report (its runner gone), reads the folder as it is (True when ``name`` wrote its outputs or no record says not)."""
+    marks = Path(run_dir) / MARKS
+    while True:
+        if not marks.is_dir() or (marks / f"{name}.written").exists() or (marks / f"{name}.succeeded").exists():
+            return True
+        if (marks / f"{name}.failed").exists() or (marks / f"{name}.skipped").exists():
+            return False
+        if not _alive(marks / "runner.pid"):
+            return True
+        time.sleep(poll)

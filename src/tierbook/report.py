@@ -13,6 +13,7 @@ import datetime as dt
 import fcntl
 import importlib.metadata
 import json
+import shutil
 import os
 import subprocess
 import sys
@@ -29,7 +30,7 @@ from .errors import TierbookError
 from .html import export_section, write_client_index, write_index
 from .memory import give_back_memory
 from .params import Params, load_params, params_to_dict
-from .pipeline import SECTIONS, Section, by_priority, section_named
+from .pipeline import MARKS, SECTIONS, Section, by_priority, mark, section_named
 
 PACKAGES = ["tierbook", "pandas", "numpy", "scipy", "matplotlib", "seaborn", "pyarrow", "pydantic", "papermill",
             "nbconvert", "ipykernel", "python-calamine", "openpyxl", "charset-normalizer", "ibis-framework", "duckdb", "sqlglot", "pyspark"]
@@ -414,6 +415,7 @@ def _run_sections(project: Project, params: Params, run_dir: Path, sections: lis
     events: queue.Queue = queue.Queue()  # (name, result): the section is done; (name, None): its outputs are written
     written: set[str] = set()
     pool = ThreadPoolExecutor(max_workers=params.run.parallel)
+    mark(run_dir, "", "runner")  # the record sections waiting on others' outputs read (pipeline.wait_for)
 
     def run(section: Section) -> None:
         try:
@@ -427,30 +429,50 @@ def _run_sections(project: Project, params: Params, run_dir: Path, sections: lis
             return results[name].status
         return "succeeded" if name in written and not section.after_pages else "pending"
 
+    def started(name: str) -> bool:  # a section read late (reads_later) is running or done (or not in this run)
+        return name not in pending
+
     try:
         running: set[str] = set()
         while pending or running:
-            for name, section in list(pending.items()):
-                deps = [state(d, section) for d in section.depends_on]
-                if any(s in ("failed", "skipped") for s in deps):
-                    results[name] = SectionResult(name, "skipped", message="an upstream section failed")
-                    del pending[name]
-                    on_done(results[name])
-                elif all(s == "succeeded" for s in deps) and len(running) < params.run.parallel:
-                    _say(f"  ▶ {name:<14} running")
-                    pool.submit(run, section)
-                    running.add(name)
-                    del pending[name]
+            changed = True
+            while changed:  # from the top after each start: the free slots go to the costliest chains first
+                changed = False
+                for name, section in list(pending.items()):
+                    deps = [state(d, section) for d in section.depends_on]
+                    if any(s in ("failed", "skipped") for s in deps):
+                        results[name] = SectionResult(name, "skipped", message="an upstream section failed")
+                        mark(run_dir, name, "skipped")
+                        del pending[name]
+                        on_done(results[name])
+                        changed = True
+                        break
+                    if not all(s == "succeeded" for s in deps) or len(running) >= params.run.parallel:
+                        continue
+                    # a section read late starts first (then this one, with the next free slot): waiting for one that
+                    # has not started would hold a slot it may need
+                    later = [pending[r] for r in section.reads_later if not started(r)]
+                    start = section if not later else next((r for r in later if all(state(d, r) == "succeeded" for d in r.depends_on)), None)
+                    if start is None:
+                        continue
+                    _say(f"  ▶ {start.name:<14} running")
+                    pool.submit(run, start)
+                    running.add(start.name)
+                    del pending[start.name]
+                    changed = True
+                    break
             if not running:
                 continue
             name, result = events.get()
             if result is None:
                 written.add(name)
+                mark(run_dir, name, "written")
                 continue
             if isinstance(result, BaseException):
                 raise result
             running.discard(name)
             results[name] = result
+            mark(run_dir, name, result.status)
             on_done(result)
     except BaseException:
         # interrupted (Ctrl-C, SIGTERM): do not wait for the running notebooks; forked sections are
@@ -481,6 +503,7 @@ def _period(run_dir: Path) -> str | None:
 
 
 def _finish(run_dir: Path, manifest: dict, params: Params, results: dict[str, SectionResult]) -> None:
+    shutil.rmtree(run_dir / MARKS, ignore_errors=True)  # the sections' record for one another (pipeline.wait_for)
     manifest["sections"] = {
         name: {"status": r.status, "seconds": r.seconds, "seconds_notebook": r.seconds_notebook, "message": r.message,
                "notebook": r.notebook, "html": r.html, "peak_memory_mib": r.peak_memory_mib}
