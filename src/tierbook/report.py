@@ -13,8 +13,8 @@ import datetime as dt
 import fcntl
 import importlib.metadata
 import json
-import shutil
 import os
+import shutil
 import subprocess
 import sys
 import time
