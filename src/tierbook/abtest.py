@@ -299,7 +299,7 @@ def bootstrap_interval(yt: np.ndarray, yc: np.ndarray, confidence: float = 0.95,
     # one buffer: the 100 x 310k blocks were 250 MB of indices and 250 MB of values, each paged in
     # anew every time (half of the CPU time was the kernel's); 310k customers per arm, 600 resamples:
     # 3.4-6.2 s -> 2.0-3.1 s CPU on a busy machine, the same numbers.
-    # Sparse arms (2026-12-03): revenue and orders per customer in an outcome window are mostly zeros.
+    # Sparse arms (2026-12-03): revenue per customer in an outcome window is mostly zeros.
     # When both arms' most common value is at least half of them, each resample draws only its values
     # that differ from it (_sparse_resampled_means): the same bootstrap distribution, other random
     # draws, so the interval differs from scipy's by Monte Carlo error only (tests/test_abtest.py);
