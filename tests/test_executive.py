@@ -88,6 +88,7 @@ def test_customer_scores_files_are_what_pandas_and_the_frame_writer_write(tmp_pa
     # write_customer_scores makes the frame an Arrow table once for the Parquet file and the CSV: the same bytes as
     # to_parquet(index=False) (attrs included) and crm.write_csv of the frame
     import numpy as np
+    import pyarrow as pa
 
     from tierbook import crm
 
@@ -105,7 +106,10 @@ def test_customer_scores_files_are_what_pandas_and_the_frame_writer_write(tmp_pa
         run_dir = tmp_path / f"run{len(attrs)}"
         run_dir.mkdir()
         csv_path, xlsx_path = crm.write_customer_scores(scores, run_dir, export=True, xlsx_max_rows=10)
-        scores.to_parquet(tmp_path / "pandas.parquet", index=False)
+        # with min/max statistics for the dates and numbers only (data.statistics_columns)
+        numbers = ["recency_days", "monetary_total", "first_purchase", "churned", "churn_risk"]
+        assert crm.statistics_columns(pa.Table.from_pandas(scores, preserve_index=False).schema) == numbers
+        scores.to_parquet(tmp_path / "pandas.parquet", index=False, write_statistics=numbers)
         crm.write_csv(scores, tmp_path / "frame.csv")
         assert (run_dir / "data" / "customer_scores.parquet").read_bytes() == (tmp_path / "pandas.parquet").read_bytes()
         assert csv_path.read_bytes() == (tmp_path / "frame.csv").read_bytes() and xlsx_path is None
