@@ -520,10 +520,10 @@ def test_demo_detractors_churn_more_and_the_model_beats_p_alive(tmp_path):
     assert stage.cox.ph_customers == 2000 < stage.cox.customers == len(stage.customers) and stage.cox.table["ph_p"].notna().any()
     assert "random sample of 2,000 of these customers" in cox_caption(stage.cox)
     # beside a clv section that failed (the report's record: pipeline.wait_for), the at-risk list ranks by net spend
-    from tierbook.pipeline import MARKS, mark
+    from tierbook.pipeline import MARKS, mark, mark_runner
 
     assert stage.value_column == "clv" and "clv" in stage.at_risk
-    mark(run_dir, "", "runner")
+    mark_runner(run_dir)
     mark(run_dir, "clv", "failed")
     without = run_churn_stage(params, run_dir)
     assert without.value_column == "monetary_total" and "clv" not in without.at_risk and "p_alive" not in without.customers

@@ -268,10 +268,10 @@ def test_wait_for_waits_while_the_runner_runs_the_section_and_not_otherwise(tmp_
     import threading
     import time
 
-    from tierbook.pipeline import MARKS, mark, wait_for
+    from tierbook.pipeline import MARKS, mark, mark_runner, wait_for
 
     assert wait_for(tmp_path, "clv") is True  # no record: a section run on its own reads the folder as it is
-    mark(tmp_path, "", "runner")  # this process runs the report
+    mark_runner(tmp_path)  # this process runs the report
     timer = threading.Timer(0.4, mark, (tmp_path, "clv", "written"))
     began = time.perf_counter()
     timer.start()

@@ -306,16 +306,12 @@ def bootstrap_interval(yt: np.ndarray, yc: np.ndarray, confidence: float = 0.95,
     # the 1M-customer demo's four intervals (310k customers per arm, 24 % of them buyers): 13.7 s -> 2.7 s CPU.
     yt, yc = np.asarray(yt, dtype=float), np.asarray(yc, dtype=float)
     rng = np.random.default_rng(seed)
-    theta_b = np.empty(n_resamples)
     modes = [_mode(yt), _mode(yc)]
-    if all(share <= SPARSE_SHARE for _, share in modes):
-        for start in range(0, n_resamples, 100):
-            size = min(100, n_resamples - start)
-            treated = _sparse_resampled_means(yt, size, rng, modes[0][0])
-            control = _sparse_resampled_means(yc, size, rng, modes[1][0])
-            theta_b[start:start + size] = treated - control
+    if all(share <= SPARSE_SHARE for _, share in modes):  # no scipy draws to follow: each arm's resamples at once
+        theta_b = _sparse_resampled_means(yt, n_resamples, rng, modes[0][0]) - _sparse_resampled_means(yc, n_resamples, rng, modes[1][0])
     else:
         values = np.empty(max(2**18, len(yt), len(yc)))
+        theta_b = np.empty(n_resamples)
         for start in range(0, n_resamples, 100):
             size = min(100, n_resamples - start)
             treated = _resampled_means(yt, size, rng, values)

@@ -855,10 +855,10 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
     # the customers active now are scored from the summary at as_of above (the one customer_summary would compute)
     prediction, prediction_note = predict_churn(timeline, as_of, days, params.churn.prediction_days or days, survey, region_by_code, params,
                                                 now_summary=summary)
-    # the file as clv left it (read again whole: the columns written back below must be its rows), its columns only when it
-    # succeeded; without them the at-risk list ranks by net spend
+    # the file as clv left it (its ids read again: the columns written back below must be its rows; _write reads the
+    # others), its columns only when it succeeded; without them the at-risk list ranks by net spend
     clv_done = wait_for(run_dir, "clv")
-    scores = _read_optional(run_dir, "customer_scores", ["customer_id", "tier", "segment_zh", "p_alive", "clv"])
+    scores = _read_optional(run_dir, "customer_scores", ["customer_id", "p_alive", "clv"])
     scores["customer_id"] = scores["customer_id"].astype(str)
     customers = _with_scores(customers, scores, [c for c in ("p_alive", "clv") if c in scores and clv_done])
     at_risk = None

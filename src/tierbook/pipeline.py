@@ -85,18 +85,18 @@ def section_named(name: str) -> Section:
 MARKS = ".sections"  # in the run folder while the report runs: what each section has done so far (removed at the end)
 
 
+def mark_runner(run_dir: Path | None) -> None:
+    """Record that this process runs the report's sections (``wait_for`` waits only while it is alive)."""
+    if run_dir is not None:
+        (Path(run_dir) / MARKS).mkdir(exist_ok=True)
+        (Path(run_dir) / MARKS / "runner.pid").write_text(str(os.getpid()))
+
+
 def mark(run_dir: Path | None, name: str, state: str) -> None:
     """Record that section ``name`` has written its outputs (``written``) or ended (``succeeded``, ``failed``,
-    ``skipped``), for sections waiting on it (``wait_for``). ``state`` ``runner``: the report starts, this process
-    runs its sections."""
-    if run_dir is None:
-        return
-    marks = Path(run_dir) / MARKS
-    marks.mkdir(exist_ok=True)
-    if state == "runner":
-        (marks / "runner.pid").write_text(str(os.getpid()))
-    else:
-        (marks / f"{name}.{state}").touch()
+    ``skipped``), for sections waiting on it (``wait_for``)."""
+    if run_dir is not None:
+        (Path(run_dir) / MARKS / f"{name}.{state}").touch()
 
 
 def _alive(pid_file: Path) -> bool:

@@ -30,7 +30,7 @@ from .errors import TierbookError
 from .html import export_section, write_client_index, write_index
 from .memory import give_back_memory
 from .params import Params, load_params, params_to_dict
-from .pipeline import MARKS, SECTIONS, Section, by_priority, mark, section_named
+from .pipeline import MARKS, SECTIONS, Section, by_priority, mark, mark_runner, section_named
 
 PACKAGES = ["tierbook", "pandas", "numpy", "scipy", "matplotlib", "seaborn", "pyarrow", "pydantic", "papermill",
             "nbconvert", "ipykernel", "python-calamine", "openpyxl", "charset-normalizer", "ibis-framework", "duckdb", "sqlglot", "pyspark"]
@@ -415,7 +415,7 @@ def _run_sections(project: Project, params: Params, run_dir: Path, sections: lis
     events: queue.Queue = queue.Queue()  # (name, result): the section is done; (name, None): its outputs are written
     written: set[str] = set()
     pool = ThreadPoolExecutor(max_workers=params.run.parallel)
-    mark(run_dir, "", "runner")  # the record sections waiting on others' outputs read (pipeline.wait_for)
+    mark_runner(run_dir)  # the record sections waiting on others' outputs read (pipeline.wait_for)
 
     def run(section: Section) -> None:
         try:
@@ -428,9 +428,6 @@ def _run_sections(project: Project, params: Params, run_dir: Path, sections: lis
         if name in results:
             return results[name].status
         return "succeeded" if name in written and not section.after_pages else "pending"
-
-    def started(name: str) -> bool:  # a section read late (reads_later) is running or done (or not in this run)
-        return name not in pending
 
     try:
         running: set[str] = set()
@@ -451,7 +448,7 @@ def _run_sections(project: Project, params: Params, run_dir: Path, sections: lis
                         continue
                     # a section read late starts first (then this one, with the next free slot): waiting for one that
                     # has not started would hold a slot it may need
-                    later = [pending[r] for r in section.reads_later if not started(r)]
+                    later = [pending[r] for r in section.reads_later if r in pending]
                     start = section if not later else next((r for r in later if all(state(d, r) == "succeeded" for d in r.depends_on)), None)
                     if start is None:
                         continue
