@@ -239,7 +239,7 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     sales = ledger.open & ~is_return
     orders = _orders(tx, np.flatnonzero(sales.to_numpy()))
     if rules.cross_source_duplicates.enabled:
-        _mark_cross_source_duplicates(tx, orders, ledger, priority, rules.cross_source_duplicates.time_tolerance_minutes)
+        _mark_cross_source_duplicates(tx, orders, ledger, priority, rules.cross_source_duplicates.time_tolerance_minutes, list(sources))
         orders = orders[orders.index.isin(tx.loc[ledger.open & ~is_return, "order_key"].to_numpy())]
 
     returns = ledger.open & is_return
@@ -394,29 +394,38 @@ def _orders(tx: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     return orders
 
 
-def _mark_cross_source_duplicates(tx, orders, ledger, priority: list[str], minutes: float) -> None:
-    """Orders of a lower-priority source that equal an order of a higher-priority source."""
+def _mark_cross_source_duplicates(tx, orders, ledger, priority: list[str], minutes: float, sources) -> None:
+    """Orders of a lower-priority source that equal an order of a higher-priority source. ``sources``: the source names by
+    the code each order key holds (key % their number)."""
     cents = (orders["gross_amount"] * 100).round().astype("int64")
     # (customer, cents) as one integer (ids compared as text): merge_asof by two columns, one of them 5M id strings,
     # and copies of the orders' every column took 40 s at 1M customers (2026-12-02)
     customer = pd.factorize(orders["customer_id"].astype("string"))[0].astype(np.int64)
     cents_code, cents_seen = pd.factorize(cents)
-    keyed = pd.DataFrame({"order_date": orders["order_date"].to_numpy(), "by": customer * len(cents_seen) + cents_code,
-                          "order_key": orders.index.to_numpy(), "position": np.arange(len(orders)),
-                          "source": orders["source"].array}).sort_values("order_date")
+    # the orders by date (the order of sort_values("order_date"): numpy's quicksort of the dates), as arrays of numbers
+    # with the sources as their codes: a frame of them with the 5M orders' source names (Python strings) took 3.6 s to make
+    # and 2.9 s to sort at 1M customers (2026-12-03)
+    date = orders["order_date"].to_numpy()
+    by_date = np.argsort(date, kind="quicksort")
+    date, by = date[by_date], (customer * len(cents_seen) + cents_code)[by_date]
+    order_key = orders.index.to_numpy()[by_date]
+    source = order_key % len(sources)
+    code_of = {name: code for code, name in enumerate(sources)}
     tolerance = pd.Timedelta(minutes=minutes)
     duplicate_of: dict[int, str] = {}  # order key -> the order it repeats, as text
-    for i, source in enumerate(priority[1:], start=1):
-        left = keyed[keyed["source"] == source]
-        right = keyed[keyed["source"].isin(priority[:i]) & ~keyed["order_key"].isin(np.fromiter(duplicate_of, dtype=np.int64))]
+    for i, name in enumerate(priority[1:], start=1):
+        left = np.flatnonzero(source == code_of.get(name, -1))
+        higher = [code_of[s] for s in priority[:i] if s in code_of]
+        right = np.flatnonzero(pd.Series(source).isin(higher).to_numpy() & ~pd.Series(order_key).isin(np.fromiter(duplicate_of, dtype=np.int64)).to_numpy())
         # only the orders whose (customer, cents) is on both sides can match (merge_asof pairs rows of the same "by"):
         # the others left out, merge_asof of all 5M orders took 2.3 s of the 1M-customer demo's cleaning (2026-12-02)
-        left = left[left["by"].isin(right["by"].to_numpy()).to_numpy()]
-        right = right[right["by"].isin(left["by"].to_numpy()).to_numpy()]
-        if left.empty or right.empty:
+        left = left[pd.Series(by[left]).isin(by[right]).to_numpy()]
+        right = right[pd.Series(by[right]).isin(by[left]).to_numpy()]
+        if not len(left) or not len(right):
             continue
         match = pd.merge_asof(
-            left[["order_date", "by", "order_key"]], right[["order_date", "by", "position"]].rename(columns={"position": "ref"}),
+            pd.DataFrame({"order_date": date[left], "by": by[left], "order_key": order_key[left]}),
+            pd.DataFrame({"order_date": date[right], "by": by[right], "ref": by_date[right]}),
             on="order_date", by="by", tolerance=tolerance, direction="nearest",
         ).dropna(subset=["ref"])
         ref = match["ref"].to_numpy(dtype=np.int64)
