@@ -223,7 +223,7 @@ def test_ready_sections_start_longest_chain_first_and_a_section_read_late_before
 
     cost = {"summary": 1, "data": 97, "rfm": 41, "profile": 45, "clv": 36, "satisfaction": 18, "churn": 61, "ab_test": 55}
     sections = tuple(dataclasses.replace(s, cost=cost[s.name]) for s in SECTIONS)
-    assert chain_cost("clv", sections) == 36 + 18 + 1 and chain_cost("churn", sections) == 61 + 1
+    assert chain_cost("clv", sections) == 36 + 18 and chain_cost("churn", sections) == 61 + 1
     assert chain_cost("data", sections) == 97 + 41 + chain_cost("churn", sections)
     assert [s.name for s in by_priority(sections)] == ["data", "rfm", "churn", "ab_test", "clv", "profile", "satisfaction", "summary"]
     started, clv_done = [], threading.Event()
@@ -285,14 +285,17 @@ def test_wait_for_waits_while_the_runner_runs_the_section_and_not_otherwise(tmp_
     assert wait_for(tmp_path, "churn") is True
 
 
-def test_dependents_start_when_outputs_are_written_and_the_summary_when_pages_are_done(monkeypatch):
+def test_dependents_start_when_outputs_are_written_and_the_summary_reads_only_finished_sections(monkeypatch, tmp_path):
     """A section reports its outputs written (the notebook cell tagged OUTPUTS_TAG has run) before its figures and page
-    are done: its dependents start then; the summary (after_pages) waits until every section has finished."""
+    are done: its dependents start then. The summary (after_pages) starts when the sections whose columns the CRM files
+    hold have finished and satisfaction and ab_test have started; it reads their tables only once they have finished:
+    satisfaction failed after writing its outputs, so the summary learns that it failed (and is skipped)."""
     import threading
     import time
     from types import SimpleNamespace
 
     from tierbook import report
+    from tierbook.pipeline import section_named, wait_for
 
     events, lock = [], threading.Lock()
 
@@ -302,6 +305,10 @@ def test_dependents_start_when_outputs_are_written_and_the_summary_when_pages_ar
 
     def execute(project, params, run_dir, section, on_outputs=None):
         log(("start", section.name))
+        if section.name == "summary":  # what executive.run_summary_stage does after the CRM files
+            ok = all([wait_for(run_dir, name, poll=0.01, finished=True) for name in section.reads_later])
+            log(("read", "summary"))
+            return report.SectionResult(section.name, "succeeded" if ok else "skipped")
         time.sleep(0.05)
         log(("written", section.name))
         on_outputs()
@@ -311,13 +318,50 @@ def test_dependents_start_when_outputs_are_written_and_the_summary_when_pages_ar
 
     monkeypatch.setattr(report, "_execute_section", execute)
     results = {}
-    report._run_sections(None, SimpleNamespace(run=SimpleNamespace(parallel=2)), None, list(SECTIONS), results, lambda result: None)
+    report._run_sections(None, SimpleNamespace(run=SimpleNamespace(parallel=2)), tmp_path, list(SECTIONS), results, lambda result: None)
     at = {event: i for i, event in enumerate(events)}
     assert at[("start", "rfm")] < at[("done", "data")], "rfm starts on data's outputs, before data's page is done"
     assert at[("written", "data")] < at[("start", "rfm")]
     assert at[("start", "clv")] < at[("done", "rfm")]
-    last_done = max(at[("done", s.name)] for s in SECTIONS if s.name != "summary")
-    assert "summary" not in {name for kind, name in events if kind == "start"} and results["summary"].status == "skipped", \
-        "the summary waits for pages: satisfaction failed after writing its outputs, so it never starts"
-    assert last_done == len(events) - 1
+    summary = section_named("summary")
+    assert set(summary.reads_later) == {"satisfaction", "ab_test"}
+    assert max(at[("done", name)] for name in summary.depends_on) < at[("start", "summary")]
+    assert max(at[("start", name)] for name in summary.reads_later) < at[("start", "summary")]
+    assert max(at[("done", name)] for name in summary.reads_later) < at[("read", "summary")]
+    assert results["summary"].status == "skipped" and results["satisfaction"].status == "failed"
     assert all(results[s.name].status == "succeeded" for s in SECTIONS if s.name not in ("satisfaction", "summary"))
+
+
+def test_the_summary_stops_when_a_section_it_reads_failed_and_is_reported_skipped(tmp_path):
+    """executive.run_summary_stage waits for satisfaction and ab_test to finish (pipeline.wait_for) and raises
+    UpstreamFailed when one did not succeed; the runner reports a section that raised it skipped, not failed, with
+    no error file."""
+    from types import SimpleNamespace
+
+    from tierbook import report
+    from tierbook.errors import UpstreamFailed
+    from tierbook.execute import CellError
+    from tierbook.executive import run_summary_stage
+    from tierbook.params import load_params
+    from tierbook.pipeline import mark, mark_runner
+
+    params = load_params("demo", REPO / "params")
+    mark_runner(tmp_path)
+    mark(tmp_path, "ab_test", "succeeded")
+    mark(tmp_path, "satisfaction", "written")
+    mark(tmp_path, "satisfaction", "failed")
+    with pytest.raises(UpstreamFailed, match="The satisfaction section did not succeed, so this run has no summary"):
+        run_summary_stage(params, tmp_path)
+
+    project = SimpleNamespace(notebooks_dir=tmp_path, root=tmp_path)
+    section = SimpleNamespace(name="summary", notebook="00_summary.ipynb")
+    for error in (UpstreamFailed("satisfaction did not succeed"), CellError("UpstreamFailed", "satisfaction did not succeed", 2)):
+        def execute(*args, error=error):
+            raise error
+
+        result = report._notebook_and_html(project, params, tmp_path, section, execute)
+        assert (result.status, result.message) == ("skipped", "satisfaction did not succeed")
+        assert not (tmp_path / "summary.error.txt").exists()
+    result = report._notebook_and_html(project, params, tmp_path, section, lambda *args: 1 / 0)
+    assert result.status == "failed" and result.message == "ZeroDivisionError: division by zero"
+    assert (tmp_path / "summary.error.txt").exists()

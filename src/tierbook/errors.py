@@ -11,3 +11,9 @@ class TierbookError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(str(message).split()))
+
+
+class UpstreamFailed(TierbookError):
+    """Raised by a section whose stage waited for another section's outputs (``pipeline.wait_for``) and learnt that
+    section failed: the runner reports the section ``skipped``, as it reports one whose dependency failed before it
+    started."""

@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .errors import UpstreamFailed
+from .i18n import _
 from .params import Params
 from .tables import SYMBOLS, money
 
@@ -296,9 +298,14 @@ def build_findings(k: dict, run_dir: Path, params: Params, before: dict | None) 
 
 
 def run_summary_stage(params: Params, run_dir: Path) -> SummaryStage:
+    from .pipeline import section_named, wait_for
     from .profile import export_scores
 
     export_scores(params, run_dir)  # customer_scores and the CRM files, every section's columns in them
+    for name in section_named("summary").reads_later:  # sections whose tables are read below: run beside the export
+        if not wait_for(run_dir, name, finished=True):
+            raise UpstreamFailed(_("The {section} section did not succeed, so this run has no summary; see its page or error file, "
+                                   "mend it and run the report again.", section=name))
     k = collect_kpis(run_dir)
     prev = previous_run(run_dir)
     before, before_date, moves = None, None, None

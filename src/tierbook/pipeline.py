@@ -8,13 +8,16 @@ behind them first (``by_priority``).
 A dependency is done for a section as soon as its outputs are written: when the notebook's cell tagged
 ``outputs-written`` (OUTPUTS_TAG, the cell that calls the section's stage function) has run, while the
 rest of that notebook (figures, tables, its HTML page) is still running. A section with
-``after_pages=True`` (the summary, which reads the other sections' pages and status) waits until its
+``after_pages=True`` (the summary, which sums up a run only when every section succeeded) waits until its
 dependencies have finished. Under ``run.executor: kernel`` every section waits for its dependencies to finish.
 
 ``reads_later`` names sections whose outputs a section reads only late in its stage: it starts once
 ``depends_on`` are done and those sections have started, and waits for their outputs where it reads
-them (``wait_for``); when one of them fails, it goes on without its outputs. Churn reads only the clv
-columns of customer_scores, for its at-risk list: it runs beside clv instead of after it.
+them (``wait_for``; with ``after_pages``, until they have finished). Churn reads only the clv columns of
+customer_scores, for its at-risk list: it runs beside clv instead of after it, and when clv fails it goes
+on without them. The summary writes the CRM files (every column of rfm, clv, churn and profile) beside
+the last of satisfaction and ab_test, then waits for them; when one of them fails it stops
+(``errors.UpstreamFailed``) and the runner reports it skipped.
 """
 
 import os
@@ -41,8 +44,10 @@ OUTPUTS_TAG = "outputs-written"
 # cost: the section's seconds in the 1M-customer demo report on a 2-core machine (medians of 3, bench/RESULTS.md, 2026-12-02 evening);
 # only their ratios matter
 SECTIONS: tuple[Section, ...] = (
-    Section("summary", "00_summary.ipynb", "Executive summary", depends_on=("data", "rfm", "profile", "clv", "satisfaction", "churn", "ab_test"), cost=5,
-            after_pages=True),
+    # the summary writes the CRM files first (profile.export_scores: the columns of rfm, clv, churn and profile), beside
+    # the last of satisfaction and ab_test, then waits for them to finish before it reads their tables
+    Section("summary", "00_summary.ipynb", "Executive summary", depends_on=("data", "rfm", "profile", "clv", "churn"), cost=5,
+            after_pages=True, reads_later=("satisfaction", "ab_test")),
     Section("data", "01_data.ipynb", "Data: ingestion and cleaning", cost=84),
     Section("rfm", "02_rfm.ipynb", "RFM, segments and tiers", depends_on=("data",), cost=16),
     # profile reads rfm's tiers and segments; its columns of customer_scores are joined in by the summary section, which
@@ -107,13 +112,14 @@ def _alive(pid_file: Path) -> bool:
     return True
 
 
-def wait_for(run_dir: Path, name: str, poll: float = 0.1) -> bool:
+def wait_for(run_dir: Path, name: str, poll: float = 0.1, finished: bool = False) -> bool:
     """Whether section ``name``'s outputs are in the run folder, once they are: while the report runs it beside this
-    section, wait until it has written them (True) or ended without (False). A section run on its own, or after the
-    report (its runner gone), reads the folder as it is (True when ``name`` wrote its outputs or no record says not)."""
+    section, wait until it has written them (True) or ended without (False); with ``finished``, until it has ended
+    (True when it succeeded). A section run on its own, or after the report (its runner gone), reads the folder as it
+    is (True when ``name`` wrote its outputs or no record says not)."""
     marks = Path(run_dir) / MARKS
     while True:
-        if not marks.is_dir() or (marks / f"{name}.written").exists() or (marks / f"{name}.succeeded").exists():
+        if not marks.is_dir() or (marks / f"{name}.succeeded").exists() or (not finished and (marks / f"{name}.written").exists()):
             return True
         if (marks / f"{name}.failed").exists() or (marks / f"{name}.skipped").exists():
             return False
