@@ -170,3 +170,28 @@ def test_an_input_written_to_during_the_run_fails_it_and_latest_stays(tmp_path, 
     monkeypatch.setattr(report, "_run_sections", lambda *args: sections(*args, touch=False))
     again = run_report(Project(tmp_path), "demo", SMALL + ["run.executor=kernel"])
     assert again.status == "succeeded", "the same files, untouched: no change seen"
+
+
+def _numpy_huge_pages(queue) -> None:
+    from numpy._core import multiarray
+
+    queue.put(bool(multiarray._get_madvise_hugepage()))
+
+
+def test_sections_processes_do_not_ask_for_huge_pages_unless_told(monkeypatch):
+    """numpy's madvise for huge pages made faults wait on the kernel's compaction on this machine: the sections' processes
+    (spawned, or forked from the fork server) start with NUMPY_MADVISE_HUGEPAGE=0 unless the consultant set it."""
+    import multiprocessing
+
+    monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
+    report._sections_environment()
+    assert report.os.environ["NUMPY_MADVISE_HUGEPAGE"] == "1"  # the consultant's own value is kept
+    monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE")
+    report._sections_environment()
+    assert report.os.environ["NUMPY_MADVISE_HUGEPAGE"] == "0"
+    context = multiprocessing.get_context("spawn")  # the data section's; numpy reads the variable on import
+    queue = context.Queue()
+    process = context.Process(target=_numpy_huge_pages, args=(queue,))
+    process.start()
+    assert queue.get(timeout=120) is False
+    process.join()

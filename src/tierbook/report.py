@@ -255,6 +255,7 @@ def _execute_section(project: Project, params: Params, run_dir: Path, section: S
     ``on_outputs()`` is called when the section's outputs for later sections are written (pipeline.OUTPUTS_TAG;
     forked sections only)."""
     if params.run.executor == "kernel":
+        _sections_environment()  # the kernels inherit it
         return _notebook_and_html(project, params, run_dir, section, _papermill)
     return _forked(project, params, run_dir, section, on_outputs)
 
@@ -326,11 +327,24 @@ def _fork_context():
     return context
 
 
+def _sections_environment() -> None:
+    """What the sections' processes inherit, set before the first of them (or the fork server) starts.
+
+    numpy asks the kernel for huge pages for each array of 4 MiB or more (madvise). On this 2-core VM a fault on such
+    an array could then wait while the kernel made free 2 MiB pages (compaction): 0.35-0.6 s at times for a 40 MB
+    array that otherwise takes 10-35 ms. Without (``NUMPY_MADVISE_HUGEPAGE=0``, read by numpy on import), the
+    1M-customer data stage on its own took 69.6 and 65.2 s instead of 78.7 and 76.4 s, its kernel time 36 and 33 s
+    instead of 56 and 44 s, and the whole report 182.8 and 160.8 s instead of 196.9 and 184.8 s, in runs one after
+    another (2026-12-03, bench/RESULTS.md). A value the consultant set is kept."""
+    os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+
+
 def start_fork_server() -> None:
     """Start the fork server now (once per process, then reused); it imports the libraries in its own
     process, and the first section's fork waits until it has."""
     from multiprocessing import forkserver
 
+    _sections_environment()
     _fork_context()
     before = os.environ.get("MPLBACKEND")
     os.environ["MPLBACKEND"] = "Agg"  # the server imports pyplot without a screen; each section switches to the inline backend
@@ -350,6 +364,7 @@ def _forked(project: Project, params: Params, run_dir: Path, section: Section, o
     # a section that depends on none (the data section, the first) starts at once in a fresh process that imports what its
     # notebook needs (2.5 s of one core) instead of waiting for the fork server to import everything (about 5 s, and 7.7 s
     # in the 1M-customer report, whose checks ran beside it): the server goes on warming up for the later sections
+    _sections_environment()
     context = _fork_context() if section.depends_on else multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     sys.stdout.flush()
