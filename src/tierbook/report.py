@@ -27,7 +27,7 @@ from pathlib import Path
 import yaml
 
 from . import demo, i18n, ingest
-from .errors import TierbookError
+from .errors import TierbookError, UpstreamFailed
 from .html import export_section, write_client_index, write_index
 from .memory import give_back_memory
 from .params import Params, load_params, params_to_dict
@@ -204,7 +204,7 @@ def _one_line(error: BaseException) -> str:
     ename = getattr(error, "ename", None)
     evalue = getattr(error, "evalue", None)
     if ename is not None:
-        text = evalue if ename in ("TierbookError", "UpstreamFailed") else f"{ename}: {evalue}"
+        text = evalue if ename in (TierbookError.__name__, UpstreamFailed.__name__) else f"{ename}: {evalue}"
     else:
         text = str(error) if isinstance(error, TierbookError) else f"{type(error).__name__}: {error}"
     lines = [ln for ln in str(text).strip().splitlines() if ln.strip()]
@@ -254,8 +254,8 @@ def _execute_section(project: Project, params: Params, run_dir: Path, section: S
     (``run.executor: fork``, tierbook.execute) or by papermill with a Jupyter kernel (``kernel``).
     ``on_outputs()`` is called when the section's outputs for later sections are written (pipeline.OUTPUTS_TAG;
     forked sections only)."""
+    _sections_environment()  # the section's process (kernel, spawned or forked) inherits it
     if params.run.executor == "kernel":
-        _sections_environment()  # the kernels inherit it
         return _notebook_and_html(project, params, run_dir, section, _papermill)
     return _forked(project, params, run_dir, section, on_outputs)
 
@@ -297,7 +297,7 @@ def _notebook_and_html(project: Project, params: Params, run_dir: Path, section:
     except Exception as exc:  # noqa: BLE001 - any failure of a section is reported in one line
         # a section that waited for another one's outputs and learnt it failed (errors.UpstreamFailed) is skipped, as when
         # a dependency fails before it starts; any other error fails it
-        result.status = "skipped" if getattr(exc, "ename", type(exc).__name__) == "UpstreamFailed" else "failed"
+        result.status = "skipped" if getattr(exc, "ename", type(exc).__name__) == UpstreamFailed.__name__ else "failed"
         result.message = _one_line(exc)
         if result.status == "failed":
             (run_dir / f"{section.name}.error.txt").write_text("".join(traceback.format_exception(exc)), encoding="utf-8")
@@ -318,8 +318,6 @@ def _fork_context():
     a process that has already run OpenMP, DuckDB or Spark threads (a test session, a notebook)
     can leave its child waiting forever on a lock one of those threads held (seen: a k-means child
     of a pytest process that had run k-means, stuck in futex_wait)."""
-    import multiprocessing
-
     from .execute import WARM_MODULES
 
     context = multiprocessing.get_context("forkserver")
@@ -359,12 +357,12 @@ def start_fork_server() -> None:
 
 def _forked(project: Project, params: Params, run_dir: Path, section: Section, on_outputs=None) -> SectionResult:
     """Run the section in a child of the fork server (``_fork_context``): it starts with the
-    libraries imported instead of a kernel's start-up and imports. The child says when the section's
+    libraries imported instead of a kernel's start-up and imports; a section that depends on none, in a
+    spawned process (below). The child says when the section's
     outputs are written (``on_outputs()`` is called then), and how the section went."""
     # a section that depends on none (the data section, the first) starts at once in a fresh process that imports what its
     # notebook needs (2.5 s of one core) instead of waiting for the fork server to import everything (about 5 s, and 7.7 s
     # in the 1M-customer report, whose checks ran beside it): the server goes on warming up for the later sections
-    _sections_environment()
     context = _fork_context() if section.depends_on else multiprocessing.get_context("spawn")
     receive, send = context.Pipe(duplex=False)
     sys.stdout.flush()
