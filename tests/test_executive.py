@@ -41,6 +41,10 @@ def test_kpis_cards_and_findings_from_hand_made_tables(tmp_path, params):
     assert k["tier.VIP.revenue_share"] == 0.4
     cards = {c.label: c for c in executive.build_cards(k, None, params)}
     assert cards["Customers"].value == "1,000" and cards["Churned"].value == "49.5%" and cards["Churned"].delta == ""
+    # a narrow interval (many answers) in the card's and the finding's decimals, not as "-9 … -9"
+    narrow = {"nps": -9.04, "nps_lower": -9.4, "nps_upper": -8.6, "n_nps": 180_000}
+    card = next(c for c in executive.build_cards(narrow, None, params) if c.label == "NPS")
+    assert (card.value, card.detail) == ("-9.0", "-9.4 … -8.6, n = 180,000")
     findings = executive.build_findings(k, run, params, None)
     # ranked by size: the VIP concentration 0.4 / 0.05 = 8.0 before the churn spread 10 x (0.8 - 0.1) = 7.0
     assert findings[0] == "VIP customers are 5% of customers and bring 40% of net revenue (8.0× their share)."

@@ -19,7 +19,7 @@ import pandas as pd
 from .errors import UpstreamFailed
 from .i18n import _
 from .params import Params
-from .tables import SYMBOLS, money
+from .tables import SYMBOLS, money, signed_interval
 
 TEXT = {
     "en": {
@@ -32,7 +32,7 @@ TEXT = {
         "f_concentration": "{tier} customers are {cust:.0%} of customers and bring {rev:.0%} of net revenue ({ratio:.1f}× their share).",
         "f_clv": "Mean CLV of {top} customers is {top_clv} against {bottom_clv} for {bottom} ({ratio:.0f}×).",
         "f_churn": "{rate:.0%} of customers have churned: {top_rate:.0%} in {top} against {bottom_rate:.0%} in {bottom}.",
-        "f_nps": "NPS is {nps:+.0f} ({low:+.0f} to {high:+.0f}); by tier it runs from {best_nps:+.0f} ({best}) to {worst_nps:+.0f} ({worst}).",
+        "f_nps": "NPS is {nps} ({low} to {high}); by tier it runs from {best_nps:+.0f} ({best}) to {worst_nps:+.0f} ({worst}).",
         "f_ab_ship": "A/B test: ship {treatment} to {stratum} — {reason}.",
         "f_ab_none": "A/B test: no tier shows an effect worth shipping for {treatment} ({overall}).",
         "f_ab_srm": "A/B test: the sample ratio check failed, so its results are not to be trusted.",
@@ -51,7 +51,7 @@ TEXT = {
         "f_concentration": "{tier}占客户的 {cust:.0%}，贡献 {rev:.0%} 的净销售额（是其客户占比的 {ratio:.1f} 倍）。",
         "f_clv": "{top}的平均客户终身价值为 {top_clv}，{bottom}为 {bottom_clv}（{ratio:.0f} 倍）。",
         "f_churn": "{rate:.0%} 的客户已流失：{top}为 {top_rate:.0%}，{bottom}为 {bottom_rate:.0%}。",
-        "f_nps": "净推荐值为 {nps:+.0f}（{low:+.0f} 至 {high:+.0f}）；各层级从 {best}的 {best_nps:+.0f} 到 {worst}的 {worst_nps:+.0f}。",
+        "f_nps": "净推荐值为 {nps}（{low} 至 {high}）；各层级从 {best}的 {best_nps:+.0f} 到 {worst}的 {worst_nps:+.0f}。",
         "f_ab_ship": "A/B 测试：建议对{stratum}推行 {treatment} —— {reason}。",
         "f_ab_none": "A/B 测试：{treatment} 在各层级均无值得推行的效果（{overall}）。",
         "f_ab_srm": "A/B 测试：样本比例检验未通过，结果不可信。",
@@ -227,7 +227,8 @@ def build_cards(k: dict, before: dict | None, params: Params) -> list[Card]:
         cards.append(Card(t["clv"], money(k["mean_clv"], cur), delta=_delta(k["mean_clv"], b.get("mean_clv"), "rel"),
                           good=(k["mean_clv"] >= b["mean_clv"]) if "mean_clv" in b else None))
     if "nps" in k:
-        cards.append(Card(t["nps"], f"{k['nps']:+.0f}", f"{k['nps_lower']:+.0f} … {k['nps_upper']:+.0f}, n = {k['n_nps']:,}",
+        nps, low, high = signed_interval(k["nps"], k["nps_lower"], k["nps_upper"])
+        cards.append(Card(t["nps"], nps, f"{low} … {high}, n = {k['n_nps']:,}",
                           _delta(k["nps"], b.get("nps"), "points"), (k["nps"] >= b["nps"]) if "nps" in b else None))
     if "csat" in k:
         cards.append(Card(t["csat"], f"{k['csat']:.0%}", f"n = {k['n_csat']:,}", _delta(k["csat"], b.get("csat"), "pct"),
@@ -258,8 +259,9 @@ def build_findings(k: dict, run_dir: Path, params: Params, before: dict | None) 
     tier_nps = {name: k[f"tier.{name}.nps"] for name in order if f"tier.{name}.nps" in k}
     if "nps" in k and len(tier_nps) >= 2:
         best, worst = max(tier_nps, key=tier_nps.get), min(tier_nps, key=tier_nps.get)
+        nps, low, high = signed_interval(k["nps"], k["nps_lower"], k["nps_upper"])
         ranked.append(((tier_nps[best] - tier_nps[worst]) / 10, t["f_nps"].format(
-            nps=k["nps"], low=k["nps_lower"], high=k["nps_upper"], best=names.get(best, best), worst=names.get(worst, worst),
+            nps=nps, low=low, high=high, best=names.get(best, best), worst=names.get(worst, worst),
             best_nps=tier_nps[best], worst_nps=tier_nps[worst])))
     verdicts, srm = _read(run_dir, "ab_verdicts"), _read(run_dir, "ab_srm")
     if verdicts is not None:

@@ -32,6 +32,7 @@ from . import i18n
 from .i18n import _
 from .params import Params
 from .summary import first_positions
+from .tables import signed_interval
 
 CATEGORIES = ["detractor", "passive", "promoter"]
 GROUPINGS = {"tier": "tier", "segment": "segment_zh", "channel": "channel", "region": "region"}
@@ -547,8 +548,8 @@ def _p_text(p: float) -> str:
 
 
 def _nps_text(row) -> str:
-    return _("{nps:+.0f} ({lower:+.0f} to {upper:+.0f}, n = {n:,})", nps=row["nps"], lower=row["nps_lower"], upper=row["nps_upper"],
-             n=int(row["n_nps"]))
+    nps, lower, upper = signed_interval(row["nps"], row["nps_lower"], row["nps_upper"])
+    return _("{nps} ({lower} to {upper}, n = {n:,})", nps=nps, lower=lower, upper=upper, n=int(row["n_nps"]))
 
 
 def _join(items) -> str:

@@ -32,6 +32,16 @@ def p_text(value: float) -> str:
     return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
 
 
+def signed_interval(value: float, lower: float, upper: float, max_digits: int = 2) -> tuple[str, str, str]:
+    """A signed figure and its interval as texts ("+12", "+9", "+15"), in whole numbers unless the interval's bounds
+    would then read the same: then with as many decimals as tell them apart (at most ``max_digits``). An NPS from 180,000
+    answers has an interval of under one point (-9.4 to -8.6), which whole numbers showed as "-9 … -9"."""
+    digits = 0
+    while digits < max_digits and round(lower, digits) == round(upper, digits):  # -0.4 and +0.4 both round to 0
+        digits += 1
+    return f"{value:+.{digits}f}", f"{lower:+.{digits}f}", f"{upper:+.{digits}f}"
+
+
 def styled(frame: pd.DataFrame, *, currency: str | None = None, money_cols=(), int_cols=(), pct_cols=(), p_cols=(),
            labels: dict[str, str] | None = None, max_rows: int = MAX_ROWS, csv: str | None = None):
     """A Styler with formatted numbers and readable headers. A table longer than ``max_rows`` is
