@@ -195,3 +195,23 @@ def test_sections_processes_do_not_ask_for_huge_pages_unless_told(monkeypatch):
     process.start()
     assert queue.get(timeout=120) is False
     process.join()
+
+
+def test_the_fork_server_runs_below_the_data_section_but_never_above_a_lower_priority_it_has():
+    """The fork server (and the sections forked from it) at nice 10, under the spawned data section, whose reading then
+    has both cores while the server imports; a process already lower (nice 15) stays there; a gone one is no error."""
+    import subprocess
+    import sys
+
+    for step in (0, 15):
+        child = subprocess.Popen([sys.executable, "-c", f"import os, time; os.nice({step}); print(os.getpriority(os.PRIO_PROCESS, 0), "
+                                  "flush=True); time.sleep(60)"], stdout=subprocess.PIPE, text=True)
+        try:
+            before = int(child.stdout.readline())  # this process's own value plus the step (at most 19)
+            report._lower_priority(child.pid)
+            assert report.os.getpriority(report.os.PRIO_PROCESS, child.pid) == max(before, report.FORK_SERVER_NICE)
+        finally:
+            child.kill()
+            child.wait()
+    report._lower_priority(child.pid)  # gone: nothing happens
+    report._lower_priority(None)
