@@ -212,6 +212,17 @@ def test_export_pii_adds_columns_to_the_crm_export_only(tmp_path):
     (run_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
     crm.write_customer_scores(scores, run_dir)
     assert pd.read_csv(csv_path, encoding="utf-8-sig").columns.tolist() == ["customer_id", "tier"]
+    # during a run the manifest has no checksums yet (the runner writes them at the end): the data section's record of
+    # the file it read has them (inputs.json)
+    manifest = {"params": params_to_dict(opted), "inputs": [{**manifest["inputs"][0], "sha256": None}]}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, ensure_ascii=False), encoding="utf-8")
+    record = {"source": "members", "table": "customers", "path": str(members_path), "sha256": file_sha256(members_path), "rows": 400}
+    (run_dir / "inputs.json").write_text(json.dumps([record], ensure_ascii=False), encoding="utf-8")
+    crm.write_customer_scores(scores, run_dir)
+    assert pd.read_csv(csv_path, encoding="utf-8-sig").columns.tolist() == ["customer_id", "tier", "phone", "email"]
+    (run_dir / "inputs.json").write_text(json.dumps([{**record, "sha256": "0" * 64}], ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(TierbookError, match="changed since the run read it"):
+        crm.write_customer_scores(scores, run_dir)
 
 
 # --------------------------------------------------------------------------- a whole demo run

@@ -170,6 +170,14 @@ def test_an_input_written_to_during_the_run_fails_it_and_latest_stays(tmp_path, 
     monkeypatch.setattr(report, "_run_sections", lambda *args: sections(*args, touch=False))
     again = run_report(Project(tmp_path), "demo", SMALL + ["run.executor=kernel"])
     assert again.status == "succeeded", "the same files, untouched: no change seen"
+    # no data section ran here (no inputs.json, whose checksums a real run records): each file's checksum as it is now
+    import json
+
+    from tierbook.ingest import file_sha256
+
+    inputs = json.loads((again.run_dir / "manifest.json").read_text(encoding="utf-8"))["inputs"]
+    assert {r["source"]: r["sha256"] for r in inputs} == {r["source"]: file_sha256(Path(r["path"])) for r in inputs}
+    assert len(inputs) == 5 and all(len(r["sha256"]) == 64 for r in inputs)
 
 
 def _numpy_huge_pages(queue) -> None:
