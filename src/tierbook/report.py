@@ -355,6 +355,8 @@ def start_fork_server() -> None:
     os.environ["MPLBACKEND"] = "Agg"  # the server imports pyplot without a screen; each section switches to the inline backend
     try:
         forkserver.ensure_running()
+        # multiprocessing names the server's pid only in a private attribute (Python 3.8-3.13): read defensively, and
+        # a Python without it runs the server at the usual priority
         _lower_priority(getattr(getattr(forkserver, "_forkserver", None), "_forkserver_pid", None))
     finally:  # not for this process's later kernels (run.executor: kernel), whose inline figures Agg would hide
         if before is None:
