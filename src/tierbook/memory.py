@@ -21,28 +21,31 @@ def give_back_memory() -> None:
         pass
 
 
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
-# glibc's dynamic threshold rises to the size of any large block freed, up to this (64-bit systems)
-DEFAULT_MMAP_THRESHOLD_MAX = 32 * 2**20
+M_MMAP_MAX = -4  # glibc's mallopt parameter: how many blocks it may map on their own at once
+DEFAULT_MMAP_MAX = 65536
 
 
 @contextlib.contextmanager
-def large_blocks_mapped(threshold: int = 4 * 2**20):
-    """Within the block, glibc gives each allocation of ``threshold`` bytes or more its own mapping, returned to the
-    system when freed, instead of taking it from the heap once its dynamic threshold has risen to 32 MiB: the profile
-    section's many per-customer arrays of 4-32 MiB left the heap fragmented, and its peak at 1M customers was
-    2.28-2.30 GiB with glibc's default and 2.04-2.06 GiB with this, in about the same time on its own (21.9-25.7 s and
-    23.3-26.5 s in runs one after another; in the noisy report runs that night, 29.2-37.2 s and 35.8-38.8 s). Not for
-    every section: churn took 29.0 -> 33.9 s and clv 14.4 -> 17.3 s this way (fresh pages for each of their short-lived
-    arrays), for no lower peak (2026-12-02). Afterwards the threshold stays at 32 MiB, where glibc's dynamic one ends up.
-    glibc only (Linux); elsewhere it does nothing."""
+def heap_kept():
+    """Within the block, glibc serves large allocations from its heap instead of mapping each block of 32 MiB or more
+    (its dynamic threshold, up to 32 MiB on 64-bit systems) afresh and unmapping it when freed: a fresh mapping is
+    faulted in a page (4 KiB) at a time, and the profile section makes many short-lived arrays of 1M customers and 5M
+    orders. At 1M customers, the section on its own three times one after another with the sections' settings (no huge
+    pages for numpy): 27.2-29.4 s against 27.8-38.4 s with the blocks of 4 MiB or more mapped afresh (the setting before,
+    for a lower peak), 1.3M page faults against 4.3M, peak resident 2.39-2.44 GB against 2.30 GB. In two pairs of whole
+    reports one after another: the profile section 32.8 and 28.3 s against 45.7 and 37.7 s, the report's peak 3.83 and
+    3.77 GiB against 3.86 and 3.92 GiB (the first at the profile's peak, 1.97 GiB beside 1.55 GiB, not the data
+    section's; 2026-12-03). The heap still gives back what ``give_back_memory`` finds free. Not for the other sections:
+    each took the same time either way on its own. Only the main thread's heap grows so; another thread's heap is at
+    most 64 MiB, and glibc maps a larger block for it anyway. Afterwards glibc maps large blocks again. glibc only
+    (Linux); elsewhere it does nothing."""
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
         yield
         return
-    mallopt(M_MMAP_THRESHOLD, threshold)
+    mallopt(M_MMAP_MAX, 0)
     try:
         yield
     finally:
-        mallopt(M_MMAP_THRESHOLD, DEFAULT_MMAP_THRESHOLD_MAX)
+        mallopt(M_MMAP_MAX, DEFAULT_MMAP_MAX)

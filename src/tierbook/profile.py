@@ -29,7 +29,7 @@ from .churn import churn_days as churn_rule
 from .crm import write_csv, write_customer_scores
 from .errors import TierbookError
 from .i18n import _
-from .memory import give_back_memory, large_blocks_mapped
+from .memory import give_back_memory, heap_kept
 from .params import Params
 from .summary import customer_codes, default_as_of, purchase_days, same_ids
 
@@ -338,7 +338,7 @@ def _aligned(frame, key: pd.Index):
 def run_profile_stage(params: Params, run_dir: Path) -> ProfileStage:
     """Profiles, tags and TGI of every customer of the run; writes the section's tables, its columns of the scores and
     the tag files."""
-    with large_blocks_mapped():
+    with heap_kept():
         return _profile_stage(params, Path(run_dir))
 
 
