@@ -32,13 +32,14 @@ def heap_kept():
     faulted in a page (4 KiB) at a time, and the profile section makes many short-lived arrays of 1M customers and 5M
     orders. At 1M customers, the section on its own three times one after another with the sections' settings (no huge
     pages for numpy): 27.2-29.4 s against 27.8-38.4 s with the blocks of 4 MiB or more mapped afresh (the setting before,
-    for a lower peak), 1.3M page faults against 4.3M, peak resident 2.39-2.44 GB against 2.30 GB. In two pairs of whole
-    reports one after another: the profile section 32.8 and 28.3 s against 45.7 and 37.7 s, the report's peak 3.83 and
-    3.77 GiB against 3.86 and 3.92 GiB (the first at the profile's peak, 1.97 GiB beside 1.55 GiB, not the data
-    section's; 2026-12-03). The heap still gives back what ``give_back_memory`` finds free. Not for the other sections:
-    each took the same time either way on its own. Only the main thread's heap grows so; another thread's heap is at
-    most 64 MiB, and glibc maps a larger block for it anyway. Afterwards glibc maps large blocks again. glibc only
-    (Linux); elsewhere it does nothing."""
+    for a lower peak), 1.3M page faults against 4.3M, peak resident 2.39-2.44 GB against 2.30 GB. In three pairs of
+    whole reports one after another: the profile section 32.8, 28.3 and 37.6 s against 45.7, 37.7 and 40.3 s, the
+    report's peak 3.77-3.84 GiB against 3.84-3.92 GiB (2026-12-03, bench/RESULTS.md). The heap still gives back what
+    ``give_back_memory`` finds free. Not for the other sections: on their own churn and rfm were 1-1.5 s faster with it
+    and churn held 0.1 GB more, the others took the same time; the data stage was 6 s faster but peaked 0.3 GB higher,
+    above what the report's 4 GiB goal leaves it. Only the main thread's heap grows so; another thread's heap is at most
+    64 MiB, and glibc maps a larger block for it anyway. Afterwards glibc maps large blocks again. glibc only (Linux);
+    elsewhere it does nothing."""
     try:
         mallopt = ctypes.CDLL("libc.so.6").mallopt
     except (OSError, AttributeError):
