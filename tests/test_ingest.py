@@ -339,6 +339,8 @@ def test_check_reads_a_head_copy_of_a_workbook_that_types_its_rows_as_the_whole_
     cut, full = zipfile.ZipFile(io.BytesIO(head)).read(part), zipfile.ZipFile(path).read(part)
     assert cut.count(b"</row>") == rows and full.count(b"</row>") == n + 2 and len(cut) < len(full) / 2
     assert workbook.head_copy(path, 1, rows) == head  # by position: the second sheet
+    # each part keeps the file's own time, not the clock's: the same copy on every call (two calls a second apart differed)
+    assert [i.date_time for i in zipfile.ZipFile(io.BytesIO(head)).infolist()] == [i.date_time for i in zipfile.ZipFile(path).infolist()]
     for sheet_ in ("说明", "缺少", 5):
         assert workbook.head_copy(path, sheet_, rows) is None  # shorter than the copy; no such sheet
     assert workbook.head_copy(path, "订单", n + 100) is None  # the whole sheet is no longer than the copy

@@ -83,8 +83,9 @@ def head_copy(path: Path, sheet: int | str, rows: int) -> bytes | None:
             text += b"</%ssheetData></%sworksheet>" % (data.group(1) or b"", root.group(1) or b"")
             out = io.BytesIO()
             with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as copy:
-                for info in book.infolist():
-                    copy.writestr(info.filename, text if info.filename == target else book.read(info.filename))
+                for info in book.infolist():  # each part with the file's own time: the same copy on every call
+                    part_info = zipfile.ZipInfo(info.filename, date_time=info.date_time)
+                    copy.writestr(part_info, text if info.filename == target else book.read(info.filename))
             return out.getvalue()
     except (OSError, EOFError, zipfile.BadZipFile, zlib.error, ElementTree.ParseError, KeyError, ValueError, NotImplementedError,
             RuntimeError):  # damaged, cut off, encrypted, or compressed in a way zipfile cannot read
