@@ -189,7 +189,7 @@ def _write(stage: DataStage, ledgers: list[pd.DataFrame], run_dir: Path) -> None
     stage.reconciliation.to_csv(tables_dir / "reconciliation.csv", index=False, encoding="utf-8-sig")
     stage.reasons.to_csv(tables_dir / "rejection_reasons.csv", index=False, encoding="utf-8-sig")
     stage.inventory.to_csv(tables_dir / "inputs.csv", index=False, encoding="utf-8-sig")
-    (run_dir / "inputs.json").write_text(json.dumps(stage.inventory.to_dict("records"), indent=2, ensure_ascii=False), encoding="utf-8")
+    (run_dir / ingest.INPUTS_FILE).write_text(json.dumps(stage.inventory.to_dict("records"), indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 def _rejected(ledger: pd.DataFrame) -> pd.DataFrame:

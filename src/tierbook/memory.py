@@ -27,8 +27,8 @@ DEFAULT_MMAP_MAX = 65536
 
 @contextlib.contextmanager
 def heap_kept():
-    """Within the block, glibc serves large allocations from its heap instead of mapping each block of 32 MiB or more
-    (its dynamic threshold, up to 32 MiB on 64-bit systems) afresh and unmapping it when freed: a fresh mapping is
+    """Within the block, glibc serves large allocations from its heap instead of mapping each block above its threshold
+    (128 KiB, raised to the size of larger blocks freed, up to 32 MiB) afresh and unmapping it when freed: a fresh mapping is
     faulted in a page (4 KiB) at a time, and the profile section makes many short-lived arrays of 1M customers and 5M
     orders. At 1M customers, the section on its own three times one after another with the sections' settings (no huge
     pages for numpy): 27.2-29.4 s against 27.8-38.4 s with the blocks of 4 MiB or more mapped afresh (the setting before,

@@ -243,10 +243,8 @@ def export_pii_columns(run_dir: Path) -> pd.DataFrame | None:
     from .params import CustomerSource
 
     source = CustomerSource.model_validate(manifest["params"]["sources"]["customers"])
-    # the data section's record of the file it read (inputs.json; the manifest has the checksums once the run ends)
-    inputs = Path(run_dir) / "inputs.json"
-    records = json.loads(inputs.read_text(encoding="utf-8")) if inputs.exists() else manifest["inputs"]
-    record = next(r for r in records if r["source"] == source.name)
+    # the data section's record of the file it read (the manifest has the checksums once the run ends)
+    record = ingest.inputs_read(run_dir).get(source.name) or next(r for r in manifest["inputs"] if r["source"] == source.name)
     path = Path(record["path"])
     if not path.exists() or ingest.file_sha256(path) != record["sha256"]:
         raise TierbookError(f"{path} changed since the run read it; privacy.export_pii cannot add its columns: run the report again")

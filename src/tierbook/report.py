@@ -552,13 +552,13 @@ def _finish(run_dir: Path, manifest: dict, params: Params, results: dict[str, Se
                "notebook": r.notebook, "html": r.html, "peak_memory_mib": r.peak_memory_mib}
         for name, r in results.items()
     }
-    inputs_json = run_dir / "inputs.json"
-    read = {rec["source"]: rec for rec in json.loads(inputs_json.read_text(encoding="utf-8"))} if inputs_json.exists() else {}
+    read = ingest.inputs_read(run_dir)
     for rec in manifest["inputs"]:
+        done = read.get(rec["source"], {})
         if read:
-            rec["rows"] = read.get(rec["source"], {}).get("rows")
+            rec["rows"] = done.get("rows")
         # the checksum of the file the data section read; of the file as it is now when the data section did not get to it
-        rec["sha256"] = read.get(rec["source"], {}).get("sha256") or rec.get("sha256") or _sha256_if_there(Path(rec["path"]))
+        rec["sha256"] = done.get("sha256") or rec.get("sha256") or _sha256_if_there(Path(rec["path"]))
     manifest["data_period"] = _period(run_dir)
     manifest["status"] = "succeeded" if all(r.status == "succeeded" for r in results.values()) else "failed"
     manifest["ended_at"] = dt.datetime.now().isoformat(timespec="seconds")
