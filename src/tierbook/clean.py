@@ -38,11 +38,14 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pandas as pd
 
 from .errors import TierbookError
 from .params import Clean
+from .summary import line_codes
 
 REASONS = {
     "unparseable_date": "date does not parse",
@@ -158,6 +161,11 @@ class CleanTransactions:
     kept: np.ndarray  # the positions of the kept sale lines among them
     orders: pd.DataFrame  # one row per kept order, returns netted
     ledger: pd.DataFrame | None  # one row per input row (LEDGER_COLUMNS; None once the data stage wrote it)
+    # each line's customer as a code following the ids' order as text (-1: none), the ids by code, and each order's code
+    # (``summary.line_codes``): the data stage writes the customer ids dictionary-encoded with them
+    customer_codes: np.ndarray | None = None
+    customer_ids: np.ndarray | None = None
+    order_customer_codes: np.ndarray | None = None
 
     @property
     def transactions(self) -> pd.DataFrame:
@@ -200,6 +208,12 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     if missing.any():  # "row<n>" for the lines without an order id, formatted for those lines only
         order_id[missing] = ("row" + tx.loc[missing, "row"].astype(str)).array
     tx["order_id"] = order_id
+    # each line's customer as an integer code, hashed once (Arrow, without Python's lock) in a thread while the rules below
+    # that do not need them run: the returns' matching, the cross-source duplicates and the writes of the clean files each
+    # hashed the 7M lines' or 5M orders' id strings (10.7 s of the 1M-customer demo's data stage, 2026-12-03)
+    side = ThreadPoolExecutor(max_workers=1)
+    customers = side.submit(line_codes, tx["customer_id"])
+    side.shutdown(wait=False)
     ledger = _Ledger(tx.index)
     is_return = tx["is_return"].astype(bool)
     day = tx["order_date"].dt.normalize()
@@ -236,14 +250,15 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     keys = OrderKeys(ids, len(sources), pd.Series(id_code[len(tx):].copy(), index=references.index))
     del references, id_code, source_code
 
+    customer_code, customer_ids = customers.result()
     sales = ledger.open & ~is_return
-    orders = _orders(tx, np.flatnonzero(sales.to_numpy()))
+    orders = _orders(tx, np.flatnonzero(sales.to_numpy()), customer_code)
     if rules.cross_source_duplicates.enabled:
         _mark_cross_source_duplicates(tx, orders, ledger, priority, rules.cross_source_duplicates.time_tolerance_minutes, list(sources))
         orders = orders[orders.index.isin(tx.loc[ledger.open & ~is_return, "order_key"].to_numpy())]
 
     returns = ledger.open & is_return
-    matched = _match_returns(tx, returns, ledger.open & ~is_return, orders, keys)
+    matched = _match_returns(tx, returns, ledger.open & ~is_return, orders, keys, customer_code)
     ledger.mark(returns & matched.isna(), "rejected", "return_unmatched", "no earlier order of this customer")
     netted = returns & matched.notna()
     tx["netted_into"] = matched
@@ -269,11 +284,13 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
                    "channel", "store", "currency"]:
         taken[column] = take_column(orders, column, order)
         del orders[column]
+    order_codes = orders.pop("customer_code").to_numpy()[order]
     orders = pd.DataFrame(taken, copy=False)
     del taken
     for column in ("order_key", "netted_into", "is_return"):
         del tx[column]
-    return CleanTransactions(lines=tx, kept=np.flatnonzero(ledger.has("kept")), orders=orders, ledger=ledger.frame("transactions", tx))
+    return CleanTransactions(lines=tx, kept=np.flatnonzero(ledger.has("kept")), orders=orders, ledger=ledger.frame("transactions", tx),
+                             customer_codes=customer_code, customer_ids=customer_ids, order_customer_codes=order_codes)
 
 
 def take_rows(frame: pd.DataFrame, positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
@@ -367,8 +384,9 @@ def _mark_exact_duplicates(tx: pd.DataFrame, ledger: _Ledger, source_code: np.nd
                 lambda marked: "identical to row " + pd.Series(first_row, index=tx.index)[marked.to_numpy()].astype(str))
 
 
-def _orders(tx: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
-    """One row per (source, order id) of the lines at positions ``rows``: customer, first time, gross amount, number of lines."""
+def _orders(tx: pd.DataFrame, rows: np.ndarray, customer_code: np.ndarray) -> pd.DataFrame:
+    """One row per (source, order id) of the lines at positions ``rows``: customer, first time, gross amount, number of lines.
+    ``customer_code``: each line's customer as a code (-1: none), the order's in ``customer_code`` (that of its customer_id)."""
     # the order's attributes are those of its first line with one (groupby "first" skips missing values); a column
     # without missing values is taken at each order's first line directly: groupby "first" of Arrow strings
     # took 20 s on 7M lines, and a copy of the sale lines' ten columns 12 s (2026-12-02)
@@ -386,6 +404,11 @@ def _orders(tx: pd.DataFrame, rows: np.ndarray) -> pd.DataFrame:
     orders = pd.DataFrame(index=pd.Index(keys, name="order_key"))
     for name in ("source", "order_id", "customer_id"):
         orders[name] = column(name)
+    codes = customer_code[rows]
+    if (codes >= 0).all():
+        orders["customer_code"] = codes[first]
+    else:  # the first line's with a customer, as customer_id's
+        orders["customer_code"] = pd.Series(np.where(codes >= 0, codes, np.nan)).groupby(code, sort=False).first().fillna(-1).to_numpy(np.int64)
     orders["order_date"] = pd.Series(tx["order_date"].to_numpy()[rows]).groupby(code, sort=False).min().to_numpy()
     orders["gross_amount"] = pd.Series(tx["amount"].to_numpy()[rows]).groupby(code, sort=False).sum().to_numpy()
     orders["n_lines"] = np.bincount(code, minlength=len(keys))
@@ -400,7 +423,7 @@ def _mark_cross_source_duplicates(tx, orders, ledger, priority: list[str], minut
     cents = (orders["gross_amount"] * 100).round().astype("int64")
     # (customer, cents) as one integer (ids compared as text): merge_asof by two columns, one of them 5M id strings,
     # and copies of the orders' every column took 40 s at 1M customers (2026-12-02)
-    customer = pd.factorize(orders["customer_id"].astype("string"))[0].astype(np.int64)
+    customer = orders["customer_code"].to_numpy().astype(np.int64)
     cents_code, cents_seen = pd.factorize(cents)
     # the orders by date (the order of sort_values("order_date"): numpy's quicksort of the dates), as arrays of numbers
     # with the sources as their codes: a frame of them with the 5M orders' source names (Python strings) took 3.6 s to make
@@ -437,8 +460,9 @@ def _mark_cross_source_duplicates(tx, orders, ledger, priority: list[str], minut
                     "cross_source_duplicate", lambda rows: "same order as " + tx.loc[rows, "order_key"].map(duplicate_of).fillna(""))
 
 
-def _match_returns(tx, returns: pd.Series, sale_rows: pd.Series, orders: pd.DataFrame, keys: OrderKeys) -> pd.Series:
-    """The order key each return nets against (missing when none)."""
+def _match_returns(tx, returns: pd.Series, sale_rows: pd.Series, orders: pd.DataFrame, keys: OrderKeys,
+                   customer_code: np.ndarray) -> pd.Series:
+    """The order key each return nets against (missing when none). ``customer_code``: each line's customer as a code (-1: none)."""
     matched = pd.Series(pd.NA, index=tx.index, dtype="Int64")
     if not returns.any() or orders.empty:
         return matched
@@ -463,7 +487,7 @@ def _match_returns(tx, returns: pd.Series, sale_rows: pd.Series, orders: pd.Data
     # lines' id strings took 20 s at 1M customers (2026-12-02)
     sale = np.flatnonzero((sale_rows & tx["order_key"].isin(orders.index.to_numpy())).to_numpy())
     order_date, order_key = tx["order_date"].to_numpy(), tx["order_key"].to_numpy()
-    codes: dict[str, np.ndarray] = {}
+    codes: dict[str, np.ndarray] = {"customer_id": customer_code.astype(np.int64)}
     for by in (["customer_id", "product_id"], ["customer_id"]):
         todo = matched.loc[rets.index].isna()
         if "product_id" in by and rets["product_id"].isna().all():

@@ -26,7 +26,7 @@ from .errors import TierbookError
 from .i18n import _
 from .memory import give_back_memory
 from .params import Params
-from .summary import customer_codes, customer_codes_at
+from .summary import codes_at, customer_codes, customer_codes_at
 
 
 @dataclass
@@ -84,7 +84,7 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
     # reconciling (2026-12-02).
     # A reconciliation that fails still fails the run (the files written are those of a failed run, never marked latest).
     with ThreadPoolExecutor(max_workers=2) as pool:
-        ids: Future = Future()  # the kept lines' customer ids, sorted, once the lines' writer has them
+        ids: Future = Future()  # the kept lines' customer ids, sorted, and the codes' map to them, once the lines' writer has them
         writes = [pool.submit(_write_lines, result, data_dir, ids)]
         reconciliation = pd.concat(reconciled, ignore_index=True).sort_values(["table", "source"], kind="stable", ignore_index=True)
         clean.check_reconciliation(reconciliation, result.orders, result.ledger, {rec["source"]: rec["rows"] for rec in inventory})
@@ -101,7 +101,11 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
         ledgers.clear()
         result.ledger = ledger = None
         give_back_memory()
-        _write_orders(stage.orders, data_dir, ids.result())
+        codes, customer_ids = _write_orders(stage.orders, data_dir, *ids.result(), result.order_customer_codes)
+        # the orders' customer ids held as they are written and read back (a categorical of the sorted ids): the page's
+        # monthly customers and its count of customers hashed the 5M orders' id strings again (5.6 s CPU of the
+        # 1M-customer demo's data section on a slow afternoon, 2026-12-03)
+        stage.orders["customer_id"] = pd.Categorical.from_codes(codes, categories=pd.Index(customer_ids, dtype=object))
         for write in writes:
             write.result()  # a write's error is raised here
     if no_orders is not None:
@@ -200,29 +204,43 @@ def _rejected(ledger: pd.DataFrame) -> pd.DataFrame:
 
 def _write_lines(result: clean.CleanTransactions, data_dir: Path, ids: Future) -> None:
     """The kept lines, customer ids dictionary-encoded (sorted categories): later sections group by their codes, which
-    makes the 1M-customer summary 1.2 s instead of 8 s (bench/summary_time.py). ``ids`` is given the sorted ids before
-    the lines are written (the orders take them, ``_write_orders``). Once the lines are written, ``result.lines`` is let
-    go: what the ledger does not share of the mapped rows is freed (0.8 GiB at 1M customers, 2026-12-02)."""
+    makes the 1M-customer summary 1.2 s instead of 8 s (bench/summary_time.py). ``ids`` is given the sorted ids and each
+    of cleaning's customer codes' new one (``summary.codes_at``) before the lines are written (the orders take them,
+    ``_write_orders``). Once the lines are written, ``result.lines`` is let go: what the ledger does not share of the
+    mapped rows is freed (0.8 GiB at 1M customers, 2026-12-02)."""
     try:
         lines, kept = result.lines, result.kept
-        codes, sorted_ids = customer_codes_at(lines["customer_id"], kept)
+        if result.customer_codes is not None:  # cleaning's codes of every line (the same ids' order), restricted to the kept ones
+            codes, sorted_ids, rank = codes_at(result.customer_codes, result.customer_ids, kept)
+        else:
+            (codes, sorted_ids), rank = customer_codes_at(lines["customer_id"], kept), None
     except BaseException as exc:
         ids.set_exception(exc)
         raise
-    ids.set_result(sorted_ids)
+    ids.set_result((sorted_ids, rank))
     _write_by_row_group([lines], clean.TX_COLUMNS, data_dir / "transactions.parquet", kept, codes, sorted_ids)
     result.lines, result.kept = None, None
 
 
-def _write_orders(orders: pd.DataFrame, data_dir: Path, ids: np.ndarray) -> None:
+def _write_orders(orders: pd.DataFrame, data_dir: Path, ids: np.ndarray, rank: np.ndarray | None = None,
+                  order_codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The orders, their customer ids dictionary-encoded with the kept lines' sorted ``ids`` (they are the same
-    customers). Written by the data stage's own thread once its other files are (while the lines are still being
-    written): after the lines in their thread, the 1M-customer demo's data stage waited 3.1 s for them at its end; in
-    a third thread beside the lines and the ledger they held about 0.2 GiB more (2026-12-02)."""
-    codes = _codes_in(orders["customer_id"], ids)
+    customers): each order's cleaning code (``order_codes``) mapped by ``rank`` (``summary.codes_at``), else looked up
+    among the ids (``_codes_in``). Written by the data stage's own thread once its other files are (while the lines are
+    still being written): after the lines in their thread, the 1M-customer demo's data stage waited 3.1 s for them at
+    its end; in a third thread beside the lines and the ledger they held about 0.2 GiB more (2026-12-02). Returns the
+    codes and the ids written."""
+    codes = None
+    if rank is not None and order_codes is not None and len(order_codes) == len(orders):
+        codes = np.where(order_codes >= 0, rank[order_codes], -1) if len(order_codes) else order_codes.astype(np.int64)
+        if (codes < 0).any() or not np.bincount(codes, minlength=len(ids)).all():  # not the kept lines' customers, each
+            codes = None
+    if codes is None:
+        codes = _codes_in(orders["customer_id"], ids)
     if codes is None:
         codes, ids = customer_codes(orders["customer_id"])
     _write_by_row_group([orders], list(orders.columns), data_dir / "orders.parquet", None, codes, ids)
+    return codes, ids
 
 
 # the rows of a row group: pyarrow's default, so the files are those pq.write_table writes of the whole frame

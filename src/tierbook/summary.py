@@ -97,17 +97,39 @@ def customer_codes_at(values: pd.Series, kept: np.ndarray) -> tuple[np.ndarray, 
     ids taken, hashed and ranked held 0.3 GiB more at the start of the 1M-customer demo's writes (2026-12-02)."""
     if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow") or not len(kept):
         return customer_codes(values.take(kept))
+    codes, ids = line_codes(values)
+    codes, ids, _ = codes_at(codes, ids, kept)
+    return codes, ids
+
+
+def line_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer codes of ids that may be missing (-1), following the ids' order as text, and the ids by code (sorted as
+    ``customer_codes`` sorts them: by UTF-8 bytes, i.e. by code point): Arrow's hash of the text, which lets go of
+    Python's lock. Every id has a row. ``codes_at`` restricts them to some rows (the kept lines of the data stage)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
+    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
+        values = values.astype(pd.StringDtype("pyarrow"))
     array = pa.array(values.array)
     encoded = pc.dictionary_encode(array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array)
-    indices = encoded.indices.fill_null(0).to_numpy()[kept]  # the kept lines have an id
-    used = np.flatnonzero(np.bincount(indices, minlength=len(encoded.dictionary)))
-    order = pc.sort_indices(encoded.dictionary.take(used)).to_numpy()  # as customer_codes sorts: by UTF-8 bytes
-    rank = np.empty(len(encoded.dictionary), dtype=np.int64)
-    rank[used[order]] = np.arange(len(used))
-    return rank[indices], encoded.dictionary.take(used[order]).to_numpy(zero_copy_only=False)
+    order = pc.sort_indices(encoded.dictionary).to_numpy()
+    rank = np.empty(len(order) + 1, dtype=np.int32)
+    rank[order] = np.arange(len(order), dtype=np.int32)
+    rank[-1] = -1  # a missing id's
+    codes = rank[encoded.indices.fill_null(-1).to_numpy()]
+    return codes, encoded.dictionary.take(order).to_numpy(zero_copy_only=False)
+
+
+def codes_at(codes: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``line_codes``' codes and ids restricted to ``rows`` (which have an id): the codes of those rows among the ids
+    they use (int64), those ids, and ``rank``, each former code's new one (-1 for an id these rows do not use), to map
+    other codes of the same ids with."""
+    mine = codes[rows]
+    used = np.flatnonzero(np.bincount(mine, minlength=len(ids)))
+    rank = np.full(len(ids), -1, dtype=np.int64)
+    rank[used] = np.arange(len(used))
+    return rank[mine], ids[used], rank
 
 
 def first_positions(keys: pd.Series, ids: pd.Series) -> np.ndarray | None:
