@@ -165,9 +165,9 @@ def _pandas_read(path, encoding, delimiter=","):
 
 
 def test_arrow_csv_reader_reads_what_pandas_reads_and_leaves_the_rest_to_it(tmp_path):
-    """Whole files go through pyarrow's reader (GBK transcoded); the frame equals pandas' reading with
-    the options it had: spaces after a delimiter dropped, a value of spaces only or "" missing, and
-    quoted delimiters and line ends kept. What Arrow would read differently falls back (None)."""
+    """Whole files go through pyarrow's reader (GB bytes parsed as they are, each column decoded); the frame
+    equals pandas' reading with the options it had: spaces after a delimiter dropped, a value of spaces only
+    or "" missing, and quoted delimiters and line ends kept. What Arrow would read differently falls back (None)."""
     from tierbook.ingest import _read_csv_arrow
 
     text = '会员卡号,门店,金额\n"001", 上海店 ,"1,234.50"\n002,"北京\n二店",   \n003,,""\n'
@@ -177,6 +177,20 @@ def test_arrow_csv_reader_reads_what_pandas_reads_and_leaves_the_rest_to_it(tmp_
     pd.testing.assert_frame_equal(frame, _pandas_read(gbk, "gb18030"))
     assert frame["会员卡号"].tolist() == ["001", "002", "003"] and frame["金额"].iloc[0] == "1,234.50"
     assert frame["门店"].iloc[0] == "上海店 " and frame["门店"].iloc[1] == "北京\n二店" and frame["金额"].isna().tolist() == [False, True, True]
+    # every GB lead and trail byte next to delimiters, quotes and line ends: a character whose trail byte is "@" or "|"
+    # (0x40, 0x7C), GB18030's four-byte characters (digits as their 2nd and 4th bytes), distinct Chinese values on
+    # every row and one repeated, in GBK and GB18030 files
+    for codec, extra in (("gbk", "丂亅"), ("gb18030", "丂亅𠀀€")):
+        rows = "".join(f'{i},"{extra}{i}店,"|"{extra}",{extra} {i}\n' for i in range(300))
+        body = "编号,名称|备注,类型\n" + rows
+        path = tmp_path / f"{codec}.csv"
+        path.write_bytes(body.encode(codec))
+        frame = _read_csv_arrow(path, codec, ",", 0, body)
+        pd.testing.assert_frame_equal(frame, _pandas_read(path, codec))
+        assert frame["类型"].iloc[7] == f"{extra} 7" and frame["名称|备注"].iloc[0] == f'{extra}0店,|"{extra}"'
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes("编号,名称\n1,".encode("gbk") + b"\x81\x20" + b"\n")  # a lead byte without its trail byte
+    assert _read_csv_arrow(bad, "gbk", ",", 0, "编号,名称\n") is None  # pandas' reader names the decoding problem
     bom = tmp_path / "bom.csv"
     bom.write_bytes("\ufeffid;amount\nA;1\n".encode("utf-8"))
     pd.testing.assert_frame_equal(_read_csv_arrow(bom, "utf-8-sig", ";", 0, "id;amount\nA;1\n"), _pandas_read(bom, "utf-8-sig", ";"))
