@@ -24,7 +24,6 @@ import hashlib
 import io
 import itertools
 import json
-import os
 import re
 import zlib
 from collections.abc import Callable
@@ -853,25 +852,6 @@ def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-# The nice value of a reading thread once it reads a source that is not a transaction source (``_lower_thread_priority``)
-OTHERS_NICE = 15
-
-
-def _lower_thread_priority() -> None:
-    """This thread at nice OTHERS_NICE (Linux: a thread's own priority; it stays so, and the reading pool's threads end
-    with the reading): the transaction sources are cleaned once read, which keeps one core busy, and the other sources
-    are needed only by the end of that cleaning. Read beside the POS export on the two cores, the 1M-customer demo's
-    members workbook (11 s) delayed the transactions' cleaning; at a lower priority it takes what the transactions'
-    reading leaves, and then the core the cleaning leaves."""
-    import threading
-
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), OTHERS_NICE))
-    except (OSError, AttributeError):  # not on this system: the thread reads at its priority
-        pass
-
-
 class Reading:
     """The declared sources being read and mapped in ``pool``'s threads, in the order params list them, each
     table's frame taken as soon as its sources are read (``table``) while the others are still being read: the data
@@ -891,8 +871,6 @@ class Reading:
         self.done: dict[int, tuple] = {}  # the sources ``table`` took: their record and header, without the frame
 
     def _one(self, path: Path, source: Source) -> tuple[dict, list[str], pd.DataFrame]:
-        if source.table != "transactions":
-            _lower_thread_priority()
         raw = read_source(source, path)
         record = {"source": source.name, "table": source.table, "path": str(path), "sha256": raw.sha256,
                   "format": _format_of(path, source.format), "encoding": raw.encoding,
