@@ -38,8 +38,6 @@ import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 import pandas as pd
 
@@ -161,8 +159,8 @@ class CleanTransactions:
     kept: np.ndarray  # the positions of the kept sale lines among them
     orders: pd.DataFrame  # one row per kept order, returns netted
     ledger: pd.DataFrame | None  # one row per input row (LEDGER_COLUMNS; None once the data stage wrote it)
-    # each line's customer as a code following the ids' order as text (-1: none), the ids by code, and each order's code
-    # (``summary.line_codes``): the data stage writes the customer ids dictionary-encoded with them
+    # each line's customer as a code following the ids' order as text (-1: none), the ids by code (Arrow), and each
+    # order's code (``summary.line_codes``): the data stage writes the customer ids dictionary-encoded with them
     customer_codes: np.ndarray | None = None
     customer_ids: np.ndarray | None = None
     order_customer_codes: np.ndarray | None = None
@@ -208,12 +206,6 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     if missing.any():  # "row<n>" for the lines without an order id, formatted for those lines only
         order_id[missing] = ("row" + tx.loc[missing, "row"].astype(str)).array
     tx["order_id"] = order_id
-    # each line's customer as an integer code, hashed once (Arrow, without Python's lock) in a thread while the rules below
-    # that do not need them run: the returns' matching, the cross-source duplicates and the writes of the clean files each
-    # hashed the 7M lines' or 5M orders' id strings (10.7 s of the 1M-customer demo's data stage, 2026-12-03)
-    side = ThreadPoolExecutor(max_workers=1)
-    customers = side.submit(line_codes, tx["customer_id"])
-    side.shutdown(wait=False)
     ledger = _Ledger(tx.index)
     is_return = tx["is_return"].astype(bool)
     day = tx["order_date"].dt.normalize()
@@ -250,7 +242,12 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     keys = OrderKeys(ids, len(sources), pd.Series(id_code[len(tx):].copy(), index=references.index))
     del references, id_code, source_code
 
-    customer_code, customer_ids = customers.result()
+    # each line's customer as an integer code, hashed once by Arrow: the returns' matching, the cross-source duplicates
+    # and the writes of the clean files each hashed the 7M lines' or 5M orders' id strings (10.7 s CPU of the 1M-customer
+    # demo's data stage on a slow afternoon, 2026-12-03). Hashed in a thread beside the rules above, the data stage's
+    # peak resident memory was 0.13-0.17 GiB higher (what the thread's allocations left behind: 3.71-3.76 GiB against
+    # 3.46-3.66 GiB), so here
+    customer_code, customer_ids = line_codes(tx["customer_id"])
     sales = ledger.open & ~is_return
     orders = _orders(tx, np.flatnonzero(sales.to_numpy()), customer_code)
     if rules.cross_source_duplicates.enabled:
@@ -487,7 +484,7 @@ def _match_returns(tx, returns: pd.Series, sale_rows: pd.Series, orders: pd.Data
     # lines' id strings took 20 s at 1M customers (2026-12-02)
     sale = np.flatnonzero((sale_rows & tx["order_key"].isin(orders.index.to_numpy())).to_numpy())
     order_date, order_key = tx["order_date"].to_numpy(), tx["order_key"].to_numpy()
-    codes: dict[str, np.ndarray] = {"customer_id": customer_code.astype(np.int64)}
+    codes: dict[str, np.ndarray] = {"customer_id": customer_code}  # int32: key (int64) * n + code stays int64
     for by in (["customer_id", "product_id"], ["customer_id"]):
         todo = matched.loc[rets.index].isna()
         if "product_id" in by and rets["product_id"].isna().all():

@@ -212,6 +212,7 @@ def _write_lines(result: clean.CleanTransactions, data_dir: Path, ids: Future) -
         lines, kept = result.lines, result.kept
         if result.customer_codes is not None:  # cleaning's codes of every line (the same ids' order), restricted to the kept ones
             codes, sorted_ids, rank = codes_at(result.customer_codes, result.customer_ids, kept)
+            result.customer_codes = result.customer_ids = None
         else:
             (codes, sorted_ids), rank = customer_codes_at(lines["customer_id"], kept), None
     except BaseException as exc:

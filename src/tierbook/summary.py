@@ -97,39 +97,46 @@ def customer_codes_at(values: pd.Series, kept: np.ndarray) -> tuple[np.ndarray, 
     ids taken, hashed and ranked held 0.3 GiB more at the start of the 1M-customer demo's writes (2026-12-02)."""
     if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow") or not len(kept):
         return customer_codes(values.take(kept))
-    codes, ids = line_codes(values)
-    codes, ids, _ = codes_at(codes, ids, kept)
-    return codes, ids
+    codes, ids, _ = codes_at(*line_codes(values), kept)
+    return codes.astype(np.int64), ids
 
 
-def line_codes(values: pd.Series) -> tuple[np.ndarray, np.ndarray]:
-    """Integer codes of ids that may be missing (-1), following the ids' order as text, and the ids by code (sorted as
-    ``customer_codes`` sorts them: by UTF-8 bytes, i.e. by code point): Arrow's hash of the text, which lets go of
-    Python's lock. Every id has a row. ``codes_at`` restricts them to some rows (the kept lines of the data stage)."""
+def line_codes(values: pd.Series):
+    """Integer codes (int32) of ids that may be missing (-1), following the ids' order as text, and the ids by code as an
+    Arrow array (sorted as ``customer_codes`` sorts them: by UTF-8 bytes, i.e. by code point): Arrow's hash of the text,
+    which lets go of Python's lock. ``codes_at`` restricts them to some rows (the kept lines of the data stage) and makes
+    those rows' ids Python strings (1M of them held 70 MB more through the 1M-customer demo's cleaning, 2026-12-03)."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow"):
         values = values.astype(pd.StringDtype("pyarrow"))
-    array = pa.array(values.array)
-    encoded = pc.dictionary_encode(array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array)
-    order = pc.sort_indices(encoded.dictionary).to_numpy()
+    encoded = pc.dictionary_encode(pa.chunked_array(pa.array(values.array)))  # every chunk indexes the one dictionary
+    dictionary = encoded.chunk(0).dictionary if encoded.num_chunks else pa.array([], type=pa.string())
+    order = pc.sort_indices(dictionary).to_numpy()
     rank = np.empty(len(order) + 1, dtype=np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32)
     rank[-1] = -1  # a missing id's
-    codes = rank[encoded.indices.fill_null(-1).to_numpy()]
-    return codes, encoded.dictionary.take(order).to_numpy(zero_copy_only=False)
+    # a chunk at a time into the codes (whole, the indices, their copy without nulls and their concatenation held 90 MB
+    # more at 1M customers, in the thread's own malloc arena through the rest of cleaning)
+    codes = np.empty(len(values), dtype=np.int32)
+    start = 0
+    for chunk in encoded.chunks:
+        codes[start: start + len(chunk)] = rank[chunk.indices.fill_null(-1).to_numpy()]
+        start += len(chunk)
+    return codes, dictionary.take(order)
 
 
-def codes_at(codes: np.ndarray, ids: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def codes_at(codes: np.ndarray, ids, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``line_codes``' codes and ids restricted to ``rows`` (which have an id): the codes of those rows among the ids
-    they use (int64), those ids, and ``rank``, each former code's new one (-1 for an id these rows do not use), to map
-    other codes of the same ids with."""
+    they use (int32), those ids (Python strings), and ``rank``, each former code's new one (-1 for an id these rows do
+    not use), to map other codes of the same ids with."""
     mine = codes[rows]
     used = np.flatnonzero(np.bincount(mine, minlength=len(ids)))
-    rank = np.full(len(ids), -1, dtype=np.int64)
-    rank[used] = np.arange(len(used))
-    return rank[mine], ids[used], rank
+    rank = np.full(len(ids), -1, dtype=np.int32)
+    rank[used] = np.arange(len(used), dtype=np.int32)
+    taken = ids.take(used)
+    return rank[mine], np.asarray(taken.to_numpy(zero_copy_only=False) if hasattr(taken, "to_numpy") else taken, dtype=object), rank
 
 
 def first_positions(keys: pd.Series, ids: pd.Series) -> np.ndarray | None:
