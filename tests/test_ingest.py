@@ -188,6 +188,13 @@ def test_arrow_csv_reader_reads_what_pandas_reads_and_leaves_the_rest_to_it(tmp_
         frame = _read_csv_arrow(path, codec, ",", 0, body)
         pd.testing.assert_frame_equal(frame, _pandas_read(path, codec))
         assert frame["类型"].iloc[7] == f"{extra} 7" and frame["名称|备注"].iloc[0] == f'{extra}0店,|"{extra}"'
+    # delimited by "|", the second byte of 亅: the file is transcoded, not parsed as bytes
+    piped = tmp_path / "piped.csv"
+    body = "编号|名称\n1|亅店\n2|丂\n"
+    piped.write_bytes(body.encode("gbk"))
+    frame = _read_csv_arrow(piped, "gbk", "|", 0, body)
+    pd.testing.assert_frame_equal(frame, _pandas_read(piped, "gbk", "|"))
+    assert frame["名称"].tolist() == ["亅店", "丂"]
     bad = tmp_path / "bad.csv"
     bad.write_bytes("编号,名称\n1,".encode("gbk") + b"\x81\x20" + b"\n")  # a lead byte without its trail byte
     assert _read_csv_arrow(bad, "gbk", ",", 0, "编号,名称\n") is None  # pandas' reader names the decoding problem

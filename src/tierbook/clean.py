@@ -37,6 +37,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -44,6 +45,9 @@ import pandas as pd
 from .errors import TierbookError
 from .params import Clean
 from .summary import line_codes
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 REASONS = {
     "unparseable_date": "date does not parse",
@@ -162,7 +166,7 @@ class CleanTransactions:
     # each line's customer as a code following the ids' order as text (-1: none), the ids by code (Arrow), and each
     # order's code (``summary.line_codes``): the data stage writes the customer ids dictionary-encoded with them
     customer_codes: np.ndarray | None = None
-    customer_ids: np.ndarray | None = None
+    customer_ids: pa.Array | None = None
     order_customer_codes: np.ndarray | None = None
 
     @property

@@ -480,8 +480,9 @@ def _read_csv_arrow(path: Path, encoding: str, delimiter: str, header_row: int, 
         return None
     codec = codecs.lookup(encoding).name
     # Arrow skips a UTF-8 BOM itself; a GB encoding's bytes are parsed as they are (GB_CODECS), others are transcoded
-    arrow_encoding = "utf8" if codec in ("utf-8", "utf-8-sig") or codec in GB_CODECS else encoding
-    kind = pa.binary() if codec in GB_CODECS else pa.string()
+    as_bytes = codec in GB_CODECS and gb_safe_delimiter(delimiter)
+    arrow_encoding = "utf8" if codec in ("utf-8", "utf-8-sig") or as_bytes else encoding
+    kind = pa.binary() if as_bytes else pa.string()
     try:
         table = pacsv.read_csv(
             path,
@@ -491,7 +492,7 @@ def _read_csv_arrow(path: Path, encoding: str, delimiter: str, header_row: int, 
             convert_options=pacsv.ConvertOptions(column_types={f"c{i}": kind for i in range(len(names))}, null_values=[""],
                                                  strings_can_be_null=True, quoted_strings_can_be_null=True),
         )
-        if codec in GB_CODECS:
+        if as_bytes:
             table = pa.table([gb_decoded(column, codec) for column in table.columns], names=table.column_names)
     except (pa.ArrowException, UnicodeError, OSError, ValueError):
         return None
@@ -506,11 +507,17 @@ def _read_csv_arrow(path: Path, encoding: str, delimiter: str, header_row: int, 
 
 
 # The GB encodings of Chinese exports (codecs' names). Their bytes are parsed by Arrow's CSV reader as they are: a
-# character's bytes after the first are 0x30-0x39 or 0x40-0xFE, never a delimiter, quote or line end (ASCII below 0x30
-# but digits), so the fields are those of the decoded text; each column is then decoded (``gb_decoded``). Arrow's
-# transcoding instead runs Python's decoder over the whole file holding Python's lock: the 1M-customer demo's 374 MB POS
-# export spent 4.5 s there and 1.1 s encoding UTF-8 again, beside the other export being read (2026-12-03).
+# character's bytes after the first are 0x30-0x39 or 0x40-0xFE, never the quote (0x22), a line end or a delimiter below
+# 0x30 or in 0x3A-0x3F (comma, tab, semicolon, colon, space; ``gb_safe_delimiter``), so the fields are those of the
+# decoded text; each column is then decoded (``gb_decoded``). A file delimited by "|" (0x7C, the second byte of 亅) is
+# transcoded. Arrow's transcoding runs Python's decoder over the whole file holding Python's lock: the 1M-customer demo's
+# 374 MB POS export spent 4.5 s there and 1.1 s encoding UTF-8 again, beside the other export being read (2026-12-03).
 GB_CODECS = ("gb2312", "gbk", "gb18030")
+
+
+def gb_safe_delimiter(delimiter: str) -> bool:
+    """Whether no byte after the first of a GB character can be ``delimiter`` (``GB_CODECS``)."""
+    return len(delimiter) == 1 and (ord(delimiter) < 0x30 or 0x3A <= ord(delimiter) <= 0x3F)
 
 
 def gb_decoded(column, codec: str):

@@ -117,8 +117,8 @@ def line_codes(values: pd.Series):
     rank = np.empty(len(order) + 1, dtype=np.int32)
     rank[order] = np.arange(len(order), dtype=np.int32)
     rank[-1] = -1  # a missing id's
-    # a chunk at a time into the codes (whole, the indices, their copy without nulls and their concatenation held 90 MB
-    # more at 1M customers, in the thread's own malloc arena through the rest of cleaning)
+    # a chunk at a time into the codes (whole, the indices, their copy without nulls and their concatenation are 90 MB
+    # more at 1M customers)
     codes = np.empty(len(values), dtype=np.int32)
     start = 0
     for chunk in encoded.chunks:
