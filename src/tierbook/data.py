@@ -101,11 +101,8 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
         ledgers.clear()
         result.ledger = ledger = None
         give_back_memory()
-        codes, customer_ids = _write_orders(stage.orders, data_dir, *ids.result(), result.order_customer_codes)
-        # the orders' customer ids held as they are written and read back (a categorical of the sorted ids): the page's
-        # monthly customers and its count of customers hashed the 5M orders' id strings again (5.6 s CPU of the
-        # 1M-customer demo's data section on a slow afternoon, 2026-12-03)
-        stage.orders["customer_id"] = pd.Categorical.from_codes(codes, categories=pd.Index(customer_ids, dtype=object))
+        _write_orders(stage.orders, data_dir, *ids.result(), result.order_customer_codes)
+        result.order_customer_codes = None
         for write in writes:
             write.result()  # a write's error is raised here
     if no_orders is not None:
@@ -224,13 +221,12 @@ def _write_lines(result: clean.CleanTransactions, data_dir: Path, ids: Future) -
 
 
 def _write_orders(orders: pd.DataFrame, data_dir: Path, ids: np.ndarray, rank: np.ndarray | None = None,
-                  order_codes: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                  order_codes: np.ndarray | None = None) -> None:
     """The orders, their customer ids dictionary-encoded with the kept lines' sorted ``ids`` (they are the same
     customers): each order's cleaning code (``order_codes``) mapped by ``rank`` (``summary.codes_at``), else looked up
     among the ids (``_codes_in``). Written by the data stage's own thread once its other files are (while the lines are
     still being written): after the lines in their thread, the 1M-customer demo's data stage waited 3.1 s for them at
-    its end; in a third thread beside the lines and the ledger they held about 0.2 GiB more (2026-12-02). Returns the
-    codes and the ids written."""
+    its end; in a third thread beside the lines and the ledger they held about 0.2 GiB more (2026-12-02)."""
     codes = None
     if rank is not None and order_codes is not None and len(order_codes) == len(orders):
         codes = np.where(order_codes >= 0, rank[order_codes], -1) if len(order_codes) else order_codes.astype(np.int64)
@@ -241,7 +237,6 @@ def _write_orders(orders: pd.DataFrame, data_dir: Path, ids: np.ndarray, rank: n
     if codes is None:
         codes, ids = customer_codes(orders["customer_id"])
     _write_by_row_group([orders], list(orders.columns), data_dir / "orders.parquet", None, codes, ids)
-    return codes, ids
 
 
 # the rows of a row group: pyarrow's default, so the files are those pq.write_table writes of the whole frame
