@@ -117,7 +117,7 @@ def test_kept_lines_customer_codes_without_taking_them_are_those_of_the_taken_id
     import numpy as np
     import pandas as pd
 
-    from tierbook.summary import customer_codes, customer_codes_at
+    from tierbook.summary import codes_at, customer_codes, line_codes
 
     # ids as Arrow strings with gaps (rejected lines without an id), in one chunk and in two, non-ASCII ids sorted by
     # code point as customer_codes sorts them; only the kept rows' ids are categories
@@ -129,8 +129,8 @@ def test_kept_lines_customer_codes_without_taking_them_are_those_of_the_taken_id
             values = pd.concat([values, values.iloc[::-1]], ignore_index=True)
         present = np.flatnonzero(values.notna().to_numpy())
         kept = np.sort(rng.choice(present, size=min(len(present), int(rng.integers(1, 30))), replace=False))
-        codes, ids = customer_codes_at(values, kept)
+        codes, ids, _ = codes_at(*line_codes(values), kept)
         expected_codes, expected_ids = customer_codes(values.take(kept))
         assert codes.tolist() == expected_codes.tolist() and ids.tolist() == expected_ids.tolist()
-    codes, ids = customer_codes_at(pd.Series(pd.array(["b", None, "a", "c", "b"], dtype="string")), np.array([0, 3, 4]))
-    assert ids.tolist() == ["b", "c"] and codes.tolist() == [0, 1, 0]
+    codes, ids, rank = codes_at(*line_codes(pd.Series(pd.array(["b", None, "a", "c", "b"], dtype="string"))), np.array([0, 3, 4]))
+    assert ids.tolist() == ["b", "c"] and codes.tolist() == [0, 1, 0] and rank.tolist() == [-1, 0, 1]  # a unused

@@ -26,7 +26,7 @@ from .errors import TierbookError
 from .i18n import _
 from .memory import give_back_memory
 from .params import Params
-from .summary import codes_at, customer_codes, customer_codes_at
+from .summary import codes_at, customer_codes
 
 
 @dataclass
@@ -207,11 +207,9 @@ def _write_lines(result: clean.CleanTransactions, data_dir: Path, ids: Future) -
     mapped rows is freed (0.8 GiB at 1M customers, 2026-12-02)."""
     try:
         lines, kept = result.lines, result.kept
-        if result.customer_codes is not None:  # cleaning's codes of every line (the same ids' order), restricted to the kept ones
-            codes, sorted_ids, rank = codes_at(result.customer_codes, result.customer_ids, kept)
-            result.customer_codes = result.customer_ids = None
-        else:
-            (codes, sorted_ids), rank = customer_codes_at(lines["customer_id"], kept), None
+        # cleaning's codes of every line (the ids' order as text), restricted to the kept ones
+        codes, sorted_ids, rank = codes_at(result.customer_codes, result.customer_ids, kept)
+        result.customer_codes = result.customer_ids = None
     except BaseException as exc:
         ids.set_exception(exc)
         raise
@@ -220,21 +218,15 @@ def _write_lines(result: clean.CleanTransactions, data_dir: Path, ids: Future) -
     result.lines, result.kept = None, None
 
 
-def _write_orders(orders: pd.DataFrame, data_dir: Path, ids: np.ndarray, rank: np.ndarray | None = None,
-                  order_codes: np.ndarray | None = None) -> None:
+def _write_orders(orders: pd.DataFrame, data_dir: Path, ids: np.ndarray, rank: np.ndarray, order_codes: np.ndarray) -> None:
     """The orders, their customer ids dictionary-encoded with the kept lines' sorted ``ids`` (they are the same
-    customers): each order's cleaning code (``order_codes``) mapped by ``rank`` (``summary.codes_at``), else looked up
-    among the ids (``_codes_in``). Written by the data stage's own thread once its other files are (while the lines are
-    still being written): after the lines in their thread, the 1M-customer demo's data stage waited 3.1 s for them at
-    its end; in a third thread beside the lines and the ledger they held about 0.2 GiB more (2026-12-02)."""
-    codes = None
-    if rank is not None and order_codes is not None and len(order_codes) == len(orders):
-        codes = np.where(order_codes >= 0, rank[order_codes], -1) if len(order_codes) else order_codes.astype(np.int64)
-        if (codes < 0).any() or not np.bincount(codes, minlength=len(ids)).all():  # not the kept lines' customers, each
-            codes = None
-    if codes is None:
-        codes = _codes_in(orders["customer_id"], ids)
-    if codes is None:
+    customers): each order's cleaning code (``order_codes``) mapped by ``rank`` (``summary.codes_at``); coded on their
+    own (``customer_codes``) should they not be those customers. Written by the data stage's own thread once its other
+    files are (while the lines are still being written): after the lines in their thread, the 1M-customer demo's data
+    stage waited 3.1 s for them at its end; in a third thread beside the lines and the ledger they held about 0.2 GiB
+    more (2026-12-02)."""
+    codes = np.where(order_codes >= 0, rank[order_codes], -1) if len(order_codes) else order_codes
+    if (codes < 0).any() or not np.bincount(codes, minlength=len(ids)).all():  # not the kept lines' customers, each
         codes, ids = customer_codes(orders["customer_id"])
     _write_by_row_group([orders], list(orders.columns), data_dir / "orders.parquet", None, codes, ids)
 
@@ -319,21 +311,6 @@ def _first_present(values: pd.Series, positions: np.ndarray | None, block: int =
         if len(present):
             return [start + int(present[0])]
     return []
-
-
-def _codes_in(values: pd.Series, ids: np.ndarray) -> np.ndarray | None:
-    """The codes of ``values`` among the sorted ``ids`` of another table when they hold exactly those ids (the orders'
-    customers are the kept lines' customers), by Arrow's hash lookup: sorting the 5M orders' ids again took 10 s at 1M
-    customers (2026-12-02). None when they differ."""
-    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow") or not len(values):
-        return None
-    import pyarrow.compute as pc
-
-    codes = pc.index_in(pa.array(values.array), value_set=pa.array(ids, type=pa.string())).to_numpy(zero_copy_only=False)
-    if np.isnan(codes).any() if codes.dtype.kind == "f" else (codes < 0).any():
-        return None
-    codes = codes.astype(np.int64)
-    return codes if np.bincount(codes, minlength=len(ids)).all() else None  # every id used, as customer_codes' would be
 
 
 def load_clean(run_dir: Path, name: str, columns: list[str] | None = None, read_dictionary: list[str] | None = None) -> pd.DataFrame:

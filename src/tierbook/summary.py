@@ -91,16 +91,6 @@ def customer_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return _sorted_codes(codes, np.asarray(uniques, dtype=object))
 
 
-def customer_codes_at(values: pd.Series, kept: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``customer_codes(values.take(kept))`` (the same codes, as int64, and ids) without taking the values: Arrow strings
-    are dictionary-encoded where they are, and the entries the ``kept`` rows use are sorted. The data stage's kept lines'
-    ids taken, hashed and ranked held 0.3 GiB more at the start of the 1M-customer demo's writes (2026-12-02)."""
-    if not (isinstance(values.dtype, pd.StringDtype) and values.dtype.storage == "pyarrow") or not len(kept):
-        return customer_codes(values.take(kept))
-    codes, ids, _ = codes_at(*line_codes(values), kept)
-    return codes.astype(np.int64), ids
-
-
 def line_codes(values: pd.Series):
     """Integer codes (int32) of ids that may be missing (-1), following the ids' order as text, and the ids by code as an
     Arrow array (sorted as ``customer_codes`` sorts them: by UTF-8 bytes, i.e. by code point): Arrow's hash of the text,
