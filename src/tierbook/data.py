@@ -136,13 +136,16 @@ def _clean_others(reading: ingest.Reading, params: Params, paths: dict[str, Path
 
 def _reasons(ledger: pd.DataFrame) -> pd.DataFrame:
     """Rows and amounts per table, status and reason, in order of appearance."""
-    return (
+    reasons = (
         pd.DataFrame({"table": ledger["table"], "status": ledger["status"], "reason": ledger["reason"], "row": ledger["row"],
                       "amount": ledger["amount"].astype(float).fillna(0.0)})  # the columns it needs, not a copy of the ledger
-        .groupby(["table", "status", "reason"], sort=False)
+        .groupby(["table", "status", "reason"], sort=False, observed=True)
         .agg(rows=("row", "size"), amount=("amount", "sum"))
         .reset_index()
     )
+    for column in ("table", "status", "reason"):  # the ledger's categoricals as text
+        reasons[column] = clean.as_text(reasons[column])
+    return reasons
 
 
 def _no_orders(ledger: pd.DataFrame, paths: dict[str, Path]) -> str:
@@ -151,7 +154,7 @@ def _no_orders(ledger: pd.DataFrame, paths: dict[str, Path]) -> str:
     tx = ledger[ledger["table"] == "transactions"]
     per_file = []
     for source, rows in tx.groupby("source", sort=False, observed=True):
-        counts = rows["reason"].value_counts()
+        counts = clean.as_text(rows["reason"]).value_counts()
         per_file.append(f"{paths[source]}: " + ", ".join(f"{n:,} {reason}" for reason, n in counts.items()))
     return (f"no transaction row is left to analyse, every one was merged or rejected ({'; '.join(per_file)}); rejected.csv in the "
             f"run folder lists each row; check `date_format` and `columns` of the transaction sources and `clean.window` / `clean.max_date`")
