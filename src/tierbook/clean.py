@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import TierbookError
+from .ingest import REPEATED_TEXT
 from .params import Clean
 from .summary import line_codes
 
@@ -281,11 +282,14 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     left = np.flatnonzero(~gone_mask)
     by = ["order_date", "source", "order_id"]
     order = left[_stable_order(pd.DataFrame({c: orders[c].take(left) for c in by}), by)]
-    # a column at a time, each dropped from the unsorted orders once taken (both whole side by side: 0.5 GiB at 1M customers)
+    # a column at a time, each dropped from the unsorted orders once taken (both whole side by side: 0.5 GiB at 1M customers).
+    # The lines' repeated text (ingest.REPEATED_TEXT) stays categorical in the orders: as Python object arrays, source,
+    # channel and currency held 40 MB each for the 5M orders of 1M customers, through the data stage's peak and beside the
+    # later sections while the data page is drawn (2026-12-03)
     taken = {}
     for column in ["source", "order_id", "customer_id", "order_date", "gross_amount", "returned_amount", "net_amount", "n_lines",
                    "channel", "store", "currency"]:
-        taken[column] = _sorted_categories(pd.Series(orders[column].array.take(order), copy=False)) if column in ORDER_CATEGORIES else take_column(orders, column, order)
+        taken[column] = _sorted_categories(pd.Series(orders[column].array.take(order), copy=False)) if column in REPEATED_TEXT else take_column(orders, column, order)
         del orders[column]
     order_codes = orders.pop("customer_code").to_numpy()[order]
     orders = pd.DataFrame(taken, copy=False)
@@ -296,18 +300,13 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
                              customer_codes=customer_code, customer_ids=customer_ids, order_customer_codes=order_codes)
 
 
-# the clean orders' columns whose few values repeat, held as categoricals (their categories sorted, as astype("category")
-# sorts them): as Python object arrays, source, channel and currency held 40 MB each for the 5M orders of 1M customers,
-# through the data stage's peak and beside the later sections while the data page is drawn (2026-12-03)
-ORDER_CATEGORIES = ("source", "channel", "currency")
-
-
 def _sorted_categories(values: pd.Series) -> pd.Series:
-    """``values`` as a categorical of the values it holds, sorted; a categorical's codes kept (no text hashed again)."""
+    """``values`` as a categorical of the values it holds, sorted as astype("category") sorts text; a categorical's
+    codes kept (no text hashed again)."""
     if not isinstance(values.dtype, pd.CategoricalDtype):
         return values.astype("category")
     values = values.cat.remove_unused_categories()
-    return values.cat.reorder_categories(sorted(values.cat.categories)) if not values.cat.categories.is_monotonic_increasing else values
+    return values.cat.reorder_categories(sorted(values.cat.categories))
 
 
 def take_rows(frame: pd.DataFrame, positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
