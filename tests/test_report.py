@@ -1,5 +1,6 @@
 """The runner's scheduling, run folders and `latest`, without executing notebooks."""
 
+import sys
 import threading
 import time
 from pathlib import Path
@@ -180,29 +181,43 @@ def test_an_input_written_to_during_the_run_fails_it_and_latest_stays(tmp_path, 
     assert len(inputs) == 5 and all(len(r["sha256"]) == 64 for r in inputs)
 
 
-def _numpy_huge_pages(queue) -> None:
+def _huge_pages(queue) -> None:
+    """numpy's madvise setting, and whether the process may have transparent huge pages once Arrow has allocated
+    (None where the kernel does not say: /proc/self/status without THP_enabled)."""
+    import pyarrow as pa
     from numpy._core import multiarray
 
-    queue.put(bool(multiarray._get_madvise_hugepage()))
+    pa.array(range(1000))  # Arrow's allocator (mimalloc) initialised
+    with open("/proc/self/status", encoding="utf-8") as status:
+        thp = [line.split()[1] for line in status if line.startswith("THP_enabled:")]
+    queue.put((bool(multiarray._get_madvise_hugepage()), thp[0] == "1" if thp else None))
 
 
 def test_sections_processes_do_not_ask_for_huge_pages_unless_told(monkeypatch):
-    """numpy's madvise for huge pages made faults wait on the kernel's compaction on this machine: the sections' processes
-    (spawned, or forked from the fork server) start with NUMPY_MADVISE_HUGEPAGE=0 unless the consultant set it."""
+    """Faults on huge pages zeroed 2 MiB each and waited on the kernel's compaction on this machine: the sections'
+    processes (spawned, or forked from the fork server) start with NUMPY_MADVISE_HUGEPAGE=0 and MIMALLOC_ALLOW_THP=0
+    (Arrow's allocator: the process's transparent huge pages off) unless the consultant set them."""
     import multiprocessing
 
     monkeypatch.setenv("NUMPY_MADVISE_HUGEPAGE", "1")
+    monkeypatch.setenv("MIMALLOC_ALLOW_THP", "1")
     report._sections_environment()
-    assert report.os.environ["NUMPY_MADVISE_HUGEPAGE"] == "1"  # the consultant's own value is kept
+    assert report.os.environ["NUMPY_MADVISE_HUGEPAGE"] == "1"  # the consultant's own values are kept
+    assert report.os.environ["MIMALLOC_ALLOW_THP"] == "1"
     monkeypatch.delenv("NUMPY_MADVISE_HUGEPAGE")
+    monkeypatch.delenv("MIMALLOC_ALLOW_THP")
     report._sections_environment()
     assert report.os.environ["NUMPY_MADVISE_HUGEPAGE"] == "0"
-    context = multiprocessing.get_context("spawn")  # the data section's; numpy reads the variable on import
+    assert report.os.environ["MIMALLOC_ALLOW_THP"] == "0"
+    context = multiprocessing.get_context("spawn")  # the data section's; numpy and mimalloc read the variables on import
     queue = context.Queue()
-    process = context.Process(target=_numpy_huge_pages, args=(queue,))
+    process = context.Process(target=_huge_pages, args=(queue,))
     process.start()
-    assert queue.get(timeout=120) is False
+    numpy_madvise, thp = queue.get(timeout=120)
     process.join()
+    assert numpy_madvise is False
+    if sys.platform == "linux" and thp is not None:
+        assert thp is False
 
 
 def test_the_fork_server_runs_below_the_data_section_but_never_above_a_lower_priority_it_has():

@@ -340,8 +340,18 @@ def _sections_environment() -> None:
     array that otherwise takes 10-35 ms. Without (``NUMPY_MADVISE_HUGEPAGE=0``, read by numpy on import), the
     1M-customer data stage on its own took 69.6 and 65.2 s instead of 78.7 and 76.4 s, its kernel time 36 and 33 s
     instead of 56 and 44 s, and the whole report 182.8 and 160.8 s instead of 196.9 and 184.8 s, in runs one after
-    another (2026-12-03, bench/RESULTS.md). A value the consultant set is kept."""
+    another (2026-12-03, bench/RESULTS.md).
+
+    Arrow's allocator (mimalloc) reserves its arenas of 1 GiB with the same madvise, so Arrow's buffers still came in huge
+    pages, each fault zeroing 2 MiB, faulted again each time mimalloc gave a page back (10 ms after it was freed): perf
+    showed a sixth of the 1M-customer data stage in zeroing huge pages. ``MIMALLOC_ALLOW_THP=0`` (read by mimalloc when
+    Arrow loads) turns transparent huge pages off for the whole process (``prctl(PR_SET_THP_DISABLE)``, inherited by
+    the sections forked from the fork server). In six pairs of 1M-customer reports the data section then peaked at
+    3.22-3.28 GiB instead of 3.29-3.54 GiB (2 MiB pages held whole for a few bytes in use), the reports' wall and CPU
+    times the same (medians of three, two batches: 132.9 and 137.0 s against 134.0 and 134.3 s; the second batch's CPU
+    234-247 s against 233-253 s), 2026-12-04, bench/RESULTS.md. A value the consultant set is kept."""
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
+    os.environ.setdefault("MIMALLOC_ALLOW_THP", "0")
 
 
 def start_fork_server() -> None:
