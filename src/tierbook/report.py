@@ -349,7 +349,7 @@ def _sections_environment() -> None:
     the sections forked from the fork server). In six pairs of 1M-customer reports the data section then peaked at
     3.22-3.28 GiB instead of 3.29-3.54 GiB (2 MiB pages held whole for a few bytes in use), the reports' wall and CPU
     times the same (medians of three, two batches: 132.9 and 137.0 s against 134.0 and 134.3 s; the second batch's CPU
-    234-247 s against 233-253 s), 2026-12-04, bench/RESULTS.md. A value the consultant set is kept."""
+    234-247 s against 233-253 s), 2026-12-03/04, bench/RESULTS.md. A value the consultant set is kept."""
     os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
     os.environ.setdefault("MIMALLOC_ALLOW_THP", "0")
 
