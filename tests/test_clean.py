@@ -196,10 +196,11 @@ def test_customers_survey_experiment_rules():
     assert kept["customer_id"].tolist() == ["A"]
 
 
-def test_source_channel_and_currency_as_categories_clean_as_text_does():
-    """The data stage hands cleaning these columns as categoricals (ingest.REPEATED_TEXT): the same statuses, orders and
-    clean lines as text, with the text back in the lines and the reconciliation. The orders hold them as categoricals of
-    the values they hold, sorted (as astype("category") sorts text), whatever the categories' order and unused ones."""
+def test_repeated_text_as_categories_clean_as_text_does():
+    """The data stage hands cleaning the source, channel, currency, store and category as categoricals
+    (ingest.REPEATED_TEXT): the same statuses, orders and clean lines as text, with the text back in the lines and the
+    reconciliation. The orders hold them as categoricals of the values they hold, sorted (as astype("category") sorts
+    text), whatever the categories' order and unused ones."""
     online = frame([
         {"customer_id": "A", "order_id": "E1", "order_date": "2025-01-01 10:00:20", "amount": 99.5},
         {"customer_id": "A", "order_id": "E1", "order_date": "2025-01-01 10:00:20", "amount": 99.5},  # exact duplicate
@@ -212,8 +213,11 @@ def test_source_channel_and_currency_as_categories_clean_as_text_does():
         {"customer_id": None, "order_id": "P3", "order_date": "2025-01-07", "amount": 5},
     ], source="store")
     text = pd.concat([online, store], ignore_index=True)
+    text["store"] = pd.Series(["天猫", "天猫", None, "徐汇店", "静安店", "静安店", "徐汇店"], dtype=object)
+    text["category"] = pd.Series(["美妆", "美妆", "食品", "美妆", None, "食品", "食品"], dtype=object)
     as_text = run(text.copy(), priority=("online", "store"), outliers={"method": "none"})
-    categories = text.astype({"source": pd.CategoricalDtype(["store", "unused", "online"]), "channel": "category", "currency": "category"})
+    categories = text.astype({"source": pd.CategoricalDtype(["store", "unused", "online"]), "channel": "category", "currency": "category",
+                              "store": pd.CategoricalDtype(["静安店", "天猫", "徐汇店", "unused"]), "category": "category"})
     as_categories = run(categories, priority=("online", "store"), outliers={"method": "none"})
     assert reasons(as_text) == {"kept": 3, "exact_duplicate": 1, "cross_source_duplicate": 1, "return_netted": 1, "missing_customer_id": 1}
     pd.testing.assert_frame_equal(as_categories.orders, as_text.orders)
@@ -221,11 +225,16 @@ def test_source_channel_and_currency_as_categories_clean_as_text_does():
     assert as_text.orders["source"].cat.categories.tolist() == ["online", "store"]
     for column in ("channel", "currency"):
         assert as_text.orders[column].astype(object).tolist() == text.loc[[0, 2, 4], column].tolist()
+    stores = as_categories.orders["store"]
+    assert stores.iloc[[0, 2]].tolist() == ["天猫", "静安店"] and pd.isna(stores.iloc[1])
+    assert as_categories.orders["store"].cat.categories.tolist() == ["天猫", "静安店"]
     # the ledger's statuses and reasons: categoricals of the names used, in order of first use
     assert as_text.ledger["status"].cat.categories.tolist() == ["rejected", "merged", "kept"]
     assert as_text.ledger["table"].astype(object).eq("transactions").all()
     pd.testing.assert_frame_equal(as_categories.transactions, as_text.transactions)
     assert as_categories.transactions["source"].dtype == object
+    category = as_categories.transactions["category"]
+    assert category.iloc[:2].tolist() == ["美妆", "食品"] and pd.isna(category.iloc[2]) and category.dtype == object
     ledger = as_categories.ledger.astype({"source": object})
     pd.testing.assert_frame_equal(ledger, as_text.ledger)
     # by source as the data stage sorts it (a categorical's groups follow its categories' order)

@@ -8,6 +8,7 @@ from tierbook.ingest import (
     map_source,
     parse_ids,
     parse_numbers,
+    parse_text,
     read_all,
     read_source,
 )
@@ -46,6 +47,36 @@ def test_gbk_csv_with_chinese_headers_is_detected_and_parsed(project):
     assert tx["order_date"].iloc[0] == pd.Timestamp("2024-03-05 14:22")
     assert tx["row"].tolist() == [1, 2, 3]
     assert tx["channel"].tolist() == ["pos"] * 3 and tx["currency"].tolist() == ["CNY"] * 3
+    # the status only made the returns: it is not carried into cleaning
+    assert "order_status" not in tx
+
+
+def test_repeated_text_of_transactions_is_categorical_and_ids_share_the_files_buffers(project):
+    """Store and category repeat a few values: categoricals (sorted categories) in the mapped lines, blanks missing. An id
+    column with nothing to strip is the file's own Arrow column (its buffers, not a copy); one with spaces is stripped."""
+    params = _params(project, """
+sources:
+  transactions:
+    - name: pos
+      path: pos.csv
+      columns: {小票号: order_id, 会员卡号: customer_id, 交易时间: order_date, 金额: amount, 门店: store, 品类: category}
+""")
+    text = "小票号,会员卡号,交易时间,金额,门店,品类\nP1,C1,2024-03-05,10,静安店,美妆\nP2, C2 ,2024-03-06,20,天猫,\nP3,C1,2024-03-07,5,静安店,食品\n"
+    (project / "data/acme/pos.csv").write_bytes(text.encode("gbk"))
+    tx = read_all(params, project)[0]["transactions"]
+    assert isinstance(tx["store"].dtype, pd.CategoricalDtype) and tx["store"].cat.categories.tolist() == ["天猫", "静安店"]
+    assert tx["store"].tolist() == ["静安店", "天猫", "静安店"]
+    assert isinstance(tx["category"].dtype, pd.CategoricalDtype) and tx["category"].astype(object).tolist()[::2] == ["美妆", "食品"]
+    assert pd.isna(tx["category"].iloc[1])
+    assert tx["customer_id"].tolist() == ["C1", "C2", "C1"]
+
+    column = pd.Series(["A1", "B22", None, "C3"], dtype="string[pyarrow]")
+    for parse in (parse_ids, parse_text):
+        same = parse(column)
+        assert same.iloc[[0, 1, 3]].tolist() == ["A1", "B22", "C3"] and pd.isna(same.iloc[2])
+        assert same.array._pa_array.chunk(0).buffers()[2].address == column.array._pa_array.chunk(0).buffers()[2].address
+    spaced = parse_text(pd.Series([" A1", "B22 ", "  ", "C3"], dtype="string[pyarrow]"))
+    assert spaced.tolist()[:2] == ["A1", "B22"] and pd.isna(spaced.iloc[2]) and spaced.iloc[3] == "C3"
 
 
 def test_utf8_bom_header_has_no_bom_and_semicolons_are_sniffed(project):
