@@ -131,8 +131,8 @@ def parse_text(values: pd.Series) -> pd.Series:
 def _stripped(values: pd.Series) -> pd.Series:
     """Text stripped of surrounding whitespace, blank values missing. A column of Arrow strings with nothing to strip and
     no blank value comes back as it is, its buffers shared rather than copied: a CSV export's ids and texts mostly are
-    so, and their copies sat beside the file's own columns until a source was mapped (the 6.4M-line POS export of 1.4M
-    customers, 2026-12-04)."""
+    so, and their copies sat beside the file's own columns until a source was mapped: mapping the 6.4M-line POS export of
+    1.4M customers peaked at 2.73 GiB with them, 2.22 GiB without (2026-12-04)."""
     text = values.astype("string")
     stripped = text.str.strip()
     if not bool((stripped != text).any()):
