@@ -227,7 +227,7 @@ def test_repeated_text_as_categories_clean_as_text_does():
         assert as_text.orders[column].astype(object).tolist() == text.loc[[0, 2, 4], column].tolist()
     stores = as_categories.orders["store"]
     assert stores.iloc[[0, 2]].tolist() == ["天猫", "静安店"] and pd.isna(stores.iloc[1])
-    assert as_categories.orders["store"].cat.categories.tolist() == ["天猫", "静安店"]
+    assert stores.cat.categories.tolist() == ["天猫", "静安店"]
     # the ledger's statuses and reasons: categoricals of the names used, in order of first use
     assert as_text.ledger["status"].cat.categories.tolist() == ["rejected", "merged", "kept"]
     assert as_text.ledger["table"].astype(object).eq("transactions").all()

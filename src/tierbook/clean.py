@@ -201,8 +201,6 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     tx = tx.copy(deep=False) if isinstance(tx.index, pd.RangeIndex) and tx.index.start == 0 and tx.index.step == 1 else tx.reset_index(drop=True)
     # the columns the rules below use up are dropped from this frame once used: with the caller's frame gone, each Arrow
     # string column is then freed (this frame is the clean lines' source, ``CleanTransactions.lines``)
-    if "order_status" in tx:  # turned into is_return by ingest.map_source
-        del tx["order_status"]
     # the optional columns the rules use, all missing when no source maps them; the others no source maps stay out of
     # the frame and are all missing in the clean lines (``take_rows``): two such columns held 110 MB at 1M customers
     for column in ("order_id", "original_order_id", "product_id", "store"):

@@ -508,10 +508,7 @@ def _read_csv_arrow(path: Path, encoding: str, delimiter: str, header_row: int, 
             arrays[i] = column
     except (pa.ArrowException, UnicodeError, OSError, ValueError):
         return None
-    frame = pa.table(arrays, names=[f"c{i}" for i in range(len(arrays))]).to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
-    del arrays
-    frame.columns = names
-    return frame
+    return pa.table(arrays, names=names).to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get)
 
 
 # The GB encodings of Chinese exports (codecs' names). Their bytes are parsed by Arrow's CSV reader as they are: a
@@ -700,7 +697,8 @@ def map_source(raw: RawTable, source: Source, params: Params) -> pd.DataFrame:
     and every mapped contract column; transaction sources also get ``amount`` (given, or
     quantity x unit_price), ``is_return`` from the source's return rules, ``channel``, ``currency``,
     ``row_hash`` (a hash of the raw row, for exact-duplicate detection) and ``parse_detail`` (the
-    text of a date or amount that did not parse, for rejected.csv). PII columns are dropped here
+    text of a date or amount that did not parse, for rejected.csv); their ``order_status`` only feeds the return rules
+    and is not returned. PII columns are dropped here
     and never reach a clean table.
     """
     contract = TABLES[source.table]
