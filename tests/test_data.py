@@ -100,6 +100,39 @@ def test_parquet_written_a_row_group_at_a_time_is_the_file_of_the_whole_table(tm
     assert pq.read_table(got).num_rows == 0 and pq.read_table(got).column_names == columns
 
 
+def test_read_clean_is_read_parquet_with_the_ids_codes_taken_a_row_group_at_a_time(tmp_path, monkeypatch):
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tierbook import data
+
+    monkeypatch.setattr(data, "ROW_GROUP", 2)
+    first, _ = _frames()
+    positions = np.array([4, 0, 2, 3, 1])
+    codes, ids = data.customer_codes(first.take(positions)["customer_id"])
+    path = tmp_path / "t.parquet"
+    data._write_by_row_group([first], list(first.columns), path, positions, codes, ids)
+    assert pq.ParquetFile(path).num_row_groups == 3
+    for columns, dictionary in ((None, None), (["amount", "customer_id"], None), (["customer_id"], None), (["customer_id", "note"], ["note"]),
+                                (["amount"], None)):
+        want = pd.read_parquet(path, columns=columns, read_dictionary=dictionary)
+        got = data.read_clean(path, columns=columns, read_dictionary=dictionary)
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+        if columns is None or "customer_id" in columns:
+            assert got["customer_id"].astype(str).tolist() == first["customer_id"].take(positions).tolist() == ["b", "b", "c", "a", "a"]
+
+    # row groups whose dictionaries differ (not a file of the data stage): read the plain way, the same frame
+    table = lambda names: pa.table({"customer_id": pa.array(names).dictionary_encode(), "x": pa.array(range(len(names)))})
+    with pq.ParquetWriter(path, table(["a"]).schema) as writer:
+        writer.write_table(table(["b", "a"]))
+        writer.write_table(table(["c"]))
+    got = data.read_clean(path)
+    pd.testing.assert_frame_equal(got, pd.read_parquet(path))
+    assert got["customer_id"].astype(str).tolist() == ["b", "a", "c"]
+
+
 def test_the_ledger_reconciled_part_by_part_is_the_whole_ledger_reconciled(demo_data):
     import pandas as pd
 

@@ -320,7 +320,51 @@ def load_clean(run_dir: Path, name: str, columns: list[str] | None = None, read_
     """A clean table written by the data stage of a run (for the later sections). ``columns``: only
     those (3 of the orders' 11 columns read in 3.0 s CPU instead of 10.6 s at 1M customers);
     ``read_dictionary``: text columns read as categoricals."""
-    return pd.read_parquet(Path(run_dir) / "data" / f"{name}.parquet", columns=columns, read_dictionary=read_dictionary)
+    return read_clean(Path(run_dir) / "data" / f"{name}.parquet", columns=columns, read_dictionary=read_dictionary)
+
+
+def read_clean(path: Path, columns: list[str] | None = None, read_dictionary: list[str] | None = None) -> pd.DataFrame:
+    """``pd.read_parquet(path, columns=columns, read_dictionary=read_dictionary)`` of a clean table, the same frame, but its
+    dictionary-encoded customer ids (``_write_by_row_group``: the sorted ids in every row group) read a row group at a
+    time, of each only the codes kept: Arrow decodes every row group's dictionary of all the ids (10 of 1.4M ids for the
+    10.1M sale lines of 1.4M customers), and turned into pandas at once they took 1.65 GiB to read and 1.11 GiB once read,
+    1.15 GiB so (2026-12-04). Ids whose row groups' dictionaries differ are read the plain way."""
+    path = Path(path)
+    schema = pq.read_schema(path)
+    if "customer_id" not in schema.names or not pa.types.is_dictionary(schema.field("customer_id").type) \
+            or (columns is not None and "customer_id" not in columns):
+        return pd.read_parquet(path, columns=columns, read_dictionary=read_dictionary)
+    names = list(columns) if columns is not None else [n for n in schema.names if not n.startswith("__index_level_")]
+    file = pq.ParquetFile(path, read_dictionary=list(read_dictionary or []))
+    codes, ids, others = [], None, []
+    for group in range(file.num_row_groups):
+        table = file.read_row_group(group, columns=names)
+        for chunk in table.column("customer_id").chunks:
+            if ids is None:
+                if chunk.null_count:
+                    return pd.read_parquet(path, columns=columns, read_dictionary=read_dictionary)
+                ids = chunk.dictionary
+            elif chunk.null_count or not _same_strings(chunk.dictionary, ids):
+                return pd.read_parquet(path, columns=columns, read_dictionary=read_dictionary)
+            codes.append(chunk.indices.to_numpy(zero_copy_only=False))
+        others.append(table.drop_columns(["customer_id"]))
+        del table
+    if ids is None:  # no rows
+        return pd.read_parquet(path, columns=columns, read_dictionary=read_dictionary)
+    out = pa.concat_tables(others).to_pandas()
+    del others
+    codes = np.concatenate(codes) if len(codes) > 1 else codes[0]
+    out.insert(names.index("customer_id"), "customer_id", pd.Categorical.from_codes(codes, categories=pd.Index(ids.to_pandas(), dtype=object)))
+    return out
+
+
+def _same_strings(a: pa.Array, b: pa.Array) -> bool:
+    """Whether two Arrow string arrays hold the same values: the same buffers (a row group's batches share their
+    dictionary), else compared."""
+    if len(a) == len(b) and a.offset == b.offset and all(x is not None and y is not None and x.address == y.address
+                                                          for x, y in zip(a.buffers()[1:], b.buffers()[1:])):
+        return True
+    return a.equals(b)
 
 
 def monthly(orders: pd.DataFrame) -> pd.DataFrame:
