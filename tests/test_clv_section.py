@@ -299,3 +299,31 @@ def test_the_clv_distribution_is_drawn_the_same_from_the_two_columns(tmp_path):
         plt.close(fig)
         images.append(buffer.getvalue())
     assert images[0] == images[1]
+
+
+def test_value_columns_put_into_the_scores_file_give_the_file_written_through_pandas(tmp_path):
+    """crm.update_customer_scores (the clv section's columns put into customer_scores on its Arrow table) reads back as
+    the frame written by write_customer_scores after the pandas way: the file read, its value columns dropped, the new
+    ones added at the end; the other columns (text with a missing value, attrs) as they were."""
+    from tierbook.crm import update_customer_scores, write_customer_scores
+
+    first = tmp_path / "a"
+    second = tmp_path / "b"
+    scores = pd.DataFrame({"customer_id": ["1", "2", "3"], "tier": ["VIP", None, "潜力客户"], "clv": [9.0, 8.0, 7.0],
+                           "recency_days": [1, 2, 3]})
+    scores.attrs = {"as_of": "2024-01-01"}
+    for run_dir in (first, second):
+        run_dir.mkdir()
+        write_customer_scores(scores, run_dir, export=False)
+    new = pd.DataFrame({"p_alive": [0.5, 0.25, 1.0], "clv": [1.5, np.nan, 3.25]})
+    update_customer_scores(first, new)
+    old = pd.read_parquet(second / "data" / "customer_scores.parquet")
+    write_customer_scores(pd.concat([old.drop(columns=["clv"]), new], axis=1), second, export=False)
+    got, want = (pd.read_parquet(d / "data" / "customer_scores.parquet") for d in (first, second))
+    pd.testing.assert_frame_equal(got, want, check_exact=True)
+    assert list(got.columns) == ["customer_id", "tier", "recency_days", "p_alive", "clv"] and got["tier"].tolist() == ["VIP", None, "潜力客户"]
+    assert got.attrs == {"as_of": "2024-01-01"} and got["clv"].isna().tolist() == [False, True, False]
+    with pytest.raises(ValueError, match="2 rows for the 3"):
+        update_customer_scores(first, new.head(2))
+    with pytest.raises(ValueError, match="not documented"):
+        update_customer_scores(first, pd.DataFrame({"nonsense": [1, 2, 3]}))

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from . import i18n
-from .crm import write_customer_scores
+from .crm import update_customer_scores, write_customer_scores
 from .data import load_clean
 from .engine import cohort_table, run_cohorts
 from .errors import TierbookError
@@ -931,6 +931,9 @@ def _write(stage: ChurnStage, scores: pd.DataFrame, run_dir: Path) -> None:
     values = stage.customers[["customer_id"] + [c for c in CRM_COLUMNS if c in stage.customers]].set_index("customer_id")
     if "churn_risk" in values:
         values = values.assign(churn_risk=values["churn_risk"].round(4))
+    if same_ids(scores["customer_id"], values.index):  # the stage's customers are the file's rows, in order: its other columns as they are
+        update_customer_scores(run_dir, values.reset_index(drop=True), drop=CRM_COLUMNS)
+        return
     path = run_dir / "data" / "customer_scores.parquet"
     columns = [c for c in _parquet_columns(path) if c not in CRM_COLUMNS]  # the churn columns are replaced
     others = [c for c in columns if c not in scores]

@@ -32,7 +32,7 @@ from .clv import (
     holdout_actuals,
     holdout_validation,
 )
-from .crm import write_customer_scores
+from .crm import update_customer_scores, write_customer_scores
 from .engine import run_summary
 from .errors import TierbookError
 from .i18n import _
@@ -308,10 +308,8 @@ def run_clv_stage(params: Params, run_dir: Path) -> CLVStage:
         return CLVStage(as_of=as_of, summary=summary, problem=_("The CLV models cannot be used on this data: {error}.", error=error), **empty)
     validation, note = validate(orders, as_of, params)
     del orders  # read again by no step below (0.1 GiB of the section's peak at 1M customers, 2026-12-02)
-    scores = pd.read_parquet(run_dir / "data" / "customer_scores.parquet")
-    scores["customer_id"] = scores["customer_id"].astype(str)
+    scored = _read_scored(run_dir / "data" / "customer_scores.parquet", ["customer_id", "tier", "segment_zh", "segment_en", "named_segment", "rfm_score"])
     customers = fit.customers.assign(customer_id=fit.customers["customer_id"].astype(str))
-    scored = scores[["customer_id", "tier", "segment_zh", "segment_en", "named_segment", "rfm_score"]]
     if same_ids(customers["customer_id"], scored["customer_id"], unique=True) and isinstance(customers.index, pd.RangeIndex):
         # the rfm stage's rows are this summary's customers in the same order: its columns by position, as the merge
         # (hashing 1M id strings) would place them
@@ -325,14 +323,31 @@ def run_clv_stage(params: Params, run_dir: Path) -> CLVStage:
         as_of=as_of, summary=summary, problem=None, validation=validation, validation_note=note, fit=fit, customers=customers,
         by_tier=_group_values(customers, "tier", order), by_segment=_group_values(customers, "segment_zh"),
         p_alive_bands=p_alive_bands, clv_tiers=clv_tiers(params, customers, order), tier_order=order)
-    _write(stage, scores, run_dir)
+    _write(stage, scored["customer_id"], run_dir)
     return stage
+
+
+def _read_scored(path: Path, columns: list[str]) -> pd.DataFrame:
+    """``columns`` of customer_scores as ``pd.read_parquet`` reads them, the ids as text; the other text columns read as
+    dictionaries and given as Python strings from them (1.4M customers' tiers and segments were a string each)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(path)
+    text = [c for c in columns if c != "customer_id" and (pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type))]
+    scored = pd.read_parquet(path, columns=columns, read_dictionary=text or None)
+    for column in text:  # the categories' strings, a row each: the values and dtype read the plain way give
+        scored[column] = np.asarray(scored[column].cat.categories, dtype=object).take(scored[column].cat.codes.to_numpy(), mode="clip") \
+            if not scored[column].isna().any() else scored[column].astype(object).where(scored[column].notna(), None)
+    scored["customer_id"] = scored["customer_id"].astype(str)
+    return scored
 
 
 CRM_COLUMNS = ["p_alive", "expected_purchases", "expected_spend", "clv"]
 
 
-def _write(stage: CLVStage, scores: pd.DataFrame, run_dir: Path) -> None:
+def _write(stage: CLVStage, ids: pd.Series, run_dir: Path) -> None:
+    """The section's tables, and its columns of customer_scores (``ids``: the file's customer ids, as text)."""
     tables = run_dir / "tables"
     tables.mkdir(exist_ok=True)
     fit = stage.fit
@@ -345,15 +360,14 @@ def _write(stage: CLVStage, scores: pd.DataFrame, run_dir: Path) -> None:
     for name, frame in frames.items():
         write_table(frame, tables / f"{name}.csv")
     decimals = {"p_alive": 4, "expected_purchases": 3, "expected_spend": 2, "clv": 2}
-    # the caller's scores changed in place (it does not use them again): a copy without the old CRM columns and another
-    # with the new ones held two more of the 1M customers' 33 columns at the section's peak (2026-12-02)
-    scores.drop(columns=[c for c in CRM_COLUMNS if c in scores], inplace=True)
-    if same_ids(scores["customer_id"], stage.customers["customer_id"], unique=True):  # by position, as in run_clv_stage
-        for c in CRM_COLUMNS:
-            scores[c] = stage.customers[c].round(decimals[c]).to_numpy()
-        merged = scores
-    else:
-        merged = scores.join(stage.customers.set_index("customer_id")[CRM_COLUMNS].round(decimals), on="customer_id")
+    values = stage.customers[["customer_id", *CRM_COLUMNS]].round(decimals)
+    if same_ids(ids, values["customer_id"], unique=True):  # by position, as in run_clv_stage: the file's other columns as they are
+        update_customer_scores(run_dir, values[CRM_COLUMNS])
+        return
+    scores = pd.read_parquet(run_dir / "data" / "customer_scores.parquet")
+    scores["customer_id"] = scores["customer_id"].astype(str)
+    scores = scores.drop(columns=[c for c in CRM_COLUMNS if c in scores])
+    merged = scores.join(values.set_index("customer_id")[CRM_COLUMNS], on="customer_id")
     write_customer_scores(merged, run_dir, export=False)  # the summary section writes the CRM files (profile.export_scores)
 
 
