@@ -132,6 +132,16 @@ def test_read_clean_is_read_parquet_with_the_ids_codes_taken_a_row_group_at_a_ti
     pd.testing.assert_frame_equal(got, pd.read_parquet(path))
     assert got["customer_id"].astype(str).tolist() == ["b", "a", "c"]
 
+    # ids as text (customer_scores): made Python strings without pyarrow's deduplication, the frame pandas reads; ids
+    # that pandas reads as its string dtype the plain way
+    scores = pd.DataFrame({"customer_id": ["b", "a", None], "tier": ["VIP", "VIP", None], "clv": [1.0, 2.0, np.nan]})
+    scores.attrs = {"as_of": "2024-01-01"}
+    for frame in (scores, scores.astype({"customer_id": "string"})):
+        frame.to_parquet(path, index=False)
+        for columns in (None, ["customer_id"], ["clv", "customer_id"], ["tier"]):
+            pd.testing.assert_frame_equal(data.read_clean(path, columns=columns), pd.read_parquet(path, columns=columns), check_exact=True)
+    assert data.read_clean(path).attrs == {"as_of": "2024-01-01"}
+
 
 def test_the_ledger_reconciled_part_by_part_is_the_whole_ledger_reconciled(demo_data):
     import pandas as pd

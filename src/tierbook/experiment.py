@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from . import abtest, i18n
-from .data import load_clean
+from .data import load_clean, read_clean
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
@@ -227,7 +227,7 @@ def run_ab_stage(params: Params, run_dir: Path) -> ABStage:
         strata, label = "stratum", _("stratum of the experiment file")
     elif wanted in ("tier", "segment") and scores_path.exists():
         column = "tier" if wanted == "tier" else "segment_zh"
-        scores = pd.read_parquet(scores_path, columns=["customer_id", column])
+        scores = read_clean(scores_path, columns=["customer_id", column])
         mapping = scores.assign(customer_id=scores["customer_id"].astype(str)).set_index("customer_id")[column].astype(str)
         table["stratum_" + wanted] = table["customer_id"].astype(str).map(mapping).fillna("no purchase history")
         strata = "stratum_" + wanted

@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from . import i18n
+from .data import read_clean
 from .i18n import _
 from .params import Params
 from .summary import first_positions
@@ -410,7 +411,7 @@ def load_responses(params: Params, run_dir: Path) -> tuple[pd.DataFrame, pd.Data
     survey["category"] = nps_category(survey["nps"])
     # of customer_scores (33 columns at 1M customers) only the columns kept, and of the customers table the ids and regions
     scores_file = run_dir / "data" / "customer_scores.parquet"
-    scores = pd.read_parquet(scores_file, columns=[c for c in _parquet_columns(scores_file) if c in CUSTOMER_COLUMNS])
+    scores = read_clean(scores_file, columns=[c for c in _parquet_columns(scores_file) if c in CUSTOMER_COLUMNS])
     scores["customer_id"] = scores["customer_id"].astype(str)
     keep = [c for c in CUSTOMER_COLUMNS if c in scores]
     customers_file = run_dir / "data" / "customers.parquet"

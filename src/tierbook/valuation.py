@@ -33,6 +33,7 @@ from .clv import (
     holdout_validation,
 )
 from .crm import update_customer_scores, write_customer_scores
+from .data import read_clean
 from .engine import run_summary
 from .errors import TierbookError
 from .i18n import _
@@ -335,7 +336,7 @@ def _read_scored(path: Path, columns: list[str]) -> pd.DataFrame:
 
     schema = pq.read_schema(path)
     text = [c for c in columns if c != "customer_id" and (pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type))]
-    scored = pd.read_parquet(path, columns=columns, read_dictionary=text or None)
+    scored = read_clean(path, columns=columns, read_dictionary=text or None)
     for column in text:  # the categories' strings, a row each: the values and dtype read the plain way give
         scored[column] = np.asarray(scored[column].cat.categories, dtype=object).take(scored[column].cat.codes.to_numpy(), mode="clip") \
             if not scored[column].isna().any() else scored[column].astype(object).where(scored[column].notna(), None)
