@@ -389,6 +389,9 @@ def test_rows_where_copies_only_when_rows_are_dropped():
     frame = pd.DataFrame({"a": [1, 2, 3]})
     assert T.rows_where(frame, frame["a"] > 0) is frame
     pd.testing.assert_frame_equal(T.rows_where(frame, frame["a"] > 1), frame[frame["a"] > 1])
+    wide = frame.assign(b=[4.0, 5.0, 6.0])
+    assert T.rows_where(wide, wide["a"] > 0, ["a"]) is wide  # every row kept: the frame itself, no column copied
+    pd.testing.assert_frame_equal(T.rows_where(wide, wide["a"] > 1, ["b"]), pd.DataFrame({"b": [5.0, 6.0]}, index=[1, 2]))
 
 
 def test_tgi_with_repeated_customers_in_the_groups_fails_from_codes_as_from_the_long_table():

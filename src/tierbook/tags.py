@@ -120,11 +120,14 @@ def _stages_before(before: pd.Series, index: pd.Index) -> pd.Categorical:
 # --------------------------------------------------------------------------- behaviour tags
 
 
-def rows_where(frame: pd.DataFrame, keep) -> pd.DataFrame:
-    """``frame[keep]``, or the frame itself when every row is kept (no copy of 7M sale lines to keep
-    them all: ``order_date < as_of`` keeps every row when as_of is the day after the last order)."""
+def rows_where(frame: pd.DataFrame, keep, columns: list[str] | None = None) -> pd.DataFrame:
+    """``frame[keep]`` (of ``columns`` only, when given), or the frame itself, every column, when every row is kept (no
+    copy of 7M sale lines to keep them all: ``order_date < as_of`` keeps every row when as_of is the day after the last
+    order; ``frame[columns]`` copied them, three columns of 10.1M lines 0.12 GiB, 2026-12-04)."""
     keep = np.asarray(keep, dtype=bool)
-    return frame if keep.all() else frame[keep]
+    if keep.all():
+        return frame
+    return frame[keep] if columns is None else frame.loc[keep, columns]
 
 
 def _is_text(values) -> bool:
@@ -184,7 +187,7 @@ def sums_by_key(values: pd.Series | pd.DataFrame, key: np.ndarray, n_keys: int, 
 def favourite_category(lines: pd.DataFrame) -> pd.DataFrame:
     """Each customer's category with the largest share of spend (ties: the first by name), from sale
     lines with ``customer_id, category, amount``: ``customer_id, favourite_category, share``."""
-    lines = rows_where(lines[["customer_id", "category", "amount"]], lines["category"].notna() & (lines["amount"] > 0))
+    lines = rows_where(lines, lines["category"].notna() & (lines["amount"] > 0), ["customer_id", "category", "amount"])
     codes, ids = customer_codes(lines["customer_id"])
     category, categories = text_codes(lines["category"], sort=True)
     n = max(len(categories), 1)
@@ -278,7 +281,7 @@ def discount_sensitivity(lines: pd.DataFrame, edges=(0.2, 0.5)) -> pd.DataFrame:
     """Share of a customer's spend bought on discount (lines with ``discount > 0``) and its band:
     ``low`` below edges[0], ``medium``, ``high`` from edges[1]: ``customer_id, discount_share,
     discount_sensitivity``."""
-    lines = rows_where(lines[["customer_id", "amount", "discount"]], lines["amount"] > 0)
+    lines = rows_where(lines, lines["amount"] > 0, ["customer_id", "amount", "discount"])
     on_discount = pd.to_numeric(lines["discount"], errors="coerce").fillna(0) > 0
     codes, ids = customer_codes(lines["customer_id"])
     frame = pd.DataFrame({"amount": lines["amount"].to_numpy(float), "discounted": lines["amount"].where(on_discount, 0.0).to_numpy(float)})
