@@ -32,8 +32,8 @@ from .crm import update_customer_scores, write_customer_scores
 from .data import load_clean, read_clean
 from .engine import cohort_table, run_cohorts
 from .errors import TierbookError
-from .memory import give_back_memory
 from .i18n import _
+from .memory import give_back_memory
 from .params import Params
 from .pipeline import wait_for
 from .summary import (AMOUNT_SCALE, NS_PER_DAY, customer_codes, customer_summary, default_as_of, first_positions, purchase_days,

@@ -129,9 +129,9 @@ def _replace_scores_file(table: pa.Table, path: Path) -> None:
 def update_customer_scores(run_dir: Path, columns: pd.DataFrame, drop: list[str] = ()) -> None:
     """``columns`` (documented in ``COLUMNS``; its rows the file's, in order) put into ``data/customer_scores.parquet`` in
     place of those of the same names and of ``drop``, at its end: the file of ``write_customer_scores(scores)`` where
-    ``scores`` is the file read, those columns dropped and ``columns``' added. Done on the file's Arrow table, whose text is not made a Python
-    string per customer and value: the clv section read and wrote back the 1.4M customers' file through pandas, 0.9 GiB
-    of its peak (2026-12-04). The caller checks that the rows are the file's (``same_ids``)."""
+    ``scores`` is the file read, those columns dropped and ``columns``' added. Done on the file's Arrow table, whose text
+    is not made a Python string per customer and value: the clv section read and wrote back the 1.4M customers' file
+    through pandas, 0.9 GiB of its peak (2026-12-04). The caller checks that the rows are the file's (``same_ids``)."""
     unknown = [c for c in columns.columns if c not in COLUMNS]
     if unknown:
         raise ValueError(f"customer_scores column {unknown[0]!r} is not documented in tierbook.crm.COLUMNS")

@@ -327,8 +327,9 @@ def read_clean(path: Path, columns: list[str] | None = None, read_dictionary: li
     """``pd.read_parquet(path, columns=columns, read_dictionary=read_dictionary)`` of a clean table, the same frame, but its
     dictionary-encoded customer ids (``_write_by_row_group``: the sorted ids in every row group) read a row group at a
     time, of each only the codes kept: Arrow decodes every row group's dictionary of all the ids (10 of 1.4M ids for the
-    10.1M sale lines of 1.4M customers), and turned into pandas at once they took 1.65 GiB to read and 1.11 GiB once read,
-    1.15 GiB so (2026-12-04). Ids whose row groups' dictionaries differ are read the plain way."""
+    10.1M sale lines of 1.4M customers): six columns of those lines peaked at 1.65 GiB read so, 1.10 GiB this way, the
+    other columns made pandas' one at a time (``_others_to_pandas``; 2026-12-04). Ids whose row groups' dictionaries differ
+    are read the plain way."""
     path = Path(path)
     schema = pq.read_schema(path)
     if "customer_id" not in schema.names or (columns is not None and "customer_id" not in columns):

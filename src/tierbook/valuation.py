@@ -329,8 +329,9 @@ def run_clv_stage(params: Params, run_dir: Path) -> CLVStage:
 
 
 def _read_scored(path: Path, columns: list[str]) -> pd.DataFrame:
-    """``columns`` of customer_scores as ``pd.read_parquet`` reads them, the ids as text; the other text columns read as
-    dictionaries and given as Python strings from them (1.4M customers' tiers and segments were a string each)."""
+    """``columns`` of customer_scores, the ids as text and the other text columns as Python strings (object), made once
+    per distinct value from the column read as a dictionary: read the plain way, 1.4M customers' tiers and segments were
+    a string each (and the tier Arrow text, by the file's pandas description)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
