@@ -44,7 +44,6 @@ import pandas as pd
 
 from .errors import TierbookError
 from .ingest import REPEATED_TEXT
-from .memory import give_back_memory
 from .params import Clean
 from .summary import line_codes
 
@@ -254,9 +253,6 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     # peak resident memory was 0.13-0.17 GiB higher (what the thread's allocations left behind: 3.71-3.76 GiB against
     # 3.46-3.66 GiB), so here
     customer_code, customer_ids = line_codes(tx["customer_id"])
-    # what the rules' masks, the duplicates' hashes and the codes freed, back to the system before the orders are made beside
-    # the lines, the data stage's peak (10.1M lines: 3.8-4.3 GiB resident from run to run either way, 2026-12-04)
-    give_back_memory()
     sales = ledger.open & ~is_return
     orders = _orders(tx, np.flatnonzero(sales.to_numpy()), customer_code)
     if rules.cross_source_duplicates.enabled:

@@ -338,9 +338,8 @@ def _read_scored(path: Path, columns: list[str]) -> pd.DataFrame:
     schema = pq.read_schema(path)
     text = [c for c in columns if c != "customer_id" and (pa.types.is_string(schema.field(c).type) or pa.types.is_large_string(schema.field(c).type))]
     scored = read_clean(path, columns=columns, read_dictionary=text or None)
-    for column in text:  # the categories' strings, a row each: the values and dtype read the plain way give
-        scored[column] = np.asarray(scored[column].cat.categories, dtype=object).take(scored[column].cat.codes.to_numpy(), mode="clip") \
-            if not scored[column].isna().any() else scored[column].astype(object).where(scored[column].notna(), None)
+    for column in text:  # the categories' own strings picked per row; a missing value None, as the plain read gives it
+        scored[column] = scored[column].astype(object).where(scored[column].notna(), None)
     scored["customer_id"] = scored["customer_id"].astype(str)
     return scored
 
