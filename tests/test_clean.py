@@ -242,3 +242,37 @@ def test_repeated_text_as_categories_clean_as_text_does():
         return reconcile(ledger).sort_values(["table", "source"], ignore_index=True)
 
     pd.testing.assert_frame_equal(by_source(as_categories.ledger), by_source(as_text.ledger))
+
+
+def test_spilled_passenger_columns_come_back_as_they_were(tmp_path):
+    """The lines' numeric columns no rule reads, kept in files while cleaning runs (spill_dir), give the same clean lines
+    as kept in memory: values at the kept rows (returns, duplicates and a rejected row dropped), dtypes, missing values."""
+    import numpy as np
+
+    rows = [{"customer_id": "C1", "order_id": "1", "order_date": "2025-01-02", "amount": 30, "quantity": 3, "unit_price": 10.0,
+             "discount": None},
+            {"customer_id": "C1", "order_id": "1", "order_date": "2025-01-02", "amount": 30, "quantity": 3, "unit_price": 10.0,
+             "discount": None},
+            {"customer_id": None, "order_id": "2", "order_date": "2025-01-03", "amount": 5, "quantity": 1, "unit_price": 5.0,
+             "discount": 0.5},
+            {"customer_id": "C2", "order_id": "3", "order_date": "2025-01-04", "amount": 12.5, "quantity": 2, "unit_price": 6.25,
+             "discount": 1.25},
+            {"customer_id": "C2", "order_id": "R3", "original_order_id": "3", "order_date": "2025-01-05", "amount": -6.25,
+             "quantity": -1, "unit_price": 6.25, "discount": 0.0, "is_return": True},
+            {"customer_id": "C3", "order_id": "4", "order_date": "2025-01-06", "amount": 7, "quantity": 1, "unit_price": 7.0,
+             "discount": 0.0}]
+    tx = frame(rows)
+    tx["quantity"] = tx["quantity"].astype(np.int64)
+    in_memory = run(tx.copy(), outliers={"method": "none"})
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    spilled = clean_transactions(tx.copy(), Clean.model_validate({"outliers": {"method": "none"}}), ["shop"], TODAY, spill_dir=spill)
+    assert sorted(spilled.spilled) == ["discount", "quantity", "unit_price"]
+    assert not {"discount", "quantity", "unit_price"} & set(spilled.lines.columns)
+    assert sorted(p.name for p in spill.iterdir()) == ["discount.bin", "quantity.bin", "unit_price.bin"]
+    expected = in_memory.transactions
+    pd.testing.assert_frame_equal(spilled.transactions, expected)
+    assert expected["quantity"].tolist() == [3, 2, 1] and expected["quantity"].dtype == np.int64
+    assert expected["discount"].tolist()[1:] == [1.25, 0.0] and np.isnan(expected["discount"].iloc[0])
+    pd.testing.assert_frame_equal(spilled.ledger, in_memory.ledger)
+    pd.testing.assert_frame_equal(spilled.orders, in_memory.orders)

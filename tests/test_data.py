@@ -95,6 +95,18 @@ def test_parquet_written_a_row_group_at_a_time_is_the_file_of_the_whole_table(tm
                                   taken.assign(customer_id=taken["customer_id"].astype(object)), check_dtype=False)
     assert read["amount"].tolist()[:2] == [5.0, 1.5] and read["when"].dtype == "datetime64[ns]"
 
+    # a numeric column kept in a file while cleaning ran (clean.spill_passengers): the same bytes, a row group's span read
+    from tierbook import clean
+
+    (tmp_path / "spill").mkdir()
+    rest = first.copy()
+    spilled = clean.spill_passengers(rest.rename(columns={"amount": "quantity"}), tmp_path / "spill")
+    assert list(spilled) == ["quantity"]
+    spilled = {"amount": clean.SpilledColumn("amount", spilled["quantity"].path, spilled["quantity"].dtype, len(first))}
+    in_memory = got.read_bytes()
+    data._write_by_row_group([rest.drop(columns="amount")], columns, got, positions, codes, ids, spilled)
+    assert got.read_bytes() == in_memory
+
     # nothing to write: the schema alone
     data._write_by_row_group([first.head(0)], columns, got)
     assert pq.read_table(got).num_rows == 0 and pq.read_table(got).column_names == columns
@@ -154,6 +166,11 @@ def test_the_ledger_reconciled_part_by_part_is_the_whole_ledger_reconciled(demo_
     pd.testing.assert_frame_equal(stage.reconciliation, clean.reconcile(ledger), check_exact=True)
     pd.testing.assert_frame_equal(stage.reasons, data._reasons(ledger), check_exact=True)
     assert (stage.reconciliation["rows_read"] == stage.reconciliation[["rows_kept", "rows_merged", "rows_rejected"]].sum(axis=1)).all()
+    # the lines' passenger columns went through a spill folder (clean.spill_passengers), removed once the lines were written
+    lines = pd.read_parquet(stage.run_dir / "data" / "transactions.parquet")
+    present = lines["quantity"].notna().groupby(lines["source"]).mean().to_dict()
+    assert lines["quantity"].dtype == "float64" and sorted(present.values()) == [0.0, 1.0] and (lines["quantity"].dropna() > 0).all()
+    assert not list(stage.run_dir.glob(".spill-*"))
 
 
 def test_kept_lines_customer_codes_without_taking_them_are_those_of_the_taken_ids():

@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -160,6 +161,63 @@ class _Ledger:
         return pd.DataFrame(columns, copy=False)  # the rows' columns as they are (copies of them took 1 GiB at 1M customers)
 
 
+# Columns of the mapped lines that no cleaning rule reads, only the clean lines carry: when numeric, ``clean_transactions``
+# keeps them in files of a ``spill_dir`` while it cleans (``SpilledColumn``), out of memory until the clean lines are
+# written. At 1.4M customers (10.1M lines) the four the demo maps held 0.31 GiB through cleaning, and the data stage's
+# peak was 4.15 GiB with them in memory against 3.77 GiB without (2026-12-04, bench/RESULTS.md).
+PASSENGER_COLUMNS = ("quantity", "unit_price", "discount", "cost", "margin")
+
+
+@dataclass
+class SpilledColumn:
+    """A numeric column of the mapped lines kept in a file (its raw values, ``ndarray.tofile``) while the lines are
+    cleaned: ``take`` reads only the span of rows it is asked for (the data stage writes the clean lines a row group
+    at a time)."""
+
+    name: str
+    path: Path
+    dtype: np.dtype
+    length: int
+
+    @classmethod
+    def write(cls, values: pd.Series, folder: Path) -> SpilledColumn:
+        array = values.to_numpy()
+        path = Path(folder) / f"{values.name}.bin"
+        array.tofile(path)
+        return cls(str(values.name), path, array.dtype, len(array))
+
+    def take(self, positions: np.ndarray) -> pd.Series:
+        """The values at ``positions`` with a new RangeIndex, as ``take_column`` gives a column in memory."""
+        if not len(positions):
+            return pd.Series(np.empty(0, dtype=self.dtype), name=self.name, copy=False)
+        low, high = int(positions.min()), int(positions.max()) + 1
+        block = np.fromfile(self.path, dtype=self.dtype, count=high - low, offset=low * self.dtype.itemsize)
+        return pd.Series(block[positions - low], name=self.name, copy=False)
+
+
+def spill_passengers(tx: pd.DataFrame, folder: Path) -> dict[str, SpilledColumn]:
+    """The numeric PASSENGER_COLUMNS of ``tx`` written to files in ``folder`` and removed from ``tx`` (in place).
+
+    pandas keeps a frame's columns of one dtype in one 2-D array, and a column left of it is a view that keeps the
+    whole array alive: the columns that shared an array with a spilled one are copied out of it, so that it is freed."""
+    spilled, shared = {}, set()
+    for column in PASSENGER_COLUMNS:
+        if column in tx and isinstance(tx[column].dtype, np.dtype) and tx[column].dtype.kind in "biuf":
+            shared.add(id(_owner(tx[column].to_numpy())))
+            spilled[column] = SpilledColumn.write(tx.pop(column), folder)
+    for column in tx.columns:
+        if isinstance(tx[column].dtype, np.dtype) and id(_owner(tx[column].to_numpy())) in shared:
+            tx[column] = tx[column].to_numpy().copy()
+    return spilled
+
+
+def _owner(array: np.ndarray) -> object:
+    """The object that owns the memory ``array`` views (the array itself when it owns it)."""
+    while isinstance(array, np.ndarray) and array.base is not None:
+        array = array.base
+    return array
+
+
 @dataclass
 class CleanTransactions:
     lines: pd.DataFrame | None  # the mapped rows, with the TX_COLUMNS a source maps (None once the data stage wrote them)
@@ -171,12 +229,13 @@ class CleanTransactions:
     customer_codes: np.ndarray | None = None
     customer_ids: pa.Array | None = None
     order_customer_codes: np.ndarray | None = None
+    spilled: dict[str, SpilledColumn] = field(default_factory=dict)  # the lines' columns kept in files (spill_passengers)
 
     @property
     def transactions(self) -> pd.DataFrame:
         """The kept sale lines (TX_COLUMNS), taken when asked: the data stage writes them a row group at a time
         (``data._write_lines``) and never holds them whole (1.2 GiB at 1M customers, 2026-12-02)."""
-        return take_rows(self.lines, self.kept, TX_COLUMNS)
+        return take_rows(self.lines, self.kept, TX_COLUMNS, self.spilled)
 
 
 def robust_log_z(amount: pd.Series) -> pd.Series:
@@ -189,16 +248,20 @@ def robust_log_z(amount: pd.Series) -> pd.Series:
     return (logs - median) / mad
 
 
-def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], today: dt.date) -> CleanTransactions:
+def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], today: dt.date,
+                       spill_dir: Path | None = None) -> CleanTransactions:
     """Apply the cleaning rules (module docstring) to the mapped transaction rows of all sources.
 
     ``tx`` is ``ingest.map_source`` output (source, row, customer_id, order_date, amount,
     is_return, row_hash, ...). ``priority`` lists source names, highest first, for cross-source
-    duplicates. ``today`` is the default ``max_date``.
+    duplicates. ``today`` is the default ``max_date``. ``spill_dir``: an existing folder where the
+    lines' numeric PASSENGER_COLUMNS are kept while cleaning runs (``CleanTransactions.spilled``;
+    the caller removes it once the lines are written); None keeps them in memory.
     """
     # a shallow copy: the columns added below stay out of the caller's frame, and a frame that already has a RangeIndex
     # (ingest.read_all's) is not copied whole (reset_index copied the 7M lines' columns: 12 s at 1M customers, 2026-12-02)
     tx = tx.copy(deep=False) if isinstance(tx.index, pd.RangeIndex) and tx.index.start == 0 and tx.index.step == 1 else tx.reset_index(drop=True)
+    spilled = spill_passengers(tx, spill_dir) if spill_dir is not None else {}
     # the columns the rules below use up are dropped from this frame once used: with the caller's frame gone, each Arrow
     # string column is then freed (this frame is the clean lines' source, ``CleanTransactions.lines``)
     # the optional columns the rules use, all missing when no source maps them; the others no source maps stay out of
@@ -296,7 +359,8 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     for column in ("order_key", "is_return"):
         del tx[column]
     return CleanTransactions(lines=tx, kept=np.flatnonzero(ledger.has("kept")), orders=orders, ledger=ledger.frame("transactions", tx),
-                             customer_codes=customer_code, customer_ids=customer_ids, order_customer_codes=order_codes)
+                             customer_codes=customer_code, customer_ids=customer_ids, order_customer_codes=order_codes,
+                             spilled=spilled)
 
 
 def _sorted_categories(values: pd.Series) -> pd.Series:
@@ -308,13 +372,17 @@ def _sorted_categories(values: pd.Series) -> pd.Series:
     return values.cat.reorder_categories(sorted(values.cat.categories))
 
 
-def take_rows(frame: pd.DataFrame, positions: np.ndarray, columns: list[str]) -> pd.DataFrame:
+def take_rows(frame: pd.DataFrame, positions: np.ndarray, columns: list[str],
+              spilled: dict[str, SpilledColumn] | None = None) -> pd.DataFrame:
     """The rows at ``positions`` of ``columns``, with a new RangeIndex, as ``frame.loc[rows, columns].reset_index(drop=True)``
     gives them: each column taken once (the selection, the row filter and reset_index each copied the 7M kept lines: 5.3 s
     and 2 GiB more at the peak of 1M customers' cleaning, 2026-12-02). Each column keeps its dtype as a Series: a bare
     object array (a column no source maps, all missing) was scanned for dates by the frame's constructor, 1.2 s per
-    column for the 1M-customer demo's 6.8M kept lines (2026-12-02). A column not in ``frame`` is all missing (pd.NA)."""
-    return pd.DataFrame({c: take_column(frame, c, positions) for c in columns}, copy=False)
+    column for the 1M-customer demo's 6.8M kept lines (2026-12-02). A column not in ``frame`` is all missing (pd.NA),
+    unless ``spilled`` holds it (``spill_passengers``)."""
+    spilled = spilled or {}
+    return pd.DataFrame({c: spilled[c].take(positions) if c in spilled else take_column(frame, c, positions) for c in columns},
+                        copy=False)
 
 
 def take_column(frame: pd.DataFrame, column: str, positions: np.ndarray) -> pd.Series:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import tempfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,55 +57,58 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
     today = today or dt.date.today()
     priority = [s.name for s in params.sources.transactions]
     paths = {s.name: params.source_path(root, s) for s in [*params.sources.transactions, params.sources.customers] if s is not None}
-    # the transaction sources are cleaned as soon as they are read, while the other sources are read in the threads
-    # (``ingest.Reading``) and then cleaned and reconciled in a thread of their own (``_clean_others``); cleaning writes
-    # nothing, and nothing is written before every source is read and checked
-    with ThreadPoolExecutor(max_workers=ingest.READ_THREADS) as readers, ThreadPoolExecutor(max_workers=1) as side:
-        reading = ingest.Reading(params, root, readers)
-        # the mapped lines go to cleaning without a reference kept here: they are freed once cleaned (what the clean
-        # tables need of them is theirs; 2 GiB at 1M customers)
-        taken = [reading.table("transactions")]
-        others = side.submit(_clean_others, reading, params, paths, today)
-        result = clean.clean_transactions(taken.pop(), params.clean, priority, today)
-        inventory, tables, other_ledgers, other_reconciled, other_counted = others.result()
-    give_back_memory()  # what reading and cleaning's steps held and freed (0.3 GiB at 1M customers), before the writes' peak
-    data_dir, tables_dir = run_dir / "data", run_dir / "tables"
-    data_dir.mkdir(parents=True, exist_ok=True)
-    tables_dir.mkdir(parents=True, exist_ok=True)
-    # the transactions' part of the ledger is reconciled and counted before the clean lines are written: the groupbys'
-    # 0.5 GiB then come on top of what cleaning holds, not on top of that and the writes' (the 1M-customer demo's data
-    # stage peaked at 4.5 GiB the other way round, 2026-12-02). The ledger stays in its tables' parts, reconciled and
-    # counted part by part (the parts are whole tables, so the sums are those of the whole): their concatenation copied
-    # the 9M rows of 1M customers, 0.5 GiB.
-    ledgers = [result.ledger, *other_ledgers]
-    reconciled, counted = [clean.reconcile(result.ledger), *other_reconciled], [_reasons(result.ledger), *other_counted]
-    # the clean lines are written in a thread (Arrow encodes and compresses them without Python's lock) while this one
-    # checks the reconciliation, then the ledger in the other thread and the orders in this one beside what is left:
-    # written one after another once everything was reconciled, the 1M-customer demo's files took 16 s after 9 s of
-    # reconciling (2026-12-02).
-    # A reconciliation that fails still fails the run (the files written are those of a failed run, never marked latest).
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        ids: Future = Future()  # the kept lines' customer ids, sorted, and the codes' map to them, once the lines' writer has them
-        writes = [pool.submit(_write_lines, result, data_dir, ids)]
-        reconciliation = pd.concat(reconciled, ignore_index=True).sort_values(["table", "source"], kind="stable", ignore_index=True)
-        clean.check_reconciliation(reconciliation, result.orders, result.ledger, {rec["source"]: rec["rows"] for rec in inventory})
-        stage = DataStage(
-            inventory=pd.DataFrame(inventory), reconciliation=reconciliation, reasons=pd.concat(counted, ignore_index=True),
-            orders=result.orders, run_dir=run_dir, tables=tables,
-        )
-        writes.append(pool.submit(_write_by_row_group, ledgers, clean.LEDGER_COLUMNS, data_dir / "ledger.parquet"))
-        _write(stage, ledgers, run_dir)
-        no_orders = _no_orders(result.ledger, paths) if stage.orders.empty else None
-        # the ledger let go of once written, before the orders are written beside the lines: the 1M-customer demo's
-        # data stage peaked there, holding the 9M rows already written (3.75 -> 3.68 GiB, 2026-12-02)
-        writes.pop().result()
-        ledgers.clear()
-        result.ledger = ledger = None
-        give_back_memory()
-        _write_orders(stage.orders, data_dir, *ids.result(), result.order_customer_codes)
-        result.order_customer_codes = None
-        for write in writes:
-            write.result()  # a write's error is raised here
+    # the lines' numeric columns no cleaning rule reads wait in files of this folder until the clean lines are written
+    # (clean.spill_passengers); it is removed with what it holds however the stage ends
+    with tempfile.TemporaryDirectory(prefix=".spill-", dir=run_dir) as spill:
+        # the transaction sources are cleaned as soon as they are read, while the other sources are read in the threads
+        # (``ingest.Reading``) and then cleaned and reconciled in a thread of their own (``_clean_others``); cleaning writes
+        # nothing, and nothing is written before every source is read and checked
+        with ThreadPoolExecutor(max_workers=ingest.READ_THREADS) as readers, ThreadPoolExecutor(max_workers=1) as side:
+            reading = ingest.Reading(params, root, readers)
+            # the mapped lines go to cleaning without a reference kept here: they are freed once cleaned (what the clean
+            # tables need of them is theirs; 2 GiB at 1M customers)
+            taken = [reading.table("transactions")]
+            others = side.submit(_clean_others, reading, params, paths, today)
+            result = clean.clean_transactions(taken.pop(), params.clean, priority, today, spill_dir=Path(spill))
+            inventory, tables, other_ledgers, other_reconciled, other_counted = others.result()
+        give_back_memory()  # what reading and cleaning's steps held and freed (0.3 GiB at 1M customers), before the writes' peak
+        data_dir, tables_dir = run_dir / "data", run_dir / "tables"
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tables_dir.mkdir(parents=True, exist_ok=True)
+        # the transactions' part of the ledger is reconciled and counted before the clean lines are written: the groupbys'
+        # 0.5 GiB then come on top of what cleaning holds, not on top of that and the writes' (the 1M-customer demo's data
+        # stage peaked at 4.5 GiB the other way round, 2026-12-02). The ledger stays in its tables' parts, reconciled and
+        # counted part by part (the parts are whole tables, so the sums are those of the whole): their concatenation copied
+        # the 9M rows of 1M customers, 0.5 GiB.
+        ledgers = [result.ledger, *other_ledgers]
+        reconciled, counted = [clean.reconcile(result.ledger), *other_reconciled], [_reasons(result.ledger), *other_counted]
+        # the clean lines are written in a thread (Arrow encodes and compresses them without Python's lock) while this one
+        # checks the reconciliation, then the ledger in the other thread and the orders in this one beside what is left:
+        # written one after another once everything was reconciled, the 1M-customer demo's files took 16 s after 9 s of
+        # reconciling (2026-12-02).
+        # A reconciliation that fails still fails the run (the files written are those of a failed run, never marked latest).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            ids: Future = Future()  # the kept lines' customer ids, sorted, and the codes' map to them, once the lines' writer has them
+            writes = [pool.submit(_write_lines, result, data_dir, ids)]
+            reconciliation = pd.concat(reconciled, ignore_index=True).sort_values(["table", "source"], kind="stable", ignore_index=True)
+            clean.check_reconciliation(reconciliation, result.orders, result.ledger, {rec["source"]: rec["rows"] for rec in inventory})
+            stage = DataStage(
+                inventory=pd.DataFrame(inventory), reconciliation=reconciliation, reasons=pd.concat(counted, ignore_index=True),
+                orders=result.orders, run_dir=run_dir, tables=tables,
+            )
+            writes.append(pool.submit(_write_by_row_group, ledgers, clean.LEDGER_COLUMNS, data_dir / "ledger.parquet"))
+            _write(stage, ledgers, run_dir)
+            no_orders = _no_orders(result.ledger, paths) if stage.orders.empty else None
+            # the ledger let go of once written, before the orders are written beside the lines: the 1M-customer demo's
+            # data stage peaked there, holding the 9M rows already written (3.75 -> 3.68 GiB, 2026-12-02)
+            writes.pop().result()
+            ledgers.clear()
+            result.ledger = ledger = None
+            give_back_memory()
+            _write_orders(stage.orders, data_dir, *ids.result(), result.order_customer_codes)
+            result.order_customer_codes = None
+            for write in writes:
+                write.result()  # a write's error is raised here
     if no_orders is not None:
         raise TierbookError(no_orders)
     del result, ledgers, writes
@@ -217,8 +221,8 @@ def _write_lines(result: clean.CleanTransactions, data_dir: Path, ids: Future) -
         ids.set_exception(exc)
         raise
     ids.set_result((sorted_ids, rank))
-    _write_by_row_group([lines], clean.TX_COLUMNS, data_dir / "transactions.parquet", kept, codes, sorted_ids)
-    result.lines, result.kept = None, None
+    _write_by_row_group([lines], clean.TX_COLUMNS, data_dir / "transactions.parquet", kept, codes, sorted_ids, result.spilled)
+    result.lines, result.kept, result.spilled = None, None, {}
 
 
 def _write_orders(orders: pd.DataFrame, data_dir: Path, ids: np.ndarray, rank: np.ndarray, order_codes: np.ndarray) -> None:
@@ -239,21 +243,25 @@ ROW_GROUP = 1024 * 1024
 
 
 def _write_by_row_group(frames: list[pd.DataFrame], columns: list[str], path: Path, positions: np.ndarray | None = None,
-                        codes: np.ndarray | None = None, ids: np.ndarray | None = None) -> None:
+                        codes: np.ndarray | None = None, ids: np.ndarray | None = None,
+                        spilled: dict[str, clean.SpilledColumn] | None = None) -> None:
     """``columns`` of ``frames`` one after another (the rows at ``positions`` of the one frame when given) written as
     Parquet a row group at a time: the same file as ``pq.write_table`` of their concatenation (same schema, same row
     groups), but only a row group's rows are taken and turned into Arrow at once. The whole kept lines and their Arrow
     copy held 1.6 GiB of the 1M-customer demo's data stage, the 9M-row ledger's concatenation 0.5 GiB (2026-12-02).
-    ``codes`` and ``ids``: customer_id written dictionary-encoded (``ids`` the categories, ``codes`` each row's)."""
+    ``codes`` and ``ids``: customer_id written dictionary-encoded (``ids`` the categories, ``codes`` each row's).
+    ``spilled``: columns of the one frame kept in files (``clean.spill_passengers``), read a row group's span at a time."""
     bounds = np.cumsum([0] + [len(f) for f in frames])
     n = int(bounds[-1]) if positions is None else len(positions)
     if codes is not None:  # the categories turned into Arrow once (per row group, 1M ids took 0.9 s, 2026-12-02)
         empty = pd.Categorical.from_codes(codes[:0], categories=pd.Index(ids, dtype=object))
         encoded = pa.Array.from_pandas(empty)
-        head = clean.take_rows(frames[0], np.array([], dtype=np.int64), columns).assign(customer_id=empty)
+        head = clean.take_rows(frames[0], np.array([], dtype=np.int64), columns, spilled).assign(customer_id=empty)
         metadata = pa.Table.from_pandas(head, preserve_index=False).schema.metadata
 
     def column(name: str, rows: slice | np.ndarray) -> pd.Series:  # ``rows``: among the rows written
+        if spilled and name in spilled:
+            return spilled[name].take(positions[rows] if positions is not None else np.arange(n)[rows])
         if positions is not None:
             return clean.take_column(frames[0], name, positions[rows])
         if isinstance(rows, slice):
