@@ -343,7 +343,10 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     # the orders left, sorted, in one take (a mask, a column selection and a sort each copied 5M orders: 10 s, 2026-12-02)
     left = np.flatnonzero(~gone_mask)
     by = ["order_date", "source", "order_id"]
-    order = left[_stable_order(pd.DataFrame({c: orders[c].take(left) for c in by}), by)]
+    left_ids = _first_line_text(tx, orders, "order_id", left)
+    sort = _stable_order(pd.DataFrame({"order_date": orders["order_date"].to_numpy()[left], "source": orders["source"].array.take(left),
+                                       "order_id": left_ids.array}, copy=False), by)
+    order = left[sort]
     # a column at a time, each dropped from the unsorted orders once taken (both whole side by side: 0.5 GiB at 1M customers).
     # The lines' repeated text (ingest.REPEATED_TEXT) stays categorical in the orders: as Python object arrays, source,
     # channel and currency held 40 MB each for the 5M orders of 1M customers, through the data stage's peak and beside the
@@ -351,8 +354,15 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     taken = {}
     for column in ["source", "order_id", "customer_id", "order_date", "gross_amount", "returned_amount", "net_amount", "n_lines",
                    "channel", "store", "currency"]:
-        taken[column] = _sorted_categories(pd.Series(orders[column].array.take(order), copy=False)) if column in REPEATED_TEXT else take_column(orders, column, order)
-        del orders[column]
+        if column == "order_id":
+            taken[column] = take_column(pd.DataFrame({column: left_ids}, copy=False), column, sort)
+            del left_ids
+        elif column == "customer_id":
+            taken[column] = _first_line_text(tx, orders, column, order)
+        else:
+            taken[column] = _sorted_categories(pd.Series(orders[column].array.take(order), copy=False)) if column in REPEATED_TEXT else take_column(orders, column, order)
+        if column in orders:
+            del orders[column]
     order_codes = orders.pop("customer_code").to_numpy()[order]
     orders = pd.DataFrame(taken, copy=False)
     del taken
@@ -489,8 +499,14 @@ def _orders(tx: pd.DataFrame, rows: np.ndarray, customer_code: np.ndarray) -> pd
         return out.array if isinstance(values.dtype, (pd.StringDtype, pd.CategoricalDtype)) else out.to_numpy()
 
     orders = pd.DataFrame(index=pd.Index(keys, name="order_key"))
-    for name in ("source", "order_id", "customer_id"):
-        orders[name] = column(name)
+    orders["source"] = column("source")
+    # the order's id and customer's id as text once cleaning is done (``_first_line_text``): until then each order's
+    # first line (its position among the lines) stands for them. At 1.4M customers the 7M orders' two text columns were
+    # 0.23 GiB of the live memory while the orders were compared and the returns matched (memray, 2026-12-04)
+    orders["first_line"] = rows[first]
+    for name in ("order_id", "customer_id"):
+        if not tx[name].notna().to_numpy()[rows].all():  # an order's first line without it: the first line with it
+            orders[name] = column(name)
     codes = customer_code[rows]
     if (codes >= 0).all():
         orders["customer_code"] = codes[first]
@@ -508,44 +524,59 @@ def _orders(tx: pd.DataFrame, rows: np.ndarray, customer_code: np.ndarray) -> pd
     return orders
 
 
+def _first_line_text(tx: pd.DataFrame, orders: pd.DataFrame, column: str, positions: np.ndarray) -> pd.Series:
+    """``column`` (order_id or customer_id) of the orders at ``positions``, with a new RangeIndex: the text of each
+    order's first line (``_orders``), or the orders' own column when ``_orders`` made one."""
+    if column in orders:
+        return take_column(orders, column, positions)
+    return take_column(tx, column, orders["first_line"].to_numpy()[positions])
+
+
 def _mark_cross_source_duplicates(tx, orders, ledger, priority: list[str], minutes: float, sources) -> None:
     """Orders of a lower-priority source that equal an order of a higher-priority source. ``sources``: the source names by
     the code each order key holds (key % their number)."""
-    cents = (orders["gross_amount"] * 100).round().astype("int64")
-    # (customer, cents) as one integer (ids compared as text): merge_asof by two columns, one of them 5M id strings,
-    # and copies of the orders' every column took 40 s at 1M customers (2026-12-02)
-    customer = orders["customer_code"].to_numpy().astype(np.int64)
-    cents_code, cents_seen = pd.factorize(cents)
     # the orders by date (the order of sort_values("order_date"): numpy's quicksort of the dates), as arrays of numbers
-    # with the sources as their codes: a frame of them with the 5M orders' source names (Python strings) took 3.6 s to make
-    # and 2.9 s to sort at 1M customers (2026-12-03)
+    # with the sources and customers as their codes: a frame of them with the 5M orders' source names (Python strings)
+    # took 3.6 s to make and 2.9 s to sort at 1M customers (2026-12-03)
     date = orders["order_date"].to_numpy()
     by_date = np.argsort(date, kind="quicksort")
-    date, by = date[by_date], (customer * len(cents_seen) + cents_code)[by_date]
-    order_key = orders.index.to_numpy()[by_date]
-    source = order_key % len(sources)
+    date = date[by_date]
+    source = (orders.index.to_numpy()[by_date] % len(sources)).astype(np.int32)
+    customer = orders["customer_code"].to_numpy()[by_date].astype(np.int32)
+    gross = orders["gross_amount"].to_numpy()
+    n_codes = int(customer.max()) + 2 if len(customer) else 1  # codes + 1: -1 (no customer) counted too
     code_of = {name: code for code, name in enumerate(sources)}
     tolerance = pd.Timedelta(minutes=minutes)
     duplicate_of: dict[int, str] = {}  # order key -> the order it repeats, as text
+    repeats = np.zeros(len(date), dtype=bool)  # the orders (by date) found to repeat one, not matched again
     for i, name in enumerate(priority[1:], start=1):
         left = np.flatnonzero(source == code_of.get(name, -1))
         higher = [code_of[s] for s in priority[:i] if s in code_of]
-        right = np.flatnonzero(pd.Series(source).isin(higher).to_numpy() & ~pd.Series(order_key).isin(np.fromiter(duplicate_of, dtype=np.int64)).to_numpy())
-        # only the orders whose (customer, cents) is on both sides can match (merge_asof pairs rows of the same "by"):
-        # the others left out, merge_asof of all 5M orders took 2.3 s of the 1M-customer demo's cleaning (2026-12-02)
-        left = left[pd.Series(by[left]).isin(by[right]).to_numpy()]
-        right = right[pd.Series(by[right]).isin(by[left]).to_numpy()]
+        right = np.flatnonzero(np.isin(source, higher) & ~repeats)
+        # only the orders of the same customer and amount can match (merge_asof pairs rows of the same "by"): first the
+        # customers on both sides, counted by code, then (customer, cents) as one integer for their orders only (ids
+        # compared as text, and all 7M orders' pairs hashed, held 0.7 GiB at 1.4M customers: memray, 2026-12-04;
+        # merge_asof of all 5M orders took 2.3 s of the 1M-customer demo's cleaning, 2026-12-02)
+        shared = (np.bincount(customer[left] + 1, minlength=n_codes) > 0) & (np.bincount(customer[right] + 1, minlength=n_codes) > 0)
+        left, right = left[shared[customer[left] + 1]], right[shared[customer[right] + 1]]
+        both = np.concatenate([left, right])
+        cents_code, cents_seen = pd.factorize(np.round(gross[by_date[both]] * 100).astype(np.int64))
+        by = customer[both].astype(np.int64) * len(cents_seen) + cents_code
+        by_left, by_right = by[: len(left)], by[len(left):]
+        on_left, on_right = pd.Series(by_left).isin(by_right).to_numpy(), pd.Series(by_right).isin(by_left).to_numpy()
+        left, by_left, right, by_right = left[on_left], by_left[on_left], right[on_right], by_right[on_right]
         if not len(left) or not len(right):
             continue
         match = pd.merge_asof(
-            pd.DataFrame({"order_date": date[left], "by": by[left], "order_key": order_key[left]}),
-            pd.DataFrame({"order_date": date[right], "by": by[right], "ref": by_date[right]}),
+            pd.DataFrame({"order_date": date[left], "by": by_left, "at": left}),
+            pd.DataFrame({"order_date": date[right], "by": by_right, "ref": by_date[right]}),
             on="order_date", by="by", tolerance=tolerance, direction="nearest",
         ).dropna(subset=["ref"])
-        ref = match["ref"].to_numpy(dtype=np.int64)
+        ref, at = match["ref"].to_numpy(dtype=np.int64), match["at"].to_numpy(dtype=np.int64)
         # as Python strings: with Arrow-held text, an empty match's object column has no string type to join with
-        reference = orders["source"].iloc[ref].astype(object).to_numpy() + " order " + orders["order_id"].iloc[ref].astype(object).to_numpy()
-        duplicate_of.update(zip(match["order_key"].tolist(), reference))
+        reference = orders["source"].iloc[ref].astype(object).to_numpy() + " order " + _first_line_text(tx, orders, "order_id", ref).astype(object).to_numpy()
+        duplicate_of.update(zip(orders.index.to_numpy()[by_date[at]].tolist(), reference))
+        repeats[at] = True
     if duplicate_of:
         ledger.mark(tx["order_key"].isin(np.fromiter(duplicate_of, dtype=np.int64)) & ~tx["is_return"].astype(bool), "merged",
                     "cross_source_duplicate", lambda rows: "same order as " + tx.loc[rows, "order_key"].map(duplicate_of).fillna(""))
@@ -568,9 +599,11 @@ def _match_returns(tx, returns: pd.Series, sale_rows: pd.Series, orders: pd.Data
         # the customer's order with that id in any source (the first in order of appearance): among the orders whose id is
         # referenced only (a MultiIndex of all 5M orders' customers and ids took 32 s at 1M customers, 2026-12-02)
         referenced = orders[np.isin(orders.index.to_numpy() // keys.n_sources, ref[has_ref])]
-        by_customer = pd.Series(referenced.index, index=pd.MultiIndex.from_arrays([referenced["customer_id"], referenced.index // keys.n_sources]))
+        # customers as their codes (an order's is its customer_id's, and a return here has a customer)
+        by_customer = pd.Series(referenced.index, index=pd.MultiIndex.from_arrays([referenced["customer_code"].to_numpy(),
+                                                                                  referenced.index // keys.n_sources]))
         by_customer = by_customer[~by_customer.index.duplicated()]
-        lookup = pd.MultiIndex.from_arrays([rets["customer_id"], ref])
+        lookup = pd.MultiIndex.from_arrays([customer_code[rets.index.to_numpy()], ref])
         hit = hit.fillna(pd.Series(by_customer.reindex(lookup).to_numpy(), index=rets.index).astype("Int64"))
         matched.loc[rets.index] = hit
     # 2. the customer's latest earlier sale line of the same product, 3. latest earlier order. The lines' customers and
