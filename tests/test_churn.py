@@ -337,6 +337,28 @@ def test_cox_proportional_hazards_test_on_a_sample_above_cox_sample():
     assert f"random sample of 1,000 of these customers ({int(sample['event'].sum()):,} churned" in cox_caption(sampled)
 
 
+def test_cox_fitted_on_a_sample_above_cox_fit_sample_recovers_the_planted_hazard_ratios():
+    from tierbook.churn import cox_caption
+
+    frame = _cox_frame(20000, seed=3)
+    full = cox_model(frame, {"tier": "A"}, numeric=["score"], fit_sample=20000)  # at the threshold: every customer
+    assert not full.fit_sampled and full.customers == 20000 and "random sample" not in cox_caption(full)
+    pd.testing.assert_frame_equal(full.table, cox_model(frame, {"tier": "A"}, numeric=["score"]).table)
+    sampled = cox_model(frame, {"tier": "A"}, numeric=["score"], fit_sample=5000, seed=7)
+    # the fit of the seeded sample's rows (in their order), as lifelines makes it on them
+    rows = np.sort(np.random.default_rng(7).choice(20000, 5000, replace=False))
+    pd.testing.assert_frame_equal(sampled.table, cox_model(frame.iloc[rows], {"tier": "A"}, numeric=["score"]).table)
+    assert (sampled.customers, sampled.population, sampled.events) == (5000, 20000, int(frame["event"].iloc[rows].sum()))
+    # the planted hazard ratio of tier B (2) and every hazard ratio of the fit on all customers inside the sample's 95 %
+    # intervals, which are wider than the full fit's about by the square root of the sizes' ratio (2)
+    table, whole = sampled.table.set_index("covariate"), full.table.set_index("covariate")
+    assert table.loc["tier: B", "lower_95"] < 2 < table.loc["tier: B", "upper_95"]
+    assert ((table["lower_95"] < whole["hazard_ratio"]) & (whole["hazard_ratio"] < table["upper_95"])).all()
+    width = np.log(table["upper_95"] / table["lower_95"]) / np.log(whole["upper_95"] / whole["lower_95"])
+    assert width.between(1.8, 2.2).all()
+    assert sampled.fit_sampled and f"random sample of 5,000 of the 20,000 customers ({sampled.events:,} churned; churn.cox_fit_sample)" in cox_caption(sampled)
+
+
 def test_cox_on_one_block_gives_the_fit_of_the_design_built_column_by_column():
     """cox_model hands lifelines its design as one block of doubles: the same hazard ratios, intervals and p-values
     to the last bit as the fit of the design built a column at a time (as the stage used to hand it over)."""

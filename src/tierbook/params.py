@@ -306,6 +306,7 @@ class Churn(Strict):
     at_risk_value_share: float = Field(0.2, gt=0, le=1)
     at_risk_min_risk: float = Field(0.5, gt=0, lt=1)
     top_n: int = Field(30, ge=1, le=500)
+    cox_fit_sample: int = Field(200000, ge=1000)  # more customers: the Cox model is fitted on a random sample of this many
     cox_sample: int = Field(20000, ge=1000)  # more customers: the proportional-hazards test runs on a random sample of this many
     train_sample: int = Field(100000, ge=1000)  # more active customers: the churn models are fitted on a sample of this many
     importance_sample: int = Field(20000, ge=1000)  # more test customers: the permutation importance runs on a sample of this many
