@@ -194,3 +194,29 @@ def test_kept_lines_customer_codes_without_taking_them_are_those_of_the_taken_id
         assert codes.tolist() == expected_codes.tolist() and ids.tolist() == expected_ids.tolist()
     codes, ids, rank = codes_at(*line_codes(pd.Series(pd.array(["b", None, "a", "c", "b"], dtype="string"))), np.array([0, 3, 4]))
     assert ids.tolist() == ["b", "c"] and codes.tolist() == [0, 1, 0] and rank.tolist() == [-1, 0, 1]  # a unused
+
+
+def test_the_stage_orders_are_the_orders_file_and_their_monthly_figures_those_of_the_text_ids(demo_data):
+    """The page's orders are the file the sections read (customer ids a categorical of the sorted ids); the monthly
+    figures counted by customer code equal those of the ids as text and of a plain groupby of Period months."""
+    import numpy as np
+    import pandas as pd
+
+    from tierbook import data
+
+    stage, _ = demo_data
+    written = pd.read_parquet(stage.run_dir / "data" / "orders.parquet")
+    pd.testing.assert_series_equal(stage.orders["customer_id"], written["customer_id"], check_exact=True)
+    as_objects = stage.orders.assign(**{c: stage.orders[c].astype(object) for c in ("source", "channel", "store", "currency")})
+    pd.testing.assert_frame_equal(as_objects, written, check_exact=True)  # the repeated text categorical in memory only
+    orders = stage.orders.copy()
+    orders.loc[orders.index[:40:3], "channel"] = None  # orders without a channel are left out
+    as_text = orders.assign(customer_id=pd.array(orders["customer_id"].astype(object), dtype="string[pyarrow]"))
+    as_text.loc[as_text.index[5:60:7], "customer_id"] = None  # nor counted as a customer
+    for frame in (orders, as_text):
+        got = data.monthly(frame)
+        month = frame["order_date"].dt.to_period("M").dt.to_timestamp()
+        plain = (frame.assign(month=month, channel=frame["channel"].astype(object)).groupby(["month", "channel"])
+                 .agg(orders=("month", "size"), customers=("customer_id", "nunique"), revenue=("net_amount", "sum")).reset_index())
+        pd.testing.assert_frame_equal(got, plain, check_exact=True)
+        assert got["orders"].sum() == frame["channel"].notna().sum() and got["customers"].dtype == np.int64
