@@ -59,6 +59,7 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
     paths = {s.name: params.source_path(root, s) for s in [*params.sources.transactions, params.sources.customers] if s is not None}
     # the lines' numeric columns no cleaning rule reads wait in files of this folder until the clean lines are written
     # (clean.spill_passengers); it is removed with what it holds however the stage ends
+    run_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".spill-", dir=run_dir) as spill:
         # the transaction sources are cleaned as soon as they are read, while the other sources are read in the threads
         # (``ingest.Reading``) and then cleaned and reconciled in a thread of their own (``_clean_others``); cleaning writes
