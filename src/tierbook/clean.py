@@ -163,8 +163,8 @@ class _Ledger:
 
 # Columns of the mapped lines that no cleaning rule reads, only the clean lines carry: when numeric, ``clean_transactions``
 # keeps them in files of a ``spill_dir`` while it cleans (``SpilledColumn``), out of memory until the clean lines are
-# written. At 1.4M customers (10.1M lines) the four the demo maps held 0.31 GiB through cleaning, and the data stage's
-# peak was 4.15 GiB with them in memory against 3.77 GiB without (2026-12-04, bench/RESULTS.md).
+# written. At 1.4M customers (10.1M lines) the four the demo maps held 0.31 GiB through cleaning; the data stage on its
+# own peaked at 3.70 GiB with them in files against 3.95 GiB before (one run each, 2026-12-04, bench/RESULTS.md).
 PASSENGER_COLUMNS = ("quantity", "unit_price", "discount", "cost", "margin")
 
 
