@@ -177,14 +177,13 @@ class SpilledColumn:
     name: str
     path: Path
     dtype: np.dtype
-    length: int
 
     @classmethod
     def write(cls, values: pd.Series, folder: Path) -> SpilledColumn:
         array = values.to_numpy()
         path = Path(folder) / f"{values.name}.bin"
         array.tofile(path)
-        return cls(str(values.name), path, array.dtype, len(array))
+        return cls(str(values.name), path, array.dtype)
 
     def take(self, positions: np.ndarray) -> pd.Series:
         """The values at ``positions`` with a new RangeIndex, as ``take_column`` gives a column in memory."""
@@ -355,7 +354,7 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
     for column in ["source", "order_id", "customer_id", "order_date", "gross_amount", "returned_amount", "net_amount", "n_lines",
                    "channel", "store", "currency"]:
         if column == "order_id":
-            taken[column] = take_column(pd.DataFrame({column: left_ids}, copy=False), column, sort)
+            taken[column] = pd.Series(left_ids.array.take(sort), copy=False)
             del left_ids
         elif column == "customer_id":
             taken[column] = _first_line_text(tx, orders, column, order)
@@ -395,12 +394,13 @@ def take_rows(frame: pd.DataFrame, positions: np.ndarray, columns: list[str],
                         copy=False)
 
 
-def take_column(frame: pd.DataFrame, column: str, positions: np.ndarray) -> pd.Series:
+def take_column(frame: pd.DataFrame, column: str, positions: np.ndarray, text: bool = True) -> pd.Series:
     """The values of ``column`` at ``positions`` with a new RangeIndex (``take_rows``); all missing (pd.NA, object) when the
-    frame has no such column."""
+    frame has no such column. ``text=False`` keeps a categorical categorical (``as_text`` otherwise)."""
     if column not in frame:
         return pd.Series(np.full(len(positions), pd.NA, dtype=object), copy=False)
-    return as_text(pd.Series(frame[column].array.take(positions), dtype=frame[column].dtype, copy=False))
+    taken = pd.Series(frame[column].array.take(positions), dtype=frame[column].dtype, copy=False)
+    return as_text(taken) if text else taken
 
 
 def as_text(values: pd.Series) -> pd.Series:

@@ -270,10 +270,7 @@ def _write_by_row_group(frames: list[pd.DataFrame], columns: list[str], path: Pa
         if spilled and name in spilled:
             return [spilled[name].take(positions[rows] if positions is not None else np.arange(n)[rows])]
         if positions is not None:
-            if name not in frames[0]:
-                return [clean.take_column(frames[0], name, positions[rows])]
-            values = frames[0][name]
-            return [pd.Series(values.array.take(positions[rows]), dtype=values.dtype, copy=False)]
+            return [clean.take_column(frames[0], name, positions[rows], text=False)]
         if isinstance(rows, slice):
             return [frame[name].iloc[max(rows.start - a, 0): min(rows.stop, b) - a] for frame, a, b in zip(frames, bounds[:-1], bounds[1:])
                     if a < rows.stop and b > rows.start]
