@@ -112,3 +112,23 @@ def test_customer_codes_sort_as_the_ids_do_and_unique_sorted_is_np_unique():
     assert list(customer_codes(pd.Series(pd.Categorical(ids, categories=["中", "b9", "b10", "a", "zz"])))[1]) == ["a", "b10", "b9", "zz", "中"]
     values = np.random.default_rng(0).integers(-50, 50, 1000)
     assert np.array_equal(unique_sorted(values), np.unique(values)) and len(unique_sorted(values[:0])) == 0
+
+
+@pytest.mark.parametrize("labels", [["a", "b", "c"], ["a", "b", "b"], ["b", "a", "c"], ["b", "a", "b"], ["a", None], ["10", "9"], []])
+def test_known_unique_is_pandas_is_unique(labels):
+    from tierbook.summary import known_unique
+
+    assert known_unique(pd.Index(labels, dtype=object)) is pd.Index(labels, dtype=object).is_unique
+
+
+def test_categorical_of_ids_is_from_codes_and_still_refuses_repeated_ids():
+    from tierbook.summary import categorical_of_ids
+
+    codes = np.array([2, 0, -1, 1, 2])
+    for ids in (["c01", "c02", "c10"], ["c10", "c01", "c02"]):  # sorted (checked in one pass) and not (hashed)
+        got = categorical_of_ids(codes, np.array(ids, dtype=object))
+        want = pd.Categorical.from_codes(codes, categories=ids)
+        assert got.categories.tolist() == ids and got.codes.tolist() == want.codes.tolist()
+        assert got.astype(object).tolist() == want.astype(object).tolist()
+    with pytest.raises(ValueError, match="unique"):
+        categorical_of_ids(codes, np.array(["a", "b", "b"], dtype=object))

@@ -451,8 +451,12 @@ def _mark_outliers(tx: pd.DataFrame, ledger: _Ledger, is_return: pd.Series, rule
         z = robust_log_z(amount)
         flagged = z > rules.outliers.threshold
         detail = "robust z of log amount " + z[flagged].round(1).astype(str)  # formatted for the flagged rows only
-    ledger.mark(flagged.reindex(tx.index, fill_value=False), "rejected", "outlier",
-                detail.reindex(tx.index) if isinstance(detail, pd.Series) else detail)
+    # the flagged candidates placed by position (the lines' index is a RangeIndex), and the texts of the flagged rows
+    # looked up by ``mark`` for the rows it marks: reindexing by the 10.1M lines' labels hashed the 9M candidates' (0.7 s
+    # of the 1.4M-customer data stage, 2026-12-04)
+    mask = np.zeros(len(tx), dtype=bool)
+    mask[np.flatnonzero(candidates.to_numpy(dtype=bool))[flagged.to_numpy(dtype=bool)]] = True
+    ledger.mark(pd.Series(mask, index=tx.index), "rejected", "outlier", detail)
 
 
 def _mark_exact_duplicates(tx: pd.DataFrame, ledger: _Ledger, source_code: np.ndarray) -> None:

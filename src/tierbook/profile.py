@@ -31,7 +31,8 @@ from .errors import TierbookError
 from .i18n import _
 from .memory import give_back_memory, heap_kept
 from .params import Params
-from .summary import customer_codes, default_as_of, purchase_days, same_ids
+from .summary import customer_codes, default_as_of, known_unique, purchase_days, same_ids
+from .tiers import reindex_sorted
 
 ATTRIBUTE_COLUMNS = ["region", "city", "gender", "age_band", "signup_channel", "member_tier", "industry", "company_size_band"]
 BEHAVIOUR_COLUMNS = ["favourite_category", "channel_preference", "purchase_cadence", "discount_sensitivity", "weekday_weekend",
@@ -281,7 +282,9 @@ def category_mix(lines: pd.DataFrame, tiers: pd.Series, order: list[str], as_of:
     lines = T.rows_where(lines, (lines["order_date"] < as_of) & lines["category"].notna(), ["customer_id", "category", "amount"])
     codes, ids = customer_codes(lines["customer_id"])
     tier_of = pd.Series(tiers.to_numpy(), index=tiers.index.astype(str))
-    tier_of = tier_of[~tier_of.index.duplicated()].reindex(ids).to_numpy()  # a tier per customer code, not a lookup per line
+    if not known_unique(tier_of.index):  # the summary's customers are sorted and distinct: no hash of 1.4M ids to check
+        tier_of = tier_of[~tier_of.index.duplicated()]
+    tier_of = reindex_sorted(tier_of, ids).to_numpy()  # a tier per customer code, not a lookup per line
     tier_code, tier_names = pd.factorize(tier_of)  # per customer code; -1 = no tier
     category, categories = T.text_codes(lines["category"])
     line_tier = tier_code[codes]
@@ -513,7 +516,7 @@ def _members_outside(member_ids: pd.Series, key: pd.Index) -> int:
     """Distinct members (ids as text) that are not among the customers ``key`` (distinct ids): in
     Arrow for Arrow text without missing ids (1M ids: no Python string per id), else as
     ``len(set(member_ids.astype(str)) - set(key))``."""
-    if isinstance(member_ids.dtype, pd.StringDtype) and member_ids.dtype.storage == "pyarrow" and not member_ids.isna().any() and key.is_unique:
+    if isinstance(member_ids.dtype, pd.StringDtype) and member_ids.dtype.storage == "pyarrow" and not member_ids.isna().any() and known_unique(key):
         distinct = pc.unique(pa.array(member_ids.array))
         known = pc.sum(pc.is_in(distinct, value_set=pa.array(key.to_numpy(), type=pa.string()))).as_py() or 0
         return len(distinct) - known
@@ -562,7 +565,7 @@ def export_scores(params: Params, run_dir: Path) -> None:
         profile = pd.read_parquet(extra)
         customers = profile["customer_id"].astype(str).to_numpy()
         columns = [c for c in profile.columns if c != "customer_id"]
-        if same_ids(customers, scores["customer_id"]) and pd.Index(customers).is_unique:
+        if same_ids(customers, scores["customer_id"]) and known_unique(pd.Index(customers)):
             # the profile's customers are the scores' rows in their order: joined by position, in place (no copy of 1M x 26)
             for column in columns:
                 scores[column] = profile[column].set_axis(scores.index)

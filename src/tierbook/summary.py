@@ -67,6 +67,23 @@ def same_ids(a, b, unique: bool = False) -> bool:
     return len(a) == len(b) and bool(np.array_equal(a, b)) and (not unique or bool(np.all(a[1:] > a[:-1])))
 
 
+def known_unique(index: pd.Index) -> bool:
+    """``index.is_unique``, from one pass over the labels when they are strictly increasing (customer ids sorted, as the
+    clean files and the summaries hold them): pandas' index engine then records them as unique without hashing every
+    label (1.4M ids: 0.07 s against 0.6-0.7 s, 2026-12-04). Other indexes are hashed as before."""
+    index.is_monotonic_increasing  # noqa: B018 - the engine notes a strictly increasing index as unique
+    return bool(index.is_unique)
+
+
+def categorical_of_ids(codes: np.ndarray, ids) -> pd.Categorical:
+    """``pd.Categorical.from_codes(codes, categories=ids)`` for customer ids that are sorted (the clean files' categories):
+    pandas checks that categories are distinct by hashing them, which ``known_unique`` spares (1.4M ids: 0.61 s ->
+    0.12 s, 2026-12-04). Unsorted ids are checked the usual way."""
+    categories = ids if isinstance(ids, pd.Index) and ids.dtype == object else pd.Index(ids, dtype=object)
+    known_unique(categories)
+    return pd.Categorical.from_codes(codes, categories=categories)
+
+
 def customer_codes(ids: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """Integer codes of customer ids that follow the ids' order as text, and the ids as text
     (``ids[codes]`` gives each row's id): grouping and sorting by the codes gives the order of

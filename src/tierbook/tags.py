@@ -31,7 +31,7 @@ import pandas as pd
 
 from . import i18n
 from .i18n import _
-from .summary import customer_codes, purchase_days, unique_sorted
+from .summary import customer_codes, known_unique, purchase_days, unique_sorted
 
 STAGES = ("new", "active", "reactivated", "lapsing", "lapsed")
 NOT_YET = "not yet a customer"
@@ -391,7 +391,7 @@ class CodedTags:
         ("customer_id", "nunique"), tags=("tag", "nunique"))`` counts them, from the codes (that groupby of 13M rows of
         text took 4.6 s in the 1M-customer report, 2026-12-02)."""
         ids = pd.Index(self.customer_ids)
-        one_row_each = ids.is_unique and not ids.hasnans
+        one_row_each = known_unique(ids) and not ids.hasnans
         rows = []
         for group, codes, texts in sorted(zip(self.groups, self.codes, self.texts), key=lambda item: item[0]):
             tagged = codes >= 0
@@ -507,7 +507,7 @@ def _coded_counts(coded: CodedTags, ids: pd.Index, group_code: np.ndarray, n_gro
     same counts and pair order as ``_long_counts(encode_tags(coded.frame()))``, which is what is done
     when a tag group or a customer repeats."""
     customers = coded.text_ids
-    if len(ids) == len(customers) and np.array_equal(ids.to_numpy(), customers.to_numpy()) and customers.is_unique:
+    if len(ids) == len(customers) and np.array_equal(ids.to_numpy(), customers.to_numpy()) and known_unique(customers):
         position = np.arange(len(customers))  # the customers grouped are the coded ones, in their order: no lookup
     else:
         position = ids.get_indexer(customers)  # (raises for repeated ids in groups, as the long table's count does)
