@@ -14,6 +14,11 @@ PSS is read only when the summed RSS (a counter, cheap to read) is above the pea
 never above RSS, so the samples skipped could not have raised the peak. Per section, the peak
 resident memory of its own process (from the run's manifest).
 
+The machine's speed changes from hour to hour (on this VM the same report took 136 s one day and 242-297 s in
+other hours), so each run is framed by a speed probe: the seconds of a fixed single-core workload (a Python loop
+of 10M additions) just before and just after it. Wall times are compared between runs whose probes agree, or as
+ratios against a peer run in the same hour.
+
 "Overhead" is what is not analysis: the time outside the notebooks' cells (process start-up, the
 one import of the libraries, checks, forking, the HTML export, the index), summed over sections as
 if they ran one after another, as a share of the sections' summed time plus the time outside them.
@@ -113,6 +118,16 @@ def _fmt(values: list[float], unit: str = "s", digits: int = 1) -> str:
     return f"{med:,.{digits}f} {unit} ({min(values):,.{digits}f}–{max(values):,.{digits}f})"
 
 
+def speed_probe() -> float:
+    """Seconds of a fixed single-core workload (a Python loop of 10M additions): the machine's speed now. On this
+    2-core VM it took 1.05 to 1.78 s within one evening (2026-12-04), when the 1.4M-customer report took 273-297 s."""
+    started = time.perf_counter()
+    total = 0
+    for i in range(10_000_000):
+        total += i
+    return time.perf_counter() - started
+
+
 def bench_size(size: int, runs: int, cache: Path) -> dict:
     root = Path(tempfile.mkdtemp(prefix=f"tierbook-scale-{size}-"))
     try:
@@ -129,9 +144,11 @@ def bench_size(size: int, runs: int, cache: Path) -> dict:
         generated = time.perf_counter() - started
         command = [sys.executable, "-m", "tierbook", "--root", str(root), "report", "--client", "demo", "--set", f"demo.size={size}"]
         out: dict = {"size": size, "generate": generated, "wall": [], "peak": [], "sections": {}, "section_peak": {},
-                     "overhead": [], "orders": truth.get("n_orders")}
+                     "overhead": [], "orders": truth.get("n_orders"), "probe": []}
         for _ in range(runs):
+            out["probe"].append(speed_probe())
             wall, peak, at, parts = _run(command)
+            out["probe"].append(speed_probe())
             out.setdefault("peak_at", []).append((at, [p for p in parts if p >= 100]))
             run_dir = sorted((root / "reports" / "demo").glob("2*"))[-1]
             manifest = json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
@@ -188,6 +205,7 @@ def main() -> None:
         print(f"\n{r['size']:,} customers, {r['rows']:,} transaction rows read, {r['orders']:,} true orders; "
               f"{runs} run(s); data generated in {r['generate']:.0f} s")
         print(f"  {'total wall time':<34} {_fmt(r['wall'])}")
+        print(f"  {'speed probe before/after runs':<34} {_fmt(r['probe'], 's', 2)} (lower is faster; bench/scale.py)")
         print(f"  {'peak memory (PSS, all processes)':<34} {_fmt([p / 1024 for p in r['peak']], 'GiB', 2)}")
         for at, parts in r["peak_at"]:
             print(f"  {'  peak at':<34} {at:,.0f} s: " + " + ".join(f"{p / 1024:.2f}" for p in parts) + " GiB (processes of 0.1 GiB or more)")
