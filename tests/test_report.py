@@ -155,7 +155,7 @@ def test_an_input_written_to_during_the_run_fails_it_and_latest_stays(tmp_path, 
     survey = params.source_path(tmp_path, params.sources.survey)
     before = survey.read_bytes()
 
-    def sections(project, params, run_dir, names, results, on_done, touch=True):
+    def sections(project, params, run_dir, names, results, on_done, touch=True, **_):
         for section in names:
             results[section.name] = SectionResult(section.name, "succeeded", 0.1)
         if touch:
@@ -168,7 +168,7 @@ def test_an_input_written_to_during_the_run_fails_it_and_latest_stays(tmp_path, 
     assert not (tmp_path / "reports" / "demo" / "latest").exists()
     assert len(run.sections) == len(SECTIONS)
 
-    monkeypatch.setattr(report, "_run_sections", lambda *args: sections(*args, touch=False))
+    monkeypatch.setattr(report, "_run_sections", lambda *args, **kw: sections(*args, touch=False))
     again = run_report(Project(tmp_path), "demo", SMALL + ["run.executor=kernel"])
     assert again.status == "succeeded", "the same files, untouched: no change seen"
     # no data section ran here (no inputs.json, whose checksums a real run records): each file's checksum as it is now
@@ -240,3 +240,68 @@ def test_the_fork_server_runs_below_the_data_section_but_never_above_a_lower_pri
             child.wait()
     report._lower_priority(child.pid)  # gone: nothing happens
     report._lower_priority(None)
+
+
+def test_the_fork_server_starts_once_the_data_section_has_read_large_inputs(tmp_path, monkeypatch):
+    """For large inputs the fork server (the later sections' libraries, 0.28 GiB) starts when the data section has
+    read its inputs (its ``read`` mark) or written its outputs, not beside the reading; a run that ends first (``stop``)
+    never starts it."""
+    from tierbook.pipeline import MARKS
+
+    calls = []
+    monkeypatch.setattr(report, "start_fork_server", lambda: calls.append(time.perf_counter()))
+    for state in ("read", "written"):
+        run_dir = tmp_path / state
+        (run_dir / MARKS).mkdir(parents=True)
+        (run_dir / MARKS / "rfm.written").touch()  # another section's mark: not the data section's
+        thread = report._start_fork_server_after(run_dir, "data", threading.Event())
+        time.sleep(0.4)
+        assert not calls, "started before the data section had read its inputs"
+        (run_dir / MARKS / f"data.{state}").touch()
+        thread.join(timeout=10)
+        assert len(calls) == 1 and not thread.is_alive()
+        calls.clear()
+    (tmp_path / "ended" / MARKS).mkdir(parents=True)
+    stop = threading.Event()
+    thread = report._start_fork_server_after(tmp_path / "ended", "data", stop)
+    stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive() and not calls
+
+
+def test_large_inputs_defer_the_fork_server_and_the_data_stage_marks_its_inputs_read(tmp_path, monkeypatch):
+    """run_report starts the fork server before its checks unless the inputs reach DEFER_FORK_SERVER_BYTES; then it
+    hands the runner the data section to wait for, whose stage marks its inputs read only when a runner records marks."""
+    from tierbook.data import run_data_stage
+    from tierbook.pipeline import MARKS
+    from tierbook.report import Project, run_report
+
+    from .conftest import SMALL, demo_files
+
+    params, _, _ = demo_files(tmp_path, 400)
+    (tmp_path / "notebooks").symlink_to(REPO / "notebooks")
+    seen = []
+
+    def sections(project, params, run_dir, names, results, on_done, fork_server_after=None):
+        seen.append((fork_server_after, list(started)))
+        for section in names:
+            results[section.name] = SectionResult(section.name, "succeeded", 0.1)
+
+    started = []
+    monkeypatch.setattr(report, "start_fork_server", lambda: started.append(True))
+    monkeypatch.setattr(report, "_run_sections", sections)
+    inputs = report._input_bytes(params, tmp_path)
+    assert inputs == sum(params.source_path(tmp_path, s).stat().st_size for _, s in params.sources.all())
+    for threshold, want in ((inputs + 1, (None, [True])), (inputs, ("data", []))):
+        monkeypatch.setattr(report, "DEFER_FORK_SERVER_BYTES", threshold)
+        started.clear()
+        assert run_report(Project(tmp_path), "demo", SMALL).status == "succeeded"
+        assert seen.pop() == want
+
+    for recorded in (False, True):
+        run_dir = tmp_path / f"stage-{recorded}"
+        if recorded:
+            (run_dir / MARKS).mkdir(parents=True)
+        run_data_stage(params, tmp_path, run_dir)
+        assert (run_dir / MARKS / "data.read").exists() is recorded
+        assert (run_dir / MARKS).exists() is recorded  # no marks folder made for a stage run on its own

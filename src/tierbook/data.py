@@ -27,6 +27,7 @@ from .errors import TierbookError
 from .i18n import _
 from .memory import give_back_memory
 from .params import Params
+from .pipeline import MARKS, mark
 from .summary import categorical_of_ids, codes_at, customer_codes, line_codes
 
 
@@ -69,7 +70,7 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
             # the mapped lines go to cleaning without a reference kept here: they are freed once cleaned (what the clean
             # tables need of them is theirs; 2 GiB at 1M customers)
             taken = [reading.table("transactions")]
-            others = side.submit(_clean_others, reading, params, paths, today)
+            others = side.submit(_clean_others, reading, params, paths, today, lambda: _mark_read(run_dir))
             result = clean.clean_transactions(taken.pop(), params.clean, priority, today, spill_dir=Path(spill))
             inventory, tables, other_ledgers, other_reconciled, other_counted = others.result()
         give_back_memory()  # what reading and cleaning's steps held and freed (0.3 GiB at 1M customers), before the writes' peak
@@ -121,11 +122,14 @@ def run_data_stage(params: Params, root: Path, run_dir: Path, today: dt.date | N
     return stage
 
 
-def _clean_others(reading: ingest.Reading, params: Params, paths: dict[str, Path], today: dt.date):
+def _clean_others(reading: ingest.Reading, params: Params, paths: dict[str, Path], today: dt.date, on_read=None):
     """The inventory of every source once all are read (``Reading.finish``), and the customers, survey and experiment
     tables cleaned, their ledgers reconciled and counted: in a thread of their own while the transactions are cleaned
-    (3.3 s of the 1M-customer demo's data stage after the transactions' cleaning, 2026-12-03)."""
+    (3.3 s of the 1M-customer demo's data stage after the transactions' cleaning, 2026-12-03). ``on_read()`` is called
+    once every source is read."""
     mapped, inventory = reading.finish()
+    if on_read is not None:
+        on_read()
     cleaners = {
         "customers": lambda frame: clean.clean_customers(frame, paths),
         "survey": lambda frame: clean.clean_survey(frame, params.clean.max_date or today),
@@ -141,6 +145,13 @@ def _clean_others(reading: ingest.Reading, params: Params, paths: dict[str, Path
             counted.append(_reasons(ledger))
     give_back_memory()
     return inventory, tables, ledgers, reconciled, counted
+
+
+def _mark_read(run_dir: Path) -> None:
+    """Record, when the report's runner runs this stage (its marks folder is there), that every input is read: the
+    runner then starts the fork server of the later sections (``report._start_fork_server_after``, large inputs)."""
+    if (Path(run_dir) / MARKS).is_dir():
+        mark(run_dir, "data", "read")
 
 
 def _reasons(ledger: pd.DataFrame) -> pd.DataFrame:
