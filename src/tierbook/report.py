@@ -506,7 +506,8 @@ def kill_sections() -> None:
 def _run_sections(project: Project, params: Params, run_dir: Path, sections: list[Section],
                   results: dict[str, SectionResult], on_done, fork_server_after: str | None = None) -> None:
     """Run sections as their dependencies finish or write their outputs (``pipeline``), ``run.parallel`` at a time.
-    ``fork_server_after``: the section once it has read its inputs the fork server starts after (it has not started)."""
+    ``fork_server_after``: the section (the data section) whose reading of the inputs the fork server, not started yet, waits
+    for (``_start_fork_server_after``); None when it is started already."""
     import queue
 
     pending = {s.name: s for s in by_priority(sections)}
