@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy import stats
 
 from . import i18n
@@ -273,11 +274,17 @@ def in_time_unit(summary: pd.DataFrame, time_unit: str) -> pd.DataFrame:
     unit, in ``time_unit``: whole days divided by the unit's length, the same two IEEE operations as the
     engine's and the pandas summary's (days first to last purchase = tenure_days - recency_days; T counts
     to the day before as_of = tenure_days - 1), so the same bits as a summary made in that unit."""
-    unit = DAYS_PER_UNIT[time_unit]
-    tenure, since_last = summary["tenure_days"].to_numpy(dtype=np.int64), summary["recency_days"].to_numpy(dtype=np.int64)
-    out = summary.assign(recency=(tenure - since_last).astype(np.float64) / unit, T=(tenure - 1).astype(np.float64) / unit)
+    recency, T = _in_time_unit(summary, time_unit)
+    out = summary.assign(recency=recency, T=T)
     out.attrs = {**summary.attrs, "time_unit": time_unit}
     return out
+
+
+def _in_time_unit(summary: pd.DataFrame, time_unit: str) -> tuple[np.ndarray, np.ndarray]:
+    """``in_time_unit``'s ``recency`` and ``T``."""
+    unit = DAYS_PER_UNIT[time_unit]
+    tenure, since_last = summary["tenure_days"].to_numpy(dtype=np.int64), summary["recency_days"].to_numpy(dtype=np.int64)
+    return (tenure - since_last).astype(np.float64) / unit, (tenure - 1).astype(np.float64) / unit
 
 
 def section_summary(params: Params, run_dir: Path, as_of: pd.Timestamp, time_unit: str | None = None) -> pd.DataFrame:
@@ -286,13 +293,21 @@ def section_summary(params: Params, run_dir: Path, as_of: pd.Timestamp, time_uni
     compute and wrote (``data/customer_summary.parquet``, in ``rfm.time_unit``), put in the CLV's unit
     by ``in_time_unit``; the engine's summary (``run_summary``) when that file is missing, older than
     the run's orders, or for another as_of or occasion. At 1M customers: 1.1 s CPU to read, against
-    6.6 s for the engine to compute it again (2026-12-02)."""
+    6.6 s for the engine to compute it again (2026-12-02).
+
+    Read by ``read_clean`` (its ids without pyarrow's table of the strings already made: 1.4M customers 0.44 s against
+    1.39 s for ``pd.read_parquet``, the same frame and attrs), the time unit's two columns replaced in the frame read (no
+    copy of the 1.4M rows), and Arrow's freed buffers given back (2026-12-04)."""
     path, orders = Path(run_dir) / "data" / "customer_summary.parquet", Path(run_dir) / "data" / "orders.parquet"
     if path.exists() and (not orders.exists() or path.stat().st_mtime >= orders.stat().st_mtime):
-        saved = pd.read_parquet(path)
+        saved = read_clean(path)
+        pa.default_memory_pool().release_unused()
         if (list(saved.columns) == COLUMNS and saved.attrs.get("as_of") == as_of.date().isoformat()
                 and saved.attrs.get("occasion") == params.rfm.occasion and len(saved)):
-            return in_time_unit(saved, time_unit or params.clv.time_unit)
+            unit = time_unit or params.clv.time_unit
+            saved["recency"], saved["T"] = _in_time_unit(saved, unit)  # in_time_unit in the frame read
+            saved.attrs = {**saved.attrs, "time_unit": unit}
+            return saved
     return run_summary(params, run_dir, as_of, occasion=params.rfm.occasion, time_unit=time_unit or params.clv.time_unit)
 
 
