@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .data import read_clean
 from .errors import UpstreamFailed
 from .i18n import _
 from .params import Params
@@ -152,8 +153,8 @@ def tier_migration(run_dir: Path, previous: Path, order: list[str]) -> pd.DataFr
     now_path, before_path = run_dir / "data" / "customer_scores.parquet", previous / "data" / "customer_scores.parquet"
     if not (now_path.exists() and before_path.exists()):
         return None
-    now = pd.read_parquet(now_path, columns=["customer_id", "tier"]).assign(customer_id=lambda f: f["customer_id"].astype(str))
-    before = pd.read_parquet(before_path, columns=["customer_id", "tier"]).assign(customer_id=lambda f: f["customer_id"].astype(str))
+    now = read_clean(now_path, columns=["customer_id", "tier"]).assign(customer_id=lambda f: f["customer_id"].astype(str))
+    before = read_clean(before_path, columns=["customer_id", "tier"]).assign(customer_id=lambda f: f["customer_id"].astype(str))
     m = now.merge(before, on="customer_id", how="left", suffixes=("", "_before"))
     m["tier_before"] = m["tier_before"].fillna("new")
     table = pd.crosstab(m["tier_before"], m["tier"])

@@ -540,7 +540,7 @@ def _write(stage: ProfileStage, coded: T.CodedTags, params: Params, run_dir: Pat
         frame.to_csv(tables / f"{name}.csv", index=False, encoding="utf-8-sig")
     # the CRM import: every tag of every customer, tiers and segments included (rfm's, in customer_scores)
     path = run_dir / "data" / "customer_scores.parquet"
-    scores = pd.read_parquet(path, columns=["customer_id", "tier", "segment_zh", "named_segment"])
+    scores = read_clean(path, columns=["customer_id", "tier", "segment_zh", "named_segment"])  # pd.read_parquet's frame, 2.43 -> 0.73 s at 1.4M
     scores["customer_id"] = scores["customer_id"].astype(str)
     write_customer_tags([coded, T.coded_tags(scores.rename(columns={"segment_zh": "rfm_segment"}), ["tier", "rfm_segment", "named_segment"])],
                         run_dir / "customer_tags.csv")
@@ -558,11 +558,13 @@ def export_scores(params: Params, run_dir: Path) -> None:
     path = run_dir / "data" / "customer_scores.parquet"
     if not path.exists():
         return
-    scores = pd.read_parquet(path, columns=[c for c in pq.read_schema(path).names if c not in CRM_COLUMNS])
+    # pd.read_parquet's frames, read by read_clean (the ids without pyarrow's deduplication): 3.15 -> 1.46 s and 2.51 ->
+    # 1.09 s for 1.4M customers, on the summary section's way to the end of the report (2026-12-04)
+    scores = read_clean(path, columns=[c for c in pq.read_schema(path).names if c not in CRM_COLUMNS])
     scores["customer_id"] = scores["customer_id"].astype(str)
     extra = run_dir / "data" / PROFILE_SCORES
     if extra.exists():
-        profile = pd.read_parquet(extra)
+        profile = read_clean(extra)
         customers = profile["customer_id"].astype(str).to_numpy()
         columns = [c for c in profile.columns if c != "customer_id"]
         if same_ids(customers, scores["customer_id"]) and known_unique(pd.Index(customers)):
