@@ -416,11 +416,13 @@ def _with_text_ids(path: Path, schema: pa.Schema, columns: list[str] | None, rea
     table = pq.read_table(path, columns=columns, read_dictionary=read_dictionary)
     names = table.column_names
     ids = table.select(["customer_id"]).to_pandas(deduplicate_objects=False)["customer_id"]
-    if len(names) == 1:
-        return ids.to_frame()
-    out = table.drop_columns(["customer_id"]).to_pandas()
+    out = ids.to_frame() if len(names) == 1 else table.drop_columns(["customer_id"]).to_pandas()
     del table
-    out.insert(names.index("customer_id"), "customer_id", ids)
+    # what Arrow freed goes back to the system (its allocator keeps it, and pandas' arrays come from malloc): the clv
+    # stage held 0.57 GiB less after reading the 1.4M customers' summary so (valuation.section_summary, 2026-12-04)
+    pa.default_memory_pool().release_unused()
+    if len(names) > 1:
+        out.insert(names.index("customer_id"), "customer_id", ids)
     return out
 
 

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 from scipy import stats
 
 from . import i18n
@@ -297,11 +296,10 @@ def section_summary(params: Params, run_dir: Path, as_of: pd.Timestamp, time_uni
 
     Read by ``read_clean`` (its ids without pyarrow's table of the strings already made: 1.4M customers 0.44 s against
     1.39 s for ``pd.read_parquet``, the same frame and attrs), the time unit's two columns replaced in the frame read (no
-    copy of the 1.4M rows), and Arrow's freed buffers given back (2026-12-04)."""
+    copy of the 1.4M rows; 2026-12-04)."""
     path, orders = Path(run_dir) / "data" / "customer_summary.parquet", Path(run_dir) / "data" / "orders.parquet"
     if path.exists() and (not orders.exists() or path.stat().st_mtime >= orders.stat().st_mtime):
         saved = read_clean(path)
-        pa.default_memory_pool().release_unused()
         if (list(saved.columns) == COLUMNS and saved.attrs.get("as_of") == as_of.date().isoformat()
                 and saved.attrs.get("occasion") == params.rfm.occasion and len(saved)):
             unit = time_unit or params.clv.time_unit
