@@ -103,6 +103,9 @@ def test_parquet_written_a_row_group_at_a_time_is_the_file_of_the_whole_table(tm
     spilled = clean.spill_passengers(rest.rename(columns={"amount": "quantity"}), tmp_path / "spill")
     assert list(spilled) == ["quantity"]
     spilled = {"amount": clean.SpilledColumn("amount", spilled["quantity"].path, spilled["quantity"].dtype)}
+    for at in ([4, 0, 2, 3], [0, 1, 3, 4], [2], []):  # any positions, gathered a block of positions at a time
+        taken = spilled["amount"].take(np.array(at, dtype=np.int64), block=2)
+        assert taken.fillna(-1).tolist() == first["amount"].take(at).fillna(-1).tolist() and taken.dtype == np.float64
     in_memory = got.read_bytes()
     data._write_by_row_group([rest.drop(columns="amount")], columns, got, positions, codes, ids, spilled)
     assert got.read_bytes() == in_memory
@@ -134,6 +137,45 @@ def test_read_clean_is_read_parquet_with_the_ids_codes_taken_a_row_group_at_a_ti
         pd.testing.assert_frame_equal(got, want, check_exact=True)
         if columns is None or "customer_id" in columns:
             assert got["customer_id"].astype(str).tolist() == first["customer_id"].take(positions).tolist() == ["b", "b", "c", "a", "a"]
+
+    # rows written as the data stage writes its lines and orders (``_by_customer``): each row group holds a span of the
+    # customers, its rows in their order, and the span of the sorted ids they use; the spans are joined on reading (the
+    # customer at the boundary, b, counted once)
+    monkeypatch.setattr(data, "ROW_GROUP", 3)
+    order = data._by_customer(codes)
+    assert order.tolist() == [0, 3, 4, 1, 2]  # rows b a a | b c (codes 1 0 0 | 1 2)
+    data._write_by_row_group([first], list(first.columns), path, positions[order], codes[order], ids)
+    file = pq.ParquetFile(path)
+    spans = [file.read_row_group(g, columns=["customer_id"]).column(0).chunk(0).dictionary.to_pylist() for g in range(file.num_row_groups)]
+    assert spans == [["a", "b"], ["b", "c"]]  # not all three ids in each
+    for columns in (None, ["customer_id"], ["amount", "customer_id"]):
+        got = data.read_clean(path, columns=columns)
+        pd.testing.assert_frame_equal(got, pd.read_parquet(path, columns=columns), check_exact=True)
+    assert got["customer_id"].cat.categories.tolist() == ["a", "b", "c"] and got["customer_id"].cat.codes.tolist() == [1, 0, 0, 1, 2]
+    assert got["amount"].fillna(-1).tolist() == [5.0, 4.0, -1, 1.5, 3.0]
+    # rows in any other order: every row group holds all the ids, as before
+    data._write_by_row_group([first], list(first.columns), path, positions, codes, ids)
+    file = pq.ParquetFile(path)
+    assert [len(file.read_row_group(g, columns=["customer_id"]).column(0).chunk(0).dictionary) for g in range(2)] == [3, 3]
+
+    # the order at scale: a permutation, each row group a span of customers that starts where the one before ends, its
+    # rows in increasing position; a customer's rows stay in their order
+    many = np.random.default_rng(7).integers(0, 500, 10_000).astype(np.int32)
+    order = data._by_customer(many, 1_000)
+    assert np.array_equal(np.sort(order), np.arange(len(many)))
+    blocks = order.reshape(10, 1_000)
+    assert (np.diff(blocks, axis=1) > 0).all()
+    assert (many[blocks].max(axis=1)[:-1] <= many[blocks].min(axis=1)[1:]).all()
+    assert np.array_equal(order[np.argsort(many[order], kind="stable")], np.argsort(many, kind="stable"))
+
+    # the joining of spans: row groups' dictionaries that are not sorted, distinct spans of one list are refused
+    ids_of = lambda *names: [pa.array(n, type=pa.string()) for n in names]
+    codes_of = lambda *lengths: [np.arange(n, dtype=np.int32) for n in lengths]
+    joined = data._chained_ids(ids_of(["a", "b"], ["b", "c"], ["b", "c"], ["d"]), got_codes := codes_of(2, 2, 2, 1))
+    assert joined.to_pylist() == ["a", "b", "c", "d"] and [c.tolist() for c in got_codes] == [[0, 1], [1, 2], [1, 2], [3]]
+    for refused in (ids_of(["a", "c"], ["b"]), ids_of(["b", "a"], ["c"]), ids_of(["a", "a"], ["b"])):
+        assert data._chained_ids(refused, codes_of(*map(len, refused))) is None
+    assert data._chained_ids([], []) is None
 
     # row groups whose dictionaries differ (not a file of the data stage): read the plain way, the same frame
     table = lambda names: pa.table({"customer_id": pa.array(names).dictionary_encode(), "x": pa.array(range(len(names)))})

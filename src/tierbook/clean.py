@@ -185,13 +185,19 @@ class SpilledColumn:
         array.tofile(path)
         return cls(str(values.name), path, array.dtype)
 
-    def take(self, positions: np.ndarray) -> pd.Series:
-        """The values at ``positions`` with a new RangeIndex, as ``take_column`` gives a column in memory."""
-        if not len(positions):
-            return pd.Series(np.empty(0, dtype=self.dtype), name=self.name, copy=False)
-        low, high = int(positions.min()), int(positions.max()) + 1
-        block = np.fromfile(self.path, dtype=self.dtype, count=high - low, offset=low * self.dtype.itemsize)
-        return pd.Series(block[positions - low], name=self.name, copy=False)
+    def take(self, positions: np.ndarray, block: int = 1 << 17) -> pd.Series:
+        """The values at ``positions`` with a new RangeIndex, as ``take_column`` gives a column in memory: gathered from
+        the file mapped, ``block`` positions at a time, each block from the span of the file it covers (a row group of
+        the clean lines holds a span of customers and covers nearly all the rows: the whole span copied was 80 MB a
+        column for each row group at 1.4M customers, mapped whole 80 MB more resident while it was gathered)."""
+        values = np.empty(len(positions), dtype=self.dtype)
+        for start in range(0, len(positions), block):
+            part = positions[start:start + block]
+            low, high = int(part.min()), int(part.max()) + 1
+            window = np.memmap(self.path, dtype=self.dtype, mode="r", offset=low * self.dtype.itemsize, shape=(high - low,))
+            values[start:start + block] = window.view(np.ndarray)[part - low]
+            del window
+        return pd.Series(values, name=self.name, copy=False)
 
 
 def spill_passengers(tx: pd.DataFrame, folder: Path) -> dict[str, SpilledColumn]:
