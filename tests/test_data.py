@@ -167,6 +167,11 @@ def test_read_clean_is_read_parquet_with_the_ids_codes_taken_a_row_group_at_a_ti
     assert (np.diff(blocks, axis=1) > 0).all()
     assert (many[blocks].max(axis=1)[:-1] <= many[blocks].min(axis=1)[1:]).all()
     assert np.array_equal(order[np.argsort(many[order], kind="stable")], np.argsort(many, kind="stable"))
+    for few in (many % 3, np.zeros(2_500, dtype=np.int32)):  # customers whose rows cross several row groups' boundaries
+        expected = np.argsort(few, kind="stable")  # by customer, then each row group's rows by position
+        for start in range(0, len(few), 1_000):
+            expected[start:start + 1_000].sort()
+        assert np.array_equal(data._by_customer(few, 1_000), expected)
 
     # the joining of spans: row groups' dictionaries that are not sorted, distinct spans of one list are refused
     ids_of = lambda *names: [pa.array(n, type=pa.string()) for n in names]
