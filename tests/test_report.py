@@ -305,3 +305,76 @@ def test_large_inputs_defer_the_fork_server_and_the_data_stage_marks_its_inputs_
         run_data_stage(params, tmp_path, run_dir)
         assert (run_dir / MARKS / "data.read").exists() is recorded
         assert (run_dir / MARKS).exists() is recorded  # no marks folder made for a stage run on its own
+
+
+_LEAN_RUNNER = """
+import json, sys
+from pathlib import Path
+from tierbook import report
+from tierbook.report import Project, SectionResult
+
+seen = {}
+
+def sections(project, params, run_dir, names, results, on_done, **_):
+    seen.update({name: name in sys.modules for name in ("pandas", "numpy", "pyarrow", "tierbook.ingest", "tierbook.demo")})
+    for section in names:
+        results[section.name] = SectionResult(section.name, "succeeded", 0.1)
+
+report._run_sections = sections
+report.start_fork_server = lambda: None
+run = report.run_report(Project(Path(sys.argv[1])), "demo", sys.argv[2:])
+print(json.dumps({"status": run.status, "seen": seen}))
+"""
+
+
+def test_the_runner_waits_for_the_sections_without_the_libraries_and_its_checks_still_stop_a_run(tmp_path):
+    """``make report``'s process checks the inputs and makes the demo's data in a process of its own: while the sections
+    run it has imported neither pandas, numpy nor Arrow (0.1 GiB less beside them); a check's one-line error still
+    stops the run before any run folder is made. pandas, once imported, keeps its text in Arrow (``tierbook``)."""
+    import json
+    import subprocess
+
+    from .conftest import SMALL, demo_files
+
+    params, _, _ = demo_files(tmp_path, 400)
+    (tmp_path / "notebooks").symlink_to(REPO / "notebooks")
+    out = subprocess.run([sys.executable, "-c", _LEAN_RUNNER, str(tmp_path), *SMALL], capture_output=True, text=True, check=True)
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    assert got == {"status": "succeeded", "seen": {"pandas": False, "numpy": False, "pyarrow": False, "tierbook.ingest": False,
+                                                    "tierbook.demo": False}}
+    assert "demo data:" in out.stdout  # the demo's data made (here: found) in the checks' process
+
+    # a source without the column the params map to customer_id: the check's error, from the checks' process, as the
+    # runner's one line
+    pos = params.source_path(tmp_path, params.sources.transactions[0])  # the e-commerce export: its member_id renamed
+    text = pos.read_bytes()
+    pos.write_bytes(text.replace(b"member_id", b"member_no", 1))
+    before = sorted((tmp_path / "reports" / "demo").iterdir())
+    overrides = [*SMALL, "demo.generate=false"]  # the demo's data as it is (made again when it differs, otherwise)
+    failed = subprocess.run([sys.executable, "-m", "tierbook", "--root", str(tmp_path), "report", "--client", "demo",
+                             *sum((["--set", s] for s in overrides), [])], capture_output=True, text=True)
+    assert failed.returncode != 0 and "Traceback" not in failed.stdout + failed.stderr
+    line = [row for row in (failed.stdout + failed.stderr).splitlines() if row.startswith("error")]
+    assert len(line) == 1 and str(pos) in line[0], failed.stdout + failed.stderr
+    assert sorted((tmp_path / "reports" / "demo").iterdir()) == before  # no run folder made
+
+    fresh = subprocess.run([sys.executable, "-c", "import sys, tierbook; assert 'pandas' not in sys.modules; import pandas as pd; "
+                            "print(pd.get_option('mode.string_storage'), pd.Series(['a']).astype('string').dtype.storage)"],
+                           capture_output=True, text=True, check=True)
+    assert fresh.stdout.split() == ["pyarrow", "pyarrow"]
+
+
+def test_the_data_period_is_the_first_and_last_order_date(tmp_path):
+    """The run's data period (manifest and front page), from the clean orders' dates read by Arrow: the earliest and the
+    latest day, whatever the time of day; none without orders."""
+    import pandas as pd
+
+    (tmp_path / "data").mkdir()
+    orders = pd.DataFrame({"order_date": pd.to_datetime(["2024-03-04 23:59:59", "2024-01-02 00:00:01", None, "2024-02-10 12:00:00"]),
+                           "net_amount": [1.0, 2.0, 3.0, 4.0]})
+    orders.to_parquet(tmp_path / "data" / "orders.parquet", index=False)
+    assert report._period(tmp_path) == "2024-01-02 to 2024-03-04"
+    orders.head(0).to_parquet(tmp_path / "data" / "orders.parquet", index=False)
+    assert report._period(tmp_path) is None
+    (tmp_path / "data" / "orders.parquet").unlink()
+    assert report._period(tmp_path) is None

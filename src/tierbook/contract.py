@@ -9,13 +9,17 @@ clean table is written, never shown in a report). ``kind`` picks the parser belo
 cleaning stage rejects its row with the text in the detail.
 """
 
+from __future__ import annotations
+
 import threading
 import warnings
 from dataclasses import dataclass
 
-import numpy as np
-import pandas as pd
-from pandas.tseries.api import guess_datetime_format
+from ._lazy import Imported
+
+# imported when a value is first parsed: params reads the tables below in the report's runner, which imports neither
+np = Imported("numpy", globals(), "np")
+pd = Imported("pandas", globals(), "pd")
 
 
 @dataclass(frozen=True)
@@ -341,7 +345,7 @@ def parse_datetimes(values: pd.Series, date_format: str | None, dayfirst: bool) 
                 continue
             with _WARNINGS, warnings.catch_warnings():  # catch_warnings swaps process-wide filters: one thread at a time
                 warnings.simplefilter("ignore")  # "Parsing dates in %d/%m/%Y format when dayfirst=False": the column decided
-                guess = guess_datetime_format(str(text[mask].iloc[0]), dayfirst=order)
+                guess = pd.tseries.api.guess_datetime_format(str(text[mask].iloc[0]), dayfirst=order)
                 one = pd.to_datetime(text[mask], format=guess, errors="coerce") if guess else pd.Series(pd.NaT, index=text[mask].index)
                 todo = one.isna()
                 if todo.any():

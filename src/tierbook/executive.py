@@ -18,9 +18,9 @@ import pandas as pd
 
 from .data import read_clean
 from .errors import UpstreamFailed
-from .i18n import _
+from .i18n import _, compact_money, tier_names  # noqa: F401 - imported from here by the summary's notebook and html
 from .params import Params
-from .tables import SYMBOLS, money, signed_interval
+from .tables import money, signed_interval
 
 TEXT = {
     "en": {
@@ -64,25 +64,9 @@ TEXT = {
 }
 
 
-def compact_money(value: float, currency: str, lang: str) -> str:
-    """A large amount short enough for a card: ¥30.2M (en) or ¥3,020.5万 (zh); small amounts in full."""
-    if abs(value) < 100_000:
-        return money(value, currency)
-    symbol = SYMBOLS.get(currency.upper(), currency + " ")
-    sign = "-" if value < 0 else ""
-    units = ((1e8, "亿"), (1e4, "万")) if lang == "zh" else ((1e9, "B"), (1e6, "M"), (1e3, "k"))
-    size, suffix = next((size, suffix) for size, suffix in units if abs(value) >= size)
-    return f"{sign}{symbol}{abs(value) / size:,.1f}{suffix}"
-
-
 def _read(run_dir: Path, name: str) -> pd.DataFrame | None:
     path = run_dir / "tables" / f"{name}.csv"
     return pd.read_csv(path, encoding="utf-8-sig") if path.exists() else None
-
-
-def tier_names(params: Params) -> dict[str, str]:
-    """Tier name -> its label in ``params.lang``."""
-    return {level.name: (level.zh or level.name) if params.lang == "zh" else level.name for level in params.tiers.levels}
 
 
 def action_text(action: str, lang: str) -> str:

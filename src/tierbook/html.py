@@ -210,7 +210,7 @@ HEADLINE = ("customers", "revenue", "mean_clv", "nps", "churn_rate")
 
 def _headline(kpis: dict, params) -> dict:
     """A run's headline KPIs for the client's list of runs, formatted (missing ones empty)."""
-    from .executive import compact_money, money
+    from .i18n import compact_money, money
 
     top = params.tiers.levels[0].name
     out = {
@@ -228,7 +228,7 @@ def _headline(kpis: dict, params) -> dict:
 def write_client_index(client_dir: Path, params) -> None:
     """``reports/<client>/index.html``: every run, newest first, with its date, data period, status
     and headline KPIs, and a link to its front page; the run ``latest`` points to is marked."""
-    from .executive import tier_names
+    from .i18n import tier_names
 
     latest = client_dir / "latest"
     latest_id = Path(os.readlink(latest)).name if latest.is_symlink() else None

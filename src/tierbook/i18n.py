@@ -181,3 +181,31 @@ def translate_markdown(source: str, lang: str, on_miss=None) -> str:
             on_miss(source.strip())
         return source
     return found
+
+
+# --------------------------------------------------------------------------- amounts and tier names in the report's language
+# (here, not in ``tables`` or ``executive``: the runner writes the client's list of runs with them and imports no pandas)
+
+SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "GBP": "£", "EUR": "€", "JPY": "¥"}
+
+
+def money(value: float, currency: str) -> str:
+    symbol = SYMBOLS.get(currency.upper(), currency + " ")
+    sign = "-" if value < 0 else ""
+    return f"{sign}{symbol}{abs(value):,.2f}"
+
+
+def compact_money(value: float, currency: str, lang: str) -> str:
+    """A large amount short enough for a card: ¥30.2M (en) or ¥3,020.5万 (zh); small amounts in full."""
+    if abs(value) < 100_000:
+        return money(value, currency)
+    symbol = SYMBOLS.get(currency.upper(), currency + " ")
+    sign = "-" if value < 0 else ""
+    units = ((1e8, "亿"), (1e4, "万")) if lang == "zh" else ((1e9, "B"), (1e6, "M"), (1e3, "k"))
+    size, suffix = next((size, suffix) for size, suffix in units if abs(value) >= size)
+    return f"{sign}{symbol}{abs(value) / size:,.1f}{suffix}"
+
+
+def tier_names(params) -> dict[str, str]:
+    """Tier name -> its label in ``params.lang``."""
+    return {level.name: (level.zh or level.name) if params.lang == "zh" else level.name for level in params.tiers.levels}

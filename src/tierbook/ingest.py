@@ -23,7 +23,6 @@ import gzip
 import hashlib
 import io
 import itertools
-import json
 import re
 import zlib
 from collections.abc import Callable
@@ -45,6 +44,7 @@ from .contract import (  # noqa: F401 - the parsers are used here and imported f
 from .errors import TierbookError
 from .memory import give_back_memory
 from .params import Params, Source, TransactionSource
+from .pipeline import INPUTS_FILE, inputs_read  # noqa: F401 - the data section's record of the files it read, imported from here
 
 SAMPLE_BYTES = 2_000_000
 # `make check` and the check before a run read this much of each CSV (and CHECK_ROWS rows of a
@@ -95,16 +95,6 @@ def file_sha256(path: Path) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-INPUTS_FILE = "inputs.json"  # in a run folder: the data section's record of each file it read (``data._write``)
-
-
-def inputs_read(run_dir: Path) -> dict[str, dict]:
-    """The data section's record of each input file it read (source, path, sha256, rows ...), by source name; empty
-    when it has not written one (a run that stopped before, an older run)."""
-    path = Path(run_dir) / INPUTS_FILE
-    return {rec["source"]: rec for rec in json.loads(path.read_text(encoding="utf-8"))} if path.exists() else {}
 
 
 def _format_of(path: Path, declared: str) -> str:

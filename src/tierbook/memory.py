@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-
-import pyarrow as pa
+import sys
 
 
 def give_back_memory() -> None:
@@ -14,7 +13,9 @@ def give_back_memory() -> None:
     text in the threads' malloc arenas (cleaning the 1M-customer demo then peaked at 5.27 GiB instead of 4.82 GiB), and
     Arrow's allocator (mimalloc) kept 0.2 GiB of what cleaning freed and glibc 0.1 GiB more (2026-12-02). The malloc
     part is glibc only (Linux); elsewhere it does nothing."""
-    pa.default_memory_pool().release_unused()
+    arrow = sys.modules.get("pyarrow")  # a process that has not loaded Arrow (the report's runner) has no Arrow pool to empty
+    if arrow is not None:
+        arrow.default_memory_pool().release_unused()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):

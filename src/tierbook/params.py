@@ -212,6 +212,13 @@ class NamedSegment(Strict):
     action: str = ""
 
 
+
+def _uncovered_cells(rules: list[dict], n: int) -> list[tuple[int, int]]:
+    """(R, F) score pairs that no named-segment rule covers."""
+    return [(r, f) for r in range(1, n + 1) for f in range(1, n + 1)
+            if not any(rule["r"][0] <= r <= rule["r"][1] and rule["f"][0] <= f <= rule["f"][1] for rule in rules)]
+
+
 class RFM(Strict):
     as_of: dt.date | None = None
     occasion: Literal["day", "order"] = "day"
@@ -228,9 +235,7 @@ class RFM(Strict):
         if sorted(self.segments_8) != sorted(HL_CODES):
             missing = sorted(set(HL_CODES) - set(self.segments_8)) or sorted(set(self.segments_8) - set(HL_CODES))
             raise ValueError(f"segments_8 needs exactly the 8 codes {', '.join(HL_CODES)} (R, F, M as H/L); check {missing[0]!r}")
-        from .rfm import uncovered_cells
-
-        gaps = uncovered_cells([rule.model_dump() for rule in self.segments_named], self.n_scores)
+        gaps = _uncovered_cells([rule.model_dump() for rule in self.segments_named], self.n_scores)
         if gaps:
             raise ValueError(f"segments_named leaves R={gaps[0][0]}, F={gaps[0][1]} without a segment; every (R, F) score pair 1..{self.n_scores} needs one")
         if self.method == "thresholds":

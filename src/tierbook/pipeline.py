@@ -20,6 +20,7 @@ the last of satisfaction and ab_test, then waits for them; when one of them fail
 (``errors.UpstreamFailed``) and the runner reports it skipped.
 """
 
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -126,3 +127,14 @@ def wait_for(run_dir: Path, name: str, poll: float = 0.1, finished: bool = False
         if not _alive(marks / "runner.pid"):
             return True
         time.sleep(poll)
+
+
+INPUTS_FILE = "inputs.json"  # in a run folder: the data section's record of each file it read (``data._write``)
+
+
+def inputs_read(run_dir: Path) -> dict[str, dict]:
+    """The data section's record of each input file it read (source, path, sha256, rows ...), by source name; empty
+    when it has not written one (a run that stopped before, an older run). Here, not in ``ingest``: the report's runner
+    reads it and imports no pandas."""
+    path = Path(run_dir) / INPUTS_FILE
+    return {rec["source"]: rec for rec in json.loads(path.read_text(encoding="utf-8"))} if path.exists() else {}

@@ -147,12 +147,6 @@ def named_segments(r_score: pd.Series, f_score: pd.Series, rules: list[dict]) ->
     return tuple(pd.Series(pd.array(values, dtype="string"), index=r_score.index) for values in names)
 
 
-def uncovered_cells(rules: list[dict], n: int) -> list[tuple[int, int]]:
-    """(R, F) score pairs that no named-segment rule covers (params validation uses it)."""
-    return [(r, f) for r in range(1, n + 1) for f in range(1, n + 1)
-            if not any(rule["r"][0] <= r <= rule["r"][1] and rule["f"][0] <= f <= rule["f"][1] for rule in rules)]
-
-
 def segment_profile(summary: pd.DataFrame, segments: pd.Series, actions: dict[str, str] | None = None) -> pd.DataFrame:
     """Customers, shares, mean R/F/M and revenue share per segment, largest revenue first."""
     frame = summary.assign(segment=segments.to_numpy())

@@ -9,15 +9,9 @@ import pandas as pd
 
 from . import i18n, privacy
 from .i18n import _
+from .i18n import SYMBOLS, money  # noqa: F401 - amounts in the report's currency, imported from here by the sections
 
-SYMBOLS = {"CNY": "¥", "RMB": "¥", "USD": "$", "GBP": "£", "EUR": "€", "JPY": "¥"}
 MAX_ROWS = 25
-
-
-def money(value: float, currency: str) -> str:
-    symbol = SYMBOLS.get(currency.upper(), currency + " ")
-    sign = "-" if value < 0 else ""
-    return f"{sign}{symbol}{abs(value):,.2f}"
 
 
 def p_value(value: float) -> str:
