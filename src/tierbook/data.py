@@ -2,10 +2,10 @@
 and write the clean tables of the run for the later sections.
 
 Outputs in the run folder:
-``data/transactions.parquet`` (kept sale lines), ``data/orders.parquet`` (orders, returns netted; in both, each row group holds a span of the customers),
-``data/customers.parquet``, ``data/survey.parquet``, ``data/experiment.parquet`` (when declared),
-``data/ledger.parquet`` (every input row with its status), ``rejected.csv`` (row, source, reason),
-``tables/reconciliation.csv``, ``tables/rejection_reasons.csv`` and ``inputs.json``.
+``data/transactions.parquet`` (kept sale lines), ``data/orders.parquet`` (orders, returns netted; in both, each
+row group holds a span of the customers), ``data/customers.parquet``, ``data/survey.parquet``,
+``data/experiment.parquet`` (when declared), ``data/ledger.parquet`` (every input row with its status),
+``rejected.csv`` (row, source, reason), ``tables/reconciliation.csv``, ``tables/rejection_reasons.csv`` and ``inputs.json``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ class DataStage:
     inventory: pd.DataFrame  # one row per input file
     reconciliation: pd.DataFrame  # rows and amounts per table and source
     reasons: pd.DataFrame  # rows and amounts per status and reason
-    orders: pd.DataFrame  # data/orders.parquet's rows (the file's row groups each hold a span of the customers), customer_id a categorical of the sorted ids as the sections read it
+    # data/orders.parquet's rows (the file's row groups each hold a span of the customers), customer_id a categorical of
+    # the sorted ids as the sections read it
+    orders: pd.DataFrame
     run_dir: Path  # where the clean tables are written
     tables: dict[str, pd.DataFrame]  # customers / survey / experiment when declared
 
@@ -224,11 +226,12 @@ def _rejected(ledger: pd.DataFrame) -> pd.DataFrame:
 
 
 def _write_lines(result: clean.CleanTransactions, data_dir: Path, ids: Future) -> None:
-    """The kept lines, a span of customers per row group (``_by_customer``), customer ids dictionary-encoded (sorted categories): later
-    sections group by their codes, which makes the 1M-customer summary 1.2 s instead of 8 s (bench/summary_time.py). ``ids`` is given the sorted ids and each
-    of cleaning's customer codes' new one (``summary.codes_at``) before the lines are written (the orders take them,
-    ``_write_orders``). Once the lines are written, ``result.lines`` is let go: what the ledger does not share of the
-    mapped rows is freed (0.8 GiB at 1M customers, 2026-12-02)."""
+    """The kept lines, a span of customers per row group (``_by_customer``), customer ids dictionary-encoded (sorted
+    categories): later sections group by their codes, which makes the 1M-customer summary 1.2 s instead of 8 s
+    (bench/summary_time.py). ``ids`` is given the sorted ids and each of cleaning's customer codes' new one
+    (``summary.codes_at``) before the lines are written (the orders take them, ``_write_orders``). Once the lines are
+    written, ``result.lines`` is let go: what the ledger does not share of the mapped rows is freed (0.8 GiB at 1M
+    customers, 2026-12-02)."""
     try:
         lines, kept = result.lines, result.kept
         # cleaning's codes of every line (the ids' order as text), restricted to the kept ones
@@ -255,8 +258,8 @@ def _write_orders(orders: pd.DataFrame, data_dir: Path, ids: np.ndarray, rank: n
     own (``customer_codes``) should they not be those customers. Written by the data stage's own thread once its other
     files are (while the lines are still being written): after the lines in their thread, the 1M-customer demo's data
     stage waited 3.1 s for them at its end; in a third thread beside the lines and the ledger they held about 0.2 GiB
-    more (2026-12-02). Written a span of customers per row group (``_by_customer``), in the orders' order within a row group. Returns
-    each order's code (in ``orders``' order) and the ids they index."""
+    more (2026-12-02). Written a span of customers per row group (``_by_customer``), in the orders' order within a row
+    group. Returns each order's code (in ``orders``' order) and the ids they index."""
     codes = np.where(order_codes >= 0, rank[order_codes], -1) if len(order_codes) else order_codes
     if (codes < 0).any() or not np.bincount(codes, minlength=len(ids)).all():  # not the kept lines' customers, each
         codes, ids = customer_codes(orders["customer_id"])
