@@ -7,7 +7,6 @@ One module per stage: ``params`` (merge and validate), ``ingest`` (read and map 
 """
 
 import importlib.abc as _abc
-import importlib.machinery as _machinery
 import sys as _sys
 
 __version__ = "0.1.0"
@@ -22,12 +21,17 @@ def _configure_pandas(pandas) -> None:
 
 
 class _PandasConfigured(_abc.MetaPathFinder, _abc.Loader):
-    """Finds pandas as Python would and configures it once it has loaded."""
+    """Finds pandas as Python would (the finders after this one) and configures it once it has loaded."""
 
     def find_spec(self, name, path=None, target=None):
         if name != "pandas":
             return None
-        spec = _machinery.PathFinder.find_spec(name, path)
+        spec = None
+        for finder in _sys.meta_path:
+            find = getattr(finder, "find_spec", None) if finder is not self else None
+            spec = find(name, path, target) if find is not None else None
+            if spec is not None:
+                break
         if spec is None or spec.loader is None:
             return spec
         self._loader = spec.loader
