@@ -212,7 +212,6 @@ class NamedSegment(Strict):
     action: str = ""
 
 
-
 def _uncovered_cells(rules: list[dict], n: int) -> list[tuple[int, int]]:
     """(R, F) score pairs that no named-segment rule covers."""
     return [(r, f) for r in range(1, n + 1) for f in range(1, n + 1)

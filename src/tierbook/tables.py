@@ -8,8 +8,7 @@ import html
 import pandas as pd
 
 from . import i18n, privacy
-from .i18n import _
-from .i18n import SYMBOLS, money  # noqa: F401 - amounts in the report's currency, imported from here by the sections
+from .i18n import SYMBOLS, _, money  # noqa: F401 - SYMBOLS and money: amounts in the report's currency, imported from here by the sections
 
 MAX_ROWS = 25
 
