@@ -18,7 +18,7 @@ import pandas as pd
 
 from .data import read_clean
 from .errors import UpstreamFailed
-from .i18n import _, compact_money, tier_names  # noqa: F401 - imported from here by the summary's notebook and html
+from .i18n import _, compact_money, tier_names
 from .params import Params
 from .tables import money, signed_interval
 
