@@ -29,7 +29,6 @@ Two choices make the numbers engine-independent:
 
 from __future__ import annotations
 
-import functools
 import os
 import shutil
 from dataclasses import dataclass
@@ -114,19 +113,31 @@ def _spark_value(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-@functools.cache
-def _cached_connection(engine_json: str, pid: int):
-    from .params import Engine
-
-    return connect(Engine.model_validate_json(engine_json))
+_CONNECTIONS: dict[tuple[str, int], Any] = {}  # connection()'s, by settings and process id
 
 
 def connection(engine: Engine | dict | None = None):
-    """``connect(engine)``, made once per process and settings (a section asks for several summaries).
-    Per process id: a section forked from a process that had a connection (run.executor: fork) makes
+    """``connect(engine)``, made once per process and settings (a section asks for several summaries) until
+    ``release``. Per process id: a section forked from a process that had a connection (run.executor: fork) makes
     its own, since a DuckDB connection's threads and locks do not survive a fork; the inherited one is
     left untouched (closing it in the child could wait on a lock held by a thread that is gone)."""
-    return _cached_connection(_engine_params(engine).model_dump_json(), os.getpid())
+    key = (_engine_params(engine).model_dump_json(), os.getpid())
+    if key not in _CONNECTIONS:
+        _CONNECTIONS[key] = connect(engine)
+    return _CONNECTIONS[key]
+
+
+def release(engine: Engine | dict | None = None) -> None:
+    """Close this process's DuckDB connection for ``engine``, if it has one (the next ``connection`` makes a new
+    one): DuckDB's allocator keeps what a query freed until its database is closed. After the rfm section's summaries
+    at 1.4M customers (7M orders) the process held 1.65 GiB, 1.21 GiB once glibc and Arrow gave theirs back, 0.59 GiB
+    with the connection closed too (2026-12-05). A Spark session is kept (starting one takes seconds)."""
+    settings = _engine_params(engine)
+    if settings.kind != "duckdb":
+        return
+    con = _CONNECTIONS.pop((settings.model_dump_json(), os.getpid()), None)
+    if con is not None:
+        con.disconnect()
 
 
 def orders_table(con, path: str | Path, *, format: Literal["auto", "parquet", "csv"] = "auto",
@@ -486,15 +497,24 @@ def run_summary(params, run_dir: Path, as_of, *, occasion: Literal["day", "order
                 time_unit: Literal["D", "W", "M", "Q"] = "W") -> pd.DataFrame:
     """The per-customer summary of a run's orders on params' engine: what the RFM, CLV and churn
     sections start from (equal to ``summary.customer_summary`` of the same orders)."""
-    return execute_summary(run_orders(params, run_dir), as_of, occasion=occasion, time_unit=time_unit)
+    try:
+        return execute_summary(run_orders(params, run_dir), as_of, occasion=occasion, time_unit=time_unit)
+    finally:
+        release(params.engine)
 
 
 def run_summaries(params, run_dir: Path, as_ofs: list, *, occasion: Literal["day", "order"] = "day",
                   time_unit: Literal["D", "W", "M", "Q"] = "W", window_days: int | None = None) -> list[DatedSummary]:
     """``execute_summaries`` of a run's orders on params' engine: ``run_summary`` at several dates in one query."""
-    return execute_summaries(run_orders(params, run_dir), as_ofs, occasion=occasion, time_unit=time_unit, window_days=window_days)
+    try:
+        return execute_summaries(run_orders(params, run_dir), as_ofs, occasion=occasion, time_unit=time_unit, window_days=window_days)
+    finally:
+        release(params.engine)
 
 
 def run_cohorts(params, run_dir: Path, as_of, max_cohorts: int = 24) -> pd.DataFrame:
     """``churn.cohort_retention`` of a run's orders on params' engine."""
-    return cohort_retention(run_orders(params, run_dir), as_of, max_cohorts)
+    try:
+        return cohort_retention(run_orders(params, run_dir), as_of, max_cohorts)
+    finally:
+        release(params.engine)

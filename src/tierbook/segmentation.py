@@ -17,6 +17,7 @@ from .clusters import RFMClusters, crosstab
 from .crm import write_customer_scores
 from .data import load_clean
 from .engine import DatedSummary, default_as_of as engine_as_of, run_orders, run_summaries
+from .memory import give_back_memory
 from .params import Params
 from .rfm import RFMScorer, segment_profile
 from .summary import customer_summary, default_as_of
@@ -154,6 +155,9 @@ def run_rfm_stage(params: Params, run_dir: Path) -> RFMStage:
     base_date = as_of - pd.Timedelta(days=params.tiers.migration_days)
     now, base = run_summaries(params, run_dir, [as_of, base_date], occasion=rfm.occasion, time_unit=rfm.time_unit,
                               window_days=params.tiers.window_days if orders is None else None)
+    # what the query's result left freed (its Arrow table, turned into the frames) back to the system, with the DuckDB
+    # connection closed by run_summaries: the section held 1.65 GiB after the query at 1.4M customers, 0.59 GiB now (2026-12-05)
+    give_back_memory()
     summary = now.summary
     # once: the tiers, their migration and their table use it
     basis = tier_basis(params, orders, summary) if orders is not None else window_basis(params, now)
