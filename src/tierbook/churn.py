@@ -831,6 +831,15 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
     # for the cutoffs that train and test the model
     summary = section_summary(params, run_dir, as_of, time_unit="W")
     survey, region_by_code = _read_optional(run_dir, "survey"), _member_regions_by_code(run_dir, timeline)
+    give_back_memory()  # what the reads and the summary freed, before the models' peak
+    # the models first, on the orders, the summary, the survey and the regions alone: the customers' table and the
+    # survival curves come after them (built before, they were held through the models' features and fits, the stage's
+    # peak: at 1.4M customers the stage on its own peaked at 1.88-1.89 GiB resident against 2.06-2.07 GiB, in the same
+    # time, 2026-12-05). The customers active now are scored from the summary at as_of above (the one customer_summary
+    # would compute)
+    prediction, prediction_note = predict_churn(timeline, as_of, days, params.churn.prediction_days or days, survey, region_by_code, params,
+                                                now_summary=summary)
+    give_back_memory()  # what the models' features and fits freed
     # the rfm section's columns of customer_scores now; clv's (P(alive), CLV) for the at-risk list once that section, which
     # runs beside this one (pipeline.reads_later), has written them
     scores = _read_optional(run_dir, "customer_scores", ["customer_id", "tier", "segment_zh"])
@@ -862,11 +871,6 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
         top = customers["region"].value_counts()
         customers["region_group"] = customers["region"].where(customers["region"].isin(top.index[:6]), "other")
         categorical["region_group"] = top.index[0]
-    give_back_memory()  # what the reads, the summary and the survival curves freed, before the models' peak
-    # the customers active now are scored from the summary at as_of above (the one customer_summary would compute)
-    prediction, prediction_note = predict_churn(timeline, as_of, days, params.churn.prediction_days or days, survey, region_by_code, params,
-                                                now_summary=summary)
-    give_back_memory()  # what the models' features and fits freed
     # the file as clv left it (its ids read again: the columns written back below must be its rows; _write reads the
     # others), its columns only when it succeeded; without them the at-risk list ranks by net spend
     clv_done = wait_for(run_dir, "clv")
