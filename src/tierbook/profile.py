@@ -277,23 +277,49 @@ def group_mix(customers: pd.DataFrame, rows: str, columns: str, column_order: li
 
 def category_mix(lines: pd.DataFrame, tiers: pd.Series, order: list[str], as_of: pd.Timestamp) -> pd.DataFrame | None:
     """Share of each tier's sale-line revenue per category (rows tiers, columns categories)."""
+    return category_mix_of(category_lines(lines, as_of), tiers, order)
+
+
+@dataclass
+class CategoryLines:
+    """What ``category_mix`` needs of the sale lines before as_of that have a category, in line order: each line's
+    customer code (``ids[code]``), category code (``categories[code]``) and amount. The profile stage keeps these
+    three arrays instead of the lines until it has read the customers' tiers (``category_mix_of``)."""
+
+    codes: np.ndarray
+    ids: np.ndarray
+    category: np.ndarray
+    categories: np.ndarray
+    amount: np.ndarray
+
+
+def category_lines(lines: pd.DataFrame, as_of: pd.Timestamp) -> CategoryLines | None:
+    """The lines' part of ``category_mix``; None when no line has a category."""
     if "category" not in lines or lines["category"].isna().all():
         return None
     lines = T.rows_where(lines, (lines["order_date"] < as_of) & lines["category"].notna(), ["customer_id", "category", "amount"])
     codes, ids = customer_codes(lines["customer_id"])
+    category, categories = T.text_codes(lines["category"])
+    return CategoryLines(codes, ids, category, np.asarray(categories, dtype=object), lines["amount"].to_numpy(float))
+
+
+def category_mix_of(parts: CategoryLines | None, tiers: pd.Series, order: list[str]) -> pd.DataFrame | None:
+    """``category_mix`` of ``category_lines``' arrays and the customers' tiers (index: customer ids)."""
+    if parts is None:
+        return None
+    codes, ids, category, categories = parts.codes, parts.ids, parts.category, parts.categories
     tier_of = pd.Series(tiers.to_numpy(), index=tiers.index.astype(str))
     if not known_unique(tier_of.index):  # the summary's customers are sorted and distinct: no hash of 1.4M ids to check
         tier_of = tier_of[~tier_of.index.duplicated()]
     tier_of = reindex_sorted(tier_of, ids).to_numpy()  # a tier per customer code, not a lookup per line
     tier_code, tier_names = pd.factorize(tier_of)  # per customer code; -1 = no tier
-    category, categories = T.text_codes(lines["category"])
     line_tier = tier_code[codes]
     has_tier = line_tier >= 0
     # revenue per (tier, category) summed by an integer key in line order (as pivot_table's groupby sums), names sorted as it sorts them
-    sums = T.sums_by_key(pd.Series(lines["amount"].to_numpy(float)[has_tier]), line_tier[has_tier] * len(categories) + category[has_tier],
+    sums = T.sums_by_key(pd.Series(parts.amount[has_tier]), line_tier[has_tier] * len(categories) + category[has_tier],
                          len(tier_names) * len(categories))
     t, c = np.divmod(sums.index.to_numpy(), max(len(categories), 1))
-    table = (pd.DataFrame({"tier": np.asarray(tier_names, dtype=object)[t], "category": np.asarray(categories, dtype=object)[c],
+    table = (pd.DataFrame({"tier": np.asarray(tier_names, dtype=object)[t], "category": categories[c],
                            "amount": sums.to_numpy()})
              .pivot(index="tier", columns="category", values="amount").fillna(0.0).sort_index().sort_index(axis=1))
     table = table.reindex([t for t in order if t in table.index])
@@ -392,8 +418,6 @@ def _profile_stage(params: Params, run_dir: Path) -> ProfileStage:
     # section's memory, and the orders are done with before the others are read (at 1.4M customers, 10.1M sale lines: the
     # stage's peak on its own 3.00 -> 2.57 GiB with the lean reads of data.read_clean and _read_members, 2026-12-04)
     orders = _read(run_dir, "orders", ORDER_COLUMNS, categorical=("channel",))
-    scores = _read(run_dir, "customer_scores", SCORE_COLUMNS)  # every column again when the CRM files are written
-    scores["customer_id"] = scores["customer_id"].astype(str)
     # what the reads decoded and let go of (Arrow's allocator and glibc keep it), back to the system before the orders' work
     give_back_memory()
     as_of = pd.Timestamp(params.rfm.as_of) if params.rfm.as_of else default_as_of(orders)
@@ -434,6 +458,16 @@ def _profile_stage(params: Params, run_dir: Path) -> ProfileStage:
     gross = _per_customer_sum(before["amount"], before["customer_id"])
     del before
     give_back_memory()
+    # the last use of the sale lines: of them the category mix keeps three arrays, and the lines are let go of before
+    # rfm's tiers and segments are read and the customers' table is made (its 1.4M rows beside the 10.1M lines were the
+    # section's peak, 2.84 GiB; the tiers read before the lines' work, and the mix made of the lines once they were read,
+    # held the 1.4M customers' ids and names through it: at 1.4M customers the stage on its own peaked at 2.30-2.31 GiB
+    # resident that way, 2.19-2.23 GiB now, 2026-12-05)
+    by_category = category_lines(lines, as_of)
+    del lines
+    give_back_memory()
+    scores = _read(run_dir, "customer_scores", SCORE_COLUMNS)  # every column again when the CRM files are written
+    scores["customer_id"] = scores["customer_id"].astype(str)
     ids = scores["customer_id"]
     key = pd.Index(ids.to_numpy())  # the customers' ids, hashed once for every lookup below
     # the tiers' and segments' names as Python strings made once per name (to_numpy() of Arrow text made one a customer:
@@ -441,11 +475,8 @@ def _profile_stage(params: Params, run_dir: Path) -> ProfileStage:
     groups = pd.DataFrame({column: _as_objects(scores[column]) for column in ("tier", "segment_zh", "named_segment")})
     merged = apply_merges(groups, params.profile.merge)
     tier_order = [level.name for level in params.tiers.levels if level.name in set(groups["tier"])]
-    # the last use of the sale lines, before the customers' table is made (its 1.4M rows beside the 10.1M lines were the
-    # section's peak, 2.84 GiB)
-    mix_by_category = category_mix(lines, pd.Series(groups["tier"].to_numpy(), index=key), tier_order, as_of)
-    del lines
-    give_back_memory()
+    mix_by_category = category_mix_of(by_category, pd.Series(groups["tier"].to_numpy(), index=key), tier_order)
+    del by_category
     customers = pd.DataFrame({"customer_id": ids.to_numpy(), **{column: groups[column].to_numpy() for column in groups},
                               "revenue": scores["monetary_total"].to_numpy(float)})
     del scores, groups
