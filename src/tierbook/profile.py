@@ -459,10 +459,9 @@ def _profile_stage(params: Params, run_dir: Path) -> ProfileStage:
     del before
     give_back_memory()
     # the last use of the sale lines: of them the category mix keeps three arrays, and the lines are let go of before
-    # rfm's tiers and segments are read and the customers' table is made (its 1.4M rows beside the 10.1M lines were the
-    # section's peak, 2.84 GiB; the tiers read before the lines' work, and the mix made of the lines once they were read,
-    # held the 1.4M customers' ids and names through it: at 1.4M customers the stage on its own peaked at 2.30-2.31 GiB
-    # resident that way, 2.19-2.23 GiB now, 2026-12-05)
+    # rfm's tiers and segments are read and the customers' table is made (that table beside the 10.1M lines was the
+    # section's peak, 2.84 GiB; with the tiers read at the start and the mix made once they were read, the stage on its
+    # own at 1.4M customers peaked at 2.30-2.31 GiB resident, 2.19-2.23 GiB now, 2026-12-05)
     by_category = category_lines(lines, as_of)
     del lines
     give_back_memory()
