@@ -135,11 +135,12 @@ def test_the_run_helpers_close_their_duckdb_connection_and_the_next_call_opens_a
     opened = []
     real_connect = engine.connect
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(engine, "_CONNECTIONS", {})  # none from another test of this process
         patch.setattr(engine, "connect", lambda settings=None: opened.append(real_connect(settings)) or opened[-1])
         first = engine.run_summary(params, run, as_of)
         again = engine.run_summaries(params, run, [as_of])[0].summary
         cohorts = engine.run_cohorts(params, run, as_of)
-    assert len(opened) == 3 and not engine._CONNECTIONS
+        assert len(opened) == 3 and not engine._CONNECTIONS
     for con in opened:  # closed: a query on it fails
         with pytest.raises(Exception):
             con.raw_sql("select 1").fetchall()
