@@ -151,6 +151,25 @@ def test_a_fully_returned_order_is_rejected_with_its_return():
     assert result.orders["order_id"].tolist() == ["2"]
 
 
+def test_the_orders_customers_are_a_categorical_of_the_customers_with_a_kept_order():
+    # B's only line is rejected (outside the window), C's order fully returned: neither is a category
+    tx = frame([
+        {"customer_id": "C10", "order_id": "1", "order_date": "2025-01-02", "amount": 20},
+        {"customer_id": "B", "order_id": "2", "order_date": "2019-01-01", "amount": 30},
+        {"customer_id": "C", "order_id": "3", "order_date": "2025-01-03", "amount": 15},
+        {"customer_id": "C", "order_id": "R3", "order_date": "2025-01-04", "amount": -15, "is_return": True, "original_order_id": "3"},
+        {"customer_id": "C9", "order_id": "4", "order_date": "2025-01-01", "amount": 40},
+        {"customer_id": "C10", "order_id": "5", "order_date": "2025-01-05", "amount": 10},
+    ])
+    result = run(tx, outliers={"method": "none"}, window={"start": "2020-01-01"})
+    customers = result.orders["customer_id"]
+    assert isinstance(customers.dtype, pd.CategoricalDtype)
+    assert customers.cat.categories.tolist() == ["C10", "C9"]  # as text sorts them
+    assert result.orders["order_id"].tolist() == ["4", "1", "5"]  # by date
+    assert customers.astype(str).tolist() == ["C9", "C10", "C10"]
+    assert customers.cat.codes.tolist() == [1, 0, 0]
+
+
 def test_outliers_by_robust_z_of_log_amount():
     rows = [{"customer_id": f"C{i}", "order_id": str(i), "order_date": "2025-01-01", "amount": 100 + (i % 7) * 10} for i in range(200)]
     rows.append({"customer_id": "Z", "order_id": "big", "order_date": "2025-01-01", "amount": 999_999})
