@@ -546,7 +546,6 @@ def test_demo_detractors_churn_more_and_the_model_beats_p_alive(tmp_path):
 
     assert stage.value_column == "clv" and "clv" in stage.at_risk
     mark_runner(run_dir)
-    mark(run_dir, "rfm", "succeeded")  # what churn waits for before it reads the tiers (pipeline.needs)
     mark(run_dir, "clv", "failed")
     without = run_churn_stage(params, run_dir)
     assert without.value_column == "monetary_total" and "clv" not in without.at_risk and "p_alive" not in without.customers

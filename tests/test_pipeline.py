@@ -322,8 +322,7 @@ def test_dependents_start_when_outputs_are_written_and_the_summary_reads_only_fi
     at = {event: i for i, event in enumerate(events)}
     assert at[("start", "rfm")] < at[("done", "data")], "rfm starts on data's outputs, before data's page is done"
     assert at[("written", "data")] < at[("start", "rfm")]
-    # churn (the longest chain; it reads clv late) starts beside rfm's page: rfm will free a slot for clv
-    assert at[("start", "churn")] < at[("done", "rfm")] < at[("start", "clv")]
+    assert at[("start", "clv")] < at[("done", "rfm")]
     summary = section_named("summary")
     assert set(summary.reads_later) == {"satisfaction", "ab_test"}
     assert max(at[("done", name)] for name in summary.depends_on) < at[("start", "summary")]
@@ -331,63 +330,6 @@ def test_dependents_start_when_outputs_are_written_and_the_summary_reads_only_fi
     assert max(at[("done", name)] for name in summary.reads_later) < at[("read", "summary")]
     assert results["summary"].status == "skipped" and results["satisfaction"].status == "failed"
     assert all(results[s.name].status == "succeeded" for s in SECTIONS if s.name not in ("satisfaction", "summary"))
-
-
-@pytest.mark.parametrize("rfm_fails", [False, True])
-def test_clv_and_churn_start_on_rfm_summary_and_wait_for_its_tiers(monkeypatch, tmp_path, rfm_fails):
-    """rfm marks its summary written (segmentation._write_summary) before it scores and tiers the customers: churn, the
-    longest chain, starts then, beside rfm (which will free a slot for clv, the section churn reads late), and waits for
-    rfm's outputs where it reads the tiers (pipeline.needs); clv starts when rfm is done, before profile and ab_test. When
-    rfm fails after its summary, the section waiting on it stops (UpstreamFailed) and is reported skipped."""
-    import threading
-    import time
-    from types import SimpleNamespace
-
-    from tierbook import report
-    from tierbook.errors import UpstreamFailed
-    from tierbook.pipeline import SUMMARY_STATE, mark, needs
-
-    events, lock = [], threading.Lock()
-
-    def log(what):
-        with lock:
-            events.append(what)
-
-    def execute(project, params, run_dir, section, on_outputs=None):
-        log(("start", section.name))
-        try:
-            if section.name == "rfm":
-                time.sleep(0.1)  # its query
-                mark(run_dir, "rfm", SUMMARY_STATE)
-                log(("summary", "rfm"))
-                time.sleep(0.4)  # scores, tiers, clusters
-                if rfm_fails:
-                    raise RuntimeError("rfm failed after its summary")
-            if section.name in ("clv", "churn"):
-                needs(run_dir, "rfm")
-                log(("tiers", section.name))
-        except UpstreamFailed as exc:
-            return report.SectionResult(section.name, "skipped", message=str(exc))
-        except RuntimeError as exc:
-            return report.SectionResult(section.name, "failed", message=str(exc))
-        if on_outputs is not None:
-            log(("written", section.name))
-            on_outputs()
-        return report.SectionResult(section.name, "succeeded")
-
-    monkeypatch.setattr(report, "_execute_section", execute)
-    results = {}
-    report._run_sections(None, SimpleNamespace(run=SimpleNamespace(parallel=2)), tmp_path, list(SECTIONS), results, lambda result: None)
-    at = {event: i for i, event in enumerate(events)}
-    assert at[("summary", "rfm")] < at[("start", "churn")], "churn starts on rfm's summary, beside rfm"
-    if rfm_fails:
-        assert (results["rfm"].status, results["churn"].status) == ("failed", "skipped")
-        assert "The rfm section did not succeed, so this section cannot go on" in results["churn"].message
-        assert ("tiers", "churn") not in at and ("start", "clv") not in at and results["clv"].status == "skipped"
-        return
-    assert at[("start", "churn")] < at[("written", "rfm")] < at[("tiers", "churn")], "churn reads the tiers once rfm wrote them"
-    assert at[("written", "rfm")] < at[("start", "clv")] < min(at[("start", "profile")], at[("start", "ab_test")])
-    assert all(r.status == "succeeded" for r in results.values()) and len(results) == len(SECTIONS)
 
 
 def test_the_summary_stops_when_a_section_it_reads_failed_and_is_reported_skipped(tmp_path):

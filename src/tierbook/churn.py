@@ -35,7 +35,7 @@ from .errors import TierbookError
 from .i18n import _
 from .memory import give_back_memory
 from .params import Params
-from .pipeline import needs, wait_for
+from .pipeline import wait_for
 from .summary import (AMOUNT_SCALE, NS_PER_DAY, customer_codes, customer_summary, default_as_of, first_positions, purchase_days,
                       same_ids, to_amount_units, unique_sorted)
 from .valuation import section_summary
@@ -842,7 +842,6 @@ def run_churn_stage(params: Params, run_dir: Path) -> ChurnStage:
     give_back_memory()  # what the models' features and fits freed
     # the rfm section's columns of customer_scores now; clv's (P(alive), CLV) for the at-risk list once that section, which
     # runs beside this one (pipeline.reads_later), has written them
-    needs(run_dir, "rfm")  # started on rfm's summary (pipeline.Section.summary_from): its tiers and segments once written
     scores = _read_optional(run_dir, "customer_scores", ["customer_id", "tier", "segment_zh"])
     scores["customer_id"] = scores["customer_id"].astype(str)
     ids = summary["customer_id"].astype(str)

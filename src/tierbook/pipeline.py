@@ -18,12 +18,6 @@ customer_scores, for its at-risk list: it runs beside clv instead of after it, a
 on without them. The summary writes the CRM files (every column of rfm, clv, churn and profile) beside
 the last of satisfaction and ab_test, then waits for them; when one of them fails it stops
 (``errors.UpstreamFailed``) and the runner reports it skipped.
-
-``summary_from`` names sections among ``depends_on`` of which a section reads only the per-customer summary at its
-start (``data/customer_summary.parquet``): it starts as soon as they have written it (their ``summary`` mark,
-SUMMARY_STATE) and waits for their other outputs where it reads them (``needs``). The rfm section writes the summary
-right after its query and then scores, tiers and clusters the customers (about 10 s at 1.4M customers), which clv and
-churn do not need until later: one of them runs beside it instead of after it.
 """
 
 import json
@@ -42,13 +36,10 @@ class Section:
     cost: float = 1.0  # its share of a report's time, for the order in which ready sections start (by_priority)
     after_pages: bool = False  # waits until its dependencies have finished, not only written their outputs
     reads_later: tuple[str, ...] = ()  # sections whose outputs it reads late in its stage, waiting there (wait_for)
-    summary_from: tuple[str, ...] = ()  # sections of depends_on whose summary is all it reads at its start (module docstring)
 
 
 # the tag of the notebook cell after which a section's outputs for later sections are written
 OUTPUTS_TAG = "outputs-written"
-# the mark a section makes once its per-customer summary is written, before its other outputs (summary_from)
-SUMMARY_STATE = "summary"
 
 
 # cost: the section's seconds in the 1M-customer demo report on a 2-core machine (medians of 3, bench/RESULTS.md, 2026-12-02 evening);
@@ -63,11 +54,10 @@ SECTIONS: tuple[Section, ...] = (
     # profile reads rfm's tiers and segments; its columns of customer_scores are joined in by the summary section, which
     # writes the CRM files, so it runs beside clv and churn (they rewrite customer_scores) rather than after them
     Section("profile", "07_profile.ipynb", "Customer profiles and tags", depends_on=("rfm",), cost=30),
-    # clv and churn start on rfm's summary and read its tiers later (summary_from)
-    Section("clv", "03_clv.ipynb", "Customer lifetime value", depends_on=("rfm",), cost=22, summary_from=("rfm",)),
+    Section("clv", "03_clv.ipynb", "Customer lifetime value", depends_on=("rfm",), cost=22),
     Section("satisfaction", "04_satisfaction.ipynb", "Satisfaction (NPS and CSAT)", depends_on=("clv",), cost=10),
     # churn reads clv's p_alive and clv only for its at-risk list, after its models (wait_for)
-    Section("churn", "05_churn.ipynb", "Churn", depends_on=("rfm",), cost=39, reads_later=("clv",), summary_from=("rfm",)),
+    Section("churn", "05_churn.ipynb", "Churn", depends_on=("rfm",), cost=39, reads_later=("clv",)),
     Section("ab_test", "06_ab_test.ipynb", "A/B test of tier strategies", depends_on=("rfm",), cost=22),
 )
 
@@ -137,22 +127,6 @@ def wait_for(run_dir: Path, name: str, poll: float = 0.1, finished: bool = False
         if not _alive(marks / "runner.pid"):
             return True
         time.sleep(poll)
-
-
-def summary_written(run_dir: Path | None, name: str) -> bool:
-    """Whether section ``name`` has marked its per-customer summary written in this run (SUMMARY_STATE)."""
-    return run_dir is not None and (Path(run_dir) / MARKS / f"{name}.{SUMMARY_STATE}").exists()
-
-
-def needs(run_dir: Path, name: str) -> None:
-    """Wait for section ``name``'s outputs (``wait_for``), or stop this section (``errors.UpstreamFailed``: the runner
-    reports it skipped) when ``name`` failed: a section started on its summary (``summary_from``) before reading the rest."""
-    if not wait_for(run_dir, name):
-        from .errors import UpstreamFailed
-        from .i18n import _
-
-        raise UpstreamFailed(_("The {section} section did not succeed, so this section cannot go on; see its page or error file, "
-                               "mend it and run the report again.", section=name))
 
 
 INPUTS_FILE = "inputs.json"  # in a run folder: the data section's record of each file it read (``data._write``)

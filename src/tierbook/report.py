@@ -31,7 +31,7 @@ from . import i18n
 from .errors import TierbookError, UpstreamFailed
 from .html import export_section, write_client_index, write_index
 from .params import Params, load_params, params_to_dict
-from .pipeline import MARKS, SECTIONS, Section, by_priority, inputs_read, mark, mark_runner, section_named, summary_written
+from .pipeline import MARKS, SECTIONS, Section, by_priority, inputs_read, mark, mark_runner, section_named
 
 PACKAGES = ["tierbook", "pandas", "numpy", "scipy", "matplotlib", "seaborn", "pyarrow", "pydantic", "papermill",
             "nbconvert", "ipykernel", "python-calamine", "openpyxl", "charset-normalizer", "ibis-framework", "duckdb", "sqlglot", "pyspark"]
@@ -512,7 +512,6 @@ def _run_sections(project: Project, params: Params, run_dir: Path, sections: lis
     import queue
 
     pending = {s.name: s for s in by_priority(sections)}
-    named = dict(pending)
     events: queue.Queue = queue.Queue()  # (name, result): the section is done; (name, None): its outputs are written
     written: set[str] = set()
     pool = ThreadPoolExecutor(max_workers=params.run.parallel)
@@ -531,30 +530,15 @@ def _run_sections(project: Project, params: Params, run_dir: Path, sections: lis
     def state(name: str, section: Section) -> str:
         if name in results:
             return results[name].status
-        if name in written and not section.after_pages:
-            return "succeeded"
-        # a section that reads only ``name``'s summary at its start goes once that is written (pipeline.summary_from)
-        return "succeeded" if name in section.summary_from and summary_written(run_dir, name) else "pending"
-
-    def frees_a_slot(name: str) -> bool:
-        """Whether running section ``name`` will end without waiting for a section that has not started or that waits so."""
-        waits_for = set(named[name].reads_later) | set(named[name].summary_from)
-        return name not in ahead and not waits_for & (ahead | set(pending))
-
-    def on_summary() -> bool:
-        """Whether a pending section waits only for a running section's summary mark, which no event announces."""
-        return run_dir is not None and any(d in running and d not in written for s in pending.values() for d in s.summary_from)
+        return "succeeded" if name in written and not section.after_pages else "pending"
 
     try:
         running: set[str] = set()
-        ahead: set[str] = set()  # running sections started before a section they read late (which has not started)
         while pending or running:
             changed = True
             while changed:  # from the top after each start: the free slots go to the costliest chains first
                 changed = False
-                # a section that a running one started ahead of it reads late takes the next free slot
-                wanted = {r for a in ahead for r in named[a].reads_later}
-                for name, section in sorted(pending.items(), key=lambda item: item[0] not in wanted):
+                for name, section in list(pending.items()):
                     deps = [state(d, section) for d in section.depends_on]
                     if any(s in ("failed", "skipped") for s in deps):
                         results[name] = SectionResult(name, "skipped", message="an upstream section failed")
@@ -566,17 +550,9 @@ def _run_sections(project: Project, params: Params, run_dir: Path, sections: lis
                     if not all(s == "succeeded" for s in deps) or len(running) >= params.run.parallel:
                         continue
                     # a section read late starts first (then this one, with the next free slot): waiting for one that
-                    # has not started would hold a slot it may need. Unless a running section that waits for none will
-                    # free a slot for it: then this one goes first (churn, the longest chain, beside the end of rfm and
-                    # clv after rfm, instead of clv beside rfm and churn after it)
+                    # has not started would hold a slot it may need
                     later = [pending[r] for r in section.reads_later if r in pending]
-                    if not later:
-                        start = section
-                    elif any(frees_a_slot(r) for r in running):
-                        start = section
-                        ahead.add(section.name)
-                    else:
-                        start = next((r for r in later if all(state(d, r) == "succeeded" for d in r.depends_on)), None)
+                    start = section if not later else next((r for r in later if all(state(d, r) == "succeeded" for d in r.depends_on)), None)
                     if start is None:
                         continue
                     _say(f"  ▶ {start.name:<14} running")
@@ -587,10 +563,7 @@ def _run_sections(project: Project, params: Params, run_dir: Path, sections: lis
                     break
             if not running:
                 continue
-            try:
-                name, result = events.get(timeout=0.1) if on_summary() else events.get()
-            except queue.Empty:  # looked at again: a summary mark may have come
-                continue
+            name, result = events.get()
             if result is None:
                 written.add(name)
                 mark(run_dir, name, "written")
@@ -598,7 +571,6 @@ def _run_sections(project: Project, params: Params, run_dir: Path, sections: lis
             if isinstance(result, BaseException):
                 raise result
             running.discard(name)
-            ahead.discard(name)
             results[name] = result
             mark(run_dir, name, result.status)
             on_done(result)

@@ -159,9 +159,6 @@ def run_rfm_stage(params: Params, run_dir: Path) -> RFMStage:
     # connection closed by run_summaries: the section held 1.65 GiB after the query at 1.4M customers, 0.59 GiB now (2026-12-05)
     give_back_memory()
     summary = now.summary
-    # written at once: clv and churn start on it (pipeline.Section.summary_from) while the customers are scored, tiered and
-    # clustered below (the rest of this stage, about 10 s at 1.4M customers, with a core to spare)
-    _write_summary(summary, run_dir)
     # once: the tiers, their migration and their table use it
     basis = tier_basis(params, orders, summary) if orders is not None else window_basis(params, now)
     scorer, scores, _ = score_customers(params, summary, orders, basis)
@@ -224,19 +221,10 @@ def _dates(days: pd.Series) -> np.ndarray:
     return np.asarray(distinct.date, dtype=object)[codes]
 
 
-def _write_summary(summary: pd.DataFrame, run_dir: Path) -> None:
-    """The per-customer summary (``data/customer_summary.parquet``, read by clv and churn: ``valuation.section_summary``)
-    and, when the report's runner runs this section, its mark (``pipeline.SUMMARY_STATE``)."""
-    from .pipeline import MARKS, SUMMARY_STATE, mark
-
-    summary.to_parquet(Path(run_dir) / "data" / "customer_summary.parquet", index=False)
-    if (Path(run_dir) / MARKS).is_dir():
-        mark(run_dir, "rfm", SUMMARY_STATE)
-
-
 def _write(stage: RFMStage, params: Params, run_dir: Path) -> None:
     tables = run_dir / "tables"
     tables.mkdir(exist_ok=True)
+    stage.summary.to_parquet(run_dir / "data" / "customer_summary.parquet", index=False)
     for name, frame in {
         "rfm_bin_edges": stage.bin_edges, "segments_8": stage.profile_8, "segments_named": stage.profile_named,
         "tiers": stage.tiers, "clusters": stage.cluster_profile, "clusters_vs_segments": stage.cluster_vs_segment.reset_index(),

@@ -38,7 +38,6 @@ from .engine import run_summary
 from .errors import TierbookError
 from .i18n import _
 from .params import Params
-from .pipeline import needs
 from .summary import COLUMNS, DAYS_PER_UNIT, customer_codes, customer_summary, default_as_of, same_ids, unique_sorted
 from .segmentation import load_orders
 from .tiers import TierRules, sorted_positions
@@ -323,7 +322,6 @@ def run_clv_stage(params: Params, run_dir: Path) -> CLVStage:
         return CLVStage(as_of=as_of, summary=summary, problem=_("The CLV models cannot be used on this data: {error}.", error=error), **empty)
     validation, note = validate(orders, as_of, params)
     del orders  # read again by no step below (0.1 GiB of the section's peak at 1M customers, 2026-12-02)
-    needs(run_dir, "rfm")  # started on rfm's summary (pipeline.Section.summary_from): its tiers and segments once written
     scored = _read_scored(run_dir / "data" / "customer_scores.parquet", ["customer_id", "tier", "segment_zh", "segment_en", "named_segment", "rfm_score"])
     customers = fit.customers.assign(customer_id=fit.customers["customer_id"].astype(str))
     if same_ids(customers["customer_id"], scored["customer_id"], unique=True) and isinstance(customers.index, pd.RangeIndex):
