@@ -441,3 +441,35 @@ def test_parse_numbers_decides_the_decimal_mark_by_values_not_by_distinct_texts(
     assert parsed.iloc[:3].isna().all() and pd.isna(parsed.iloc[13])  # '1,5' does not fit a column of points
     flipped = pd.Series(["1,5", "2,25", "3,75"] * 4 + ["1,234.50"], dtype=object)
     assert parse_numbers(flipped).iloc[:3].tolist() == [1.5, 2.25, 3.75] and pd.isna(parse_numbers(flipped).iloc[12])
+
+
+def test_the_details_of_what_did_not_parse_are_joined_per_row():
+    """``_join_details`` joins a row's details in column order with "; " and leaves the rows without one missing,
+    whichever columns have none (it joins only the rows that have one)."""
+    from tierbook.ingest import _join_details
+
+    index = pd.RangeIndex(5)
+    date = pd.Series([pd.NA, "交易时间 '2025-13-45'", pd.NA, "交易时间 empty", pd.NA], index=index, dtype="string")
+    price = pd.Series([pd.NA, "单价 'abc'", "单价 empty", pd.NA, pd.NA], index=index, dtype="string")
+    none = pd.Series(pd.NA, index=index, dtype="string")
+    joined = _join_details([none, date, none, price], index)
+    assert joined.tolist() == [pd.NA, "交易时间 '2025-13-45'; 单价 'abc'", "单价 empty", "交易时间 empty", pd.NA]
+    assert isinstance(joined.dtype, pd.StringDtype) and joined.index.equals(index)
+    assert _join_details([none, none], index).isna().all() and _join_details([], index).isna().all()
+
+
+def test_repeated_text_becomes_the_categories_astype_gives():
+    """A column of one text on every row (a source's name set from params) is made a categorical without hashing each
+    row; it equals ``astype("category")``, as do the other columns (missing values, several texts, Arrow strings)."""
+    from tierbook.ingest import _as_category
+
+    n = 1000
+    one = pd.Series(np.full(n, "pos", dtype=object), name="source")
+    several = pd.Series(np.array(["b", "a", None, "b"] * (n // 4), dtype=object), name="store")
+    arrow = pd.Series(["门店A", "门店B", pd.NA, "门店A"] * (n // 4), dtype="string[pyarrow]", name="category")
+    almost = pd.Series(np.array(["web"] * (n - 1) + ["app"], dtype=object), name="channel")
+    for values in (one, several, arrow, almost):
+        made, expected = _as_category(values), values.astype("category")
+        assert made.equals(expected) and made.dtype == expected.dtype and made.name == values.name
+        assert made.cat.codes.dtype == expected.cat.codes.dtype
+    assert _as_category(one).cat.categories.tolist() == ["pos"]

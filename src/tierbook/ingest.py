@@ -766,9 +766,19 @@ def _unparsed(column: str, raw: pd.Series, parsed: pd.Series) -> pd.Series:
 
 
 def _join_details(details: list[pd.Series], index: pd.Index) -> pd.Series:
+    """Per row: its ``_unparsed`` details joined by "; " (missing when it has none). Joined on the rows that have one
+    only: on every row, the 6.4M POS lines of the 1.4M-customer demo (none with a detail) took 1.0 s, on the way from
+    reading to cleaning (2026-12-05)."""
     joined = pd.Series(pd.NA, index=index, dtype="string")
+    details = [detail for detail in details if detail.notna().any()]
+    if not details:
+        return joined
+    rows = np.logical_or.reduce([detail.notna().to_numpy() for detail in details])
+    part = joined[rows]
     for detail in details:
-        joined = joined.where(detail.isna(), joined.fillna("").where(joined.isna(), joined + "; ") + detail)
+        detail = detail[rows]
+        part = part.where(detail.isna(), part.fillna("").where(part.isna(), part + "; ") + detail)
+    joined[rows] = part.array
     return joined
 
 
@@ -844,7 +854,18 @@ def _as_categories(frame: pd.DataFrame, columns: tuple[str, ...]) -> None:
     """The text columns (object or strings) among ``columns`` of ``frame`` made categoricals (sorted categories), in place."""
     for column in columns:
         if column in frame and (frame[column].dtype == object or isinstance(frame[column].dtype, pd.StringDtype)):
-            frame[column] = frame[column].astype("category")
+            frame[column] = _as_category(frame[column])
+
+
+def _as_category(values: pd.Series) -> pd.Series:
+    """``values.astype("category")``; a column of one text on every row (a source's name, channel or currency, set from
+    params) without hashing each row: 0.2 s a column for the 6.4M POS lines of the 1.4M-customer demo, on the way from
+    reading to cleaning (2026-12-05)."""
+    array = values.to_numpy() if values.dtype == object else None
+    if array is not None and len(array) and isinstance(array[0], str) and (array == array[0]).all():
+        return pd.Series(pd.Categorical.from_codes(np.zeros(len(array), dtype=np.int8), categories=[array[0]]),
+                         index=values.index, name=values.name)
+    return values.astype("category")
 
 
 def _concat(frames: list[pd.DataFrame]) -> pd.DataFrame:
