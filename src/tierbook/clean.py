@@ -47,7 +47,7 @@ from .errors import TierbookError
 from .ingest import REPEATED_TEXT
 from .memory import give_back_memory
 from .params import Clean
-from .summary import line_codes
+from .summary import known_unique, line_codes, used_codes
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -385,14 +385,11 @@ def clean_transactions(tx: pd.DataFrame, rules: Clean, priority: list[str], toda
 
 def _customers_of(codes: np.ndarray, ids) -> pd.Series:
     """The orders' customer ids as a categorical of the ids they use (sorted, held by Arrow; ``codes``: each order's
-    ``line_codes`` code, ``ids`` those codes' ids): the 7M orders' ids as text, taken from their first lines, were 0.15 GiB
+    ``line_codes`` code, ``ids`` those codes' ids; ``summary.used_codes`` renumbers them, as ``codes_at`` does the
+    lines'): the 7M orders' ids as text, taken from their first lines, were 0.15 GiB
     more at the end of the 1.4M-customer data stage's cleaning, its peak (2026-12-05). The data stage writes the orders
     with the codes and replaces the column with the written one (``data.run_data_stage``)."""
-    from .summary import known_unique
-
-    used = np.flatnonzero(np.bincount(codes, minlength=len(ids)))
-    rank = np.full(len(ids), -1, dtype=np.int32)
-    rank[used] = np.arange(len(used), dtype=np.int32)
+    used, rank = used_codes(codes, len(ids))
     categories = pd.Index(pd.array(ids.take(used), dtype=pd.StringDtype("pyarrow")))
     known_unique(categories)
     return pd.Series(pd.Categorical.from_codes(rank[codes], categories=categories), copy=False)

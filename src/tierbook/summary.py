@@ -134,14 +134,21 @@ def line_codes(values: pd.Series):
     return codes, dictionary.take(order)
 
 
+def used_codes(codes: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Of ``n`` codes, those ``codes`` use (no -1 among them), in order, and ``rank``: each code's number among them
+    (-1 for one not used). ``rank[codes]`` are the codes renumbered, ``ids.take(used)`` the ids they index."""
+    used = np.flatnonzero(np.bincount(codes, minlength=n))
+    rank = np.full(n, -1, dtype=np.int32)
+    rank[used] = np.arange(len(used), dtype=np.int32)
+    return used, rank
+
+
 def codes_at(codes: np.ndarray, ids, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``line_codes``' codes and ids restricted to ``rows`` (which have an id): the codes of those rows among the ids
     they use (int32), those ids (Python strings), and ``rank``, each former code's new one (-1 for an id these rows do
     not use), to map other codes of the same ids with."""
     mine = codes[rows]
-    used = np.flatnonzero(np.bincount(mine, minlength=len(ids)))
-    rank = np.full(len(ids), -1, dtype=np.int32)
-    rank[used] = np.arange(len(used), dtype=np.int32)
+    used, rank = used_codes(mine, len(ids))
     taken = ids.take(used)
     return rank[mine], np.asarray(taken.to_numpy(zero_copy_only=False) if hasattr(taken, "to_numpy") else taken, dtype=object), rank
 
