@@ -309,6 +309,30 @@ def test_process_recovery(big):
     assert not to.duplicated(["customer_id", "order_date"]).any()
 
 
+def test_purchase_rate_sets_the_mean_rate_and_the_lines_a_customer_buys(tmp_path):
+    """``purchase_rate`` 0.25 (make bench's clients): alpha = 0.75 / 0.25 = 3, the draws' mean rate 0.25 a week, the
+    repeat purchases the closed form of the daily process gives, and about 10 transaction lines a customer (7.2 at the
+    default 0.125), every other truth the same."""
+    size = 4000
+    fast = demo.generate(tmp_path / "fast", size=size, seed=11, purchase_rate=0.25)
+    slow = demo.generate(tmp_path / "slow", size=size, seed=11)
+    assert fast["bgnbd"] == {"r": 0.75, "alpha": 3.0, "a": 0.8, "b": 4.0, "time_unit": "W"}
+    assert slow["bgnbd"]["alpha"] == 6.0 and fast["gamma_gamma"] == slow["gamma_gamma"]
+    tc = pd.read_parquet(tmp_path / "fast" / "truth_customers.parquet")
+    assert tc["lam"].mean() == pytest.approx(0.25, rel=0.06)  # standard error 0.0046
+    T = (pd.Timestamp("2025-12-31") - tc["birth_date"]).dt.days.to_numpy()
+    q = np.minimum(tc["lam"].to_numpy() / 7, 1)
+    p = tc["p_drop"].to_numpy()
+    assert (tc["n_orders"] - 1).sum() == pytest.approx(((1 - (1 - q * p) ** T) / p).sum(), rel=0.05)
+
+    def lines(d: Path) -> int:
+        return len(read_pos(d)) + len(read_ecom(d))
+
+    assert 9.6 < lines(tmp_path / "fast") / size < 10.8
+    assert 6.8 < lines(tmp_path / "slow") / size < 7.6
+    assert 1.35 < fast["n_orders"] / slow["n_orders"] < 1.55
+
+
 def test_tiers(big):
     d, truth, _ = big
     tc = pd.read_parquet(d / "truth_customers.parquet")
@@ -402,6 +426,13 @@ def test_ensure(tmp_path):
 
     (d / "TRUTH.json").unlink()  # interrupted generation (truth is written last): regenerated
     assert demo.ensure(d, size=320, seed=5) == t3
+
+    t5 = demo.ensure(d, size=320, seed=5, purchase_rate=0.25)  # another purchase rate: regenerated
+    assert t5["bgnbd"]["alpha"] == 3.0 and t5["n_orders"] > t3["n_orders"]
+    mt = {f: (d / f).stat().st_mtime_ns for f in ALL_FILES}
+    assert demo.ensure(d, size=320, seed=5, purchase_rate=0.25) == t5
+    assert {f: (d / f).stat().st_mtime_ns for f in ALL_FILES} == mt
+    assert demo.ensure(d, size=320, seed=5) == t3  # and back
 
     stale = dict(t3, generator_version=t3["generator_version"] - 1)
     (d / "TRUTH.json").write_text(json.dumps(stale), encoding="utf-8")

@@ -32,6 +32,14 @@ def test_client_overrides_default_and_set_overrides_client(project):
     assert params.demo.size == 500
 
 
+def test_the_demo_purchase_rate_is_a_positive_weekly_rate(project):
+    write_params(project, "acme", MINIMAL)
+    assert load_params("acme", project / "params").demo.purchase_rate == 0.125
+    assert load_params("acme", project / "params", ["demo.purchase_rate=0.25"]).demo.purchase_rate == 0.25
+    with pytest.raises(TierbookError, match=r"demo.purchase_rate = 0 is invalid: Input should be greater than 0"):
+        load_params("acme", project / "params", ["demo.purchase_rate=0"])
+
+
 def test_deep_merge_merges_mappings_and_replaces_lists():
     base = {"a": {"x": 1, "y": [1, 2]}, "b": 1}
     merged = deep_merge(base, {"a": {"y": [3]}, "c": 2})

@@ -162,6 +162,7 @@ class Demo(Strict):
     generate: bool = False
     size: int = Field(20000, ge=50)
     seed: int = 20240101
+    purchase_rate: float = Field(0.125, gt=0, le=7)  # the customers' mean purchases a week (make bench: 0.25)
 
 
 class Paths(Strict):

@@ -636,7 +636,7 @@ def _ensure_demo(params: Params, root: Path) -> None:
     """The demo client's data made when missing (``demo.ensure``), in the checks' process (``run_report``)."""
     from . import demo
 
-    demo.ensure(params.data_dir(root), params.demo.size, params.demo.seed)
+    demo.ensure(params.data_dir(root), params.demo.size, params.demo.seed, params.demo.purchase_rate)
 
 
 def _check_sources(params: Params, root: Path) -> None:
@@ -662,7 +662,8 @@ def run_report(project: Project, client: str, overrides: list[str] | None = None
     # was 0.13-0.17 GiB, 2026-12-04)
     with ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn")) as checker:
         if params.demo.generate:
-            _say(f"demo data: {params.data_dir(project.root)} (size {params.demo.size}, seed {params.demo.seed})")
+            _say(f"demo data: {params.data_dir(project.root)} (size {params.demo.size}, seed {params.demo.seed}, "
+                 f"purchase rate {params.demo.purchase_rate:g} a week)")
             checker.submit(_ensure_demo, params, project.root).result()
         stamps = _stamps(params, project.root)  # before the inputs are read: a change from now to the end fails the run
         checker.submit(_check_sources, params, project.root).result()

@@ -56,6 +56,9 @@ The customer process (TRUE parameters, time unit = week)
   first purchase ("birth") is on a day drawn uniformly from 2024-01-01 .. 2025-06-30; observation
   ends 2025-12-31 (inclusive).  The birth purchase is a real order (it is in the exports).
 * Purchase rate lambda ~ Gamma(shape r = 0.75, rate alpha = 6.0) per WEEK (mean 0.125/week).
+  ``purchase_rate`` (``demo.purchase_rate`` in params) sets another mean: alpha = 0.75 / purchase_rate, all else
+  the same.  0.25 (alpha 3) buys 7.3 orders and about 10.2 transaction lines a customer instead of 5.1 and 7.2
+  (dropout after each purchase keeps it from doubling): ``make bench``'s clients, "1M customers = 10M transactions".
   Dropout p ~ Beta(a = 0.8, b = 4.0) (mean 1/6).
 * Time is discrete in DAYS.  After every REPEAT purchase the customer drops out for good with
   probability p (the textbook BG/NBD of Fader, Hardie & Lee 2005: no dropout at the first
@@ -240,6 +243,7 @@ from ._common import (
     GIVEN,
     PINYIN,
     PLATFORMS,
+    PURCHASE_RATE,
     REG_CHANNELS,
     REGIONS,
     STORES,
@@ -251,6 +255,7 @@ from ._common import (
     _datetimes,
     _fmt_cny,
     _fmt_signed,
+    gamma_rate,
 )
 from ._files import (
     _iso,
@@ -268,15 +273,16 @@ from ._process import (
 __all__ = ["GENERATOR_VERSION", "EXPECTED_FILES", "DROPOUT_AFTER_FIRST_PURCHASE", "generate", "ensure"]
 
 
-def generate(out_dir: Path, size: int = 20000, seed: int = 20240101) -> dict:
-    """Write the demo client's raw exports and truth into ``out_dir``; return the truth dict."""
+def generate(out_dir: Path, size: int = 20000, seed: int = 20240101, purchase_rate: float = PURCHASE_RATE) -> dict:
+    """Write the demo client's raw exports and truth into ``out_dir``; return the truth dict. ``purchase_rate`` is the
+    customers' mean purchases a week (the Gamma rate alpha = r / purchase_rate; 0.125 = alpha 6, the default)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     truth_path = out_dir / TRUTH_FILE
     if truth_path.exists():  # an interrupted regeneration must not look complete
         truth_path.unlink()
 
-    S = _simulate(size, seed)
+    S = _simulate(size, seed, purchase_rate)
     n = S["n"]
     cid = np.array([f"C{i + 1:06d}" for i in range(n)], dtype=object)
 
@@ -449,8 +455,8 @@ def generate(out_dir: Path, size: int = 20000, seed: int = 20240101) -> dict:
     return truth
 
 
-def ensure(out_dir: Path, size: int, seed: int) -> dict:
-    """Return the stored truth if ``out_dir`` is a complete demo of (size, seed); else regenerate."""
+def ensure(out_dir: Path, size: int, seed: int, purchase_rate: float = PURCHASE_RATE) -> dict:
+    """Return the stored truth if ``out_dir`` is a complete demo of (size, seed, purchase_rate); else regenerate."""
     import fcntl
 
     out_dir = Path(out_dir)
@@ -462,10 +468,11 @@ def ensure(out_dir: Path, size: int, seed: int) -> dict:
         try:
             truth = json.loads(truth_path.read_text(encoding="utf-8"))
             ok = (truth.get("size") == int(size) and truth.get("seed") == int(seed)
+                  and truth.get("bgnbd", {}).get("alpha") == gamma_rate(purchase_rate)
                   and truth.get("generator_version") == GENERATOR_VERSION
                   and all((out_dir / f).is_file() for f in EXPECTED_FILES))
         except (OSError, ValueError):
             ok = False
         if ok:
             return truth
-        return generate(out_dir, size=size, seed=seed)
+        return generate(out_dir, size=size, seed=seed, purchase_rate=purchase_rate)

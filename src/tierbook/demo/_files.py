@@ -366,7 +366,7 @@ def _truth(S, size, seed, pos_df, ecom_df, n_member_rows, survey_df, exp_df, rev
             "equivalent_model": ("MBG/NBD (dropout possible after every purchase, including the first)"
                                  if DROPOUT_AFTER_FIRST_PURCHASE else "BG/NBD"),
         },
-        "bgnbd": dict(BGNBD),
+        "bgnbd": dict(BGNBD, alpha=S["alpha"]),
         "gamma_gamma": dict(GAMMA_GAMMA),
         "expected_order_value": GAMMA_GAMMA["p"] * GAMMA_GAMMA["gamma"] / (GAMMA_GAMMA["q"] - 1),
         "n_customers": int(S["n"]),

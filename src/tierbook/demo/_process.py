@@ -54,19 +54,24 @@ from ._common import (
     SURNAME_W,
     SURNAMES,
     TIERS,
+    PURCHASE_RATE,
     _choose,
     _count,
+    gamma_rate,
     _hours,
     _lexrank,
     _seq_ids,
 )
 
 
-def _simulate(size: int, seed: int):
+def _simulate(size: int, seed: int, purchase_rate: float = PURCHASE_RATE):
     rng = np.random.default_rng(seed)
     n = int(size)
     if n < 1:
         raise ValueError("size must be >= 1")
+    if not 0 < purchase_rate <= 7:
+        raise ValueError("purchase_rate (the customers' mean purchases per week) must be in (0, 7]")
+    alpha = gamma_rate(purchase_rate)
 
     # ---- customers -------------------------------------------------------------------------------
     birth = rng.integers(0, _BIRTH_END + 1, n)
@@ -75,7 +80,7 @@ def _simulate(size: int, seed: int):
     perm = np.lexsort((birth, reg))  # ids numbered in registration order
     birth, reg = birth[perm], reg[perm]
 
-    lam = rng.gamma(BGNBD["r"], 1.0 / BGNBD["alpha"], n)
+    lam = rng.gamma(BGNBD["r"], 1.0 / alpha, n)
     p_drop = rng.beta(BGNBD["a"], BGNBD["b"], n)
     nu = rng.gamma(GAMMA_GAMMA["q"], 1.0 / GAMMA_GAMMA["gamma"], n)
     online_share = rng.beta(*ONLINE_BETA, n)
@@ -396,7 +401,7 @@ def _simulate(size: int, seed: int):
 
     # ---- assemble -------------------------------------------------------------------------------------
     return dict(
-        n=n, birth=birth, reg=reg, lam=lam, p_drop=p_drop, nu=nu, online_share=online_share,
+        n=n, alpha=alpha, birth=birth, reg=reg, lam=lam, p_drop=p_drop, nu=nu, online_share=online_share,
         region=region, home_store=home_store, alive_end=alive_end, death_day=death_day,
         tier=tier, variant=variant, in_exp=in_exp, rev_tier=rev_tier, nps_latent=nps_latent,
         o_cust=o_cust, o_day=o_day, o_cents=o_cents, cents_before_lift=cents_before_lift,
