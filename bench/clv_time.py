@@ -1,6 +1,7 @@
 """The CLV chain on 1M simulated customers, against lifetimes and PyMC-Marketing (MAP) on the same file.
 
     .venv/bin/python bench/clv_time.py [--customers 1000000] [--runs 3] [--peers lifetimes,pymc-marketing] [--peers-dir DIR]
+                                       [--fit-sizes 100000 1000000 4000000]
 
 The chain, per tool: the per-customer summary from the transactions (frequency, recency, T,
 monetary_value, in days), the BG/NBD fit, the Gamma-Gamma fit on repeat customers, then for every
@@ -17,6 +18,12 @@ truth; the tools are compared with each other, not with the truth). The transact
 once to Parquet in a temporary folder (customer ids as integers); each tool reads that file in a
 subprocess of its own venv and prints JSON timings: one warm-up run (not counted, reported as the
 cold first run), then ``--runs`` timed runs.
+
+Then, ours only, the fits at growing numbers of customers (``--fit-sizes``; empty for none): each
+likelihood term is computed once per distinct row it depends on, so the fits' cost follows the
+distinct (x, t_x, T) rows, not the customers. Printed per size: the distinct rows, and the median
+(min–max) of ``--runs`` BG/NBD and Gamma-Gamma fits on the same summary, with the ratio to the
+smallest size's.
 
 The peers live in throwaway venvs under ``--peers-dir`` (created once with uv or pip from PyPI):
 lifetimes 0.11.3 needs pandas < 2, numpy < 1.25, scipy < 1.11; PyMC-Marketing's MAP fit uses flat
@@ -175,6 +182,33 @@ def simulate(customers: int, seed: int = 20261123) -> tuple[pd.DataFrame, int]:
                          "amount": amount[order]}), dropped
 
 
+def fit_scaling(sizes: list[int], runs: int) -> None:
+    """Our BG/NBD and Gamma-Gamma fits on the summaries of ``sizes`` customers (in this process)."""
+    from tierbook.clv import _unique_rows, fit_bgnbd, fit_gamma_gamma
+    from tierbook.summary import customer_summary
+
+    print(f"\nCLV fits at growing size (tierbook only, the same process; {runs} runs each): median (min–max), ratio to the first size")
+    print(f"  {'customers':>10} {'transactions':>13} {'distinct (x, t_x, T)':>21} {'BG/NBD fit':>26} {'Gamma-Gamma fit':>26}")
+    first = {}
+    for size in sizes:
+        transactions, _ = simulate(size)
+        n_transactions = len(transactions)
+        summary = customer_summary(transactions.rename(columns={"date": "order_date", "amount": "net_amount"}), AS_OF, time_unit="D")
+        del transactions
+        distinct = len(_unique_rows(summary, ["frequency", "recency", "T"])[1])
+        cells = []
+        for name, fit in (("bgnbd", fit_bgnbd), ("gamma_gamma", fit_gamma_gamma)):
+            seconds = []
+            for _ in range(runs):
+                started = time.perf_counter()
+                fit(summary)
+                seconds.append(time.perf_counter() - started)
+            median, low, high = stats(seconds)
+            first.setdefault(name, median)
+            cells.append(f"{median:.3f} s ({low:.3f}–{high:.3f}) {median / first[name]:4.1f}x")
+        print(f"  {size:>10,} {n_transactions:>13,} {distinct:>21,} {cells[0]:>26} {cells[1]:>26}", flush=True)
+
+
 def peer_python(name: str, peers_dir: Path) -> Path:
     """The peer's venv (created on first use) and its python."""
     venv = peers_dir / name
@@ -227,6 +261,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--peers", default="lifetimes,pymc-marketing", help="comma-separated; empty for ours only")
     parser.add_argument("--peers-dir", type=Path, default=Path(tempfile.gettempdir()) / "tierbook-clv-peers")
+    parser.add_argument("--fit-sizes", type=int, nargs="*", default=[100_000, 1_000_000, 4_000_000],
+                        help="customers of the fits-at-growing-size table (ours only); none to skip it")
     args = parser.parse_args()
     peers = [p for p in args.peers.split(",") if p]
     with tempfile.TemporaryDirectory(prefix="tierbook-clv-") as tmp:
@@ -244,6 +280,8 @@ def main() -> None:
             except (subprocess.CalledProcessError, OSError) as error:
                 failures[peer] = str(error)
     report(results, failures, args, len(transactions), dropped, simulated)
+    if args.fit_sizes:
+        fit_scaling(args.fit_sizes, args.runs)
 
 
 def report(results: dict, failures: dict, args, transactions: int, dropped: int, simulated: float) -> None:
