@@ -32,11 +32,6 @@ BGNBD = {"r": 0.75, "alpha": 6.0, "a": 0.8, "b": 4.0, "time_unit": "W"}
 # (alpha = r / rate, every other parameter the same): 0.25 buys about 10.2 lines a customer instead of 7.2, the
 # "1M customers = 10M transactions" of make bench
 PURCHASE_RATE = BGNBD["r"] / BGNBD["alpha"]
-
-
-def gamma_rate(purchase_rate: float) -> float:
-    """The Gamma rate alpha of the purchase rates whose mean is ``purchase_rate`` a week (shape r fixed): 6.0 for 0.125."""
-    return BGNBD["r"] / purchase_rate
 GAMMA_GAMMA = {"p": 6.0, "q": 4.0, "gamma": 150.0}
 # False = textbook BG/NBD (dropout only after a repeat purchase). True = MBG/NBD-style dropout
 # (possible right after the first purchase, Batislam et al. 2007). Changing it changes every file:
@@ -111,6 +106,11 @@ COMMENTS = {
     "passive": ("还可以", "一般般", "价格有点贵", "东西不错但排队久", "包装一般"),
     "detractor": ("质量太差了", "服务态度不好", "退货太麻烦", "不会再买了", "发货太慢", "价格太贵，不值"),
 }
+
+
+def gamma_rate(purchase_rate: float) -> float:
+    """The Gamma rate alpha of the purchase rates whose mean is ``purchase_rate`` a week (shape r fixed): 6.0 for 0.125."""
+    return BGNBD["r"] / purchase_rate
 
 
 def _fmt_cny(c: int) -> str:

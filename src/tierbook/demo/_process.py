@@ -44,6 +44,7 @@ from ._common import (
     PLATFORM_W,
     PLATFORMS,
     POS_HOUR_W,
+    PURCHASE_RATE,
     RATES,
     REG_CHANNELS,
     REGION_TILT_TOP,
@@ -54,13 +55,12 @@ from ._common import (
     SURNAME_W,
     SURNAMES,
     TIERS,
-    PURCHASE_RATE,
     _choose,
     _count,
-    gamma_rate,
     _hours,
     _lexrank,
     _seq_ids,
+    gamma_rate,
 )
 
 
