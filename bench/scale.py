@@ -9,13 +9,14 @@ a temporary project. Its customers buy 0.25 times a week on average (`demo.purch
 default demo's 0.125 buys 7.2 transaction lines a customer), so that 1M customers are the 10M
 transactions of the issue's goal: 10.2 lines and 7.3 orders a customer.
 
-Memory is the proportional set size (PSS, /proc/<pid>/smaps_rollup) summed over the report's
-process and its sections' processes, sampled every 0.2 s: forked sections share the parent's pages, which PSS counts once (RSS would count them in every process). Reading PSS
-makes the kernel walk the process's page tables under its memory lock: 50 ms a read (median, up to
-350 ms) on the 1M data section, and read every 0.2 s it made that report 194 s instead of 156 s. So
-PSS is read only when the summed RSS (a counter, cheap to read) is above the peak PSS so far: PSS is
-never above RSS, so the samples skipped could not have raised the peak. Per section, the peak
-resident memory of its own process (from the run's manifest).
+Memory is the proportional set size (PSS, /proc/<pid>/smaps_rollup) summed over the report's process
+and its sections' processes, sampled every 0.2 s: forked sections share the parent's pages, which
+PSS counts once (RSS would count them in every process). Reading PSS makes the kernel walk the
+process's page tables under its memory lock: 50 ms a read (median, up to 350 ms) on the 1M data
+section, and read every 0.2 s it made that report 194 s instead of 156 s. So PSS is read only when
+the summed RSS (a counter, cheap to read) is above the peak PSS so far: PSS is never above RSS, so
+the samples skipped could not have raised the peak. Per section, the peak resident memory of its own
+process (from the run's manifest).
 
 The machine's speed changes from hour to hour (on this VM the same report took 136 s one day and 242-297 s in
 other hours), so each run is framed by a speed probe: the seconds of a fixed single-core workload (a Python loop
