@@ -770,10 +770,11 @@ def _join_details(details: list[pd.Series], index: pd.Index) -> pd.Series:
     only: on every row, the 6.4M POS lines of the 1.4M-customer demo (none with a detail) took 1.0 s, on the way from
     reading to cleaning (2026-12-05)."""
     joined = pd.Series(pd.NA, index=index, dtype="string")
-    details = [detail for detail in details if detail.notna().any()]
-    if not details:
+    present = [(detail, mask) for detail in details if (mask := detail.notna().to_numpy()).any()]
+    if not present:
         return joined
-    rows = np.logical_or.reduce([detail.notna().to_numpy() for detail in details])
+    details = [detail for detail, _ in present]
+    rows = np.logical_or.reduce([mask for _, mask in present])
     part = joined[rows]
     for detail in details:
         detail = detail[rows]
